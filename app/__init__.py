@@ -1,0 +1,1 @@
+"""Ray-native credit-risk runtime: ingest, features, training, serving and monitoring."""

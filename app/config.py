@@ -1,0 +1,138 @@
+"""One typed settings object: every path, URI, credential, port and worker count lives here."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CREDIT_"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_DATA_PATH = PROJECT_ROOT / "data" / "raw" / "german_credit.csv"
+
+
+class Settings(BaseSettings):
+    """Read from `CREDIT_*` environment variables and an optional `.env` file.
+
+    Paths left unset are derived from `data_dir`, so pointing one variable elsewhere moves
+    everything the jobs write.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- where things live -------------------------------------------------------------
+    data_dir: Path = Field(Path("var"), description="Root of everything the jobs write.")
+    raw_data_path: Path = Field(SHIPPED_DATA_PATH, description="Shipped German credit CSV.")
+    local_source_dir: Path | None = Field(
+        None, description="Warehouse tables as local files (default: `<data_dir>/source`)."
+    )
+    offline_dir: Path | None = Field(
+        None, description="Offline snapshots and rejects (default: `<data_dir>/offline`)."
+    )
+    feast_dir: Path | None = Field(
+        None, description="Feast registry and SQLite online store (default: `<data_dir>/feast`)."
+    )
+
+    # --- source ------------------------------------------------------------------------
+    source: Literal["local", "snowflake"] = Field("local", description="Where ingest reads.")
+    snowflake_account: str | None = None
+    snowflake_user: str | None = None
+    snowflake_password: SecretStr | None = None
+    snowflake_private_key_path: Path | None = Field(
+        None, description="PEM private key for key-pair auth (instead of a password)."
+    )
+    snowflake_private_key_passphrase: SecretStr | None = None
+    snowflake_warehouse: str | None = None
+    snowflake_database: str = "CREDIT"
+    snowflake_schema: str = "RAW"
+    snowflake_role: str | None = None
+    snowflake_host: str | None = Field(
+        None, description="Only for a Snowflake-compatible server (e.g. fakesnow) or a proxy."
+    )
+    snowflake_port: int | None = None
+    snowflake_protocol: Literal["https", "http"] = "https"
+    snowflake_login_timeout: int = Field(30, ge=1, description="Seconds before giving up on login.")
+    snowflake_queries: dict[str, str] = Field(
+        default_factory=dict,
+        description="Per-table SQL overriding `SELECT * FROM <db>.<schema>.<TABLE>` (JSON).",
+    )
+    snowflake_read_mode: Literal["result_batches", "read_snowflake"] = Field(
+        "result_batches",
+        description="`result_batches`: Arrow result batches spread over Ray tasks (fast); "
+        "`read_snowflake`: Ray's built-in reader (kept for comparison).",
+    )
+
+    # --- feature store -----------------------------------------------------------------
+    feast_project: str = "credit_risk"
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    redis_host: str = "127.0.0.1"
+    redis_port: int = 6379
+    redis_db: int = 0
+    redis_password: SecretStr | None = None
+    feature_service_name: str = Field(
+        "credit_risk_v1", description="FeatureService the model version is trained and served on."
+    )
+
+    # --- Ray ---------------------------------------------------------------------------
+    ray_address: str | None = Field(
+        None,
+        description="Cluster to join (`auto`, `ray://...`); unset: RAY_ADDRESS or a new local Ray.",
+    )
+    ray_num_cpus: int | None = Field(None, ge=1, description="CPUs for a new local Ray.")
+    ingest_parallelism: int = Field(
+        -1, description="Read tasks for ingest; -1 lets Ray Data choose."
+    )
+
+    seed: int = Field(42, description="Seed for ids, timestamps and synthetic data.")
+
+    @field_validator("snowflake_queries", mode="before")
+    @classmethod
+    def _lower_table_keys(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k).lower(): v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        self.local_source_dir = _resolve(self.local_source_dir, self.data_dir / "source")
+        self.offline_dir = _resolve(self.offline_dir, self.data_dir / "offline")
+        self.feast_dir = _resolve(self.feast_dir, self.data_dir / "feast")
+        self.raw_data_path = self.raw_data_path.expanduser().resolve()
+        return self
+
+    @cached_property
+    def redis_connection_string(self) -> str:
+        """Feast's `host:port,db=N[,password=...]` form; contains the secret, never log it."""
+        parts = [f"{self.redis_host}:{self.redis_port}", f"db={self.redis_db}"]
+        if self.redis_password is not None:
+            parts.append(f"password={self.redis_password.get_secret_value()}")
+        return ",".join(parts)
+
+    def describe(self) -> dict[str, str]:
+        """Settings for display: secrets masked, paths as strings."""
+        shown: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(getattr(self, name), SecretStr):
+                shown[name] = "********"
+            elif value is not None and value != {}:
+                shown[name] = str(value)
+        return shown
+
+
+def _resolve(path: Path | None, default: Path) -> Path:
+    return (path or default).expanduser().resolve()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment; keyword overrides win (tests, CLI flags)."""
+    return Settings(**overrides)

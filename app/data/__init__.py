@@ -1,0 +1,1 @@
+"""Sources, schema, validation, warehouse tables and synthetic data."""

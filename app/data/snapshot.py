@@ -1,0 +1,118 @@
+"""Offline snapshots: content-addressed Parquet folders, swapped in atomically via a symlink."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from app.data.schema import TABLES
+from app.errors import SnapshotError
+
+CURRENT = "current"
+SNAPSHOTS = "snapshots"
+MANIFEST = "manifest.json"
+
+
+def table_path(offline_dir: Path, table: str) -> Path:
+    """Where the current snapshot's table is read from (a stable path for Feast sources)."""
+    return offline_dir / CURRENT / f"{table}.parquet"
+
+
+def current_snapshot(offline_dir: Path) -> Path:
+    """The folder `current` points at; fails clearly when nothing was ingested yet."""
+    link = offline_dir / CURRENT
+    if not link.exists():
+        raise SnapshotError(
+            f"no offline snapshot in {offline_dir}: run `python -m jobs.ingest` first"
+        )
+    return link.resolve()
+
+
+def read_manifest(offline_dir: Path) -> dict[str, Any]:
+    return json.loads((current_snapshot(offline_dir) / MANIFEST).read_text())
+
+
+def _parquet_bytes(df: pd.DataFrame, schema: pa.Schema) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), sink)
+    return sink.getvalue().to_pybytes()
+
+
+def _write_file(path: Path, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def write_snapshot(
+    offline_dir: Path,
+    valid: dict[str, pd.DataFrame],
+    rejects: dict[str, pd.DataFrame],
+    source: dict[str, Any],
+) -> tuple[str, Path]:
+    """Write the tables and make them current, all or nothing.
+
+    Files go to a temporary folder, which is renamed to its content hash and then published by
+    replacing the `current` symlink (rename is atomic on POSIX). A crash at any point leaves the
+    previous snapshot current and intact. Identical input gives the identical snapshot id.
+    """
+    snapshots = offline_dir / SNAPSHOTS
+    snapshots.mkdir(parents=True, exist_ok=True)
+    encoded = {name: _parquet_bytes(df, TABLES[name].arrow_schema) for name, df in valid.items()}
+    digest = hashlib.sha256()
+    for name in sorted(encoded):
+        digest.update(name.encode())
+        digest.update(encoded[name])
+    snapshot_id = digest.hexdigest()[:16]
+    final = snapshots / snapshot_id
+
+    if not final.exists():
+        tmp = snapshots / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            for name, data in encoded.items():
+                _write_file(tmp / f"{name}.parquet", data)
+            for name, df in rejects.items():
+                if len(df):
+                    df.to_csv(tmp / f"rejects_{name}.csv", index=False)
+            manifest = {
+                "snapshot_id": snapshot_id,
+                "source": source,
+                "tables": {
+                    name: {
+                        "rows": len(valid[name]),
+                        "rejected": len(rejects.get(name, ())),
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                    }
+                    for name, data in encoded.items()
+                },
+            }
+            _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+            tmp.rename(final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    link_tmp = offline_dir / f".{CURRENT}-{uuid.uuid4().hex}"
+    link_tmp.symlink_to(Path(SNAPSHOTS) / snapshot_id, target_is_directory=True)
+    os.replace(link_tmp, offline_dir / CURRENT)
+    return snapshot_id, final
+
+
+def load_snapshot(offline_dir: Path, table: str) -> pd.DataFrame:
+    """One table of the current snapshot as pandas."""
+    path = table_path(offline_dir, table)
+    if not path.exists():
+        current_snapshot(offline_dir)
+        raise SnapshotError(f"snapshot has no table {table!r}: {path}")
+    return pd.read_parquet(path)

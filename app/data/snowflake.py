@@ -1,0 +1,277 @@
+"""Snowflake: connection from settings, a parallel Arrow result-batch reader, and seeding."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+from ray.data import Dataset
+from ray.data.block import BlockMetadata
+from ray.data.datasource import Datasource, ReadTask
+
+from app.config import Settings
+from app.data.schema import TableSpec
+from app.errors import ConfigError, SourceError
+
+# Unquoted Snowflake identifiers: letters, digits, `_` and `$`, not starting with a digit.
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
+
+
+def quote_identifier(name: str) -> str:
+    """Validate an identifier and quote it, upper-cased as Snowflake stores unquoted names.
+
+    Names come from settings; quoting after validation means no value can smuggle SQL in.
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+        raise ConfigError(
+            f"invalid Snowflake identifier {name!r}: use letters, digits, _ or $, "
+            "not starting with a digit"
+        )
+    return f'"{name.upper()}"'
+
+
+def qualified_table(settings: Settings, table: str) -> str:
+    return ".".join(
+        quote_identifier(part)
+        for part in (settings.snowflake_database, settings.snowflake_schema, table)
+    )
+
+
+def connection_parameters(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments for `snowflake.connector.connect`; holds secrets, never log it."""
+    missing = [
+        name for name in ("snowflake_account", "snowflake_user") if not getattr(settings, name)
+    ]
+    if settings.snowflake_password is None and settings.snowflake_private_key_path is None:
+        missing.append("snowflake_password or snowflake_private_key_path")
+    if missing:
+        names = ", ".join(f"CREDIT_{m.upper()}" for m in missing)
+        raise ConfigError(f"Snowflake source needs settings: {names}")
+    params: dict[str, Any] = {
+        "account": settings.snowflake_account,
+        "user": settings.snowflake_user,
+        "database": settings.snowflake_database,
+        "schema": settings.snowflake_schema,
+        "login_timeout": settings.snowflake_login_timeout,
+        "network_timeout": settings.snowflake_login_timeout,
+        "protocol": settings.snowflake_protocol,
+    }
+    if settings.snowflake_password is not None:
+        params["password"] = settings.snowflake_password.get_secret_value()
+    if settings.snowflake_private_key_path is not None:
+        params["private_key_file"] = str(settings.snowflake_private_key_path)
+        if settings.snowflake_private_key_passphrase is not None:
+            params["private_key_file_pwd"] = (
+                settings.snowflake_private_key_passphrase.get_secret_value()
+            )
+    for name in ("warehouse", "role", "host", "port"):
+        value = getattr(settings, f"snowflake_{name}")
+        if value is not None:
+            params[name] = value
+    return params
+
+
+def _describe_target(params: dict[str, Any]) -> str:
+    where = params.get("host") or f"{params['account']}.snowflakecomputing.com"
+    port = f":{params['port']}" if params.get("port") else ""
+    return f"Snowflake at {where}{port} (account {params['account']}, user {params['user']})"
+
+
+@contextmanager
+def connect(params: dict[str, Any]) -> Iterator[Any]:
+    """A connection whose failures name the target but never the credentials."""
+    import snowflake.connector
+    from snowflake.connector.errors import Error as SnowflakeError
+
+    try:
+        conn = snowflake.connector.connect(**params)
+    except SnowflakeError as exc:
+        reason = getattr(exc, "raw_msg", None) or type(exc).__name__
+        raise SourceError(f"cannot connect to {_describe_target(params)}: {reason}") from None
+    except OSError as exc:
+        raise SourceError(f"cannot reach {_describe_target(params)}: {exc}") from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def table_query(settings: Settings, spec: TableSpec) -> str:
+    """The SQL for one table: a configured query, or every column of the table by name."""
+    if spec.name in settings.snowflake_queries:
+        return settings.snowflake_queries[spec.name]
+    columns = ", ".join(quote_identifier(c) for c in spec.columns)
+    return f"SELECT {columns} FROM {qualified_table(settings, spec.name)}"
+
+
+def _lower_names(table: pa.Table) -> pa.Table:
+    return table.rename_columns([c.lower() for c in table.column_names])
+
+
+def _execute(cursor: Any, sql: str, params: dict[str, Any]) -> None:
+    from snowflake.connector.errors import ProgrammingError
+
+    try:
+        cursor.execute(sql)
+    except ProgrammingError as exc:
+        raise SourceError(
+            f"query failed on {_describe_target(params)}: {exc.raw_msg or exc}"
+        ) from None
+
+
+class SnowflakeResultBatchDatasource(Datasource):
+    """Runs the query once, then reads its Arrow result batches in parallel Ray tasks.
+
+    Snowflake splits a large result into batches held in cloud storage; each batch downloads
+    on its own, so spreading them over tasks reads in parallel instead of through one cursor.
+    """
+
+    def __init__(self, sql: str, params: dict[str, Any], required_columns: list[str]):
+        super().__init__()
+        self._sql = sql
+        self._params = params
+        self._required = required_columns
+        self._batches: list[Any] | None = None
+        self._schema: pa.Schema | None = None
+
+    def _fetch_batches(self) -> list[Any]:
+        if self._batches is None:
+            with connect(self._params) as conn:
+                cursor = conn.cursor()
+                _execute(cursor, self._sql, self._params)
+                names = [d.name.lower() for d in cursor.description]
+                missing = [c for c in self._required if c not in names]
+                if missing:
+                    raise SourceError(
+                        f"query result lacks columns {', '.join(missing)} "
+                        f"(got {', '.join(names)}): {self._sql}"
+                    )
+                self._batches = list(cursor.get_result_batches() or [])
+                self._schema = pa.schema([(n, pa.string()) for n in names])
+        return self._batches
+
+    def estimate_inmemory_data_size(self) -> int | None:
+        batches = self._fetch_batches()
+        return sum(b.uncompressed_size or 0 for b in batches) or None
+
+    def get_read_tasks(
+        self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
+    ) -> list[ReadTask]:
+        batches = self._fetch_batches()
+        if not batches:
+            empty = self._schema.empty_table() if self._schema else pa.table({})
+            return [ReadTask(lambda: [empty], BlockMetadata(0, 0, None, None))]
+        groups = max(1, min(parallelism if parallelism > 0 else len(batches), len(batches)))
+        # Greedy by row count, so one big batch does not leave the other tasks idle.
+        buckets: list[list[Any]] = [[] for _ in range(groups)]
+        rows = [0] * groups
+        for batch in sorted(batches, key=lambda b: b.rowcount, reverse=True):
+            i = rows.index(min(rows))
+            buckets[i].append(batch)
+            rows[i] += batch.rowcount
+
+        def read(group: list[Any]) -> list[pa.Table]:
+            return [_lower_names(b.to_arrow()) for b in group]
+
+        return [
+            ReadTask(
+                lambda group=group: read(group),
+                BlockMetadata(
+                    num_rows=sum(b.rowcount for b in group),
+                    size_bytes=sum(b.uncompressed_size or 0 for b in group) or None,
+                    input_files=None,
+                    exec_stats=None,
+                ),
+            )
+            for group in buckets
+            if group
+        ]
+
+
+def read_snowflake_table(spec: TableSpec, settings: Settings) -> Dataset:
+    """One warehouse table from Snowflake as a Ray Dataset, columns lower-cased."""
+    params = connection_parameters(settings)
+    sql = table_query(settings, spec)
+    if settings.snowflake_read_mode == "read_snowflake":
+        return ray.data.read_snowflake(sql, params).map_batches(
+            _lower_names, batch_format="pyarrow"
+        )
+    source = SnowflakeResultBatchDatasource(sql, params, list(spec.columns))
+    return ray.data.read_datasource(source, override_num_blocks=None).select_columns(
+        list(spec.columns)
+    )
+
+
+_SNOWFLAKE_TYPES = {"string": "VARCHAR", "int64": "NUMBER(38,0)"}
+
+
+def _column_type(dtype: pa.DataType) -> str:
+    if pa.types.is_timestamp(dtype):
+        return "TIMESTAMP_TZ"
+    return _SNOWFLAKE_TYPES[str(dtype)]
+
+
+def seed_snowflake(
+    tables: dict[str, pd.DataFrame], specs: dict[str, TableSpec], settings: Settings
+) -> dict[str, int]:
+    """Load tables INTO Snowflake the way a warehouse load does: create, stage, PUT, COPY INTO.
+
+    Each table is loaded under a staging name and swapped in only after COPY succeeded, so a
+    failed load leaves the previous table as it was.
+    """
+    params = connection_parameters(settings)
+    params.pop("database", None)
+    params.pop("schema", None)
+    database = quote_identifier(settings.snowflake_database)
+    schema = f"{database}.{quote_identifier(settings.snowflake_schema)}"
+    stage = f"{schema}.{quote_identifier('CREDIT_SEED_STAGE')}"
+    loaded: dict[str, int] = {}
+    with connect(params) as conn, tempfile.TemporaryDirectory() as tmp:
+        cursor = conn.cursor()
+        for sql in (
+            f"CREATE DATABASE IF NOT EXISTS {database}",
+            f"CREATE SCHEMA IF NOT EXISTS {schema}",
+            f"CREATE STAGE IF NOT EXISTS {stage}",
+        ):
+            _execute(cursor, sql, params)
+        for name, df in tables.items():
+            spec = specs[name]
+            target = qualified_table(settings, name)
+            columns = ", ".join(
+                f"{quote_identifier(c)} {_column_type(t)}" for c, t in spec.columns.items()
+            )
+            file_name = f"{name}.parquet"
+            path = Path(tmp) / file_name
+            pq.write_table(
+                pa.Table.from_pandas(
+                    df[list(spec.columns)], schema=spec.arrow_schema, preserve_index=False
+                ),
+                path,
+            )
+            loading = qualified_table(settings, f"{name}__loading")
+            _execute(cursor, f"CREATE OR REPLACE TABLE {loading} ({columns})", params)
+            _execute(
+                cursor,
+                f"PUT 'file://{path.as_posix()}' @{stage} OVERWRITE=TRUE AUTO_COMPRESS=FALSE",
+                params,
+            )
+            _execute(
+                cursor,
+                f"COPY INTO {loading} FROM @{stage}/{file_name} FILE_FORMAT=(TYPE=PARQUET) "
+                "MATCH_BY_COLUMN_NAME=CASE_INSENSITIVE",
+                params,
+            )
+            # CREATE OR REPLACE ... CLONE swaps the loaded copy in as one statement.
+            _execute(cursor, f"CREATE OR REPLACE TABLE {target} CLONE {loading}", params)
+            _execute(cursor, f"DROP TABLE IF EXISTS {loading}", params)
+            _execute(cursor, f"SELECT COUNT(*) FROM {target}", params)
+            loaded[name] = int(cursor.fetchone()[0])
+    return loaded

@@ -1,0 +1,124 @@
+"""Row validation: types, categories, ranges, nulls and duplicate keys, with a reason per row."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from app.data.schema import CATEGORIES, RANGES, TableSpec
+
+REASON = "_reject_reason"
+RAW = "_raw"
+
+
+def output_schema(spec: TableSpec) -> pa.Schema:
+    """Typed columns plus the reject reason and the original row (set only on rejects)."""
+    return spec.arrow_schema.append(pa.field(REASON, pa.string())).append(
+        pa.field(RAW, pa.string())
+    )
+
+
+def _blank(series: pd.Series) -> pd.Series:
+    return series.isna() | series.astype("string").str.strip().eq("")
+
+
+def annotate_batch(batch: pd.DataFrame, spec: TableSpec) -> pa.Table:
+    """Coerce a batch to the table's types and give every bad row the reasons it is bad.
+
+    Invalid values become nulls in the typed columns; the row's original values are kept as
+    JSON in `_raw` so the rejects file shows exactly what the source held.
+    """
+    n = len(batch)
+    reasons: list[list[str]] = [[] for _ in range(n)]
+
+    def flag(mask: np.ndarray | pd.Series, message) -> None:
+        for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
+            reasons[i].append(message(i) if callable(message) else message)
+
+    out: dict[str, pd.Series] = {}
+    for column, dtype in spec.columns.items():
+        values = batch[column].reset_index(drop=True)
+        missing = _blank(values)
+        flag(missing, f"{column} is null")
+        if pa.types.is_integer(dtype):
+            numbers = pd.to_numeric(values, errors="coerce")
+            unparsed = numbers.isna() & ~missing
+            flag(unparsed, lambda i, c=column, v=values: f"{c}={v[i]!r} is not a number")
+            fractional = numbers.notna() & (numbers != np.floor(numbers.fillna(0)))
+            flag(fractional, lambda i, c=column, v=values: f"{c}={v[i]!r} is not an integer")
+            if column in RANGES:
+                low, high = RANGES[column]
+                outside = numbers.notna() & ~numbers.between(low, high)
+                flag(
+                    outside,
+                    lambda i, c=column, v=numbers, lo=low, hi=high: (
+                        f"{c}={v[i]:g} outside [{lo}, {hi}]"
+                    ),
+                )
+            good = numbers.notna() & ~fractional
+            out[column] = numbers.where(good).astype("Int64")
+        elif pa.types.is_timestamp(dtype):
+            stamps = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
+            flag(
+                stamps.isna() & ~missing,
+                lambda i, c=column, v=values: f"{c}={v[i]!r} is not a timestamp",
+            )
+            out[column] = stamps
+        else:
+            text = values.astype("string").str.strip()
+            if column in CATEGORIES:
+                allowed = CATEGORIES[column]
+                unknown = ~missing & ~text.isin(allowed)
+                flag(
+                    unknown, lambda i, c=column, v=text: f"{c}={v[i]!r} is not an allowed category"
+                )
+            out[column] = text.where(~missing)
+
+    reason = pd.Series(["; ".join(r) if r else None for r in reasons], dtype="object")
+    raw = pd.Series([None] * n, dtype="object")
+    bad = reason.notna().to_numpy()
+    if bad.any():
+        original = batch.reset_index(drop=True).loc[bad]
+        raw[bad] = [json.dumps(row, default=str) for row in original.to_dict("records")]
+    frame = pd.DataFrame(out)
+    frame[REASON] = reason
+    frame[RAW] = raw
+    return pa.Table.from_pandas(frame, schema=output_schema(spec), preserve_index=False)
+
+
+def flag_duplicates(df: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """Reject every valid row whose unique key occurs more than once: which copy is right is
+    unknowable, so none is trusted."""
+    key = list(spec.unique_key)
+    valid = df[REASON].isna()
+    counts = df.loc[valid].groupby(key, dropna=False)[key[0]].transform("size")
+    dup_index = counts.index[counts > 1]
+    if len(dup_index):
+        df = df.copy()
+        rows = df.loc[dup_index, key]
+        df.loc[dup_index, REASON] = [
+            "duplicate key " + ", ".join(f"{k}={v}" for k, v in zip(key, vals, strict=True))
+            for vals in rows.itertuples(index=False)
+        ]
+        originals = df.loc[dup_index, list(spec.columns)]
+        df.loc[dup_index, RAW] = [json.dumps(r, default=str) for r in originals.to_dict("records")]
+    return df
+
+
+def split_valid(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(valid rows typed and sorted by key, rejects with reason and original values)."""
+    bad = df[REASON].notna()
+    valid_df = (
+        df.loc[~bad, list(spec.columns)]
+        .sort_values(list(spec.unique_key), kind="mergesort")
+        .reset_index(drop=True)
+    )
+    rejects = df.loc[bad, [REASON, RAW]].reset_index(drop=True)
+    originals = pd.DataFrame([json.loads(r) for r in rejects[RAW]], dtype="object")
+    rejects_df = pd.concat(
+        [rejects[[REASON]].rename(columns={REASON: "reason"}), originals], axis=1
+    )
+    return valid_df, rejects_df

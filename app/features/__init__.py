@@ -1,0 +1,1 @@
+"""Feast feature store: definitions, pure feature functions, apply/materialize/retrieve."""

@@ -1,0 +1,165 @@
+"""The feature store from settings: apply, materialize, training sets, online reads."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pandas as pd
+from feast import FeatureStore, RepoConfig
+
+from app.config import Settings
+from app.data.schema import APPLICATIONS, REQUEST_COLUMNS
+from app.data.snapshot import load_snapshot, read_manifest
+from app.errors import FeatureStoreError
+from app.features.definitions import build_definitions
+
+log = logging.getLogger(__name__)
+
+
+def repo_config(settings: Settings) -> RepoConfig:
+    """Feast's configuration, built from our settings rather than a second YAML to keep in sync."""
+    if settings.online_store == "redis":
+        online = {"type": "redis", "connection_string": settings.redis_connection_string}
+    else:
+        online = {"type": "sqlite", "path": str(settings.feast_dir / "online_store.db")}
+    return RepoConfig(
+        project=settings.feast_project,
+        provider="local",
+        # One registry per online store: it records what was materialized where, so switching
+        # stores must not make Feast think the new one is already loaded.
+        registry=str(settings.feast_dir / f"registry_{settings.online_store}.db"),
+        online_store=online,
+        offline_store={"type": "file"},
+        entity_key_serialization_version=3,
+        repo_path=settings.feast_dir,
+    )
+
+
+def get_store(settings: Settings) -> FeatureStore:
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    return FeatureStore(config=repo_config(settings))
+
+
+def describe_online_store(settings: Settings) -> str:
+    if settings.online_store == "redis":
+        return f"Redis online store at {settings.redis_host}:{settings.redis_port}"
+    return f"SQLite online store at {settings.feast_dir / 'online_store.db'}"
+
+
+def check_online_store(settings: Settings) -> None:
+    """Fail fast, naming the store, when the online store cannot be reached."""
+    if settings.online_store != "redis":
+        return
+    import redis
+
+    client = redis.Redis(
+        host=settings.redis_host,
+        port=settings.redis_port,
+        db=settings.redis_db,
+        password=settings.redis_password.get_secret_value() if settings.redis_password else None,
+        socket_connect_timeout=3,
+        socket_timeout=3,
+    )
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise FeatureStoreError(
+            f"{describe_online_store(settings)} is unreachable: {type(exc).__name__}: {exc}"
+        ) from None
+    finally:
+        client.close()
+
+
+def apply_definitions(store: FeatureStore, settings: Settings) -> list:
+    objects = build_definitions(settings.offline_dir, settings.feature_service_name)
+    store.apply(objects)
+    return objects
+
+
+@dataclass
+class MaterializeReport:
+    snapshot_id: str
+    online_store: str
+    views: list[str]
+    start: datetime | None
+    end: datetime
+    incremental: bool
+
+
+def materialize(
+    settings: Settings, full: bool = False, end: datetime | None = None
+) -> MaterializeReport:
+    """Apply the definitions, then load new feature rows into the online store.
+
+    The first run (or `full`) loads everything from the earliest event in the snapshot, since
+    Feast's own first incremental window only reaches back one TTL; later runs load only what
+    arrived since the previous run.
+    """
+    manifest = read_manifest(settings.offline_dir)
+    check_online_store(settings)
+    end = end or datetime.now(UTC)
+    store = get_store(settings)
+    try:
+        apply_definitions(store, settings)
+        views = [v for v in store.list_feature_views() if v.online]
+        fresh = full or any(not v.materialization_intervals for v in views)
+        start = None
+        if fresh:
+            start = _earliest_event(settings)
+            store.materialize(start_date=start, end_date=end, feature_views=[v.name for v in views])
+        else:
+            store.materialize_incremental(end_date=end, feature_views=[v.name for v in views])
+    except FeatureStoreError:
+        raise
+    except Exception as exc:
+        raise FeatureStoreError(
+            f"materialize into {describe_online_store(settings)} failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    return MaterializeReport(
+        snapshot_id=manifest["snapshot_id"],
+        online_store=describe_online_store(settings),
+        views=[v.name for v in views],
+        start=start,
+        end=end,
+        incremental=not fresh,
+    )
+
+
+def _earliest_event(settings: Settings) -> datetime:
+    from app.data.schema import FINANCIALS, PROFILE
+
+    earliest = min(
+        load_snapshot(settings.offline_dir, spec.name)[spec.timestamp].min()
+        for spec in (PROFILE, FINANCIALS)
+    )
+    return earliest.to_pydatetime() - pd.Timedelta(seconds=1)
+
+
+def training_entities(applications_df: pd.DataFrame) -> pd.DataFrame:
+    """The entity frame Feast joins on: one row per application, at its application time."""
+    entity_df = applications_df.rename(columns={APPLICATIONS.timestamp: "event_timestamp"}).copy()
+    keep = ["application_id", "applicant_id", "event_timestamp", *REQUEST_COLUMNS]
+    extra = [c for c in entity_df.columns if c not in keep]
+    return entity_df[keep + extra]
+
+
+def get_training_frame(
+    store: FeatureStore, applications_df: pd.DataFrame, feature_service_name: str
+) -> pd.DataFrame:
+    """Features as of each application's time (never later values), one row per application."""
+    service = store.get_feature_service(feature_service_name)
+    job = store.get_historical_features(
+        entity_df=training_entities(applications_df), features=service
+    )
+    return job.to_df().sort_values("application_id", kind="mergesort").reset_index(drop=True)
+
+
+def get_online_features(
+    store: FeatureStore, feature_service_name: str, rows: list[dict]
+) -> pd.DataFrame:
+    """Online features for applicants, with each application's request-time fields in `rows`."""
+    service = store.get_feature_service(feature_service_name)
+    return store.get_online_features(features=service, entity_rows=rows).to_df()

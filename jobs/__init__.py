@@ -1,0 +1,1 @@
+"""Thin entrypoints: `python -m jobs.<name>`, locally or through `ray job submit`."""

@@ -1,0 +1,35 @@
+"""Apply the Feast definitions and materialize new feature rows into the online store."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from app.config import load_settings
+from app.features.store import materialize
+from app.runtime import run_job, setup_logging
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.materialize", description=__doc__)
+    parser.add_argument(
+        "--full", action="store_true", help="reload every row, not only those since the last run"
+    )
+    parser.add_argument("--online-store", choices=["sqlite", "redis"], help="default: settings")
+    args = parser.parse_args()
+    setup_logging()
+    overrides = {"online_store": args.online_store} if args.online_store else {}
+    settings = load_settings(**overrides)
+    started = time.perf_counter()
+    report = materialize(settings, full=args.full)
+    mode = "incremental" if report.incremental else f"full from {report.start:%Y-%m-%d}"
+    print(
+        f"materialized {', '.join(report.views)} ({mode}, up to {report.end:%Y-%m-%d %H:%M} UTC) "
+        f"from snapshot {report.snapshot_id} into {report.online_store} "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_job(main)
