@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Callable
 
 from pydantic import ValidationError
@@ -21,6 +22,10 @@ def setup_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    # Library chatter that says nothing to a user of the jobs: Ray Data's own deprecation
+    # notices and Feast's "on-demand views are experimental" on every retrieval.
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\..*")
+    warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
     # Feast logs every registry refresh at INFO; keep the jobs' own lines readable.
     for noisy in ("feast", "snowflake.connector"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -42,8 +47,19 @@ def init_ray(settings: Settings) -> None:
         ray.init(address=address, log_to_driver=True)
     else:
         ray.init(address="local", num_cpus=settings.ray_num_cpus, **kwargs)
+    configure_ray_data()
+
+
+def configure_ray_data() -> None:
+    """Ray Data settings for this driver (they travel with each Dataset's plan)."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
     # Progress bars interleave badly with the jobs' own progress lines.
-    ray.data.DataContext.get_current().enable_progress_bars = False
+    context.enable_progress_bars = False
+    # Ray 2.60's file-listing stage starts an actor per dataset: ~5 s to read a 1,000-row
+    # Parquet file here against ~0.2 s on the V1 reader (measured on 2 cores).
+    context.use_datasource_v2 = False
 
 
 def run_job(main: Callable[[], int | None]) -> None:

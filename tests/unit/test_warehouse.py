@@ -1,0 +1,57 @@
+"""Warehouse tables from the shipped file: stable ids, sane event times, the label."""
+
+import pandas as pd
+import pytest
+
+from app.config import SHIPPED_DATA_PATH
+from app.data.schema import TABLES
+from app.data.warehouse import build_warehouse_tables, load_raw
+from app.errors import SourceError
+
+
+@pytest.fixture(scope="module")
+def raw() -> pd.DataFrame:
+    return load_raw(SHIPPED_DATA_PATH)
+
+
+def test_tables_match_their_specs(raw):
+    tables = build_warehouse_tables(raw, seed=42)
+    assert set(tables) == set(TABLES)
+    for name, df in tables.items():
+        assert list(df.columns) == list(TABLES[name].columns)
+        assert len(df) == 1000
+
+
+def test_ids_and_times_are_stable_across_runs(raw):
+    first = build_warehouse_tables(raw, seed=42)
+    second = build_warehouse_tables(raw, seed=42)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(first[name], second[name])
+    apps = first["loan_applications"]
+    assert apps.loc[0, "applicant_id"] == "A0000001"
+    assert apps["applicant_id"].is_unique and apps["application_id"].is_unique
+
+
+def test_profile_and_financials_predate_the_application(raw):
+    tables = build_warehouse_tables(raw, seed=42)
+    apps = tables["loan_applications"].set_index("applicant_id")["application_timestamp"]
+    for name in ("applicant_profile", "applicant_financials"):
+        events = tables[name].set_index("applicant_id")["event_timestamp"]
+        assert (events < apps.loc[events.index]).all()
+
+
+def test_label_is_default_flag(raw):
+    apps = build_warehouse_tables(raw, seed=42)["loan_applications"]
+    assert apps["is_default"].sum() == (raw["creditability"] == "bad").sum() == 300
+
+
+def test_missing_columns_are_named(tmp_path, raw):
+    path = tmp_path / "broken.csv"
+    raw.drop(columns=["purpose", "housing"]).to_csv(path, index=False)
+    with pytest.raises(SourceError, match=r"lacks columns: (housing, purpose|purpose, housing)"):
+        load_raw(path)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(SourceError, match="raw data file not found"):
+        load_raw(tmp_path / "nope.csv")
