@@ -65,6 +65,12 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Per-table SQL overriding `SELECT * FROM <db>.<schema>.<TABLE>` (JSON).",
     )
+    snowflake_read_partitions: int = Field(
+        1,
+        ge=1,
+        description="Split each table into N hash partitions of its key, read by N parallel "
+        "queries; helps when the server returns few result batches.",
+    )
     snowflake_read_mode: Literal["result_batches", "read_snowflake"] = Field(
         "result_batches",
         description="`result_batches`: Arrow result batches spread over Ray tasks (fast); "

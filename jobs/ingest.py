@@ -6,6 +6,7 @@ import argparse
 
 from app.config import load_settings
 from app.data.ingest import IngestReport, ingest
+from app.data.sources import check_source
 from app.runtime import init_ray, run_job, setup_logging
 
 
@@ -29,6 +30,7 @@ def main() -> int:
     setup_logging()
     overrides = {"source": args.source} if args.source else {}
     settings = load_settings(**overrides)
+    check_source(settings)
     init_ray(settings)
     print_report(ingest(settings))
     return 0

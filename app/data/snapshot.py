@@ -43,7 +43,10 @@ def read_manifest(offline_dir: Path) -> dict[str, Any]:
 
 def _parquet_bytes(df: pd.DataFrame, schema: pa.Schema) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(df, schema=schema, preserve_index=False), sink)
+    # Without pandas' metadata the bytes depend only on the values and the schema, so the same
+    # rows give the same snapshot whichever source (and pandas dtypes) they came through.
+    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    pq.write_table(table.replace_schema_metadata(None), sink)
     return sink.getvalue().to_pybytes()
 
 

@@ -6,6 +6,7 @@ import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -127,47 +128,97 @@ def _execute(cursor: Any, sql: str, params: dict[str, Any]) -> None:
         ) from None
 
 
-class SnowflakeResultBatchDatasource(Datasource):
-    """Runs the query once, then reads its Arrow result batches in parallel Ray tasks.
+def _read_batches(batches: list[Any]) -> list[pa.Table]:
+    return [_lower_names(b.to_arrow()) for b in batches]
 
-    Snowflake splits a large result into batches held in cloud storage; each batch downloads
-    on its own, so spreading them over tasks reads in parallel instead of through one cursor.
+
+def _read_partition(sql: str, params: dict[str, Any]) -> list[pa.Table]:
+    with connect(params) as conn:
+        cursor = conn.cursor()
+        _execute(cursor, sql, params)
+        return _read_batches(cursor.get_result_batches() or [])
+
+
+class SnowflakeResultBatchDatasource(Datasource):
+    """Reads a query's Arrow result batches in parallel Ray tasks.
+
+    Snowflake splits a large result into batches held in cloud storage; each downloads on its
+    own, so spreading them over tasks reads in parallel instead of through one cursor. A server
+    that returns one inline batch (small results, Snowflake-compatible test servers) gives no
+    parallelism that way: `partitions > 1` then runs one query per hash partition of
+    `partition_key`, each in its own task.
     """
 
-    def __init__(self, sql: str, params: dict[str, Any], required_columns: list[str]):
+    def __init__(
+        self,
+        sql: str,
+        params: dict[str, Any],
+        required_columns: list[str],
+        partition_key: str | None = None,
+        partitions: int = 1,
+    ):
         super().__init__()
         self._sql = sql
         self._params = params
         self._required = required_columns
+        self._partition_key = partition_key
+        self._partitions = partitions if partition_key else 1
         self._batches: list[Any] | None = None
-        self._schema: pa.Schema | None = None
+        self._names: list[str] = []
 
-    def _fetch_batches(self) -> list[Any]:
-        if self._batches is None:
-            with connect(self._params) as conn:
-                cursor = conn.cursor()
+    def _check_columns(self, names: list[str]) -> None:
+        missing = [c for c in self._required if c not in names]
+        if missing:
+            raise SourceError(
+                f"query result lacks columns {', '.join(missing)} "
+                f"(got {', '.join(names)}): {self._sql}"
+            )
+
+    def _prepare(self) -> None:
+        """Run the query (or, when partitioned, only describe it) and check its columns."""
+        if self._batches is not None:
+            return
+        with connect(self._params) as conn:
+            cursor = conn.cursor()
+            if self._partitions > 1:
+                _execute(cursor, f"SELECT * FROM ({self._sql}) AS q LIMIT 0", self._params)
+                self._batches = []
+            else:
                 _execute(cursor, self._sql, self._params)
-                names = [d.name.lower() for d in cursor.description]
-                missing = [c for c in self._required if c not in names]
-                if missing:
-                    raise SourceError(
-                        f"query result lacks columns {', '.join(missing)} "
-                        f"(got {', '.join(names)}): {self._sql}"
-                    )
                 self._batches = list(cursor.get_result_batches() or [])
-                self._schema = pa.schema([(n, pa.string()) for n in names])
-        return self._batches
+            self._names = [d.name.lower() for d in cursor.description]
+        self._check_columns(self._names)
+
+    def _partition_sql(self, index: int) -> str:
+        key = quote_identifier(self._partition_key or "")
+        return (
+            f"SELECT * FROM ({self._sql}) AS q "
+            f"WHERE MOD(ABS(HASH(q.{key})), {self._partitions}) = {index}"
+        )
+
+    def num_read_tasks(self) -> int:
+        self._prepare()
+        return self._partitions if self._partitions > 1 else max(1, len(self._batches or []))
 
     def estimate_inmemory_data_size(self) -> int | None:
-        batches = self._fetch_batches()
-        return sum(b.uncompressed_size or 0 for b in batches) or None
+        self._prepare()
+        return sum(b.uncompressed_size or 0 for b in self._batches or []) or None
 
     def get_read_tasks(
         self, parallelism: int, per_task_row_limit: int | None = None, data_context: Any = None
     ) -> list[ReadTask]:
-        batches = self._fetch_batches()
+        self._prepare()
+        if self._partitions > 1:
+            return [
+                ReadTask(
+                    partial(_read_partition, self._partition_sql(i), self._params),
+                    BlockMetadata(None, None, None, None),
+                )
+                for i in range(self._partitions)
+            ]
+        batches = self._batches or []
         if not batches:
-            empty = self._schema.empty_table() if self._schema else pa.table({})
+            empty = pa.schema([(n, pa.string()) for n in self._names]).empty_table()
             return [ReadTask(lambda: [empty], BlockMetadata(0, 0, None, None))]
         groups = max(1, min(parallelism if parallelism > 0 else len(batches), len(batches)))
         # Greedy by row count, so one big batch does not leave the other tasks idle.
@@ -177,13 +228,9 @@ class SnowflakeResultBatchDatasource(Datasource):
             i = rows.index(min(rows))
             buckets[i].append(batch)
             rows[i] += batch.rowcount
-
-        def read(group: list[Any]) -> list[pa.Table]:
-            return [_lower_names(b.to_arrow()) for b in group]
-
         return [
             ReadTask(
-                lambda group=group: read(group),
+                lambda group=group: _read_batches(group),
                 BlockMetadata(
                     num_rows=sum(b.rowcount for b in group),
                     size_bytes=sum(b.uncompressed_size or 0 for b in group) or None,
@@ -204,10 +251,16 @@ def read_snowflake_table(spec: TableSpec, settings: Settings) -> Dataset:
         return ray.data.read_snowflake(sql, params).map_batches(
             _lower_names, batch_format="pyarrow"
         )
-    source = SnowflakeResultBatchDatasource(sql, params, list(spec.columns))
-    return ray.data.read_datasource(source, override_num_blocks=None).select_columns(
-        list(spec.columns)
+    source = SnowflakeResultBatchDatasource(
+        sql,
+        params,
+        list(spec.columns),
+        partition_key=spec.unique_key[0],
+        partitions=settings.snowflake_read_partitions,
     )
+    # One block per read task: Ray Data would otherwise split a small result into 200 blocks
+    # and run a task for each.
+    return ray.data.read_datasource(source, override_num_blocks=source.num_read_tasks())
 
 
 _SNOWFLAKE_TYPES = {"string": "VARCHAR", "int64": "NUMBER(38,0)"}

@@ -66,11 +66,26 @@ def read_local_table(spec: TableSpec, source_dir: Path, parallelism: int = -1) -
         )
     else:
         ds = ray.data.read_parquet(str(path), override_num_blocks=_blocks(parallelism))
-    return ds.select_columns(list(spec.columns))
+    return ds
 
 
 def _blocks(parallelism: int) -> int | None:
     return parallelism if parallelism > 0 else None
+
+
+def check_source(settings: Settings) -> None:
+    """Cheap checks before any Ray work: local tables exist and have the columns, or the
+    Snowflake settings are complete."""
+    from app.data.schema import TABLES
+
+    if settings.source == "snowflake":
+        from app.data.snowflake import connection_parameters
+
+        connection_parameters(settings)
+        return
+    for spec in TABLES.values():
+        path = local_table_path(settings.local_source_dir, spec)
+        check_columns(_local_columns(path), spec, str(path))
 
 
 def read_table(spec: TableSpec, settings: Settings) -> Dataset:

@@ -35,12 +35,15 @@ def annotate_batch(batch: pd.DataFrame, spec: TableSpec) -> pa.Table:
     reasons: list[list[str]] = [[] for _ in range(n)]
 
     def flag(mask: np.ndarray | pd.Series, message) -> None:
-        for i in np.flatnonzero(np.asarray(mask, dtype=bool)):
+        flags = mask.fillna(False) if isinstance(mask, pd.Series) else mask
+        for i in np.flatnonzero(np.asarray(flags, dtype=bool)):
             reasons[i].append(message(i) if callable(message) else message)
 
     out: dict[str, pd.Series] = {}
     for column, dtype in spec.columns.items():
-        values = batch[column].reset_index(drop=True)
+        # Plain objects: sources hand over Arrow-backed or numpy dtypes, and masks over
+        # nullable dtypes carry NA instead of False.
+        values = pd.Series(batch[column].to_numpy(dtype=object, na_value=None))
         missing = _blank(values)
         flag(missing, f"{column} is null")
         if pa.types.is_integer(dtype):
