@@ -147,14 +147,25 @@ def training_entities(applications_df: pd.DataFrame) -> pd.DataFrame:
 
 
 def get_training_frame(
-    store: FeatureStore, applications_df: pd.DataFrame, feature_service_name: str
+    settings: Settings, applications_df: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """Features as of each application's time (never later values), one row per application."""
-    service = store.get_feature_service(feature_service_name)
-    job = store.get_historical_features(
-        entity_df=training_entities(applications_df), features=service
-    )
-    return job.to_df().sort_values("application_id", kind="mergesort").reset_index(drop=True)
+    """Features as of each application's time (never later values), one row per application.
+
+    Applies the definitions first (idempotent), so a training set can be built from a fresh
+    snapshot without materializing the online store.
+    """
+    if applications_df is None:
+        applications_df = load_snapshot(settings.offline_dir, APPLICATIONS.name)
+    store = get_store(settings)
+    apply_definitions(store, settings)
+    service = store.get_feature_service(settings.feature_service_name)
+    entity_df = training_entities(applications_df)
+    joined = store.get_historical_features(entity_df=entity_df, features=service).to_df()
+    # Feast's file offline store drops an application outright when one of its views has no
+    # row within the TTL; keep every application and leave those features missing instead.
+    features = joined.drop(columns=[c for c in entity_df.columns if c != "application_id"])
+    frame = entity_df.merge(features, on="application_id", how="left", validate="one_to_one")
+    return frame.sort_values("application_id", kind="mergesort").reset_index(drop=True)
 
 
 def get_online_features(

@@ -1,0 +1,169 @@
+"""Feast on the real snapshot: materialize (SQLite and Redis), online reads, point-in-time joins."""
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from app.data.ingest import ingest
+from app.data.snapshot import load_snapshot
+from app.data.warehouse import source_tables, write_local_tables
+from app.errors import FeatureStoreError
+from app.features.store import get_online_features, get_store, get_training_frame, materialize
+from app.features.transforms import application_features
+from tests.conftest import start_redis
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
+
+SERVICE = "credit_risk_v1"
+
+
+def request_row(app: pd.Series) -> dict:
+    return {
+        "applicant_id": app["applicant_id"],
+        "credit_amount": int(app["credit_amount"]),
+        "duration_in_month": int(app["duration_in_month"]),
+        "purpose": app["purpose"],
+        "installment_rate_in_percentage_of_disposable_income": int(
+            app["installment_rate_in_percentage_of_disposable_income"]
+        ),
+    }
+
+
+@pytest.fixture
+def ingested(make_settings):
+    def make(tables=None, **overrides):
+        settings = make_settings(**overrides)
+        tables = tables or source_tables(settings.raw_data_path, settings.seed)
+        write_local_tables(tables, settings.local_source_dir)
+        ingest(settings)
+        return settings
+
+    return make
+
+
+def test_online_features_match_the_snapshot(ingested):
+    settings = ingested()
+    report = materialize(settings)
+    assert not report.incremental
+    apps = load_snapshot(settings.offline_dir, "loan_applications")
+    profile = load_snapshot(settings.offline_dir, "applicant_profile").set_index("applicant_id")
+    financials = load_snapshot(settings.offline_dir, "applicant_financials").set_index(
+        "applicant_id"
+    )
+    rows = [request_row(apps.iloc[i]) for i in (0, 41, 999)]
+    online = get_online_features(get_store(settings), SERVICE, rows).set_index("applicant_id")
+    for row in rows:
+        got = online.loc[row["applicant_id"]]
+        assert got["age_in_years"] == profile.loc[row["applicant_id"], "age_in_years"]
+        assert got["housing"] == profile.loc[row["applicant_id"], "housing"]
+        assert got["credit_history"] == financials.loc[row["applicant_id"], "credit_history"]
+        expected = application_features(
+            pd.DataFrame([{**row, "age_in_years": got["age_in_years"]}])
+        ).iloc[0]
+        assert got["monthly_installment"] == pytest.approx(expected["monthly_installment"])
+        assert got["credit_amount_per_age_year"] == pytest.approx(
+            expected["credit_amount_per_age_year"]
+        )
+
+
+def test_second_run_is_incremental_and_picks_up_new_rows(ingested):
+    settings = ingested()
+    materialize(settings, end=datetime(2026, 1, 1, tzinfo=UTC))
+    # A profile update arrives after the first materialization window.
+    profile_path = settings.local_source_dir / "applicant_profile.parquet"
+    profile = pd.read_parquet(profile_path)
+    update = profile.iloc[[0]].assign(
+        event_timestamp=pd.Timestamp("2026-03-01", tz="UTC"), housing="rent", age_in_years=70
+    )
+    pd.concat([profile, update]).to_parquet(profile_path)
+    ingest(settings)
+
+    report = materialize(settings)
+
+    assert report.incremental
+    apps = load_snapshot(settings.offline_dir, "loan_applications")
+    online = get_online_features(get_store(settings), SERVICE, [request_row(apps.iloc[0])])
+    assert online.loc[0, "housing"] == "rent"
+    assert online.loc[0, "age_in_years"] == 70
+
+
+def test_training_rows_never_see_later_values(ingested, make_settings):
+    settings = make_settings()
+    tables = source_tables(settings.raw_data_path, settings.seed)
+    apps = tables["loan_applications"]
+    target = apps.iloc[4]
+    profile = tables["applicant_profile"]
+    original_age = int(
+        profile.loc[profile["applicant_id"] == target["applicant_id"], "age_in_years"].iloc[0]
+    )
+    # The same applicant's profile changes one day AFTER the application was made.
+    later = profile[profile["applicant_id"] == target["applicant_id"]].assign(
+        event_timestamp=target["application_timestamp"] + pd.Timedelta("1D"),
+        age_in_years=99,
+        housing="for free",
+    )
+    tables["applicant_profile"] = pd.concat([profile, later], ignore_index=True)
+    settings = ingested(tables=tables)
+    store = get_store(settings)
+    materialize(settings)
+    snapshot_apps = load_snapshot(settings.offline_dir, "loan_applications")
+
+    frame = get_training_frame(settings, snapshot_apps)
+
+    row = frame.loc[frame["application_id"] == target["application_id"]].iloc[0]
+    assert row["age_in_years"] == original_age != 99
+    assert row["credit_amount_per_age_year"] == pytest.approx(
+        target["credit_amount"] / original_age
+    )
+    assert len(frame) == 1000
+    # The later value is real and is what an application made after it sees.
+    reapplied = snapshot_apps[snapshot_apps["application_id"] == target["application_id"]].assign(
+        application_timestamp=target["application_timestamp"] + pd.Timedelta("2D")
+    )
+    assert get_training_frame(settings, reapplied).loc[0, "age_in_years"] == 99
+    # Online serving has the latest value.
+    online = get_online_features(store, SERVICE, [request_row(target)])
+    assert online.loc[0, "age_in_years"] == 99
+
+
+def test_financial_records_older_than_their_ttl_are_not_used(ingested, make_settings):
+    settings = make_settings()
+    tables = source_tables(settings.raw_data_path, settings.seed)
+    target = tables["loan_applications"].iloc[7]
+    fin = tables["applicant_financials"]
+    fin.loc[fin["applicant_id"] == target["applicant_id"], "event_timestamp"] = target[
+        "application_timestamp"
+    ] - pd.Timedelta("200D")
+    settings = ingested(tables=tables)
+    frame = get_training_frame(settings).set_index("application_id")
+    assert pd.isna(frame.loc[target["application_id"], "credit_history"])
+    assert frame["credit_history"].notna().sum() == 999
+
+
+def test_redis_online_store_serves_the_same_features(ingested, redis_service):
+    sqlite_settings = ingested()
+    materialize(sqlite_settings)
+    redis_settings = sqlite_settings.model_copy(
+        update={"online_store": "redis", "redis_port": redis_service.port}
+    )
+    report = materialize(redis_settings)
+    assert f"Redis online store at 127.0.0.1:{redis_service.port}" == report.online_store
+    apps = load_snapshot(sqlite_settings.offline_dir, "loan_applications")
+    rows = [request_row(apps.iloc[i]) for i in range(0, 1000, 97)]
+    from_redis = get_online_features(get_store(redis_settings), SERVICE, rows)
+    from_sqlite = get_online_features(get_store(sqlite_settings), SERVICE, rows)
+    pd.testing.assert_frame_equal(
+        from_redis[sorted(from_redis.columns)], from_sqlite[sorted(from_sqlite.columns)]
+    )
+
+
+def test_redis_down_is_a_clear_error_and_changes_nothing(ingested):
+    redis = start_redis()
+    redis.stop()
+    settings = ingested(online_store="redis", redis_port=redis.port)
+    with pytest.raises(
+        FeatureStoreError, match=f"Redis online store at 127.0.0.1:{redis.port} is unreachable"
+    ):
+        materialize(settings)
+    assert not (settings.feast_dir / "registry_redis.db").exists()
