@@ -44,22 +44,26 @@ class Settings(BaseSettings):
 
     # --- source ------------------------------------------------------------------------
     source: Literal["local", "snowflake"] = Field("local", description="Where ingest reads.")
-    snowflake_account: str | None = None
-    snowflake_user: str | None = None
-    snowflake_password: SecretStr | None = None
+    snowflake_account: str | None = Field(None, description="Account identifier (`orgname-acct`).")
+    snowflake_user: str | None = Field(None, description="Login name.")
+    snowflake_password: SecretStr | None = Field(None, description="Password (never logged).")
     snowflake_private_key_path: Path | None = Field(
         None, description="PEM private key for key-pair auth (instead of a password)."
     )
-    snowflake_private_key_passphrase: SecretStr | None = None
-    snowflake_warehouse: str | None = None
-    snowflake_database: str = "CREDIT"
-    snowflake_schema: str = "RAW"
-    snowflake_role: str | None = None
+    snowflake_private_key_passphrase: SecretStr | None = Field(
+        None, description="Passphrase of an encrypted private key."
+    )
+    snowflake_warehouse: str | None = Field(None, description="Virtual warehouse for queries.")
+    snowflake_database: str = Field("CREDIT", description="Database of the source tables.")
+    snowflake_schema: str = Field("RAW", description="Schema of the source tables.")
+    snowflake_role: str | None = Field(None, description="Role to assume.")
     snowflake_host: str | None = Field(
         None, description="Only for a Snowflake-compatible server (e.g. fakesnow) or a proxy."
     )
-    snowflake_port: int | None = None
-    snowflake_protocol: Literal["https", "http"] = "https"
+    snowflake_port: int | None = Field(None, description="Port of that server.")
+    snowflake_protocol: Literal["https", "http"] = Field(
+        "https", description="`http` only for a local Snowflake-compatible server."
+    )
     snowflake_login_timeout: int = Field(30, ge=1, description="Seconds before giving up on login.")
     snowflake_queries: dict[str, str] = Field(
         default_factory=dict,
@@ -78,12 +82,14 @@ class Settings(BaseSettings):
     )
 
     # --- feature store -----------------------------------------------------------------
-    feast_project: str = "credit_risk"
-    online_store: Literal["sqlite", "redis"] = "sqlite"
-    redis_host: str = "127.0.0.1"
-    redis_port: int = 6379
-    redis_db: int = 0
-    redis_password: SecretStr | None = None
+    feast_project: str = Field("credit_risk", description="Feast project name.")
+    online_store: Literal["sqlite", "redis"] = Field(
+        "sqlite", description="Feast online store: embedded SQLite file or Redis."
+    )
+    redis_host: str = Field("127.0.0.1", description="Redis online store host.")
+    redis_port: int = Field(6379, description="Redis online store port.")
+    redis_db: int = Field(0, description="Redis database number.")
+    redis_password: SecretStr | None = Field(None, description="Redis password (never logged).")
     feature_service_name: str = Field(
         "credit_risk_v1", description="FeatureService the model version is trained and served on."
     )
