@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from typing import Any
 
 from app.config import Settings, load_settings
 from app.data.ingest import ingest
@@ -14,7 +13,7 @@ from app.data.snapshot import load_snapshot
 from app.data.sources import local_table_path
 from app.data.warehouse import source_tables, write_local_tables
 from app.errors import SourceError
-from app.features.store import get_online_features, get_store, materialize
+from app.features.store import get_online_features, get_store, materialize, request_row
 from app.runtime import init_ray, run_job, setup_logging
 from jobs.ingest import print_report
 
@@ -55,15 +54,7 @@ def prepare_local_source(settings: Settings) -> str:
 
 def sample_online_read(settings: Settings) -> str:
     application = load_snapshot(settings.offline_dir, "loan_applications").iloc[0]
-    row: dict[str, Any] = {
-        "applicant_id": application["applicant_id"],
-        "credit_amount": int(application["credit_amount"]),
-        "duration_in_month": int(application["duration_in_month"]),
-        "purpose": application["purpose"],
-        "installment_rate_in_percentage_of_disposable_income": int(
-            application["installment_rate_in_percentage_of_disposable_income"]
-        ),
-    }
+    row = request_row(application)
     features = get_online_features(get_store(settings), settings.feature_service_name, [row])
     values = features.iloc[0].to_dict()
     print(f"    online features of {row['applicant_id']}:")

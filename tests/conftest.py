@@ -3,74 +3,17 @@
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from app.config import Settings, load_settings
+from app.localservices import Service, free_port, start_fakesnow, start_redis
+
+__all__ = ["ROOT", "free_port", "snowflake_overrides", "start_redis"]
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: float = 60) -> None:
-    """Poll until something accepts connections on the port (or the process died)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode} before listening")
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@dataclass
-class Service:
-    port: int
-    process: subprocess.Popen
-
-    def stop(self) -> None:
-        stop_process(self.process)
-
-
-def start_redis() -> Service:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, process, "redis-server")
-    return Service(port, process)
 
 
 @pytest.fixture(scope="session")
@@ -83,18 +26,9 @@ def redis_service() -> Iterator[Service]:
 
 @pytest.fixture(scope="session")
 def fakesnow_service(tmp_path_factory) -> Iterator[Service]:
-    """fakesnow's server mode: the real Snowflake connector talks HTTP to it."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("fakesnow") / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fakesnow", "-s", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    wait_for_port(port, process, f"fakesnow (log: {log})")
-    yield Service(port, process)
-    stop_process(process)
+    service = start_fakesnow(tmp_path_factory.mktemp("fakesnow") / "server.log")
+    yield service
+    service.stop()
 
 
 @pytest.fixture(scope="session")

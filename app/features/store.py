@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 from feast import FeatureStore, RepoConfig
@@ -166,6 +168,15 @@ def get_training_frame(
     features = joined.drop(columns=[c for c in entity_df.columns if c != "application_id"])
     frame = entity_df.merge(features, on="application_id", how="left", validate="one_to_one")
     return frame.sort_values("application_id", kind="mergesort").reset_index(drop=True)
+
+
+def request_row(application: Mapping[str, Any]) -> dict[str, Any]:
+    """An online lookup row: the applicant and the application's request-time fields."""
+    row: dict[str, Any] = {"applicant_id": str(application["applicant_id"])}
+    for column in REQUEST_COLUMNS:
+        value = application[column]
+        row[column] = value if isinstance(value, str) else int(value)
+    return row
 
 
 def get_online_features(

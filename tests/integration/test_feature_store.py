@@ -9,25 +9,19 @@ from app.data.ingest import ingest
 from app.data.snapshot import load_snapshot
 from app.data.warehouse import source_tables, write_local_tables
 from app.errors import FeatureStoreError
-from app.features.store import get_online_features, get_store, get_training_frame, materialize
+from app.features.store import (
+    get_online_features,
+    get_store,
+    get_training_frame,
+    materialize,
+    request_row,
+)
 from app.features.transforms import application_features
 from tests.conftest import start_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 
 SERVICE = "credit_risk_v1"
-
-
-def request_row(app: pd.Series) -> dict:
-    return {
-        "applicant_id": app["applicant_id"],
-        "credit_amount": int(app["credit_amount"]),
-        "duration_in_month": int(app["duration_in_month"]),
-        "purpose": app["purpose"],
-        "installment_rate_in_percentage_of_disposable_income": int(
-            app["installment_rate_in_percentage_of_disposable_income"]
-        ),
-    }
 
 
 @pytest.fixture
