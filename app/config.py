@@ -104,7 +104,68 @@ class Settings(BaseSettings):
         -1, description="Read tasks for ingest; -1 lets Ray Data choose."
     )
 
-    seed: int = Field(42, description="Seed for ids, timestamps and synthetic data.")
+    # --- training and registry ---------------------------------------------------------
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking and registry URI (default: SQLite file "
+        "`<data_dir>/mlflow.db`; or `http://host:5000` for an `mlflow server`).",
+    )
+    mlflow_artifact_root: Path | None = Field(
+        None,
+        description="Absolute artifact location for new experiments "
+        "(default: `<data_dir>/mlartifacts`).",
+    )
+    mlflow_experiment: str = Field("credit-risk", description="MLflow experiment name.")
+    model_name: str = Field("credit_risk", description="Registered model name.")
+    train_workers: int = Field(2, ge=1, description="Ray Train workers for XGBoost.")
+    train_cpus_per_worker: float = Field(
+        1.0, gt=0, description="CPUs each training worker reserves."
+    )
+    split_method: Literal["random", "out_of_time"] = Field(
+        "random",
+        description="`random` (seeded, stratified) or `out_of_time` (train on older "
+        "applications, validate and test on newer ones).",
+    )
+    validation_fraction: float = Field(0.2, gt=0, lt=0.5, description="Share for validation.")
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Share held out for test.")
+    xgb_params: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "max_depth": 3,
+            "eta": 0.05,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "min_child_weight": 1,
+            "lambda": 2.0,
+        },
+        description="XGBoost booster parameters (JSON).",
+    )
+    num_boost_round: int = Field(1000, ge=1, description="Maximum boosting rounds.")
+    early_stopping_rounds: int = Field(100, ge=1, description="Stop after N rounds w/o gain.")
+    monotone_constraints: dict[str, int] = Field(
+        default_factory=lambda: {"duration_in_month": 1, "age_in_years": -1},
+        description="Raw numeric feature -> +1 (PD rises with it) or -1 (JSON).",
+    )
+    decision_threshold: float = Field(
+        1 / 6,
+        gt=0,
+        lt=1,
+        description="Decline when PD >= this; 1/6 is cost-optimal for the data's 5:1 cost of "
+        "approving a bad vs declining a good applicant.",
+    )
+    gate_min_auc: float = Field(0.70, description="Gate: minimum test AUC for a challenger.")
+    gate_max_brier: float = Field(0.25, description="Gate: maximum test Brier score.")
+    gate_min_approval_ratio: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Gate: minimum approval-rate ratio across age bands (0.8 = four-fifths "
+        "rule; 0 disables).",
+    )
+    promote_min_auc_gain: float = Field(
+        0.005, description="Challenger must beat the champion's test AUC by this to promote."
+    )
+
+    seed: int = Field(42, description="Seed for ids, timestamps, splits and synthetic data.")
 
     @field_validator("snowflake_queries", mode="before")
     @classmethod
@@ -120,6 +181,11 @@ class Settings(BaseSettings):
         self.offline_dir = _resolve(self.offline_dir, self.data_dir / "offline")
         self.feast_dir = _resolve(self.feast_dir, self.data_dir / "feast")
         self.raw_data_path = self.raw_data_path.expanduser().resolve()
+        self.mlflow_artifact_root = _resolve(
+            self.mlflow_artifact_root, self.data_dir / "mlartifacts"
+        )
+        if self.mlflow_tracking_uri is None:
+            self.mlflow_tracking_uri = f"sqlite:///{self.data_dir / 'mlflow.db'}"
         return self
 
     @cached_property

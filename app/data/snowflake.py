@@ -132,6 +132,16 @@ def _read_batches(batches: list[Any]) -> list[pa.Table]:
     return [_lower_names(b.to_arrow()) for b in batches]
 
 
+def _is_inline(batch: Any) -> bool:
+    # The connector marks a batch whose rows came with the query response as local; it has no
+    # public accessor for this.
+    return bool(getattr(batch, "_local", False))
+
+
+def _get_tables(ref: ray.ObjectRef) -> list[pa.Table]:
+    return [ray.get(ref)]
+
+
 def _read_partition(sql: str, params: dict[str, Any]) -> list[pa.Table]:
     with connect(params) as conn:
         cursor = conn.cursor()
@@ -220,17 +230,30 @@ class SnowflakeResultBatchDatasource(Datasource):
         if not batches:
             empty = pa.schema([(n, pa.string()) for n in self._names]).empty_table()
             return [ReadTask(lambda: [empty], BlockMetadata(0, 0, None, None))]
-        groups = max(1, min(parallelism if parallelism > 0 else len(batches), len(batches)))
+        # A batch the server sent inline (small results, Snowflake-compatible servers) is
+        # already in this process: decode it once and share it through the object store
+        # instead of shipping its raw payload inside a read task to be decoded again.
+        tasks = [
+            ReadTask(
+                partial(_get_tables, ray.put(table)),
+                BlockMetadata(table.num_rows, table.nbytes, None, None),
+            )
+            for table in _read_batches([b for b in batches if _is_inline(b)])
+        ]
+        remote = [b for b in batches if not _is_inline(b)]
+        if not remote:
+            return tasks
+        groups = max(1, min(parallelism if parallelism > 0 else len(remote), len(remote)))
         # Greedy by row count, so one big batch does not leave the other tasks idle.
         buckets: list[list[Any]] = [[] for _ in range(groups)]
         rows = [0] * groups
-        for batch in sorted(batches, key=lambda b: b.rowcount, reverse=True):
+        for batch in sorted(remote, key=lambda b: b.rowcount, reverse=True):
             i = rows.index(min(rows))
             buckets[i].append(batch)
             rows[i] += batch.rowcount
-        return [
+        return tasks + [
             ReadTask(
-                lambda group=group: _read_batches(group),
+                partial(_read_batches, group),
                 BlockMetadata(
                     num_rows=sum(b.rowcount for b in group),
                     size_bytes=sum(b.uncompressed_size or 0 for b in group) or None,

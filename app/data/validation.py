@@ -21,8 +21,11 @@ def output_schema(spec: TableSpec) -> pa.Schema:
     )
 
 
-def _blank(series: pd.Series) -> pd.Series:
-    return series.isna() | series.astype("string").str.strip().eq("")
+def _blank(series: pd.Series, text: pd.Series | None = None) -> pd.Series:
+    """Null, or (for text) empty after stripping; numbers and times can only be null."""
+    if text is None:
+        return series.isna()
+    return series.isna() | text.eq("").fillna(False)
 
 
 def annotate_batch(batch: pd.DataFrame, spec: TableSpec) -> pa.Table:
@@ -44,7 +47,8 @@ def annotate_batch(batch: pd.DataFrame, spec: TableSpec) -> pa.Table:
         # Plain objects: sources hand over Arrow-backed or numpy dtypes, and masks over
         # nullable dtypes carry NA instead of False.
         values = pd.Series(batch[column].to_numpy(dtype=object, na_value=None))
-        missing = _blank(values)
+        text = values.astype("string").str.strip() if pa.types.is_string(dtype) else None
+        missing = _blank(values, text)
         flag(missing, f"{column} is null")
         if pa.types.is_integer(dtype):
             numbers = pd.to_numeric(values, errors="coerce")
@@ -71,7 +75,6 @@ def annotate_batch(batch: pd.DataFrame, spec: TableSpec) -> pa.Table:
             )
             out[column] = stamps
         else:
-            text = values.astype("string").str.strip()
             if column in CATEGORIES:
                 allowed = CATEGORIES[column]
                 unknown = ~missing & ~text.isin(allowed)

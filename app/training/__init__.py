@@ -1,0 +1,1 @@
+"""Training: point-in-time training sets, Ray Train fits, evaluation, MLflow registry."""

@@ -1,0 +1,132 @@
+"""The model artifact: encoder + estimator as one object, scored on raw feature values."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from app.training.preprocess import FeatureEncoder
+
+META_FILE = "credit_model.json"
+BOOSTER_FILE = "booster.json"
+PIPELINE_FILE = "pipeline.pkl"
+
+
+def _sigmoid(margin: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-margin))
+
+
+@dataclass
+class CreditModel:
+    """Everything needed to score raw applications: the same object in batch and serving.
+
+    `kind` is `xgboost` (a Booster on the encoded matrix) or `logistic` (a scikit-learn
+    imputer -> scaler -> logistic-regression pipeline on the encoded matrix). Contributions are
+    on the margin (log-odds) scale and, with the bias, add up to the margin.
+    """
+
+    kind: Literal["xgboost", "logistic"]
+    encoder: FeatureEncoder
+    estimator: Any
+    threshold: float
+    used_columns: list[str] = field(default_factory=list)
+
+    # --- scoring -----------------------------------------------------------------------
+    def encode(self, raw_df: pd.DataFrame) -> pd.DataFrame:
+        return self.encoder.transform(raw_df)
+
+    def margin(self, raw_df: pd.DataFrame) -> np.ndarray:
+        matrix = self.encode(raw_df)
+        if self.kind == "xgboost":
+            import xgboost as xgb
+
+            dmatrix = xgb.DMatrix(matrix, feature_names=self.encoder.feature_names)
+            return self.estimator.predict(dmatrix, output_margin=True)
+        return self.estimator.decision_function(matrix)
+
+    def predict_pd(self, raw_df: pd.DataFrame) -> np.ndarray:
+        return _sigmoid(np.asarray(self.margin(raw_df), dtype="float64"))
+
+    def decide(self, pd_scores: np.ndarray) -> np.ndarray:
+        return np.where(pd_scores >= self.threshold, "decline", "approve")
+
+    def contributions(self, raw_df: pd.DataFrame) -> pd.DataFrame:
+        """Per-feature pushes towards default (margin scale), plus a `bias` column."""
+        matrix = self.encode(raw_df)
+        names = self.encoder.feature_names
+        if self.kind == "xgboost":
+            import xgboost as xgb
+
+            dmatrix = xgb.DMatrix(matrix, feature_names=names)
+            values = self.estimator.predict(dmatrix, pred_contribs=True)
+            return pd.DataFrame(values, index=raw_df.index, columns=[*names, "bias"])
+        steps = self.estimator[:-1]
+        linear = self.estimator[-1]
+        scaled = steps.transform(matrix)
+        values = scaled * linear.coef_[0]
+        out = pd.DataFrame(values, index=raw_df.index, columns=names)
+        out["bias"] = float(linear.intercept_[0])
+        return out
+
+    def explain(self, raw_df: pd.DataFrame, max_reasons: int = 4) -> list[list[dict]]:
+        """Adverse-action reasons per row: the largest pushes towards default."""
+        from app.training.reasons import reason_codes
+
+        return reason_codes(
+            self.contributions(raw_df),
+            raw_df,
+            self.encoder,
+            max_reasons=max_reasons,
+            # An empty list means "not recorded", not "uses nothing".
+            used_columns=set(self.used_columns) or None,
+        )
+
+    # --- persistence -------------------------------------------------------------------
+    def save(self, directory: Path) -> Path:
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "kind": self.kind,
+            "numeric": list(self.encoder.numeric),
+            "categorical": list(self.encoder.categorical),
+            "threshold": self.threshold,
+            "used_columns": self.used_columns,
+        }
+        (directory / META_FILE).write_text(json.dumps(meta, indent=2))
+        if self.kind == "xgboost":
+            self.estimator.save_model(str(directory / BOOSTER_FILE))
+        else:
+            with open(directory / PIPELINE_FILE, "wb") as f:
+                pickle.dump(self.estimator, f)
+        return directory
+
+    @classmethod
+    def load(cls, directory: Path) -> CreditModel:
+        meta = json.loads((directory / META_FILE).read_text())
+        encoder = FeatureEncoder(tuple(meta["numeric"]), tuple(meta["categorical"]))
+        if meta["kind"] == "xgboost":
+            import xgboost as xgb
+
+            estimator = xgb.Booster()
+            estimator.load_model(str(directory / BOOSTER_FILE))
+        else:
+            with open(directory / PIPELINE_FILE, "rb") as f:
+                estimator = pickle.load(f)
+        return cls(meta["kind"], encoder, estimator, meta["threshold"], meta["used_columns"])
+
+
+def used_columns_of(model: CreditModel) -> list[str]:
+    """Raw columns the fitted estimator actually uses (non-zero importance or coefficient)."""
+    encoder = model.encoder
+    if model.kind == "xgboost":
+        used = set(model.estimator.get_score(importance_type="weight"))
+    else:
+        coef = model.estimator[-1].coef_[0]
+        used = {n for n, c in zip(encoder.feature_names, coef, strict=True) if abs(c) > 1e-12}
+    columns = {encoder.source_of(name)[0] for name in used}
+    return [c for c in encoder.raw_columns if c in columns]

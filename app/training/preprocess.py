@@ -1,0 +1,102 @@
+"""Raw feature values -> model matrix: schema-fixed one-hot encoding and safe feature names."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from app.data.schema import CATEGORIES, FINANCIALS, PROFILE, REQUEST_COLUMNS
+from app.features.transforms import APPLICATION_FEATURES
+
+# Protected attributes are kept for fairness evaluation but not used to score: sex and marital
+# status, and nationality, may not drive a credit decision (e.g. ECOA, EU anti-discrimination).
+PROTECTED_COLUMNS: tuple[str, ...] = ("personal_status_and_sex", "foreign_worker")
+
+RAW_FEATURES: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [
+            *REQUEST_COLUMNS,
+            *PROFILE.feature_columns,
+            *FINANCIALS.feature_columns,
+            *APPLICATION_FEATURES,
+        ]
+    )
+)
+
+_SYMBOLS = (("<=", " le "), (">=", " ge "), ("<", " lt "), (">", " gt "), ("=", " eq "))
+
+
+def safe_name(text: str) -> str:
+    """A feature-name fragment XGBoost accepts (it rejects `[`, `]` and `<`)."""
+    for symbol, word in _SYMBOLS:
+        text = text.replace(symbol, word)
+    return re.sub(r"[^0-9A-Za-z]+", "_", text).strip("_").lower() or "blank"
+
+
+@dataclass(frozen=True)
+class FeatureEncoder:
+    """Encodes raw feature rows exactly the same way in training, batch scoring and serving.
+
+    Categories come from the schema, not from the training data, so nothing is fitted: an
+    unseen or missing category encodes as all zeros and a missing number stays NaN (XGBoost
+    routes it; the linear baseline imputes it).
+    """
+
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    _names: tuple[str, ...] = field(init=False)
+    _sources: dict[str, tuple[str, str | None]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        names: list[str] = []
+        sources: dict[str, tuple[str, str | None]] = {}
+        for column in self.numeric:
+            names.append(column)
+            sources[column] = (column, None)
+        for column in self.categorical:
+            for category in CATEGORIES[column]:
+                name = f"{column}__{safe_name(category)}"
+                names.append(name)
+                sources[name] = (column, category)
+        if len(set(names)) != len(names):
+            raise ValueError("feature names collide after sanitising")
+        object.__setattr__(self, "_names", tuple(names))
+        object.__setattr__(self, "_sources", sources)
+
+    @classmethod
+    def default(cls, exclude: tuple[str, ...] = PROTECTED_COLUMNS) -> FeatureEncoder:
+        used = [c for c in RAW_FEATURES if c not in exclude]
+        return cls(
+            numeric=tuple(c for c in used if c not in CATEGORIES),
+            categorical=tuple(c for c in used if c in CATEGORIES),
+        )
+
+    @property
+    def raw_columns(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self._names)
+
+    def source_of(self, feature_name: str) -> tuple[str, str | None]:
+        """(raw column, category or None for a number) behind an encoded feature."""
+        return self._sources[feature_name]
+
+    def transform(self, raw_df: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in self.raw_columns if c not in raw_df.columns]
+        if missing:
+            raise KeyError(f"missing features: {', '.join(missing)}")
+        parts: dict[str, np.ndarray] = {}
+        for column in self.numeric:
+            parts[column] = pd.to_numeric(raw_df[column], errors="coerce").to_numpy(
+                dtype="float32", na_value=np.nan
+            )
+        for column in self.categorical:
+            values = raw_df[column].astype("object").to_numpy()
+            for category in CATEGORIES[column]:
+                parts[f"{column}__{safe_name(category)}"] = (values == category).astype("float32")
+        return pd.DataFrame(parts, index=raw_df.index, columns=self.feature_names)

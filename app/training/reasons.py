@@ -1,0 +1,392 @@
+"""Adverse-action reason codes: the raw columns that push an applicant's score towards default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+from app.training.preprocess import PROTECTED_COLUMNS, FeatureEncoder
+
+BIAS = "bias"
+
+
+def _round(value: float, places: int = 0) -> Decimal:
+    # Half up, as an applicant would round (Python's round() and format() round 270.5 to 270).
+    return Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def _whole(value: float) -> str:
+    return f"{_round(value):,}"
+
+
+def _amount(value: float) -> str:
+    """5951 -> '5,951', 123.98 -> '124', 45.5 -> '45.5', 75.98 -> '76'."""
+    tenths = _round(value, 1)
+    # Whole DM for large amounts, and no "76.0" when a small one rounds to a whole number.
+    if abs(value) >= 100 or tenths == tenths.to_integral_value():
+        return _whole(value)
+    return f"{tenths:,}"
+
+
+def _count(value: float, one: str, many: str) -> str:
+    number = _round(value)
+    return f"{number:,} {one if number == 1 else many}"
+
+
+def _installment_rate(value: float) -> str:
+    # The data codes the installment rate 1-4, higher meaning a larger share of income (as in
+    # app.features.transforms); only the upper half is worth calling "high".
+    if value >= 3:
+        return f"Installments take a high share of disposable income ({_whole(value)} of 4)"
+    return f"Installment share of disposable income ({_whole(value)} of 4)"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """The reason code of one raw column and how to phrase it for a given applicant value.
+
+    A categorical reason has a text per schema category; a numeric one formats the value.
+    Missing values (and categories the schema does not know, which the encoder also treats as
+    missing) get "No information on <subject>".
+    """
+
+    code: str
+    subject: str
+    texts: Mapping[str, str] = field(default_factory=dict)
+    number: Callable[[float], str] | None = None
+
+    @property
+    def missing_text(self) -> str:
+        return f"No information on {self.subject}"
+
+    def describe(self, value: object) -> str:
+        return str(self.describe_many(np.array([value], dtype="object"))[0])
+
+    def describe_many(self, values: np.ndarray) -> np.ndarray:
+        """describe() over an array, formatting each distinct value once."""
+        if self.number is None:
+            mapped = pd.Series(values, dtype="object").map(self.texts)
+            return mapped.fillna(self.missing_text).to_numpy(dtype="object")
+        numbers = pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce")
+        numbers = numbers.to_numpy(dtype="float64", na_value=np.nan)
+        out = np.full(len(numbers), self.missing_text, dtype="object")
+        known = np.isfinite(numbers)
+        if known.any():
+            distinct, inverse = np.unique(numbers[known], return_inverse=True)
+            texts = np.array([self.number(float(v)) for v in distinct], dtype="object")
+            out[known] = texts[inverse]
+        return out
+
+
+# Codes are part of the adverse-action record and of downstream reporting: NEVER renumber or
+# reuse one. A new column gets the next unused number; a retired column keeps its code reserved.
+# R01-R99 are raw model columns; protected columns (sex/marital status, nationality) have no code
+# on purpose, because they must never be given as a reason for a decision.
+REASONS: Mapping[str, Reason] = MappingProxyType(
+    {
+        "status_of_existing_checking_account": Reason(
+            "R01",
+            "checking account",
+            {
+                "... < 0 DM": "Checking account balance below 0 DM",
+                "0 <= ... < 200 DM": "Checking account balance below 200 DM",
+                "... >= 200 DM / salary assignments for at least 1 year": (
+                    "Checking account balance of 200 DM or more, or salary paid in for at "
+                    "least one year"
+                ),
+                "no checking account": "No checking account with the bank",
+            },
+        ),
+        "duration_in_month": Reason(
+            "R02",
+            "loan duration",
+            number=lambda v: f"Loan duration of {_count(v, 'month', 'months')}",
+        ),
+        "credit_history": Reason(
+            "R03",
+            "credit history",
+            {
+                "no credits taken/ all credits paid back duly": (
+                    "No credits taken before, or all credits paid back duly"
+                ),
+                "all credits at this bank paid back duly": (
+                    "All credits at this bank paid back duly"
+                ),
+                "existing credits paid back duly till now": (
+                    "Existing credits still being repaid (duly so far)"
+                ),
+                "delay in paying off in the past": "Delays in paying off credit in the past",
+                "critical account/ other credits existing (not at this bank)": (
+                    "Critical account or other credits at other banks"
+                ),
+            },
+        ),
+        "purpose": Reason(
+            "R04",
+            "loan purpose",
+            {
+                "car (new)": "Loan purpose: new car",
+                "car (used)": "Loan purpose: used car",
+                "furniture/equipment": "Loan purpose: furniture or equipment",
+                "radio/television": "Loan purpose: radio or television",
+                "domestic appliances": "Loan purpose: domestic appliances",
+                "repairs": "Loan purpose: repairs",
+                "education": "Loan purpose: education",
+                "retraining": "Loan purpose: retraining",
+                "business": "Loan purpose: business",
+                "others": "Loan purpose: other",
+            },
+        ),
+        "credit_amount": Reason(
+            "R05", "credit amount", number=lambda v: f"Credit amount of {_amount(v)} DM"
+        ),
+        "savings_account_and_bonds": Reason(
+            "R06",
+            "savings",
+            {
+                "... < 100 DM": "Savings below 100 DM",
+                "100 <= ... < 500 DM": "Savings below 500 DM",
+                "500 <= ... < 1000 DM": "Savings below 1,000 DM",
+                "... >= 1000 DM": "Savings of 1,000 DM or more",
+                "unknown/ no savings account": "No savings account or savings unknown",
+            },
+        ),
+        "present_employment_since": Reason(
+            "R07",
+            "employment",
+            {
+                "unemployed": "Currently unemployed",
+                "... < 1 year": "Employed for less than one year",
+                "1 <= ... < 4 years": "Employed for less than four years",
+                "4 <= ... < 7 years": "Employed for less than seven years",
+                "... >= 7 years": "Employed for seven years or more",
+            },
+        ),
+        "installment_rate_in_percentage_of_disposable_income": Reason(
+            "R08", "installment rate", number=_installment_rate
+        ),
+        "other_debtors_or_guarantors": Reason(
+            "R09",
+            "co-applicants or guarantors",
+            {
+                "none": "No co-applicant or guarantor",
+                "co-applicant": "Loan shared with a co-applicant",
+                "guarantor": "Loan backed by a guarantor",
+            },
+        ),
+        "present_residence_since": Reason(
+            "R10",
+            "length of residence",
+            # Coded 1-4 in the data (longer = higher), not in years.
+            number=lambda v: f"Time at current residence (level {_whole(v)} of 4)",
+        ),
+        "property": Reason(
+            "R11",
+            "property",
+            # The data's property attribute is hierarchical: each level means "none of the above".
+            {
+                "real estate": "Owns real estate",
+                "building society savings agreement/ life insurance": (
+                    "No real estate; building society savings or life insurance only"
+                ),
+                "car or other, not in attribute Savings account/bonds": (
+                    "No real estate, building society savings or life insurance; car or other "
+                    "property only"
+                ),
+                "unknown / no property": "No property or property unknown",
+            },
+        ),
+        "age_in_years": Reason("R12", "age", number=lambda v: f"Age of applicant ({_whole(v)})"),
+        "other_installment_plans": Reason(
+            "R13",
+            "other installment plans",
+            {
+                "bank": "Other installment plans with banks",
+                "stores": "Other installment plans with stores",
+                "none": "No other installment plans",
+            },
+        ),
+        "housing": Reason(
+            "R14",
+            "housing",
+            {
+                "rent": "Lives in rented housing",
+                "own": "Owns the home lived in",
+                "for free": "Lives rent-free without owning the home",
+            },
+        ),
+        "number_of_existing_credits_at_this_bank": Reason(
+            "R15",
+            "existing credits at this bank",
+            number=lambda v: f"{_count(v, 'existing credit', 'existing credits')} at this bank",
+        ),
+        "job": Reason(
+            "R16",
+            "occupation",
+            {
+                "unemployed/ unskilled - non-resident": "Unemployed or unskilled (non-resident)",
+                "unskilled - resident": "Unskilled worker",
+                "skilled employee / official": "Skilled employee or official",
+                "management/ self-employed/ highly qualified employee/ officer": (
+                    "Management, self-employed or highly qualified employee"
+                ),
+            },
+        ),
+        "number_of_people_being_liable_to_provide_maintenance_for": Reason(
+            "R17",
+            "dependants",
+            number=lambda v: f"{_count(v, 'person', 'people')} financially dependent on applicant",
+        ),
+        "telephone": Reason(
+            "R18",
+            "telephone",
+            {
+                "none": "No telephone registered",
+                "yes, registered under the customers name": (
+                    "Telephone registered under the applicant's name"
+                ),
+            },
+        ),
+        "monthly_installment": Reason(
+            "R19", "monthly installment", number=lambda v: f"Monthly installment of {_amount(v)} DM"
+        ),
+        "installment_burden": Reason(
+            "R20",
+            "repayment burden",
+            # monthly installment x installment rate / 4 (app.features.transforms).
+            number=lambda v: (
+                f"Repayment burden on disposable income ({_amount(v)} DM installment "
+                "weighted by income share)"
+            ),
+        ),
+        "credit_amount_per_age_year": Reason(
+            "R21",
+            "credit amount relative to age",
+            number=lambda v: f"Credit amount relative to age ({_amount(v)} DM per year of age)",
+        ),
+    }
+)
+
+
+def _citable(encoder: FeatureEncoder) -> list[str]:
+    """Encoder columns a reason may name: protected ones never, unknown ones are a bug."""
+    columns = [c for c in encoder.raw_columns if c not in PROTECTED_COLUMNS]
+    unknown = [c for c in columns if c not in REASONS]
+    if unknown:
+        raise KeyError(f"no reason code for column(s): {', '.join(unknown)}")
+    return columns
+
+
+def aggregate_contributions(contribs: pd.DataFrame, encoder: FeatureEncoder) -> pd.DataFrame:
+    """Per-raw-column contributions: one-hot contributions summed, the bias column dropped.
+
+    Every encoded feature must be present: a partial frame means contributions from another
+    encoder, and filling the gap with zeros would silently give the wrong reasons.
+    """
+    features = [c for c in contribs.columns if c != BIAS]
+    known = set(encoder.feature_names)
+    missing = sorted(known - set(features))
+    unknown = [c for c in features if c not in known]
+    if missing or unknown:
+        raise KeyError(
+            f"contribution columns do not match the encoder: missing {missing}, unknown {unknown}"
+        )
+    raw_columns = encoder.raw_columns
+    position = {column: j for j, column in enumerate(raw_columns)}
+    # A feature x raw-column 0/1 matrix turns the grouping into one matrix product.
+    membership = np.zeros((len(features), len(raw_columns)))
+    for i, name in enumerate(features):
+        membership[i, position[encoder.source_of(name)[0]]] = 1.0
+    values = contribs[features].to_numpy(dtype="float64") @ membership
+    return pd.DataFrame(values, index=contribs.index, columns=raw_columns)
+
+
+def reason_codes(
+    contribs: pd.DataFrame,
+    raw: pd.DataFrame,
+    encoder: FeatureEncoder,
+    max_reasons: int = 4,
+    used_columns: set[str] | None = None,
+) -> list[list[dict]]:
+    """Per row, the raw columns pushing hardest towards default (contribution > 0), largest first.
+
+    Rows of `contribs` and `raw` are matched by position. Each reason is
+    `{"code", "feature", "description", "contribution"}`; at most `max_reasons` per row; only
+    columns in `used_columns` (when given) and never protected columns are cited; ties go to
+    the column that comes first in `encoder.raw_columns`, so the output is deterministic.
+    """
+    if max_reasons < 0:
+        raise ValueError("max_reasons must be >= 0")
+    if len(contribs) != len(raw):
+        raise ValueError(f"{len(contribs)} contribution rows but {len(raw)} raw rows")
+    aggregated = aggregate_contributions(contribs, encoder)
+    citable = _citable(encoder)
+    if used_columns is not None:
+        unknown = sorted(set(used_columns) - set(encoder.raw_columns))
+        if unknown:
+            raise KeyError(f"used_columns not in the encoder: {', '.join(unknown)}")
+        citable = [c for c in citable if c in used_columns]
+    take = min(max_reasons, len(citable))
+    missing = [c for c in citable if c not in raw.columns]
+    if missing:
+        raise KeyError(f"raw frame lacks column(s) needed for reasons: {', '.join(missing)}")
+
+    # Rounded first so a reported contribution is never 0.0 and float noise cannot reorder
+    # reasons; non-positive and NaN contributions are never reasons, and -inf sorts them last.
+    values = np.round(aggregated[citable].to_numpy(dtype="float64"), 6)
+    values = np.where(values > 0, values, -np.inf)
+    # A stable sort of the negated values keeps column order among ties.
+    order = np.argsort(-values, axis=1, kind="stable")[:, :take]
+    top = np.take_along_axis(values, order, axis=1)
+    counts = np.isfinite(top).sum(axis=1)
+
+    descriptions = np.empty(order.shape, dtype="object")
+    for j, column in enumerate(citable):
+        rows, slots = np.nonzero((order == j) & np.isfinite(top))
+        if len(rows):
+            descriptions[rows, slots] = REASONS[column].describe_many(
+                raw[column].to_numpy(dtype="object")[rows]
+            )
+
+    codes = [REASONS[c].code for c in citable]
+    order_list = order.tolist()
+    top_list = top.tolist()
+    description_list = descriptions.tolist()
+    out: list[list[dict]] = []
+    for i, count in enumerate(counts.tolist()):
+        out.append(
+            [
+                {
+                    "code": codes[order_list[i][k]],
+                    "feature": citable[order_list[i][k]],
+                    "description": description_list[i][k],
+                    "contribution": top_list[i][k],
+                }
+                for k in range(count)
+            ]
+        )
+    return out
+
+
+def used_columns_from_importance(
+    importance: Mapping[str, float], encoder: FeatureEncoder
+) -> set[str]:
+    """Raw columns with at least one encoded feature of non-zero importance.
+
+    Keys are encoded feature names (XGBoost `get_score` once feature names are set); a key the
+    encoder does not know (e.g. XGBoost's default `f12`) raises rather than being dropped.
+    """
+    known = set(encoder.feature_names)
+    unknown = sorted(k for k in importance if k not in known)
+    if unknown:
+        raise KeyError(f"importance keys are not encoder features: {', '.join(unknown[:5])}")
+    return {
+        encoder.source_of(name)[0]
+        for name, score in importance.items()
+        if not pd.isna(score) and score != 0
+    }

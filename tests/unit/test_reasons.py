@@ -1,0 +1,408 @@
+"""Adverse-action reason codes from per-feature contributions (no Ray, no model needed)."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.data.schema import CATEGORIES
+from app.training.preprocess import PROTECTED_COLUMNS, FeatureEncoder, safe_name
+from app.training.reasons import (
+    REASONS,
+    aggregate_contributions,
+    reason_codes,
+    used_columns_from_importance,
+)
+
+ENCODER = FeatureEncoder.default()
+FULL_ENCODER = FeatureEncoder.default(exclude=())  # includes the protected columns
+
+# The second applicant of the shipped CSV (a "bad" credit), with its request-time features.
+APPLICANT: dict[str, object] = {
+    "status_of_existing_checking_account": "0 <= ... < 200 DM",
+    "duration_in_month": 48,
+    "credit_history": "existing credits paid back duly till now",
+    "purpose": "radio/television",
+    "credit_amount": 5951,
+    "savings_account_and_bonds": "... < 100 DM",
+    "present_employment_since": "1 <= ... < 4 years",
+    "installment_rate_in_percentage_of_disposable_income": 2,
+    "personal_status_and_sex": "male : divorced/separated",
+    "other_debtors_or_guarantors": "none",
+    "present_residence_since": 2,
+    "property": "real estate",
+    "age_in_years": 22,
+    "other_installment_plans": "none",
+    "housing": "own",
+    "number_of_existing_credits_at_this_bank": 1,
+    "job": "skilled employee / official",
+    "number_of_people_being_liable_to_provide_maintenance_for": 1,
+    "telephone": "none",
+    "foreign_worker": "yes",
+    "monthly_installment": 5951 / 48,
+    "installment_burden": 5951 / 48 * 2 / 4,
+    "credit_amount_per_age_year": 5951 / 22,
+}
+
+
+def leaks_missing(text: str) -> bool:
+    """True if a text shows a raw missing value ("None", "nan", "<NA>") instead of a phrase."""
+    return re.search(r"\b(none|nan|na)\b|<NA>", text) is not None or "None" in text
+
+
+def raw_rows(n: int = 1, **overrides: object) -> pd.DataFrame:
+    return pd.DataFrame([{**APPLICANT, **overrides}] * n)
+
+
+def contributions(
+    rows: list[dict[str, float]], encoder: FeatureEncoder = ENCODER, bias: float = -1.0
+) -> pd.DataFrame:
+    """A contribution frame with every encoded feature, zero unless given."""
+    frame = pd.DataFrame(0.0, index=range(len(rows)), columns=encoder.feature_names)
+    for i, row in enumerate(rows):
+        for name, value in row.items():
+            frame.loc[i, name] = value
+    frame["bias"] = bias
+    return frame
+
+
+def one_hot(column: str, category: str) -> str:
+    return f"{column}__{safe_name(category)}"
+
+
+def features(reasons: list[dict]) -> list[str]:
+    return [r["feature"] for r in reasons]
+
+
+# --- the code table -----------------------------------------------------------------------
+
+
+def test_every_usable_column_has_a_reason_and_protected_ones_none():
+    assert set(REASONS) == set(ENCODER.raw_columns)
+    assert not set(REASONS) & set(PROTECTED_COLUMNS)
+
+
+def test_codes_are_unique_and_well_formed():
+    codes = [r.code for r in REASONS.values()]
+    assert len(set(codes)) == len(codes)
+    assert all(len(c) == 3 and c[0] == "R" and c[1:].isdigit() for c in codes)
+
+
+def test_codes_are_stable():
+    # Released codes must never be renumbered: changing this table is a breaking change.
+    assert REASONS["status_of_existing_checking_account"].code == "R01"
+    assert REASONS["duration_in_month"].code == "R02"
+    assert REASONS["credit_history"].code == "R03"
+    assert REASONS["credit_amount"].code == "R05"
+    assert REASONS["credit_amount_per_age_year"].code == "R21"
+
+
+def test_every_category_of_every_usable_categorical_column_has_a_text():
+    for column in ENCODER.categorical:
+        reason = REASONS[column]
+        assert set(reason.texts) == set(CATEGORIES[column]), column
+        for category in CATEGORIES[column]:
+            text = reason.describe(category)
+            assert text != reason.missing_text, (column, category)
+            assert text and not leaks_missing(text), (column, category)
+    # Distinct categories read differently, or a loan officer could not tell them apart.
+    for column in ENCODER.categorical:
+        texts = list(REASONS[column].texts.values())
+        assert len(set(texts)) == len(texts), column
+
+
+def test_no_description_leaks_none_or_nan():
+    raw = pd.DataFrame([APPLICANT, dict.fromkeys(APPLICANT)])
+    for column in ENCODER.raw_columns:
+        for value in raw[column]:
+            text = REASONS[column].describe(value)
+            assert not leaks_missing(text), (column, value, text)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "expected"),
+    [
+        ("status_of_existing_checking_account", "... < 0 DM", "balance below 0 DM"),
+        ("status_of_existing_checking_account", "no checking account", "No checking account"),
+        ("credit_history", "delay in paying off in the past", "Delays in paying off credit"),
+        ("savings_account_and_bonds", "... < 100 DM", "Savings below 100 DM"),
+        ("present_employment_since", "unemployed", "Currently unemployed"),
+        ("present_employment_since", "... < 1 year", "Employed for less than one year"),
+        ("duration_in_month", 48, "Loan duration of 48 months"),
+        ("duration_in_month", 1, "Loan duration of 1 month"),
+        ("credit_amount", 5951, "Credit amount of 5,951 DM"),
+        ("credit_amount", 15_945.0, "Credit amount of 15,945 DM"),
+        ("age_in_years", 22, "Age of applicant (22)"),
+        ("monthly_installment", 5951 / 48, "Monthly installment of 124 DM"),
+        (
+            "installment_rate_in_percentage_of_disposable_income",
+            4,
+            "Installments take a high share of disposable income (4 of 4)",
+        ),
+        ("number_of_existing_credits_at_this_bank", 2, "2 existing credits at this bank"),
+        ("credit_amount_per_age_year", 5951 / 22, "(271 DM per year of age)"),
+        ("installment_burden", 45.5, "45.5 DM"),
+        ("monthly_installment", 75.98, "Monthly installment of 76 DM"),
+    ],
+)
+def test_texts_use_the_value(column, value, expected):
+    assert expected in REASONS[column].describe(value)
+
+
+@pytest.mark.parametrize("missing", [None, np.nan, pd.NA, "yacht", "lots"])
+def test_missing_or_unknown_values_say_no_information(missing):
+    assert REASONS["status_of_existing_checking_account"].describe(missing) == (
+        "No information on checking account"
+    )
+    assert REASONS["credit_amount"].describe(missing) == "No information on credit amount"
+
+
+# --- aggregation ---------------------------------------------------------------------------
+
+
+def test_aggregation_sums_one_hots_per_column_and_drops_bias():
+    checking = "status_of_existing_checking_account"
+    contribs = contributions(
+        [
+            {
+                one_hot(checking, "... < 0 DM"): 0.5,
+                one_hot(checking, "no checking account"): -0.2,
+                one_hot(checking, "0 <= ... < 200 DM"): 0.1,
+                "credit_amount": 0.3,
+                one_hot("purpose", "business"): 0.25,
+            }
+        ],
+        bias=7.0,
+    )
+    out = aggregate_contributions(contribs, ENCODER)
+    assert list(out.columns) == ENCODER.raw_columns
+    assert out.loc[0, checking] == pytest.approx(0.4)
+    assert out.loc[0, "credit_amount"] == pytest.approx(0.3)
+    assert out.loc[0, "purpose"] == pytest.approx(0.25)
+    # The bias is not a column and is not smuggled into any: totals match the features only.
+    assert out.to_numpy().sum() == pytest.approx(0.95)
+
+
+def test_aggregation_rejects_a_frame_from_another_encoder():
+    contribs = contributions([{}], encoder=FULL_ENCODER)
+    with pytest.raises(KeyError, match="unknown"):
+        aggregate_contributions(contribs, ENCODER)
+    with pytest.raises(KeyError, match="missing"):
+        aggregate_contributions(contribs.drop(columns=["credit_amount"]), FULL_ENCODER)
+
+
+# --- reason codes --------------------------------------------------------------------------
+
+
+def test_top_reasons_largest_first_and_capped():
+    contribs = contributions(
+        [
+            {
+                "duration_in_month": 0.9,
+                "credit_amount": 0.4,
+                one_hot("savings_account_and_bonds", "... < 100 DM"): 0.7,
+                "age_in_years": 0.2,
+                one_hot("housing", "own"): 0.1,
+                "monthly_installment": 0.05,
+            }
+        ]
+    )
+    [reasons] = reason_codes(contribs, raw_rows(), ENCODER)
+    assert features(reasons) == [
+        "duration_in_month",
+        "savings_account_and_bonds",
+        "credit_amount",
+        "age_in_years",
+    ]
+    assert reasons[0] == {
+        "code": "R02",
+        "feature": "duration_in_month",
+        "description": "Loan duration of 48 months",
+        "contribution": 0.9,
+    }
+    assert reasons[1]["description"] == "Savings below 100 DM"
+    assert reasons[2]["description"] == "Credit amount of 5,951 DM"
+    [two] = reason_codes(contribs, raw_rows(), ENCODER, max_reasons=2)
+    assert features(two) == ["duration_in_month", "savings_account_and_bonds"]
+    assert reason_codes(contribs, raw_rows(), ENCODER, max_reasons=0) == [[]]
+
+
+def test_only_positive_contributions_are_reasons():
+    contribs = contributions(
+        [{"duration_in_month": -2.0, "credit_amount": 0.3, "age_in_years": 0.0}]
+    )
+    [reasons] = reason_codes(contribs, raw_rows(), ENCODER)
+    assert features(reasons) == ["credit_amount"]
+    assert all(r["contribution"] > 0 for r in reasons)
+
+
+def test_one_hots_are_netted_before_ranking():
+    # +0.5 on the applicant's own checking category is cancelled by -0.45 on another one-hot.
+    checking = "status_of_existing_checking_account"
+    contribs = contributions(
+        [
+            {
+                one_hot(checking, "0 <= ... < 200 DM"): 0.5,
+                one_hot(checking, "no checking account"): -0.45,
+                "credit_amount": 0.2,
+            }
+        ]
+    )
+    [reasons] = reason_codes(contribs, raw_rows(), ENCODER)
+    assert features(reasons) == ["credit_amount", checking]
+    assert reasons[1]["contribution"] == pytest.approx(0.05)
+    assert reasons[1]["description"] == "Checking account balance below 200 DM"
+
+
+def test_row_without_positive_contribution_has_no_reasons():
+    contribs = contributions([{"credit_amount": 0.3}, {"credit_amount": -0.3}, {}])
+    out = reason_codes(contribs, raw_rows(3), ENCODER)
+    assert [features(r) for r in out] == [["credit_amount"], [], []]
+
+
+def test_used_columns_filter_excludes_even_the_largest_contribution():
+    contribs = contributions([{"duration_in_month": 5.0, "credit_amount": 0.1}])
+    [unfiltered] = reason_codes(contribs, raw_rows(), ENCODER)
+    assert features(unfiltered)[0] == "duration_in_month"
+    [filtered] = reason_codes(
+        contribs, raw_rows(), ENCODER, used_columns={"credit_amount", "age_in_years"}
+    )
+    assert features(filtered) == ["credit_amount"]
+
+
+def test_empty_used_columns_means_no_reasons_and_empty_input_no_rows():
+    # An empty set is "the model uses nothing", not "no filter": only None means unfiltered.
+    contribs = contributions([{"credit_amount": 1.0}])
+    assert reason_codes(contribs, raw_rows(), ENCODER, used_columns=set()) == [[]]
+    assert reason_codes(contribs.iloc[:0], raw_rows().iloc[:0], ENCODER) == []
+
+
+def test_used_columns_must_be_encoder_columns():
+    with pytest.raises(KeyError, match="typo_column"):
+        reason_codes(contributions([{}]), raw_rows(), ENCODER, used_columns={"typo_column"})
+
+
+def test_ties_follow_column_order():
+    contribs = contributions(
+        [
+            {
+                one_hot("telephone", "none"): 0.3,
+                "credit_amount": 0.3,
+                "age_in_years": 0.3,
+                "duration_in_month": 0.3,
+            }
+        ]
+    )
+    expected = [
+        c
+        for c in ENCODER.raw_columns
+        if c in {"telephone", "credit_amount", "age_in_years", "duration_in_month"}
+    ]
+    for _ in range(3):
+        [reasons] = reason_codes(contribs, raw_rows(), ENCODER)
+        assert features(reasons) == expected
+
+
+def test_missing_values_are_described_not_dropped():
+    contribs = contributions(
+        [
+            {
+                one_hot("status_of_existing_checking_account", "no checking account"): 0.8,
+                "credit_amount": 0.5,
+            }
+        ]
+    )
+    raw = raw_rows(status_of_existing_checking_account=None, credit_amount=np.nan)
+    [reasons] = reason_codes(contribs, raw, ENCODER)
+    assert [r["description"] for r in reasons] == [
+        "No information on checking account",
+        "No information on credit amount",
+    ]
+
+
+def test_protected_columns_are_never_reasons():
+    sex = "personal_status_and_sex"
+    contribs = contributions(
+        [
+            {
+                one_hot(sex, "female : divorced/separated/married"): 9.0,
+                one_hot("foreign_worker", "yes"): 8.0,
+                "credit_amount": 0.1,
+            }
+        ],
+        encoder=FULL_ENCODER,
+    )
+    # Even if a model were trained with them and lists them as used.
+    [reasons] = reason_codes(
+        contribs,
+        raw_rows(),
+        FULL_ENCODER,
+        used_columns={sex, "foreign_worker", "credit_amount"},
+    )
+    assert features(reasons) == ["credit_amount"]
+    assert aggregate_contributions(contribs, FULL_ENCODER).loc[0, sex] == 9.0
+
+
+def test_contributions_are_rounded_floats():
+    contribs = contributions([{"credit_amount": 0.123456789}])
+    [[reason]] = reason_codes(contribs, raw_rows(), ENCODER)
+    assert reason["contribution"] == 0.123457
+    assert type(reason["contribution"]) is float
+
+
+def test_rows_are_matched_by_position_not_index():
+    contribs = contributions([{"credit_amount": 0.1}, {"duration_in_month": 0.1}])
+    raw = raw_rows(2).set_axis([10, 11])
+    raw.loc[11, "duration_in_month"] = 6
+    out = reason_codes(contribs, raw, ENCODER)
+    assert out[1][0]["description"] == "Loan duration of 6 months"
+
+
+def test_mismatched_lengths_raise():
+    with pytest.raises(ValueError, match="rows"):
+        reason_codes(contributions([{}]), raw_rows(2), ENCODER)
+
+
+def test_hundred_thousand_rows():
+    n = 100_000
+    rng = np.random.default_rng(0)
+    contribs = pd.DataFrame(
+        rng.normal(size=(n, len(ENCODER.feature_names))).astype("float32"),
+        columns=ENCODER.feature_names,
+    )
+    contribs["bias"] = -1.0
+    raw = raw_rows(n)
+    raw["credit_amount"] = rng.integers(250, 20_000, size=n)
+    start = time.perf_counter()
+    out = reason_codes(contribs, raw, ENCODER)
+    elapsed = time.perf_counter() - start
+    assert len(out) == n
+    assert all(1 <= len(r) <= 4 for r in out)
+    # Spot-check a row against a direct computation.
+    i = 12_345
+    aggregated = aggregate_contributions(contribs.iloc[[i]], ENCODER).iloc[0]
+    assert features(out[i]) == list(aggregated[aggregated > 0].nlargest(4).index)
+    print(f"100k rows in {elapsed:.2f}s")
+
+
+# --- used columns from importance ---------------------------------------------------------
+
+
+def test_used_columns_from_importance():
+    importance = {
+        one_hot("purpose", "business"): 3.0,
+        "credit_amount": 12.0,
+        one_hot("housing", "own"): 0.0,
+        "age_in_years": float("nan"),
+    }
+    assert used_columns_from_importance(importance, ENCODER) == {"purpose", "credit_amount"}
+    assert used_columns_from_importance({}, ENCODER) == set()
+
+
+def test_used_columns_from_importance_rejects_unnamed_features():
+    with pytest.raises(KeyError, match="f12"):
+        used_columns_from_importance({"f12": 1.0}, ENCODER)
