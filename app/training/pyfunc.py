@@ -1,0 +1,46 @@
+"""The MLflow pyfunc wrapper: raw feature values in, PD, decision and (optionally) reasons out."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+from app.training.model import CreditModel
+
+ARTIFACT_KEY = "credit_model"
+# Only what scoring imports; given explicitly because MLflow's inference costs ~25 s per log.
+RUNTIME_PACKAGES = ("mlflow", "xgboost-cpu", "scikit-learn", "pandas", "numpy", "pyarrow")
+
+
+def pip_requirements() -> list[str]:
+    return [f"{name}=={version(name)}" for name in RUNTIME_PACKAGES]
+
+
+class CreditRiskPyfunc(mlflow.pyfunc.PythonModel):
+    """`predict(raw_df, params={"explain": True})` -> probability_of_default, decision, reasons."""
+
+    def load_context(self, context: Any) -> None:
+        self.model = CreditModel.load(Path(context.artifacts[ARTIFACT_KEY]))
+
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        pd_scores = self.model.predict_pd(model_input)
+        out = pd.DataFrame(
+            {"probability_of_default": pd_scores, "decision": self.model.decide(pd_scores)},
+            index=model_input.index,
+        )
+        if params and params.get("explain"):
+            out["reasons"] = [json.dumps(r) for r in self.model.explain(model_input)]
+        return out
+
+
+def load_credit_model(model_uri: str) -> CreditModel:
+    """The scoring object behind a registered model (`models:/credit_risk@champion`)."""
+    loaded = mlflow.pyfunc.load_model(model_uri)
+    return loaded.unwrap_python_model().model

@@ -1,0 +1,83 @@
+"""Optional hyperparameter search: Ray Tune trials in parallel, chosen on validation AUC."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray import tune
+
+from app.config import Settings
+from app.data.schema import LABEL
+from app.training.dataset import Splits
+from app.training.preprocess import FeatureEncoder
+
+SEARCH_SPACE: dict[str, Any] = {
+    "max_depth": tune.choice([2, 3, 4, 5]),
+    "eta": tune.loguniform(0.01, 0.2),
+    "min_child_weight": tune.choice([1, 2, 5, 10]),
+    "subsample": tune.uniform(0.6, 1.0),
+    "colsample_bytree": tune.uniform(0.5, 1.0),
+    "lambda": tune.loguniform(0.5, 10.0),
+}
+
+
+def _trial(
+    config: dict[str, Any], data_ref: Any, base: dict[str, Any], rounds: int, patience: int
+) -> None:
+    import xgboost as xgb
+
+    features, train, valid = ray.get(data_ref)
+    dtrain = xgb.DMatrix(train[features], label=train[LABEL], feature_names=features)
+    dvalid = xgb.DMatrix(valid[features], label=valid[LABEL], feature_names=features)
+    history: dict[str, dict[str, list[float]]] = {}
+    booster = xgb.train(
+        {**base, **config},
+        dtrain,
+        num_boost_round=rounds,
+        evals=[(dvalid, "validation")],
+        early_stopping_rounds=patience,
+        evals_result=history,
+        verbose_eval=False,
+    )
+    best = booster.best_iteration
+    tune.report({"validation_auc": history["validation"]["auc"][best], "best_iteration": best})
+
+
+def tune_xgboost(
+    splits: Splits, encoder: FeatureEncoder, base: dict[str, Any], settings: Settings, trials: int
+) -> dict[str, Any]:
+    """Run `trials` seeded random-search trials (one CPU each, in parallel); best params."""
+    features = encoder.feature_names
+
+    def encoded(frame):
+        matrix = encoder.transform(frame)
+        matrix[LABEL] = frame[LABEL].to_numpy()
+        return matrix
+
+    data_ref = ray.put((features, encoded(splits.train), encoded(splits.validation)))
+    trainable = tune.with_resources(
+        tune.with_parameters(
+            _trial,
+            data_ref=data_ref,
+            base={**base, "nthread": 1},
+            rounds=settings.num_boost_round,
+            patience=settings.early_stopping_rounds,
+        ),
+        {"cpu": 1},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=SEARCH_SPACE,
+        tune_config=tune.TuneConfig(
+            num_samples=trials,
+            metric="validation_auc",
+            mode="max",
+            search_alg=tune.search.BasicVariantGenerator(random_state=settings.seed),
+        ),
+        run_config=tune.RunConfig(storage_path=str(settings.data_dir / "ray_results"), verbose=0),
+    )
+    best = tuner.fit().get_best_result()
+    if best.error:
+        raise RuntimeError(f"every tuning trial failed: {best.error}")
+    return {**base, **best.config}
