@@ -28,10 +28,7 @@ import io
 import logging
 import math
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,66 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from app.localservices import Service, start_redis
+
 BLOCK = 100  # lookups per variant before switching to the next one
-
-
-# --- processes this script starts ------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode} before listening")
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def start_redis(work_dir: Path) -> tuple[int, subprocess.Popen]:
-    """A private, non-persistent Redis on a free port (never the shared one on 6379)."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(work_dir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, process, "redis-server")
-    return port, process
 
 
 # --- measurement ---------------------------------------------------------------------------
@@ -140,12 +80,13 @@ def main() -> int:
 
     script_started = time.perf_counter()
     work_dir = Path(tempfile.mkdtemp(prefix="bench_feast_online_"))
-    redis_process: subprocess.Popen | None = None
+    redis: Service | None = None
     ray_started = False
     try:
-        redis_port, redis_process = start_redis(work_dir)
+        redis = start_redis()  # private, non-persistent, on a free port (never 6379)
+        redis_port = redis.port
         print(
-            f"redis-server on 127.0.0.1:{redis_port} (pid {redis_process.pid}), work dir {work_dir}"
+            f"redis-server on 127.0.0.1:{redis_port} (pid {redis.process.pid}), work dir {work_dir}"
         )
 
         import ray
@@ -319,8 +260,8 @@ def main() -> int:
             import ray
 
             ray.shutdown()
-        if redis_process is not None:
-            stop_process(redis_process)
+        if redis is not None:
+            redis.stop()
         shutil.rmtree(work_dir, ignore_errors=True)
 
 

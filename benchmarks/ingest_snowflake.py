@@ -25,10 +25,7 @@ import gc
 import logging
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,56 +33,33 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+from app.localservices import Service, start_fakesnow
+
 TABLE = "loan_applications"
 
 
 # --- processes this script starts ------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_fakesnow_in(work_dir: Path) -> Service:
+    """fakesnow's server, logging to `work_dir`, with its stage bucket under `work_dir` too.
 
-
-def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode} before listening")
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def start_fakesnow(work_dir: Path) -> tuple[int, subprocess.Popen]:
-    """fakesnow in server mode; its stage bucket goes under `work_dir` (via TMPDIR)."""
-    port = free_port()
+    fakesnow creates the bucket that PUT copies files into with `tempfile.mkdtemp` when it is
+    imported and never deletes it; pointing the server's TMPDIR at `work_dir` makes the staged
+    copy of the seeded table go away with the work dir.
+    """
     tmp = work_dir / "fakesnow_tmp"
     tmp.mkdir()
-    log = open(work_dir / "fakesnow.log", "wb")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fakesnow", "-s", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "TMPDIR": str(tmp)},
-    )
-    log.close()
-    wait_for_port(port, process, f"fakesnow (log: {work_dir / 'fakesnow.log'})")
-    return port, process
+    previous = os.environ.get("TMPDIR")
+    # Only the server sees it: this process resolved its temp dir at the mkdtemp in main.
+    os.environ["TMPDIR"] = str(tmp)
+    try:
+        return start_fakesnow(work_dir / "fakesnow.log")
+    finally:
+        if previous is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = previous
 
 
 # --- measurement ---------------------------------------------------------------------------
@@ -149,11 +123,12 @@ def main() -> int:
 
     script_started = time.perf_counter()
     work_dir = Path(tempfile.mkdtemp(prefix="bench_ingest_snowflake_"))
-    fakesnow: subprocess.Popen | None = None
+    fakesnow: Service | None = None
     ray_started = False
     try:
-        port, fakesnow = start_fakesnow(work_dir)
-        print(f"fakesnow server on 127.0.0.1:{port} (pid {fakesnow.pid}), work dir {work_dir}")
+        fakesnow = start_fakesnow_in(work_dir)
+        port, server_pid = fakesnow.port, fakesnow.process.pid
+        print(f"fakesnow server on 127.0.0.1:{port} (pid {server_pid}), work dir {work_dir}")
 
         import ray
 
@@ -265,7 +240,7 @@ def main() -> int:
         variants += [(f"ingest p={p}", ingest_read(p), args.repeats) for p in ingest_partitions]
 
         if not args.no_warmup:
-            seconds, _, _ = timed(ours(partitions[-1]), fakesnow.pid)
+            seconds, _, _ = timed(ours(partitions[-1]), server_pid)
             print(f"warm-up (untimed): ours p={partitions[-1]} {seconds:.1f} s")
 
         times: dict[str, list[float]] = {name: [] for name, _, _ in variants}
@@ -274,7 +249,7 @@ def main() -> int:
             for name, fn, n in variants:
                 if repeat >= n:
                     continue
-                seconds, cpu, rows = timed(fn, fakesnow.pid)
+                seconds, cpu, rows = timed(fn, server_pid)
                 if rows != args.rows:
                     raise RuntimeError(f"{name} read {rows} rows, expected {args.rows}")
                 times[name].append(seconds)
@@ -328,7 +303,7 @@ def main() -> int:
 
             ray.shutdown()
         if fakesnow is not None:
-            stop_process(fakesnow)
+            fakesnow.stop()
         shutil.rmtree(work_dir, ignore_errors=True)
 
 

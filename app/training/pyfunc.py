@@ -10,7 +10,9 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
+from app.data.schema import TABLES
 from app.training.model import CreditModel
+from app.training.preprocess import FeatureEncoder
 
 ARTIFACT_KEY = "credit_model"
 # Only what scoring imports; given explicitly because MLflow's inference costs ~25 s per log.
@@ -38,6 +40,22 @@ class CreditRiskPyfunc(mlflow.pyfunc.PythonModel):
         if params and params.get("explain"):
             out["reasons"] = [json.dumps(r) for r in self.model.explain(model_input)]
         return out
+
+
+def model_input(raw_df: pd.DataFrame, encoder: FeatureEncoder) -> pd.DataFrame:
+    """The raw feature columns in the signature's types: warehouse integers as int64 (nullable
+    pandas integers, as Feast returns them, are not accepted by MLflow's schema check),
+    request-time features as float64, categories as str."""
+    integers = {c for spec in TABLES.values() for c in spec.integer_columns}
+    out = raw_df[encoder.raw_columns].copy()
+    for column in encoder.raw_columns:
+        if column in integers:
+            out[column] = out[column].astype("int64")
+        elif column in encoder.numeric:
+            out[column] = out[column].astype("float64")
+        else:
+            out[column] = out[column].astype(object)
+    return out
 
 
 def load_credit_model(model_uri: str) -> CreditModel:

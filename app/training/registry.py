@@ -86,7 +86,7 @@ def alias_version(mlflow_client, name: str, alias: str) -> str | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        return mlflow_client.get_model_version_by_alias(name, alias).version
+        return str(mlflow_client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
 

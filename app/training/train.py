@@ -6,6 +6,7 @@ import logging
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,7 +139,7 @@ def train_and_register(
     """Fit, evaluate and log a model; register it and move aliases only if it earned it."""
     import mlflow
 
-    from app.training.pyfunc import ARTIFACT_KEY, CreditRiskPyfunc, pip_requirements
+    from app.training.pyfunc import ARTIFACT_KEY, CreditRiskPyfunc, model_input, pip_requirements
 
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -210,12 +211,18 @@ def train_and_register(
             )
         with tempfile.TemporaryDirectory() as tmp:
             model_dir = model.save(Path(tmp) / "credit_model")
-            example = splits.test[encoder.raw_columns].head(5).reset_index(drop=True)
+            # The signature keeps the warehouse types (integers stay `long`), so callers pass
+            # values as they come from the feature store; serving and batch scoring call the
+            # unwrapped model, which also takes missing values.
+            complete = splits.test.dropna(subset=encoder.raw_columns).head(5)
+            example = model_input(complete, encoder).reset_index(drop=True)
             output = CreditRiskPyfunc()
             output.model = model
-            signature = mlflow.models.infer_signature(
-                example, output.predict(None, example), params={"explain": False}
-            )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+                signature = mlflow.models.infer_signature(
+                    example, output.predict(None, example), params={"explain": False}
+                )
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=CreditRiskPyfunc(),
@@ -246,7 +253,7 @@ def train_and_register(
             f"model not registered: gate failed ({failed}); metrics are in MLflow run "
             f"{run.info.run_id}"
         )
-    version = mlflow.register_model(info.model_uri, settings.model_name).version
+    version = str(mlflow.register_model(info.model_uri, settings.model_name).version)
     report.version = version
     registry.record(
         mlflow_client,

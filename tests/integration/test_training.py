@@ -1,0 +1,162 @@
+"""Training and registry against real Ray Train, real MLflow (SQLite) and the shipped data."""
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from app.data.ingest import ingest
+from app.data.warehouse import source_tables, write_local_tables
+from app.training import registry
+from app.training.promote import PromotionRefused, promote, rollback
+from app.training.pyfunc import load_credit_model, model_input
+from app.training.train import GateFailed, train_and_register
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
+
+
+@pytest.fixture(scope="module")
+def base_settings(tmp_path_factory):
+    from app.config import load_settings
+
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("train"), _env_file=None)
+    write_local_tables(
+        source_tables(settings.raw_data_path, settings.seed), settings.local_source_dir
+    )
+    ingest(settings)
+    return settings
+
+
+@pytest.fixture(scope="module")
+def first(base_settings):
+    return train_and_register(base_settings)
+
+
+def test_first_model_is_registered_as_champion_with_its_lineage(base_settings, first):
+    assert first.version == "1" and first.aliases == ["champion"]
+    assert first.metrics["test_auc"] >= 0.75  # the README's quality bar on the shipped seed
+    assert 0.5 < first.baseline_metrics["baseline_test_auc"] < 1
+    client = registry.client(base_settings)
+    run = client.get_run(first.run_id)
+    assert run.data.tags["snapshot_id"] and run.data.tags["git_commit"]
+    assert run.data.tags["feature_service"] == "credit_risk_v1"
+    assert run.data.params["rows_train"] == "600" and run.data.params["rows_test"] == "200"
+    for key in (
+        "test_auc",
+        "test_gini",
+        "test_ks",
+        "test_brier",
+        "test_log_loss",
+        "test_approval_rate",
+        "test_tp",
+        "test_fairness_age_band_min_approval_ratio",
+        "baseline_test_auc",
+        "validation_auc",
+    ):
+        assert key in run.data.metrics, key
+    artifacts = {a.path for a in client.list_artifacts(first.run_id, "evaluation/test")}
+    assert {
+        "evaluation/test/calibration.png",
+        "evaluation/test/roc.png",
+        "evaluation/test/confusion_matrix.png",
+    } <= artifacts
+    # the artifact location is absolute, under the configured root
+    assert run.info.artifact_uri.startswith(base_settings.mlflow_artifact_root.as_uri())
+    events = registry.history(client, base_settings.model_name)
+    assert [(e.action, e.alias, e.version) for e in events] == [
+        ("register", None, "1"),
+        ("champion", "champion", "1"),
+    ]
+
+
+def test_registered_model_scores_raw_features_with_reasons(base_settings, first):
+    from app.data.snapshot import load_snapshot
+    from app.training.dataset import load_training_frame
+
+    frame = load_training_frame(base_settings).head(20)
+    uri = f"models:/{base_settings.model_name}@champion"
+    pyfunc = mlflow.pyfunc.load_model(uri)
+    model = load_credit_model(uri)
+    assert pyfunc.metadata.get_input_schema().input_names() == model.encoder.raw_columns
+    out = pyfunc.predict(model_input(frame, model.encoder), params={"explain": True})
+    assert out["probability_of_default"].between(0, 1).all()
+    assert set(out["decision"]) <= {"approve", "decline"}
+    declined = out[out["decision"] == "decline"]
+    assert len(declined) and all(1 <= len(json.loads(r)) <= 4 for r in declined["reasons"])
+    used = set(model.used_columns)
+    assert {r["feature"] for rs in out["reasons"] for r in json.loads(rs)} <= used
+    assert load_snapshot(base_settings.offline_dir, "loan_applications") is not None
+
+
+def test_monotone_features_stay_monotone_and_column_order_does_not_matter(base_settings, first):
+    from app.training.dataset import load_training_frame
+
+    model = load_credit_model(f"models:/{base_settings.model_name}@champion")
+    rows = load_training_frame(base_settings).head(30)
+    durations = np.arange(6, 73, 6)
+    for _, row in rows.iterrows():
+        grid = pd.DataFrame([row] * len(durations)).assign(duration_in_month=durations)
+        assert np.all(np.diff(model.predict_pd(grid)) >= -1e-9)
+        ages = np.arange(19, 76, 4)
+        grid = pd.DataFrame([row] * len(ages)).assign(age_in_years=ages)
+        assert np.all(np.diff(model.predict_pd(grid)) <= 1e-9)
+    shuffled = rows[list(reversed(rows.columns))]
+    np.testing.assert_array_equal(model.predict_pd(shuffled), model.predict_pd(rows))
+
+
+def test_challenger_promotion_refusal_force_and_rollback(base_settings, first):
+    second = train_and_register(base_settings, with_baseline=False)
+    assert second.version == "2" and second.aliases == ["challenger"]
+    client = registry.client(base_settings)
+    name = base_settings.model_name
+
+    strict = base_settings.model_copy(update={"promote_min_auc_gain": 0.5})
+    with pytest.raises(PromotionRefused, match="does not beat champion v1"):
+        promote(strict)
+    assert registry.alias_version(client, name, "champion") == "1"
+
+    result = promote(base_settings, force=True)
+    assert (result.champion, result.previous_champion) == ("2", "1")
+    assert registry.alias_version(client, name, "champion") == "2"
+    assert registry.alias_version(client, name, "challenger") is None
+
+    back = rollback(base_settings)
+    assert back.champion == "1"
+    assert registry.alias_version(client, name, "champion") == "1"
+    actions = [
+        (e.action, e.alias, e.previous_version, e.version) for e in registry.history(client, name)
+    ]
+    assert actions[-4:] == [
+        ("challenger", "challenger", None, "2"),
+        ("promote", "champion", "1", "2"),
+        ("clear", "challenger", "2", None),
+        ("rollback", "champion", "2", "1"),
+    ]
+
+
+def test_failed_gate_registers_nothing_and_moves_no_alias(base_settings, first):
+    client = registry.client(base_settings)
+    name = base_settings.model_name
+    before = len(client.search_model_versions(f"name='{name}'"))
+    champion = registry.alias_version(client, name, "champion")
+    demanding = base_settings.model_copy(update={"gate_min_auc": 0.99})
+    with pytest.raises(GateFailed, match=r"gate failed \(test_auc >= 0.99\)"):
+        train_and_register(demanding, with_baseline=False)
+    assert len(client.search_model_versions(f"name='{name}'")) == before
+    assert registry.alias_version(client, name, "champion") == champion
+    failed = client.search_runs(
+        [registry.experiment_id(base_settings, client)], "tags.gates = 'failed'"
+    )
+    assert failed and "test_auc" in failed[0].data.metrics
+
+
+def test_unreachable_mlflow_fails_fast_before_training(base_settings):
+    port = free_port()
+    down = base_settings.model_copy(update={"mlflow_tracking_uri": f"http://127.0.0.1:{port}"})
+    with pytest.raises(
+        registry.RegistryError, match=f"MLflow at http://127.0.0.1:{port} is unreachable"
+    ):
+        train_and_register(down)
