@@ -174,6 +174,7 @@ class SnowflakeResultBatchDatasource(Datasource):
         self._partition_key = partition_key
         self._partitions = partitions if partition_key else 1
         self._batches: list[Any] | None = None
+        self._inline_refs: list[tuple[Any, int, int]] | None = None
         self._names: list[str] = []
 
     def _check_columns(self, names: list[str]) -> None:
@@ -233,12 +234,15 @@ class SnowflakeResultBatchDatasource(Datasource):
         # A batch the server sent inline (small results, Snowflake-compatible servers) is
         # already in this process: decode it once and share it through the object store
         # instead of shipping its raw payload inside a read task to be decoded again.
+        if self._inline_refs is None:
+            # Ray Data asks for the read tasks more than once per read: decode only once.
+            self._inline_refs = [
+                (ray.put(table), table.num_rows, table.nbytes)
+                for table in _read_batches([b for b in batches if _is_inline(b)])
+            ]
         tasks = [
-            ReadTask(
-                partial(_get_tables, ray.put(table)),
-                BlockMetadata(table.num_rows, table.nbytes, None, None),
-            )
-            for table in _read_batches([b for b in batches if _is_inline(b)])
+            ReadTask(partial(_get_tables, ref), BlockMetadata(rows, size, None, None))
+            for ref, rows, size in self._inline_refs
         ]
         remote = [b for b in batches if not _is_inline(b)]
         if not remote:

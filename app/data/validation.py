@@ -47,7 +47,11 @@ def annotate_batch(batch: pd.DataFrame, spec: TableSpec) -> pa.Table:
         # Plain objects: sources hand over Arrow-backed or numpy dtypes, and masks over
         # nullable dtypes carry NA instead of False.
         values = pd.Series(batch[column].to_numpy(dtype=object, na_value=None))
-        text = values.astype("string").str.strip() if pa.types.is_string(dtype) else None
+        # Text sources (CSV) hand every column over as strings, where blank means missing;
+        # typed sources (Parquet, Snowflake) cannot hold a blank number, so skip the work.
+        as_text = pa.types.is_string(dtype) or not pd.api.types.is_numeric_dtype(batch[column])
+        is_time = pd.api.types.is_datetime64_any_dtype(batch[column])
+        text = values.astype("string").str.strip() if as_text and not is_time else None
         missing = _blank(values, text)
         flag(missing, f"{column} is null")
         if pa.types.is_integer(dtype):

@@ -86,3 +86,11 @@ def test_valid_rows_are_sorted_by_key(tables):
     shuffled = tables[APPLICATIONS.name].sample(frac=1, random_state=3)
     valid, _ = run(shuffled, APPLICATIONS)
     assert valid["application_id"].is_monotonic_increasing
+
+
+def test_blank_text_in_a_numeric_column_counts_as_null(tables):
+    df = tables[APPLICATIONS.name].astype(str)
+    df.loc[2, "credit_amount"] = "   "
+    valid, rejects = run(df, APPLICATIONS)
+    assert list(rejects["reason"]) == ["credit_amount is null"]
+    assert len(valid) == 999
