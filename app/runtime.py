@@ -26,6 +26,7 @@ def setup_logging(verbose: bool = False) -> None:
     # notices and Feast's "on-demand views are experimental" on every retrieval.
     warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"ray\.data\..*")
     warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
+    warnings.filterwarnings("ignore", message="The ``noload`` loader strategy is deprecated")
     # Feast logs every registry refresh at INFO; keep the jobs' own lines readable.
     for noisy in ("feast", "snowflake.connector"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -107,7 +107,10 @@ class AuditEvent:
     user: str
 
     def line(self) -> str:
-        moved = f"{self.alias}: v{self.previous_version or '-'} -> v{self.version or '-'}"
+        if self.alias is None:
+            moved = f"v{self.version}"
+        else:
+            moved = f"{self.alias}: v{self.previous_version or '-'} -> v{self.version or '-'}"
         return f"{self.time}  {self.action:<10} {moved:<28} {self.reason}  ({self.user})"
 
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import ray
+import pandas as pd
 from ray import tune
 
 from app.config import Settings
 from app.data.schema import LABEL
+from app.errors import CreditRiskError
 from app.training.dataset import Splits
 from app.training.preprocess import FeatureEncoder
+
+
+class TuningFailed(CreditRiskError):
+    """No tuning trial produced a result."""
+
 
 SEARCH_SPACE: dict[str, Any] = {
     "max_depth": tune.choice([2, 3, 4, 5]),
@@ -23,11 +29,15 @@ SEARCH_SPACE: dict[str, Any] = {
 
 
 def _trial(
-    config: dict[str, Any], data_ref: Any, base: dict[str, Any], rounds: int, patience: int
+    config: dict[str, Any],
+    data: tuple[list[str], pd.DataFrame, pd.DataFrame],
+    base: dict[str, Any],
+    rounds: int,
+    patience: int,
 ) -> None:
     import xgboost as xgb
 
-    features, train, valid = ray.get(data_ref)
+    features, train, valid = data
     dtrain = xgb.DMatrix(train[features], label=train[LABEL], feature_names=features)
     dvalid = xgb.DMatrix(valid[features], label=valid[LABEL], feature_names=features)
     history: dict[str, dict[str, list[float]]] = {}
@@ -50,16 +60,16 @@ def tune_xgboost(
     """Run `trials` seeded random-search trials (one CPU each, in parallel); best params."""
     features = encoder.feature_names
 
-    def encoded(frame):
+    def encoded(frame: pd.DataFrame) -> pd.DataFrame:
         matrix = encoder.transform(frame)
         matrix[LABEL] = frame[LABEL].to_numpy()
         return matrix
 
-    data_ref = ray.put((features, encoded(splits.train), encoded(splits.validation)))
+    # with_parameters puts the data in the object store once, shared by every trial.
     trainable = tune.with_resources(
         tune.with_parameters(
             _trial,
-            data_ref=data_ref,
+            data=(features, encoded(splits.train), encoded(splits.validation)),
             base={**base, "nthread": 1},
             rounds=settings.num_boost_round,
             patience=settings.early_stopping_rounds,
@@ -77,7 +87,7 @@ def tune_xgboost(
         ),
         run_config=tune.RunConfig(storage_path=str(settings.data_dir / "ray_results"), verbose=0),
     )
-    best = tuner.fit().get_best_result()
-    if best.error:
-        raise RuntimeError(f"every tuning trial failed: {best.error}")
-    return {**base, **best.config}
+    results = tuner.fit()
+    if results.num_errors == len(results):
+        raise TuningFailed(f"all {trials} tuning trials failed; first error: {results.errors[0]}")
+    return {**base, **results.get_best_result().config}
