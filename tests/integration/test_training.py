@@ -108,7 +108,8 @@ def test_monotone_features_stay_monotone_and_column_order_does_not_matter(base_s
 
 
 def test_challenger_promotion_refusal_force_and_rollback(base_settings, first):
-    second = train_and_register(base_settings, with_baseline=False)
+    # The second fit goes through a small Ray Tune search first.
+    second = train_and_register(base_settings, trials=2, with_baseline=False)
     assert second.version == "2" and second.aliases == ["challenger"]
     client = registry.client(base_settings)
     name = base_settings.model_name
