@@ -1,4 +1,4 @@
-"""The main job on embedded defaults: source -> ingest -> feature store -> a sample online read."""
+"""The main job on embedded defaults: source -> ingest -> feature store -> online read -> model."""
 
 from __future__ import annotations
 
@@ -66,6 +66,28 @@ def sample_online_read(settings: Settings) -> str:
     return f"{len(values) - 1} features for {row['applicant_id']} from the online store"
 
 
+def train_model(settings: Settings) -> str:
+    """Train and register a model unless the champion was already trained on this snapshot."""
+    from app.data.snapshot import read_manifest
+    from app.training import registry
+    from app.training.train import train_and_register
+
+    snapshot_id = read_manifest(settings.offline_dir)["snapshot_id"]
+    client = registry.client(settings)
+    champion = registry.alias_version(client, settings.model_name, registry.CHAMPION)
+    if champion is not None:
+        run_id = client.get_model_version(settings.model_name, champion).run_id
+        if client.get_run(run_id).data.tags.get("snapshot_id") == snapshot_id:
+            return f"champion v{champion} was trained on snapshot {snapshot_id}: kept"
+    report = train_and_register(settings)
+    aliases = ", ".join(report.aliases)
+    return (
+        f"{settings.model_name} v{report.version} ({aliases}), test AUC "
+        f"{report.metrics['test_auc']:.3f}; MLflow UI: mlflow ui --backend-store-uri "
+        f"{settings.mlflow_tracking_uri}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.pipeline", description=__doc__)
     parser.parse_args()
@@ -90,6 +112,7 @@ def main() -> int:
     stages.run("ingest", run_ingest)
     stages.run("feature store", run_materialize)
     stages.run("online lookup", lambda: sample_online_read(settings))
+    stages.run("train", lambda: train_model(settings))
     stages.summary()
     return 0
 

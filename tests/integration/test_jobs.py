@@ -65,11 +65,13 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     assert "Summary" in first.stdout
     assert "19 features for A0000001 from the online store" in first.stdout
     assert "full load of applicant_profile, applicant_financials" in first.stdout
+    assert "credit_risk v1 (champion), test AUC" in first.stdout
 
     second = run_job("jobs.pipeline", env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "using existing tables" in second.stdout
     assert "incremental load" in second.stdout
+    assert "champion v1 was trained on snapshot" in second.stdout
 
     def snapshot_ids(out: str) -> list[str]:
         return [line.split()[1] for line in out.splitlines() if line.startswith("snapshot ")]
