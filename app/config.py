@@ -167,6 +167,16 @@ class Settings(BaseSettings):
 
     seed: int = Field(42, description="Seed for ids, timestamps, splits and synthetic data.")
 
+    # --- serving ---------------------------------------------------------------------------
+    prediction_log_dir: Path | None = Field(
+        None,
+        description="Where replicas write the prediction log as Parquet parts "
+        "(default: `<data_dir>/predictions`).",
+    )
+    serve_retry_after_seconds: int = Field(
+        5, ge=1, description="Retry-After sent with a 503 (feature store or model unavailable)."
+    )
+
     @field_validator("snowflake_queries", mode="before")
     @classmethod
     def _lower_table_keys(cls, value: Any) -> Any:
@@ -184,6 +194,7 @@ class Settings(BaseSettings):
         self.mlflow_artifact_root = _resolve(
             self.mlflow_artifact_root, self.data_dir / "mlartifacts"
         )
+        self.prediction_log_dir = _resolve(self.prediction_log_dir, self.data_dir / "predictions")
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.data_dir / 'mlflow.db'}"
         return self

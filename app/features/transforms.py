@@ -29,15 +29,24 @@ def application_features(df: pd.DataFrame) -> pd.DataFrame:
     - credit_amount_per_age_year: loan size relative to age, a rough exposure-to-history ratio.
     Zero or missing denominators give NaN rather than inf, so models see "unknown".
     """
-    amount = pd.to_numeric(df["credit_amount"], errors="coerce").astype("float64")
-    duration = pd.to_numeric(df["duration_in_month"], errors="coerce").astype("float64")
-    rate = pd.to_numeric(
-        df["installment_rate_in_percentage_of_disposable_income"], errors="coerce"
-    ).astype("float64")
-    age = pd.to_numeric(df["age_in_years"], errors="coerce").astype("float64")
-    monthly = amount / duration.where(duration > 0)
-    out = pd.DataFrame(index=df.index)
-    out["monthly_installment"] = monthly
-    out["installment_burden"] = monthly * rate / 4.0
-    out["credit_amount_per_age_year"] = amount / age.where(age > 0)
-    return out.replace([np.inf, -np.inf], np.nan)
+    amount = _numbers(df["credit_amount"])
+    duration = _numbers(df["duration_in_month"])
+    rate = _numbers(df["installment_rate_in_percentage_of_disposable_income"])
+    age = _numbers(df["age_in_years"])
+    # numpy rather than pandas arithmetic: serving calls this per request on one row, where
+    # pandas' per-operation overhead was most of the cost.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        monthly = np.where(duration > 0, amount / duration, np.nan)
+        per_age = np.where(age > 0, amount / age, np.nan)
+    out = {
+        "monthly_installment": monthly,
+        "installment_burden": monthly * rate / 4.0,
+        "credit_amount_per_age_year": per_age,
+    }
+    return pd.DataFrame(
+        {k: np.where(np.isfinite(v), v, np.nan) for k, v in out.items()}, index=df.index
+    )
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)

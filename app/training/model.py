@@ -53,8 +53,22 @@ class CreditModel:
     def predict_pd(self, raw_df: pd.DataFrame) -> np.ndarray:
         return _sigmoid(np.asarray(self.margin(raw_df), dtype="float64"))
 
-    def decide(self, pd_scores: np.ndarray) -> np.ndarray:
-        return np.where(pd_scores >= self.threshold, "decline", "approve")
+    def decide(self, pd_scores: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        cut = self.threshold if threshold is None else threshold
+        return np.where(pd_scores >= cut, "decline", "approve")
+
+    def score(
+        self, raw_df: pd.DataFrame, threshold: float | None = None, explain: bool = True
+    ) -> pd.DataFrame:
+        """PD, decision and (declines always included) reasons: what serving and batch return."""
+        pd_scores = self.predict_pd(raw_df)
+        decisions = self.decide(pd_scores, threshold)
+        out = pd.DataFrame(
+            {"probability_of_default": pd_scores, "decision": decisions}, index=raw_df.index
+        )
+        if explain:
+            out["reasons"] = self.explain(raw_df, require=decisions == "decline")
+        return out
 
     def contributions(self, raw_df: pd.DataFrame) -> pd.DataFrame:
         """Per-feature pushes towards default (margin scale), plus a `bias` column."""
@@ -74,8 +88,13 @@ class CreditModel:
         out["bias"] = float(linear.intercept_[0])
         return out
 
-    def explain(self, raw_df: pd.DataFrame, max_reasons: int = 4) -> list[list[dict]]:
-        """Adverse-action reasons per row: the largest pushes towards default."""
+    def explain(
+        self, raw_df: pd.DataFrame, max_reasons: int = 4, require: np.ndarray | None = None
+    ) -> list[list[dict]]:
+        """Adverse-action reasons per row: the largest pushes towards default.
+
+        `require` flags rows (declines) that must get at least one reason.
+        """
         from app.training.reasons import reason_codes
 
         return reason_codes(
@@ -85,6 +104,7 @@ class CreditModel:
             max_reasons=max_reasons,
             # An empty list means "not recorded", not "uses nothing".
             used_columns=set(self.used_columns) or None,
+            require=require,
         )
 
     # --- persistence -------------------------------------------------------------------

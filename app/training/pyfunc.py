@@ -32,13 +32,10 @@ class CreditRiskPyfunc(mlflow.pyfunc.PythonModel):
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
     ) -> pd.DataFrame:
-        pd_scores = self.model.predict_pd(model_input)
-        out = pd.DataFrame(
-            {"probability_of_default": pd_scores, "decision": self.model.decide(pd_scores)},
-            index=model_input.index,
-        )
-        if params and params.get("explain"):
-            out["reasons"] = [json.dumps(r) for r in self.model.explain(model_input)]
+        explain = bool(params and params.get("explain"))
+        out = self.model.score(model_input, explain=explain)
+        if explain:
+            out["reasons"] = [json.dumps(r) for r in out["reasons"]]
         return out
 
 

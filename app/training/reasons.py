@@ -312,6 +312,7 @@ def reason_codes(
     encoder: FeatureEncoder,
     max_reasons: int = 4,
     used_columns: set[str] | None = None,
+    require: np.ndarray | None = None,
 ) -> list[list[dict]]:
     """Per row, the raw columns pushing hardest towards default (contribution > 0), largest first.
 
@@ -319,6 +320,8 @@ def reason_codes(
     `{"code", "feature", "description", "contribution"}`; at most `max_reasons` per row; only
     columns in `used_columns` (when given) and never protected columns are cited; ties go to
     the column that comes first in `encoder.raw_columns`, so the output is deterministic.
+    Rows flagged in `require` (declines) always get reasons: when nothing pushes towards
+    default (the base rate alone declines them), the columns that helped least are cited.
     """
     if max_reasons < 0:
         raise ValueError("max_reasons must be >= 0")
@@ -338,8 +341,14 @@ def reason_codes(
 
     # Rounded first so a reported contribution is never 0.0 and float noise cannot reorder
     # reasons; non-positive and NaN contributions are never reasons, and -inf sorts them last.
-    values = np.round(aggregated[citable].to_numpy(dtype="float64"), 6)
-    values = np.where(values > 0, values, -np.inf)
+    rounded = np.round(aggregated[citable].to_numpy(dtype="float64"), 6)
+    values = np.where(rounded > 0, rounded, -np.inf)
+    if require is not None and take:
+        bare = np.asarray(require, dtype=bool) & ~np.isfinite(values).any(axis=1)
+        values[bare] = np.where(np.isnan(rounded[bare]), -np.inf, rounded[bare])
+        # Only the least unfavourable column: enough to explain, without listing helpers.
+        best = np.sort(values[bare], axis=1)[:, -1:]
+        values[bare] = np.where(values[bare] >= best, values[bare], -np.inf)
     # A stable sort of the negated values keeps column order among ties.
     order = np.argsort(-values, axis=1, kind="stable")[:, :take]
     top = np.take_along_axis(values, order, axis=1)

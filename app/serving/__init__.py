@@ -1,0 +1,1 @@
+"""Online credit decisions on Ray Serve: one ingress deployment, routing, prediction log."""

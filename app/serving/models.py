@@ -1,0 +1,86 @@
+"""Registered models for serving: which versions the aliases name, and loading one by version."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.config import Settings
+from app.training.model import CreditModel
+
+ALIASES = ("champion", "challenger")
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    name: str
+    version: str
+    model: CreditModel
+
+
+@dataclass(frozen=True)
+class ModelSet:
+    """What one replica scores with; replaced as a whole, so a request sees one consistent set."""
+
+    champion: ServedModel | None = None
+    challenger: ServedModel | None = None
+
+    def versions(self) -> dict[str, str | None]:
+        return {
+            "champion": self.champion.version if self.champion else None,
+            "challenger": self.challenger.version if self.challenger else None,
+        }
+
+
+class ModelSource(Protocol):
+    """Where a replica gets models; injected so a deployment can be pointed elsewhere."""
+
+    def aliases(self) -> dict[str, str | None]: ...
+
+    def load(self, version: str) -> ServedModel: ...
+
+
+class RegistryModelSource:
+    """The MLflow registry: aliases resolve to versions, versions load as CreditModels."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client = None
+
+    def _registry(self):
+        from app.training import registry
+
+        if self._client is None:
+            self._client = registry.client(self.settings)
+        return self._client
+
+    def aliases(self) -> dict[str, str | None]:
+        from app.training import registry
+
+        mlflow_client = self._registry()
+        return {
+            alias: registry.alias_version(mlflow_client, self.settings.model_name, alias)
+            for alias in ALIASES
+        }
+
+    def load(self, version: str) -> ServedModel:
+        from app.training.pyfunc import load_credit_model
+
+        self._registry()  # sets the tracking and registry URIs the models:/ URI resolves against
+        name = self.settings.model_name
+        return ServedModel(name, version, load_credit_model(f"models:/{name}/{version}"))
+
+
+def refresh_models(current: ModelSet, source: ModelSource) -> ModelSet:
+    """The set the aliases name now, reusing already-loaded versions; raises if one fails."""
+    wanted = source.aliases()
+    loaded = {m.version: m for m in (current.champion, current.challenger) if m is not None}
+    chosen: dict[str, ServedModel | None] = {}
+    for alias in ALIASES:
+        version = wanted.get(alias)
+        if version is None:
+            chosen[alias] = None
+        else:
+            chosen[alias] = loaded.get(version) or source.load(version)
+            loaded[version] = chosen[alias]
+    return ModelSet(**chosen)

@@ -1,0 +1,79 @@
+"""Which model answers: weighted A/B, sticky per applicant, shadow; pure and Ray-free."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Callable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.serving.schemas import Variant
+
+
+class RoutingConfig(BaseModel):
+    """The Serve `user_config`: changed by `serve deploy` and applied without a restart."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    challenger_weight: float = Field(
+        0.0, ge=0, le=1, description="Share of traffic the challenger answers."
+    )
+    sticky: bool = Field(
+        True, description="Route by a hash of applicant_id, so an applicant keeps its variant."
+    )
+    salt: str = Field(
+        "ab-1", min_length=1, description="Hash salt; change it to re-draw the sticky groups."
+    )
+    shadow: bool = Field(
+        False, description="Challenger also scores the champion's traffic after the response."
+    )
+    decision_threshold: float | None = Field(
+        None, gt=0, lt=1, description="Override of the models' PD cut-off; unset: the model's."
+    )
+    alias_poll_seconds: float = Field(
+        10.0, ge=0, description="How often replicas check the registry aliases; 0 = never."
+    )
+    max_batch_requests: int = Field(
+        100, ge=1, description="Largest /v1/decisions/batch body (413 above it)."
+    )
+    batch_max_size: int = Field(
+        8, ge=1, description="@serve.batch: concurrent requests scored together."
+    )
+    batch_wait_timeout_s: float = Field(
+        0.002, ge=0, description="@serve.batch: longest wait for a batch to fill."
+    )
+    log_flush_rows: int = Field(
+        500, ge=1, description="Prediction log: write a Parquet part at this many records."
+    )
+    log_flush_seconds: float = Field(
+        5.0, gt=0, description="Prediction log: write pending records at least this often."
+    )
+
+
+def sticky_bucket(applicant_id: str, salt: str) -> float:
+    """A stable point in [0, 1) for an applicant: the same on every replica and every restart."""
+    digest = hashlib.blake2b(f"{salt}:{applicant_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def choose_variant(
+    applicant_id: str,
+    config: RoutingConfig,
+    has_challenger: bool,
+    draw: Callable[[], float] = random.random,
+) -> Variant:
+    """The variant that answers this request.
+
+    Sticky routing compares the applicant's bucket with the weight, so raising the weight
+    only moves applicants from champion to challenger (never back), and lowering it the reverse.
+    """
+    if not has_challenger or config.challenger_weight <= 0:
+        return "champion"
+    point = sticky_bucket(applicant_id, config.salt) if config.sticky else draw()
+    return "challenger" if point < config.challenger_weight else "champion"
+
+
+def shadows(answering: Variant, config: RoutingConfig, has_challenger: bool) -> bool:
+    """Whether the challenger also scores this request, off the response path."""
+    return config.shadow and has_challenger and answering == "champion"

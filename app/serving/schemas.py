@@ -1,0 +1,92 @@
+"""Typed request and response bodies of the decision API (the OpenAPI schema at /docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.data.schema import CATEGORIES, RANGES
+
+Purpose = Literal[CATEGORIES["purpose"]]  # type: ignore[valid-type]
+Variant = Literal["champion", "challenger"]
+DecisionLabel = Literal["approve", "decline"]
+
+
+class Application(BaseModel):
+    """What the applicant asks for: the request-time fields the on-demand features use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    credit_amount: int = Field(gt=0, le=RANGES["credit_amount"][1], description="Amount in DM.")
+    duration_in_month: int = Field(ge=1, le=120, description="Loan duration in months.")
+    purpose: Purpose = Field(description="Loan purpose, one of the dataset's purposes.")
+    installment_rate_in_percentage_of_disposable_income: int = Field(
+        ge=1, le=4, description="Installment rate as a share of disposable income (1-4)."
+    )
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    applicant_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+    application: Application
+
+
+class Reason(BaseModel):
+    code: str = Field(description="Stable reason code, e.g. R03.")
+    feature: str = Field(description="The raw feature cited.")
+    description: str = Field(description="Text for the applicant.")
+    contribution: float = Field(description="Push towards default on the log-odds scale.")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    variant: Variant
+
+
+class DecisionResponse(BaseModel):
+    request_id: str
+    applicant_id: str
+    probability_of_default: float = Field(ge=0, le=1)
+    decision: DecisionLabel
+    reasons: list[Reason] = Field(max_length=4, description="At most 4; at least one on a decline.")
+    model: ModelInfo
+    features_as_of: datetime | None = Field(
+        description="Event time of the oldest stored feature used (UTC); null if none."
+    )
+
+    model_config = ConfigDict(protected_namespaces=())
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requests: list[DecisionRequest] = Field(min_length=1)
+
+
+class BatchError(BaseModel):
+    index: int = Field(description="Position of the request in the batch.")
+    applicant_id: str
+    status: int = Field(description="The HTTP status this request alone would have had.")
+    detail: str
+
+
+class BatchResponse(BaseModel):
+    decisions: list[DecisionResponse]
+    errors: list[BatchError]
+
+
+class ErrorBody(BaseModel):
+    detail: str | list = Field(description="What was wrong; for 422, one entry per bad field.")
+    request_id: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    champion: str | None = None
+    challenger: str | None = None
+    feature_store: str | None = None
+    detail: str | None = None
