@@ -290,7 +290,7 @@ def read_snowflake_table(spec: TableSpec, settings: Settings) -> Dataset:
     return ray.data.read_datasource(source, override_num_blocks=source.num_read_tasks())
 
 
-_SNOWFLAKE_TYPES = {"string": "VARCHAR", "int64": "NUMBER(38,0)"}
+_SNOWFLAKE_TYPES = {"string": "VARCHAR", "int64": "NUMBER(38,0)", "double": "FLOAT"}
 
 
 def _column_type(dtype: pa.DataType) -> str:

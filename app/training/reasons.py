@@ -344,11 +344,17 @@ def reason_codes(
     rounded = np.round(aggregated[citable].to_numpy(dtype="float64"), 6)
     values = np.where(rounded > 0, rounded, -np.inf)
     if require is not None and take:
-        bare = np.asarray(require, dtype=bool) & ~np.isfinite(values).any(axis=1)
-        values[bare] = np.where(np.isnan(rounded[bare]), -np.inf, rounded[bare])
-        # Only the least unfavourable column: enough to explain, without listing helpers.
-        best = np.sort(values[bare], axis=1)[:, -1:]
-        values[bare] = np.where(values[bare] >= best, values[bare], -np.inf)
+        bare = np.flatnonzero(np.asarray(require, dtype=bool) & ~np.isfinite(values).any(axis=1))
+        if len(bare):
+            # Only the least unfavourable column that moved the score at all: enough to
+            # explain, without listing the columns that helped.
+            candidates = np.where(
+                np.isnan(rounded[bare]) | (rounded[bare] == 0), -np.inf, rounded[bare]
+            )
+            best = np.argmax(candidates, axis=1)
+            picked = candidates[np.arange(len(bare)), best]
+            ok = np.isfinite(picked)
+            values[bare[ok], best[ok]] = picked[ok]
     # A stable sort of the negated values keeps column order among ties.
     order = np.argsort(-values, axis=1, kind="stable")[:, :take]
     top = np.take_along_axis(values, order, axis=1)

@@ -17,3 +17,24 @@ def test_serve_config_passes_the_serve_schema():
     from ray.serve.schema import ServeDeploySchema
 
     ServeDeploySchema.model_validate(yaml.safe_load((ROOT / "serve_config.yaml").read_text()))
+
+
+def test_serve_config_builds_the_app_and_its_user_config_is_valid():
+    from ray.serve.schema import ServeDeploySchema
+
+    from app.serving.app import AppArgs, build_app
+    from app.serving.routing import RoutingConfig
+
+    config = ServeDeploySchema.model_validate(
+        yaml.safe_load((ROOT / "serve_config.yaml").read_text())
+    )
+    (application,) = config.applications
+    assert application.import_path == "app.serving.app:build_app"
+    (deployment,) = application.deployments
+    RoutingConfig.model_validate(deployment.user_config)
+    assert (
+        deployment.autoscaling_config["max_replicas"]
+        >= deployment.autoscaling_config["min_replicas"]
+    )
+    app = build_app(AppArgs.model_validate({**application.args, "settings": {"data_dir": "x"}}))
+    assert type(app).__name__ == "Application"

@@ -264,6 +264,21 @@ def test_row_without_positive_contribution_has_no_reasons():
     assert [features(r) for r in out] == [["credit_amount"], [], []]
 
 
+def test_required_rows_cite_the_least_favourable_column_when_nothing_pushes_up():
+    # A decline that the base rate alone explains must still say why.
+    contribs = contributions(
+        [
+            {"credit_amount": -0.3, "duration_in_month": -0.1},
+            {"credit_amount": 0.2, "duration_in_month": -0.1},
+            {"credit_amount": -0.3},
+        ]
+    )
+    require = np.array([True, True, False])
+    out = reason_codes(contribs, raw_rows(3), ENCODER, require=require)
+    assert [features(r) for r in out] == [["duration_in_month"], ["credit_amount"], []]
+    assert out[0][0]["contribution"] == pytest.approx(-0.1)
+
+
 def test_used_columns_filter_excludes_even_the_largest_contribution():
     contribs = contributions([{"duration_in_month": 5.0, "credit_amount": 0.1}])
     [unfiltered] = reason_codes(contribs, raw_rows(), ENCODER)

@@ -1,0 +1,214 @@
+"""Batch decisions: a whole table scored with Ray Data, the same artifact and reasons as serving."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from app.config import Settings
+from app.data.schema import APPLICATIONS, REQUEST_COLUMNS, TableSpec
+from app.errors import CreditRiskError
+
+_TS = pa.timestamp("us", tz="UTC")
+INPUT_COLUMNS = ("applicant_id", *REQUEST_COLUMNS)
+
+SCORES = TableSpec(
+    name="credit_decisions",
+    key="row_id",
+    timestamp="scored_at",
+    unique_key=("row_id",),
+    columns={
+        "row_id": pa.string(),  # application_id when the input has one, else the row number
+        "applicant_id": pa.string(),
+        "status": pa.string(),  # scored | unknown_applicant
+        "probability_of_default": pa.float64(),
+        "decision": pa.string(),
+        "reasons": pa.string(),  # JSON list, as in the API response
+        "model_name": pa.string(),
+        "model_version": pa.string(),
+        "features_as_of": _TS,
+        "scored_at": _TS,
+    },
+)
+
+
+class ScoringError(CreditRiskError):
+    """The input table or the model to score with is missing or unusable."""
+
+
+@dataclass
+class ScoreReport:
+    rows: int
+    scored: int
+    unknown: int
+    declined: int
+    model_version: str
+    output: str
+
+
+class BatchScorer:
+    """A Ray Data actor: online features, then the registered model's decision and reasons."""
+
+    def __init__(self, settings: Settings, version: str, decision_threshold: float | None):
+        from app.features.store import OnlineFeatureReader, get_store
+        from app.serving.models import RegistryModelSource
+
+        self.reader = OnlineFeatureReader(get_store(settings), settings.feature_service_name)
+        self.served = RegistryModelSource(settings).load(version)
+        self.threshold = decision_threshold
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        return score_frame(batch, self.reader, self.served, self.threshold)
+
+
+def score_frame(batch: pd.DataFrame, reader, served, threshold: float | None) -> pd.DataFrame:
+    """Decisions for one batch of applications (pure apart from the online-store read)."""
+    rows = batch[list(INPUT_COLUMNS)].to_dict("records")
+    features = reader.read(rows)
+    known = features.known
+    out = pd.DataFrame(
+        {
+            "row_id": (
+                batch["application_id"].astype(str).to_numpy()
+                if "application_id" in batch
+                else batch["row_id"].astype(str).to_numpy()
+            ),
+            "applicant_id": batch["applicant_id"].astype(str).to_numpy(),
+            "status": ["scored" if k else "unknown_applicant" for k in known],
+            "probability_of_default": float("nan"),
+            "decision": None,
+            "reasons": None,
+            "model_name": served.name,
+            "model_version": served.version,
+            "features_as_of": pd.to_datetime(features.as_of, utc=True),
+            "scored_at": pd.Timestamp.now(tz="UTC"),
+        }
+    )
+    if known.any():
+        result = served.model.score(features.frame[known], threshold=threshold)
+        out.loc[known, "probability_of_default"] = result["probability_of_default"].to_numpy()
+        out.loc[known, "decision"] = result["decision"].to_numpy()
+        out.loc[known, "reasons"] = [json.dumps(r) for r in result["reasons"]]
+    return out
+
+
+def _check_columns(columns: list[str], where: str) -> None:
+    missing = [c for c in INPUT_COLUMNS if c not in columns]
+    if missing:
+        raise ScoringError(f"{where} lacks column(s) {', '.join(missing)}")
+
+
+def read_input(settings: Settings, input_path: Path | None, snowflake_table: str | None):
+    """The applications to score as a Ray Dataset: a Parquet file/dir, a Snowflake table (with
+    application_id, applicant_id and the request fields), or the snapshot's loan_applications."""
+    import ray
+
+    if snowflake_table:
+        from app.data.snowflake import read_snowflake_table
+
+        spec = TableSpec(
+            name=snowflake_table,
+            key="applicant_id",
+            timestamp="",
+            columns={c: APPLICATIONS.columns[c] for c in INPUT_COLUMNS}
+            | {"application_id": pa.string()},
+            unique_key=("application_id",),
+        )
+        return read_snowflake_table(spec, settings)
+    if input_path is None:
+        from app.data.snapshot import table_path
+
+        input_path = table_path(settings.offline_dir, APPLICATIONS.name)
+        if not input_path.exists():
+            raise ScoringError(f"no snapshot at {input_path}: run `python -m jobs.ingest` first")
+    if not Path(input_path).exists():
+        raise ScoringError(f"input {input_path} does not exist")
+    dataset = ray.data.read_parquet(str(input_path))
+    _check_columns(dataset.schema().names, str(input_path))
+    return dataset
+
+
+def score_table(
+    settings: Settings,
+    output_path: Path | None = None,
+    input_path: Path | None = None,
+    snowflake_table: str | None = None,
+    snowflake_output: str | None = None,
+    alias: str = "champion",
+    decision_threshold: float | None = None,
+    concurrency: int = 1,
+    batch_size: int = 1024,
+) -> ScoreReport:
+    """Score every row, then write all results at once (Parquet directory or Snowflake table)."""
+    from app.serving.models import RegistryModelSource
+
+    version = RegistryModelSource(settings).aliases().get(alias)
+    if version is None:
+        raise ScoringError(f"no model version holds the alias {alias!r} of {settings.model_name}")
+    dataset = read_input(settings, input_path, snowflake_table)
+    if "application_id" not in dataset.schema().names:
+        dataset = dataset.map_batches(_with_row_id, batch_format="pandas")
+    scored = dataset.map_batches(
+        BatchScorer,
+        fn_constructor_kwargs={
+            "settings": settings,
+            "version": version,
+            "decision_threshold": decision_threshold,
+        },
+        batch_format="pandas",
+        batch_size=batch_size,
+        concurrency=concurrency,
+        num_cpus=1,
+    )
+    result_df = scored.to_pandas()
+    result_df = result_df.sort_values("row_id", kind="mergesort").reset_index(drop=True)
+    if snowflake_output:
+        from app.data.snowflake import seed_snowflake
+
+        spec = TableSpec(**{**SCORES.__dict__, "name": snowflake_output})
+        seed_snowflake({snowflake_output: result_df}, {snowflake_output: spec}, settings)
+        where = f"Snowflake table {snowflake_output}"
+    else:
+        output_path = output_path or settings.data_dir / "scores"
+        where = str(write_scores(result_df, output_path))
+    return ScoreReport(
+        rows=len(result_df),
+        scored=int((result_df["status"] == "scored").sum()),
+        unknown=int((result_df["status"] == "unknown_applicant").sum()),
+        declined=int((result_df["decision"] == "decline").sum()),
+        model_version=version,
+        output=where,
+    )
+
+
+def _with_row_id(batch: pd.DataFrame) -> pd.DataFrame:
+    if "application_id" in batch:
+        return batch
+    batch = batch.copy()
+    batch["row_id"] = batch["applicant_id"].astype(str)
+    return batch
+
+
+def write_scores(result_df: pd.DataFrame, output_path: Path) -> Path:
+    """One Parquet file, written to a temp name and renamed: never a half-written result."""
+    import pyarrow.parquet as pq
+
+    output_path = Path(output_path)
+    output_path.mkdir(parents=True, exist_ok=True)
+    final = scores_path(output_path)
+    tmp = output_path / ".decisions.parquet.tmp"
+    table = pa.Table.from_pandas(
+        result_df[list(SCORES.columns)], schema=SCORES.arrow_schema, preserve_index=False
+    )
+    pq.write_table(table, tmp)
+    tmp.replace(final)
+    return final
+
+
+def scores_path(output_path: Path) -> Path:
+    """The file `write_scores` leaves in `output_path`."""
+    return Path(output_path) / "decisions.parquet"

@@ -1,0 +1,993 @@
+"""Benchmark: our Ray Serve decision service vs MLServer (scoring alone) vs `feast serve` (features
+alone), each under the C load generator `wrk`, in one run on one machine.
+
+Self-contained: starts a private redis-server, writes `--applicants` synthetic applicants
+(ids S0000001...) as local warehouse tables, ingests them (one local Ray, shut down after),
+materializes the features into the private Redis, builds the training frame from Feast and fits
+one XGBoost booster with plain `xgboost.train` (max_depth 3, eta 0.05, `--rounds` rounds). Then,
+one service at a time (nothing else of ours running), it starts the service, checks its answers,
+warms it up for `--warmup` s and measures with wrk:
+
+  ours        `app.serving.app:build_app` on Ray Serve (`serve.run` in a child driver on its own
+              local Ray): `POST /v1/decisions` {"applicant_id", "application": {...}}; fetches
+              the features from Feast (Redis), scores the booster, adds reason codes
+  mlserver    Seldon's MLServer with its XGBoost runtime, in its own virtualenv
+              (`--mlserver-venv`, created with the pinned versions below when missing), serving
+              the same booster (`model.json`): `POST /v2/models/credit-risk/infer` (V2 inference
+              protocol, JSON) with all encoded features in the request, i.e. scoring alone
+  feast       Feast's own feature server, `feast serve` (from the project venv) on a
+              feature_store.yaml equivalent to `repo_config(settings)` (same registry, same
+              Redis): `POST /get-online-features` with the feature service `credit_risk_v1`, the
+              applicant and the application's request fields, i.e. the feature fetch alone
+
+Every service gets the same `--bodies` applicants (seeded pick), one JSON body each, which wrk
+(`benchmarks/wrk/post_bodies.lua`) rotates over. Per service: a throughput run with
+`--connections` connections on `--threads` wrk threads, then a sequential run with one
+connection (its p50/p99 is the latency of one request at a time), each `--duration` s. wrk counts
+every response that is not a 200 and every socket error/timeout. Memory is the resident set size
+summed over the service's processes and their children, sampled every second under load (peak
+reported); for ours the table shows the Serve controller + proxy + replica processes, the
+footnote the whole Ray process tree. wrk runs on the same 2 cores as the services: read the
+figures as relative, not as the capacity of a server.
+
+Services run with their defaults: MLServer 1 parallel inference worker (`parallel_workers=1`,
+its default) and `debug` (access log) on; `feast serve` 1 gunicorn worker with its defaults
+(including `--max-requests 1000`, i.e. the worker is recycled after ~1000 requests); ours with
+what `build_app` deploys. Run from the project root (needs `wrk` and `redis-server`:
+`apt-get install -y wrk redis-server`):
+
+    .venv/bin/python benchmarks/serving.py                       # all three, 60 s runs
+    .venv/bin/python benchmarks/serving.py --only peers --duration 15
+    .venv/bin/python benchmarks/serving.py --only ours --latency # + wrk's latency distribution
+
+`--only peers` measures MLServer and `feast serve` alone (no `app.serving` needed). To wire ours
+in, `ours_app_args` is the one function to fill: it returns the args dict handed to
+`build_app`; `start_ours` runs it and `ours_driver` is the child that calls `serve.run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import importlib.util
+import io
+import json
+import logging
+import math
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+WRK_SCRIPT = PROJECT_ROOT / "benchmarks" / "wrk" / "post_bodies.lua"
+DEFAULT_MLSERVER_VENV = PROJECT_ROOT / "var" / "bench" / "mlserver-venv"
+
+# The peer's own virtualenv, pinned so the run can be recreated (xgboost pinned to the project's).
+MLSERVER_PINS = ("mlserver==1.7.1", "mlserver-xgboost==1.7.1", "xgboost==3.2.0")
+MLSERVER_MODEL = "credit-risk"
+
+OURS_IMPORT_PATH = "app.serving.app:build_app"
+OURS_ROUTE = "/v1/decisions"
+OURS_APP_NAME = "credit-decisions"
+# Ray Serve's own processes: what the table counts for ours (GCS, raylet, driver in the footnote).
+SERVE_PROCESS_PREFIXES = ("ray::ServeController", "ray::ProxyActor", "ray::ServeReplica")
+
+SERVICES = ("ours", "mlserver", "feast")
+LABELS = {"ours": "ours (Ray Serve)", "mlserver": "MLServer", "feast": "feast serve"}
+ONLY = {
+    "all": SERVICES,
+    "peers": ("mlserver", "feast"),
+    "ours": ("ours",),
+    "mlserver": ("mlserver",),
+    "feast": ("feast",),
+}
+MIB = 1024 * 1024
+
+
+# --- the workload --------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    """What every service is asked: the same applicants, in each service's own request form."""
+
+    settings: Any  # app.config.Settings
+    work_dir: Path
+    model_dir: Path  # CreditModel.save() layout: credit_model.json + booster.json
+    mlserver_repo: Path  # MLServer model repository: settings.json, <model>/model.json
+    redis_port: int
+    rows: list[dict[str, Any]]  # applicant_id + the application's request fields
+    features: np.ndarray  # encoded features of each row (float32), as the model sees them
+    expected_pd: np.ndarray  # the booster's PD for each row, scored in this process
+    online: list[dict[str, Any]]  # Feast's online features of each row (SDK), for checks
+    bodies: dict[str, Path] = field(default_factory=dict)  # service -> bodies.jsonl
+
+
+def quiet() -> None:
+    """Silence library chatter (re-applied after Ray starts, which resets some of it)."""
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message="On demand feature view is an experimental")
+    for noisy in ("feast", "ray", "ray.data", "ray.serve"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def build_workload(args: argparse.Namespace, work_dir: Path, redis_port: int) -> Workload:
+    """Data -> ingest -> Feast (Redis) -> training frame -> booster -> request bodies."""
+    import ray
+    import xgboost as xgb
+
+    from app.config import load_settings
+    from app.data.ingest import ingest
+    from app.data.schema import LABEL, REQUEST_COLUMNS
+    from app.data.snapshot import load_snapshot
+    from app.data.warehouse import source_tables, write_local_tables
+    from app.features.store import get_online_features, get_store, materialize, request_row
+    from app.runtime import configure_ray_data
+    from app.training.dataset import load_training_frame
+    from app.training.model import CreditModel, used_columns_of
+    from app.training.preprocess import FeatureEncoder
+
+    settings = load_settings(
+        data_dir=work_dir / "data", online_store="redis", redis_port=redis_port, _env_file=None
+    )
+    started = time.perf_counter()
+    tables = source_tables(settings.raw_data_path, settings.seed, rows=args.applicants)
+    write_local_tables(tables, settings.local_source_dir)
+    del tables
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        configure_ray_data()
+        quiet()
+        report = ingest(settings)
+    finally:
+        # Ray is only needed for ingest; its processes must not compete with the services.
+        ray.shutdown()
+    with contextlib.redirect_stdout(io.StringIO()):  # Feast's coloured progress lines
+        materialize(settings, full=True)
+    print(
+        f"{args.applicants:,} applicants: snapshot {report.snapshot_id}, materialized into "
+        f"Redis on 127.0.0.1:{redis_port} ({time.perf_counter() - started:.1f} s)"
+    )
+
+    started = time.perf_counter()
+    frame = load_training_frame(settings)
+    frame_seconds = time.perf_counter() - started
+    encoder = FeatureEncoder.default()
+    dtrain = xgb.DMatrix(
+        encoder.transform(frame), label=frame[LABEL].to_numpy(), feature_names=encoder.feature_names
+    )
+    params = {
+        "objective": "binary:logistic",
+        "eval_metric": "auc",
+        "max_depth": 3,
+        "eta": 0.05,
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
+        "nthread": 2,
+        "seed": settings.seed,
+    }
+    booster = xgb.train(params, dtrain, num_boost_round=args.rounds)
+    model = CreditModel("xgboost", encoder, booster, settings.decision_threshold)
+    model.used_columns = used_columns_of(model)
+    model_dir = model.save(work_dir / "model")
+    mlserver_repo = work_dir / "mlserver"
+    (mlserver_repo / MLSERVER_MODEL).mkdir(parents=True)
+    booster.save_model(str(mlserver_repo / MLSERVER_MODEL / "model.json"))
+    print(
+        f"booster: {args.rounds} rounds on {len(frame):,} applications, "
+        f"{len(encoder.feature_names)} features, saved to {model_dir} "
+        f"({frame_seconds:.1f} s training frame, {time.perf_counter() - started:.1f} s in all)"
+    )
+
+    applications = load_snapshot(settings.offline_dir, "loan_applications")
+    rng = np.random.default_rng(args.seed)
+    picks = rng.choice(len(applications), size=min(args.bodies, len(applications)), replace=False)
+    rows = [request_row(applications.iloc[int(i)]) for i in picks]
+    store = get_store(settings)
+    online_df = get_online_features(store, settings.feature_service_name, rows)
+    # The model sees the application's request fields next to the looked-up features.
+    raw_df = online_df.assign(**{c: [r[c] for r in rows] for c in REQUEST_COLUMNS})
+    encoded = encoder.transform(raw_df)
+    matrix = encoded.to_numpy(dtype="float32")
+    numeric = encoded[list(encoder.numeric)]
+    if numeric.isna().any().any():
+        missing = numeric.columns[numeric.isna().any()].tolist()
+        raise RuntimeError(f"online features missing for some applicants: {', '.join(missing)}")
+    expected = booster.predict(xgb.DMatrix(matrix, feature_names=encoder.feature_names))
+    if not np.allclose(expected, model.predict_pd(raw_df), rtol=1e-5):
+        raise RuntimeError("the booster on encoded rows disagrees with CreditModel on raw rows")
+    online = online_df.to_dict("records")
+    return Workload(
+        settings=settings,
+        work_dir=work_dir,
+        model_dir=model_dir,
+        mlserver_repo=mlserver_repo,
+        redis_port=redis_port,
+        rows=rows,
+        features=matrix,
+        expected_pd=np.asarray(expected, dtype="float64"),
+        online=online,
+    )
+
+
+def float32_text(value: np.float32) -> str:
+    """Shortest text that reads back as the same float32 (keeps the bodies small and exact)."""
+    return np.format_float_positional(value, unique=True, trim="0")
+
+
+def ours_body(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "applicant_id": row["applicant_id"],
+        "application": {k: v for k, v in row.items() if k != "applicant_id"},
+    }
+
+
+def mlserver_body(features: np.ndarray) -> str:
+    data = ", ".join(float32_text(v) for v in features)
+    return (
+        f'{{"inputs": [{{"name": "features", "shape": [1, {len(features)}], '
+        f'"datatype": "FP32", "data": [{data}]}}]}}'
+    )
+
+
+def feast_body(row: dict[str, Any], feature_service: str) -> dict[str, Any]:
+    return {"feature_service": feature_service, "entities": {k: [v] for k, v in row.items()}}
+
+
+def write_bodies(workload: Workload) -> None:
+    service_name = workload.settings.feature_service_name
+    makers: dict[str, Callable[[int], str]] = {
+        "ours": lambda i: json.dumps(ours_body(workload.rows[i])),
+        "mlserver": lambda i: mlserver_body(workload.features[i]),
+        "feast": lambda i: json.dumps(feast_body(workload.rows[i], service_name)),
+    }
+    for name, make in makers.items():
+        path = workload.work_dir / f"bodies_{name}.jsonl"
+        path.write_text("".join(make(i) + "\n" for i in range(len(workload.rows))))
+        workload.bodies[name] = path
+
+
+# --- processes -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    from app.localservices import free_port as _free_port
+
+    return _free_port()
+
+
+@dataclass
+class Running:
+    """A service we started: its root process (own session) and where wrk sends the load."""
+
+    name: str
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+    # Which processes of the tree the table's RSS counts (None: all of them).
+    counts: Callable[[psutil.Process], bool] | None = None
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.process.pid)
+            return [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return []
+
+    def rss(self) -> tuple[int, int]:
+        """(RSS of the processes the table counts, RSS of the whole tree), bytes."""
+        counted = total = 0
+        for proc in self.tree():
+            try:
+                rss = proc.memory_info().rss
+                counts = self.counts is None or self.counts(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            total += rss
+            counted += rss if counts else 0
+        return counted, total
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(text[-lines:])
+
+    def stop(self, grace: float = 30) -> None:
+        """SIGTERM the root (each server shuts its workers down), then kill what is left of the
+        tree by pid and of its process group; never anything we did not start."""
+        procs = self.tree()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=grace)
+        _, alive = psutil.wait_procs(procs, timeout=10)
+        for proc in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        psutil.wait_procs(alive, timeout=10)
+        # Anything left in the service's own session (it was started as a new session leader).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def launch(
+    name: str, command: list[str], log_path: Path, cwd: Path, env: dict[str, str]
+) -> subprocess.Popen:
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stopped as a unit, never ours
+        )
+
+
+def http(
+    method: str, url: str, body: str | bytes | None = None, timeout: float = 10
+) -> tuple[int, bytes]:
+    data = body.encode() if isinstance(body, str) else body
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def wait_until(running: Running, ready: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if running.process.poll() is not None:
+            raise RuntimeError(
+                f"{running.name} exited with code {running.process.returncode}:\n"
+                f"{running.log_tail()}"
+            )
+        with contextlib.suppress(OSError):
+            if ready():
+                return
+        time.sleep(0.25)
+    raise RuntimeError(f"{running.name} not ready within {timeout:.0f} s:\n{running.log_tail()}")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without this venv's marks (another venv must not see them)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
+    env["PATH"] = os.pathsep.join(
+        p for p in env.get("PATH", "").split(os.pathsep) if p != str(Path(sys.executable).parent)
+    )
+    env.update(extra)
+    return env
+
+
+# --- (a) MLServer --------------------------------------------------------------------------
+
+
+def ensure_mlserver_venv(venv: Path) -> Path:
+    """The peer's own virtualenv (python3.11 -m venv + pip install of MLSERVER_PINS)."""
+    binary = venv / "bin" / "mlserver"
+    if not binary.exists():
+        print(f"creating {venv} with {' '.join(MLSERVER_PINS)}")
+        python = shutil.which("python3.11") or sys.executable
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", *MLSERVER_PINS],
+            check=True,
+            env=clean_env(),
+        )
+    return binary
+
+
+def mlserver_versions(venv: Path) -> str:
+    out = subprocess.run(
+        [str(venv / "bin" / "pip"), "list", "--format", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    ).stdout
+    versions = {p["name"].lower(): p["version"] for p in json.loads(out)}
+    names = ("mlserver", "mlserver-xgboost", "xgboost")
+    return ", ".join(f"{n} {versions.get(n, '?')}" for n in names)
+
+
+def start_mlserver(workload: Workload, venv: Path, timeout: float) -> Running:
+    binary = ensure_mlserver_venv(venv)
+    repo = workload.mlserver_repo
+    port = free_port()
+    # Only the ports (and the loopback host) differ from MLServer's defaults.
+    (repo / "settings.json").write_text(
+        json.dumps(
+            {
+                "host": "127.0.0.1",
+                "http_port": port,
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
+            }
+        )
+    )
+    (repo / MLSERVER_MODEL / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": MLSERVER_MODEL,
+                "implementation": "mlserver_xgboost.XGBoostModel",
+                "parameters": {"uri": "./model.json", "version": "v1"},
+            }
+        )
+    )
+    log_path = workload.work_dir / "logs" / "mlserver.log"
+    process = launch("mlserver", [str(binary), "start", str(repo)], log_path, repo, clean_env())
+    base = f"http://127.0.0.1:{port}"
+    running = Running(
+        "mlserver", f"{base}/v2/models/{MLSERVER_MODEL}/infer", process, log_path, None
+    )
+    try:
+        wait_until(
+            running,
+            lambda: http("GET", f"{base}/v2/models/{MLSERVER_MODEL}/ready", timeout=2)[0] == 200,
+            timeout,
+        )
+        check_mlserver(running, workload)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def check_mlserver(running: Running, workload: Workload) -> None:
+    """MLServer must return the booster's own PD for the same features."""
+    for i in range(min(20, len(workload.rows))):
+        status, body = http("POST", running.url, mlserver_body(workload.features[i]))
+        if status != 200:
+            raise RuntimeError(f"mlserver answered {status}: {body[:300]!r}")
+        value = float(json.loads(body)["outputs"][0]["data"][0])
+        if not math.isclose(value, workload.expected_pd[i], rel_tol=1e-5, abs_tol=1e-6):
+            raise RuntimeError(f"mlserver PD {value} != booster PD {workload.expected_pd[i]}")
+
+
+# --- (b) feast serve -----------------------------------------------------------------------
+
+
+def write_feast_repo(workload: Workload) -> Path:
+    """A feature_store.yaml equivalent to `repo_config(settings)`: same project, registry,
+    Redis and offline store, so `feast serve` reads what the benchmark materialized."""
+    import yaml
+    from feast.repo_config import load_repo_config
+
+    from app.features.store import repo_config
+
+    config = repo_config(workload.settings)
+    repo = workload.work_dir / "feast_repo"
+    repo.mkdir()
+    registry = config.registry_config
+    document = {
+        "project": config.project,
+        "provider": config.provider,
+        "registry": registry if isinstance(registry, str) else registry["path"],
+        "online_store": dict(config.online_config),
+        "offline_store": dict(config.offline_config),
+        "entity_key_serialization_version": config.entity_key_serialization_version,
+    }
+    yaml_path = repo / "feature_store.yaml"
+    yaml_path.write_text(yaml.safe_dump(document, sort_keys=False))
+    loaded = load_repo_config(repo, yaml_path)
+    for attr in ("project", "provider", "entity_key_serialization_version"):
+        if getattr(loaded, attr) != getattr(config, attr):
+            raise RuntimeError(f"feature_store.yaml differs from repo_config in {attr}")
+    if loaded.registry.path != config.registry.path or (
+        loaded.online_store.connection_string != config.online_store.connection_string
+    ):
+        raise RuntimeError("feature_store.yaml differs from repo_config in registry or Redis")
+    return repo
+
+
+def start_feast(workload: Workload, timeout: float) -> Running:
+    repo = write_feast_repo(workload)
+    port = free_port()
+    feast = Path(sys.executable).parent / "feast"
+    log_path = workload.work_dir / "logs" / "feast.log"
+    # The on-demand view's UDF imports app.features.transforms in the server.
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    command = [str(feast), "-c", str(repo), "serve", "-h", "127.0.0.1", "-p", str(port)]
+    process = launch("feast", command, log_path, repo, env)
+    base = f"http://127.0.0.1:{port}"
+    running = Running("feast", f"{base}/get-online-features", process, log_path, None)
+    try:
+        wait_until(running, lambda: http("GET", f"{base}/health", timeout=2)[0] == 200, timeout)
+        check_feast(running, workload)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def check_feast(running: Running, workload: Workload) -> None:
+    """`feast serve` must return every feature, with the values the SDK read."""
+    service_name = workload.settings.feature_service_name
+    for i in range(min(20, len(workload.rows))):
+        body = json.dumps(feast_body(workload.rows[i], service_name))
+        status, raw = http("POST", running.url, body)
+        if status != 200:
+            raise RuntimeError(f"feast serve answered {status}: {raw[:300]!r}")
+        answer = json.loads(raw)
+        names = answer["metadata"]["feature_names"]
+        expected = workload.online[i]
+        for name, result in zip(names, answer["results"], strict=True):
+            if name not in expected:
+                continue
+            value, want = result["values"][0], expected[name]
+            same = (
+                math.isclose(float(value), float(want), rel_tol=1e-9)
+                if isinstance(want, int | float | np.number)
+                else value == want
+            )
+            if not same or result["statuses"][0] != "PRESENT":
+                raise RuntimeError(f"feast serve: {name} = {value!r} ({result['statuses'][0]})")
+
+
+# --- ours: the Ray Serve app ---------------------------------------------------------------
+
+
+def ours_app_args(workload: Workload) -> dict[str, Any]:
+    """The args dict handed to `build_app` (import path OURS_IMPORT_PATH).
+
+    TO WIRE IN: this is the one function to fill once app/serving/app.py exists, with the keys
+    `build_app` reads. What is there to point at: `workload.settings` (data_dir with the Feast
+    registry under feast/, online_store "redis" on the private `workload.redis_port`), and
+    `workload.model_dir`, the benchmark's booster saved as a `CreditModel` directory
+    (`CreditModel.load(model_dir)`), the same booster MLServer serves as model.json.
+    """
+    settings = workload.settings
+    return {
+        "data_dir": str(settings.data_dir),
+        "online_store": "redis",
+        "redis_host": "127.0.0.1",
+        "redis_port": workload.redis_port,
+        "model_dir": str(workload.model_dir),
+    }
+
+
+def ours_driver(spec_path: Path) -> int:
+    """The child process that owns ours: one local Ray, Serve's proxy on the given port,
+    `serve.run(build_app(args))`, then waits for SIGTERM and shuts Serve and Ray down."""
+    import ray
+    from ray import serve
+
+    spec = json.loads(spec_path.read_text())
+    module_name, _, attribute = spec["import_path"].partition(":")
+    build_app = getattr(importlib.import_module(module_name), attribute)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # address="local": never join a Ray that happens to run on the machine.
+    ray.init(
+        address="local", num_cpus=spec["num_cpus"], include_dashboard=False, log_to_driver=False
+    )
+    try:
+        serve.start(http_options={"host": "127.0.0.1", "port": spec["port"]})
+        serve.run(build_app(spec["args"]), name=spec["app_name"], route_prefix="/")
+        print("SERVE_READY", flush=True)
+        stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            serve.shutdown()
+        ray.shutdown()
+    return 0
+
+
+def is_serve_process(proc: psutil.Process) -> bool:
+    title = " ".join(proc.cmdline())
+    return title.startswith(SERVE_PROCESS_PREFIXES)
+
+
+def start_ours(workload: Workload, timeout: float, num_cpus: int) -> Running:
+    module_name = OURS_IMPORT_PATH.partition(":")[0]
+    if importlib.util.find_spec(module_name.rpartition(".")[0]) is None or (
+        importlib.util.find_spec(module_name) is None
+    ):
+        raise RuntimeError(f"{module_name} does not exist yet: run with --only peers")
+    port = free_port()
+    spec_path = workload.work_dir / "ours_spec.json"
+    spec_path.write_text(
+        json.dumps(
+            {
+                "import_path": OURS_IMPORT_PATH,
+                "args": ours_app_args(workload),
+                "app_name": OURS_APP_NAME,
+                "port": port,
+                "num_cpus": num_cpus,
+            }
+        )
+    )
+    log_path = workload.work_dir / "logs" / "ours.log"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [sys.executable, str(Path(__file__).resolve()), "--ours-driver", str(spec_path)]
+    process = launch("ours", command, log_path, PROJECT_ROOT, env)
+    running = Running(
+        "ours", f"http://127.0.0.1:{port}{OURS_ROUTE}", process, log_path, is_serve_process
+    )
+    first = json.dumps(ours_body(workload.rows[0]))
+    try:
+        wait_until(running, lambda: "SERVE_READY" in running.log_tail(200), timeout)
+        wait_until(running, lambda: http("POST", running.url, first)[0] == 200, 60)
+        check_ours(running, workload)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def check_ours(running: Running, workload: Workload) -> None:
+    for i in range(min(20, len(workload.rows))):
+        status, raw = http("POST", running.url, json.dumps(ours_body(workload.rows[i])))
+        if status != 200:
+            raise RuntimeError(f"ours answered {status}: {raw[:300]!r}")
+        if i == 0:
+            print(f"  ours answers e.g. {raw[:300].decode(errors='replace')}")
+
+
+# --- measurement ---------------------------------------------------------------------------
+
+
+@dataclass
+class WrkRun:
+    connections: int
+    result: dict[str, Any]
+    output: str
+
+    @property
+    def errors(self) -> int:
+        r = self.result
+        sockets = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+        return int(r["non200"] + sockets)
+
+
+def run_wrk(
+    url: str,
+    bodies: Path,
+    connections: int,
+    threads: int,
+    seconds: int,
+    latency: bool,
+) -> WrkRun:
+    command = [
+        "wrk",
+        f"-t{min(threads, connections)}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(WRK_SCRIPT),
+        *(["--latency"] if latency else []),
+        url,
+        "--",
+        str(bodies),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("WRK_RESULT ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    return WrkRun(connections, json.loads(lines[-1].removeprefix("WRK_RESULT ")), done.stdout)
+
+
+def busy_seconds() -> float:
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq + t.steal
+
+
+def children_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Monitor:
+    """Around one wrk run: the service's RSS, sampled every second (peaks kept), and where the
+    machine's CPU went: the service's processes, wrk, and everything else (a noisy neighbour
+    on the machine shows up there)."""
+
+    def __init__(self, running: Running) -> None:
+        self.running = running
+        self.peak_counted = 0
+        self.peak_total = 0
+        self.cores: dict[str, float] = {}  # service / wrk / other, in cores (CPU s per s)
+        self._cpu_first: dict[tuple[int, float], float] = {}
+        self._cpu_last: dict[tuple[int, float], float] = {}
+        self._started = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(1.0):
+            self.sample()
+
+    def sample(self) -> None:
+        counted = total = 0
+        for proc in self.running.tree():
+            try:
+                with proc.oneshot():
+                    rss = proc.memory_info().rss
+                    cpu = sum(proc.cpu_times()[:4])  # user, system, children's user, system
+                    key = (proc.pid, proc.create_time())
+                    counts = self.running.counts is None or self.running.counts(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+            total += rss
+            counted += rss if counts else 0
+            # A process born during the run counts from zero.
+            self._cpu_first.setdefault(key, cpu if not self._started else 0.0)
+            self._cpu_last[key] = cpu
+        self._started = True
+        self.peak_counted = max(self.peak_counted, counted)
+        self.peak_total = max(self.peak_total, total)
+
+    def __enter__(self) -> Monitor:
+        self._wall = time.monotonic()
+        self._busy = busy_seconds()
+        self._children = children_seconds()
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+        wall = time.monotonic() - self._wall
+        busy = busy_seconds() - self._busy
+        wrk = children_seconds() - self._children  # wrk is the only child reaped meanwhile
+        service = sum(self._cpu_last[k] - self._cpu_first[k] for k in self._cpu_last)
+        self.cores = {
+            "service": service / wall,
+            "wrk": wrk / wall,
+            "other": max(busy - service - wrk, 0.0) / wall,
+        }
+
+
+@dataclass
+class Measured:
+    name: str
+    load: WrkRun
+    sequential: WrkRun
+    rss_idle: tuple[int, int]
+    rss_peak: tuple[int, int]
+    processes: int
+    cores: dict[str, dict[str, float]]  # run -> service / wrk / other
+
+
+def measure(running: Running, bodies: Path, args: argparse.Namespace) -> Measured:
+    rss_idle = running.rss()
+    if args.warmup > 0:
+        run_wrk(running.url, bodies, args.connections, args.threads, args.warmup, False)
+    with Monitor(running) as load_monitor:
+        load = run_wrk(
+            running.url, bodies, args.connections, args.threads, args.duration, args.latency
+        )
+    with Monitor(running) as sequential_monitor:
+        sequential = run_wrk(running.url, bodies, 1, 1, args.duration, args.latency)
+    for run in (load, sequential):
+        for line in run.output.splitlines():
+            if line.startswith("WRK_FIRST_BAD"):
+                print(f"  {running.name}, {run.connections} connection(s): {line}")
+        if args.latency:
+            print(f"  wrk, {run.connections} connection(s):")
+            print("\n".join(f"    {line}" for line in run.output.splitlines()))
+    monitors = (load_monitor, sequential_monitor)
+    return Measured(
+        running.name,
+        load,
+        sequential,
+        rss_idle,
+        (max(m.peak_counted for m in monitors), max(m.peak_total for m in monitors)),
+        len(running.tree()),
+        {"load": load_monitor.cores, "sequential": sequential_monitor.cores},
+    )
+
+
+# --- report --------------------------------------------------------------------------------
+
+
+def ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+def print_report(results: dict[str, Measured], args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"wrk: {args.connections} connections / {args.threads} threads (load) and 1 connection "
+        f"(sequential), {args.duration} s each after {args.warmup} s warm-up; "
+        f"{args.bodies:,} request bodies rotated, {args.applicants:,} applicants; "
+        f"{os.cpu_count()} CPUs shared by wrk and the service"
+    )
+    print()
+    header = (
+        "| service | req/s | p50 ms | p99 ms | seq p50 ms | seq p99 ms | seq req/s | errors "
+        "| RSS MiB |"
+    )
+    print(header)
+    print("|---|" + "---:|" * 8)
+    for name, m in results.items():
+        lo, sq = m.load.result, m.sequential.result
+        print(
+            f"| {LABELS[name]} | {lo['rps']:,.0f} | {lo['p50_ms']:.2f} | {lo['p99_ms']:.2f} "
+            f"| {sq['p50_ms']:.2f} | {sq['p99_ms']:.2f} | {sq['rps']:,.0f} "
+            f"| {m.load.errors + m.sequential.errors} | {m.rss_peak[0] / MIB:,.0f} |"
+        )
+    if "ours" in results:
+        ours = results["ours"]
+        for peer in ("mlserver", "feast"):
+            if peer not in results:
+                continue
+            other = results[peer]
+            a, b = ours.load.result, other.load.result
+            c, d = ours.sequential.result, other.sequential.result
+            print(
+                f"| ours / {LABELS[peer]} | {ratio(a['rps'], b['rps'])} "
+                f"| {ratio(a['p50_ms'], b['p50_ms'])} | {ratio(a['p99_ms'], b['p99_ms'])} "
+                f"| {ratio(c['p50_ms'], d['p50_ms'])} | {ratio(c['p99_ms'], d['p99_ms'])} "
+                f"| {ratio(c['rps'], d['rps'])} | | {ratio(ours.rss_peak[0], other.rss_peak[0])} |"
+            )
+    else:
+        print()
+        print("(ours not measured in this run: no ours/MLServer and ours/feast serve ratios)")
+    print()
+    print(
+        "req/s, p50, p99: the load run; seq: one connection, one request at a time; errors: "
+        "responses other than 200 plus socket errors and timeouts over both runs; RSS: peak "
+        "under load, summed over the service's processes"
+    )
+    for name, m in results.items():
+        extra = ""
+        if name == "ours":
+            extra = (
+                f"; whole Ray tree (driver, GCS, raylet, workers) {m.rss_peak[1] / MIB:,.0f} MiB"
+            )
+        print(
+            f"  {LABELS[name]}: {m.processes} processes, RSS idle {m.rss_idle[0] / MIB:,.0f} MiB, "
+            f"peak {m.rss_peak[0] / MIB:,.0f} MiB{extra}; load: {m.load.result['requests']:,} "
+            f"requests, mean {m.load.result['mean_ms']:.2f} ms, max {m.load.result['max_ms']:.1f} "
+            f"ms; non-200 {m.load.result['non200'] + m.sequential.result['non200']}"
+        )
+        cpu = "; ".join(
+            f"{run}: service {c['service']:.2f}, wrk {c['wrk']:.2f}, other {c['other']:.2f}"
+            for run, c in m.cores.items()
+        )
+        print(f"    CPU cores used ({cpu})")
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", choices=sorted(ONLY), default="all", help="services to run")
+    parser.add_argument("--duration", type=int, default=60, help="seconds per wrk run")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed wrk seconds first")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections (load)")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads (load)")
+    parser.add_argument(
+        "--latency", action="store_true", help="print wrk's latency distribution too"
+    )
+    parser.add_argument("--applicants", type=int, default=10_000, help="synthetic applicants")
+    parser.add_argument("--bodies", type=int, default=1_000, help="request bodies to rotate")
+    parser.add_argument("--rounds", type=int, default=300, help="XGBoost boosting rounds")
+    parser.add_argument("--seed", type=int, default=7, help="seed for picking applicants")
+    parser.add_argument(
+        "--mlserver-venv", type=Path, default=DEFAULT_MLSERVER_VENV, help="MLServer's virtualenv"
+    )
+    parser.add_argument(
+        "--ours-cpus", type=int, default=2, help="CPUs of the local Ray that runs ours"
+    )
+    parser.add_argument(
+        "--start-timeout", type=float, default=180, help="seconds for a service to come up"
+    )
+    parser.add_argument(
+        "--keep-work-dir", action="store_true", help="keep data, model and logs after the run"
+    )
+    parser.add_argument("--ours-driver", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.ours_driver is not None:
+        return ours_driver(args.ours_driver)
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (apt-get install -y wrk)")
+    services = ONLY[args.only]
+
+    script_started = time.perf_counter()
+    work_root = PROJECT_ROOT / "var" / "bench"
+    work_root.mkdir(parents=True, exist_ok=True)
+    work_dir = Path(tempfile.mkdtemp(prefix="serving_", dir=work_root))
+    (work_dir / "logs").mkdir()
+    redis = None
+    running: Running | None = None
+    try:
+        import feast
+        import ray
+        import xgboost
+
+        from app.localservices import start_redis
+
+        wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+        print(
+            f"services: {', '.join(LABELS[s] for s in services)}; ray {ray.__version__}, "
+            f"feast {feast.__version__}, xgboost {xgboost.__version__}, "
+            f"{wrk_version.split(' [')[0].strip()}; work dir {work_dir}"
+        )
+        if "mlserver" in services:
+            ensure_mlserver_venv(args.mlserver_venv)
+            print(f"MLServer venv {args.mlserver_venv}: {mlserver_versions(args.mlserver_venv)}")
+        redis = start_redis()  # private, non-persistent, on a free port (never 6379)
+        workload = build_workload(args, work_dir, redis.port)
+        write_bodies(workload)
+        quiet()
+
+        starters: dict[str, Callable[[], Running]] = {
+            "ours": lambda: start_ours(workload, args.start_timeout, args.ours_cpus),
+            "mlserver": lambda: start_mlserver(workload, args.mlserver_venv, args.start_timeout),
+            "feast": lambda: start_feast(workload, args.start_timeout),
+        }
+        results: dict[str, Measured] = {}
+        for name in services:
+            started = time.perf_counter()
+            running = starters[name]()
+            print(
+                f"{LABELS[name]}: up at {running.url} in {time.perf_counter() - started:.1f} s "
+                f"(pid {running.process.pid}), answers checked"
+            )
+            try:
+                results[name] = measure(running, workload.bodies[name], args)
+            finally:
+                running.stop()
+                running = None
+            m = results[name]
+            print(
+                f"  load {m.load.result['rps']:,.0f} req/s, p50 {m.load.result['p50_ms']:.2f} "
+                f"ms, p99 {m.load.result['p99_ms']:.2f} ms; sequential p50 "
+                f"{m.sequential.result['p50_ms']:.2f} ms, p99 "
+                f"{m.sequential.result['p99_ms']:.2f} ms; errors "
+                f"{m.load.errors + m.sequential.errors}; RSS {m.rss_peak[0] / MIB:,.0f} MiB"
+            )
+        print_report(results, args)
+        print(f"total run time {math.ceil(time.perf_counter() - script_started)} s")
+        return 0
+    finally:
+        if running is not None:
+            running.stop()
+        if redis is not None:
+            redis.stop()
+        if args.keep_work_dir:
+            print(f"kept {work_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""The decision service under `serve.run` in the shared Ray: real Redis, Feast, MLflow, models."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from app.data.ingest import ingest
+from app.data.schema import CATEGORIES
+from app.data.warehouse import source_tables, write_local_tables
+from app.features.store import materialize
+from app.localservices import start_redis
+from app.serving.routing import RoutingConfig, sticky_bucket
+from app.training.promote import promote
+from app.training.train import train_and_register
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
+
+APPLICANTS = 2000
+BASE_CONFIG = {"alias_poll_seconds": 1.0, "log_flush_seconds": 0.5, "log_flush_rows": 200}
+
+
+def wait_for(check, what: str, timeout: float = 60.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+class Service:
+    """The running app: its URL, settings and a way to redeploy it with a new user_config."""
+
+    def __init__(self, settings, url: str, name: str) -> None:
+        self.settings = settings
+        self.url = url
+        self.name = name
+        self.session = requests.Session()
+
+    def deploy(self, **config) -> None:
+        from ray import serve
+
+        from app.serving.decisions import CreditDecisions
+
+        app = CreditDecisions.options(user_config={**BASE_CONFIG, **config}).bind(self.settings)
+        serve.run(app, name=self.name, route_prefix=f"/{self.name}", blocking=False)
+        wait_for(lambda: self.get("/readyz").status_code == 200, "the app to be ready", 180)
+
+    def get(self, path: str) -> requests.Response:
+        return self.session.get(self.url + path, timeout=30)
+
+    def post(self, path: str, body) -> requests.Response:
+        return self.session.post(self.url + path, json=body, timeout=30)
+
+
+def application(i: int) -> dict:
+    purposes = CATEGORIES["purpose"]
+    return {
+        "credit_amount": 500 + 37 * i % 9000,
+        "duration_in_month": 6 + i % 48,
+        "purpose": purposes[i % len(purposes)],
+        "installment_rate_in_percentage_of_disposable_income": 1 + i % 4,
+    }
+
+
+def body(i: int) -> dict:
+    return {"applicant_id": f"S{i + 1:07d}", "application": application(i)}
+
+
+def replica_pids(name: str) -> set[int]:
+    from ray.util.state import list_actors
+
+    actors = list_actors(
+        filters=[("state", "=", "ALIVE")], limit=1000, raise_on_missing_output=False
+    )
+    return {a.pid for a in actors if a.class_name == f"ServeReplica:{name}:CreditDecisions"}
+
+
+@pytest.fixture(scope="module")
+def redis():
+    service = start_redis()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, redis):
+    """2,000 synthetic applicants in a real Redis online store; v1 champion, v2 challenger."""
+    from ray import serve
+
+    from app.config import load_settings
+
+    settings = load_settings(
+        data_dir=tmp_path_factory.mktemp("serving"),
+        online_store="redis",
+        redis_port=redis.port,
+        _env_file=None,
+    )
+    write_local_tables(
+        source_tables(settings.raw_data_path, settings.seed, rows=APPLICANTS),
+        settings.local_source_dir,
+    )
+    ingest(settings)
+    materialize(settings)
+    assert train_and_register(settings, with_baseline=False).version == "1"
+    shallow = settings.model_copy(update={"xgb_params": {**settings.xgb_params, "max_depth": 2}})
+    assert train_and_register(shallow, with_baseline=False).aliases == ["challenger"]
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    service = Service(settings, f"http://127.0.0.1:{port}/credit", "credit")
+    service.deploy()
+    yield service
+    serve.delete("credit")
+
+
+def test_decision_has_the_documented_shape(served):
+    response = served.post("/v1/decisions", body(0))
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert set(out) == {
+        "request_id",
+        "applicant_id",
+        "probability_of_default",
+        "decision",
+        "reasons",
+        "model",
+        "features_as_of",
+    }
+    assert out["applicant_id"] == "S0000001" and 0 <= out["probability_of_default"] <= 1
+    assert out["model"] == {"name": "credit_risk", "version": "1", "variant": "champion"}
+    assert out["decision"] == ("decline" if out["probability_of_default"] >= 1 / 6 else "approve")
+    assert len(out["reasons"]) <= 4
+    assert all(set(r) == {"code", "feature", "description", "contribution"} for r in out["reasons"])
+    assert pd.Timestamp(out["features_as_of"]).tzinfo is not None
+    assert served.get("/healthz").json()["status"] == "ok"
+    ready = served.get("/readyz").json()
+    assert (ready["champion"], ready["challenger"], ready["feature_store"]) == (
+        "1",
+        "2",
+        "connected",
+    )
+    schema = served.get("/openapi.json").json()
+    assert {"/v1/decisions", "/v1/decisions/batch", "/healthz", "/readyz"} <= set(schema["paths"])
+    assert served.get("/docs").status_code == 200
+
+
+def test_declines_always_carry_reasons_and_online_features_match_feast(served):
+    from app.features.store import OnlineFeatureReader, get_online_features, get_store
+
+    batch = {"requests": [body(i) for i in range(100)]}
+    out = served.post("/v1/decisions/batch", batch).json()
+    assert not out["errors"] and len(out["decisions"]) == 100
+    declines = [d for d in out["decisions"] if d["decision"] == "decline"]
+    assert declines and all(1 <= len(d["reasons"]) <= 4 for d in declines)
+
+    # The served features (stored views + the on-demand function run in the replica) are the
+    # values Feast's own on-demand path returns for the same requests.
+    store = get_store(served.settings)
+    rows = [{"applicant_id": b["applicant_id"], **b["application"]} for b in batch["requests"]]
+    ours = OnlineFeatureReader(store, served.settings.feature_service_name).read(rows).frame
+    feast = get_online_features(store, served.settings.feature_service_name, rows)
+    for column in feast.columns:
+        left = pd.to_numeric(ours[column], errors="coerce")
+        if left.notna().any():
+            np.testing.assert_allclose(left, pd.to_numeric(feast[column]), err_msg=column)
+        else:
+            assert list(ours[column]) == list(feast[column]), column
+
+
+def test_ab_split_follows_the_weight_and_is_sticky(served):
+    served.deploy(challenger_weight=0.3)
+
+    def variant(i: int) -> str:
+        response = requests.post(f"{served.url}/v1/decisions", json=body(i), timeout=30)
+        assert response.status_code == 200, response.text
+        return response.json()["model"]["variant"]
+
+    with ThreadPoolExecutor(16) as pool:
+        first = list(pool.map(variant, range(APPLICANTS)))
+        again = list(pool.map(variant, range(0, APPLICANTS, 10)))
+    share = first.count("challenger") / APPLICANTS
+    assert abs(share - 0.3) <= 0.03, share
+    assert again == first[::10]  # same applicant, same variant
+    expected = [
+        "challenger" if sticky_bucket(f"S{i + 1:07d}", RoutingConfig().salt) < 0.3 else "champion"
+        for i in range(APPLICANTS)
+    ]
+    assert first == expected
+
+
+def test_weights_change_with_a_redeploy_and_no_restart(served):
+    before = replica_pids("credit")
+    served.deploy(challenger_weight=1.0)
+    wait_for(
+        lambda: served.post("/v1/decisions", body(5)).json()["model"]["variant"] == "challenger",
+        "the new weight to apply",
+    )
+    variants = {served.post("/v1/decisions", body(i)).json()["model"]["version"] for i in range(30)}
+    assert variants == {"2"}
+    served.deploy(challenger_weight=0.0)
+    assert replica_pids("credit") == before  # reconfigured in place
+
+
+def test_shadow_scores_a_copy_and_never_changes_the_response(served):
+    from app.serving.predlog import read_prediction_log
+
+    served.deploy(challenger_weight=0.0, shadow=False)
+    plain = [served.post("/v1/decisions", body(i)).json() for i in range(40)]
+    served.deploy(challenger_weight=0.0, shadow=True)
+    shadowed = [served.post("/v1/decisions", body(i)).json() for i in range(40)]
+
+    def strip(out):
+        return {k: v for k, v in out.items() if k != "request_id"}
+
+    assert [strip(o) for o in shadowed] == [strip(o) for o in plain]
+    ids = {o["request_id"] for o in shadowed}
+    log_dir = served.settings.prediction_log_dir
+
+    def shadow_rows():
+        table = read_prediction_log(log_dir).to_pandas()
+        rows = table[table["request_id"].isin(ids)]
+        return rows if len(rows) == 80 else None
+
+    rows = wait_for(shadow_rows, "the champion and shadow records of 40 requests")
+    assert sorted(rows.groupby(["variant", "shadow", "model_version"]).size().items()) == [
+        (("challenger", True, "2"), 40),
+        (("champion", False, "1"), 40),
+    ]
+    served.deploy(challenger_weight=0.0, shadow=False)
+
+
+def test_prediction_log_keeps_features_and_reasons(served):
+    from app.serving.predlog import read_prediction_log
+
+    out = served.post("/v1/decisions", body(7)).json()
+
+    def record():
+        table = read_prediction_log(served.settings.prediction_log_dir).to_pandas()
+        found = table[table["request_id"] == out["request_id"]]
+        return found.iloc[0] if len(found) else None
+
+    row = wait_for(record, "the decision in the prediction log")
+    assert row["applicant_id"] == "S0000008" and row["model_version"] == "1"
+    assert row["probability_of_default"] == pytest.approx(out["probability_of_default"])
+    assert json.loads(row["reasons"]) == out["reasons"]
+    assert row["credit_amount"] == application(7)["credit_amount"]
+    assert row["purpose"] == application(7)["purpose"] and row["age_in_years"] > 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"application": application(0)}, "applicant_id"),
+        ({"applicant_id": "S0000001"}, "application"),
+        (
+            {"applicant_id": "S0000001", "application": {**application(0), "credit_amount": 0}},
+            "application.credit_amount",
+        ),
+        (
+            {"applicant_id": "S0000001", "application": {**application(0), "purpose": "yacht"}},
+            "application.purpose",
+        ),
+        (
+            {
+                "applicant_id": "S0000001",
+                "application": {**application(0), "duration_in_month": 121},
+            },
+            "application.duration_in_month",
+        ),
+        (
+            {
+                "applicant_id": "S0000001",
+                "application": {
+                    **application(0),
+                    "installment_rate_in_percentage_of_disposable_income": 5,
+                },
+            },
+            "application.installment_rate_in_percentage_of_disposable_income",
+        ),
+        ({**body(0), "extra": 1}, "extra"),
+    ],
+)
+def test_invalid_bodies_get_422_naming_the_field(served, payload, field):
+    response = served.post("/v1/decisions", payload)
+    assert response.status_code == 422
+    assert field in [p["field"] for p in response.json()["detail"]]
+
+
+def test_malformed_json_unknown_applicant_and_batch_limits(served):
+    response = served.session.post(
+        served.url + "/v1/decisions",
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422 and "Traceback" not in response.text
+
+    unknown = served.post("/v1/decisions", {**body(0), "applicant_id": "NOBODY"})
+    assert unknown.status_code == 404 and "NOBODY" in unknown.json()["detail"]
+
+    too_many = {"requests": [body(i) for i in range(101)]}
+    response = served.post("/v1/decisions/batch", too_many)
+    assert response.status_code == 413 and "limit is 100" in response.json()["detail"]
+
+    mixed = {"requests": [body(0), {**body(1), "applicant_id": "NOBODY"}, body(2)]}
+    out = served.post("/v1/decisions/batch", mixed).json()
+    assert [d["applicant_id"] for d in out["decisions"]] == ["S0000001", "S0000003"]
+    assert out["errors"] == [
+        {
+            "index": 1,
+            "applicant_id": "NOBODY",
+            "status": 404,
+            "detail": "unknown applicant_id 'NOBODY': no features",
+        }
+    ]
+
+
+def test_metrics_count_decisions_by_variant(served):
+    import ray
+
+    port = ray._private.worker.global_worker.node.metrics_export_port
+    for i in range(5):
+        assert served.post("/v1/decisions", body(i)).status_code == 200
+
+    def scraped():
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        wanted = (
+            "credit_decisions_total",
+            "credit_decision_latency_ms_bucket",
+            "credit_feature_fetch_latency_ms_bucket",
+            "credit_decision_errors_total",
+        )
+        lines = [line for line in text.splitlines() if line.startswith(wanted)]
+        found = {name for name in wanted if any(line.startswith(name) for line in lines)}
+        return lines if found == set(wanted) else None
+
+    lines = wait_for(scraped, "the service's metrics on Ray's Prometheus endpoint", 90, 1.0)
+    assert any('variant="champion"' in line and "decision=" in line for line in lines)
+    assert any('error="unknown_applicant"' in line for line in lines)
+
+
+def test_batch_job_equals_the_online_answers(served):
+    from app.scoring import score_table, scores_path
+
+    served.deploy(challenger_weight=0.0)
+    requests_ = [body(i) for i in range(60)]
+    online = {
+        o["applicant_id"]: o
+        for o in served.post("/v1/decisions/batch", {"requests": requests_}).json()["decisions"]
+    }
+    table = pd.DataFrame(
+        [
+            {"application_id": f"X{i:05d}", "applicant_id": b["applicant_id"], **b["application"]}
+            for i, b in enumerate([*requests_, {**body(0), "applicant_id": "NOBODY"}])
+        ]
+    )
+    input_path = served.settings.data_dir / "to_score.parquet"
+    table.to_parquet(input_path)
+    report = score_table(
+        served.settings, output_path=served.settings.data_dir / "scored", input_path=input_path
+    )
+    assert (report.rows, report.scored, report.unknown) == (61, 60, 1)
+    batch = pd.read_parquet(scores_path(served.settings.data_dir / "scored"))
+    for _, row in batch[batch["status"] == "scored"].iterrows():
+        answer = online[row["applicant_id"]]
+        assert row["model_version"] == answer["model"]["version"]
+        assert row["probability_of_default"] == pytest.approx(answer["probability_of_default"])
+        assert row["decision"] == answer["decision"]
+        assert json.loads(row["reasons"]) == answer["reasons"]
+    assert batch.loc[batch["applicant_id"] == "NOBODY", "status"].item() == "unknown_applicant"
+
+
+def test_promotion_during_traffic_drops_no_request(served):
+    statuses: list[int] = []
+    versions: list[str] = []
+    stop = threading.Event()
+
+    def stream():
+        session = requests.Session()
+        i = 0
+        while not stop.is_set():
+            response = session.post(f"{served.url}/v1/decisions", json=body(i % 500), timeout=30)
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                versions.append(response.json()["model"]["version"])
+            i += 1
+
+    threads = [threading.Thread(target=stream) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(statuses) >= 20, "traffic to flow")
+        promote(served.settings, force=True)  # v2 becomes champion while requests flow
+        wait_for(lambda: versions[-20:] == ["2"] * 20, "serving to switch to v2", 60)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    assert versions[0] == "1" and versions[-1] == "2"
+    ready = served.get("/readyz").json()
+    assert (ready["champion"], ready["challenger"]) == ("2", None)
+
+
+def test_unavailable_model_gives_503_with_retry_after(served, tmp_path):
+    from app.config import load_settings
+
+    empty = load_settings(
+        data_dir=tmp_path / "empty",
+        online_store="redis",
+        redis_port=served.settings.redis_port,
+        feast_dir=served.settings.feast_dir,
+        _env_file=None,
+    )
+    other = Service(empty, served.url.rsplit("/", 1)[0] + "/empty", "empty")
+    from ray import serve
+
+    from app.serving.decisions import CreditDecisions
+
+    serve.run(CreditDecisions.bind(empty), name="empty", route_prefix="/empty", blocking=False)
+    try:
+        wait_for(lambda: other.get("/healthz").status_code == 200, "the empty app to start", 180)
+        ready = other.get("/readyz")
+        assert ready.status_code == 503 and "champion" in ready.json()["detail"]
+        response = other.post("/v1/decisions", body(0))
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == str(empty.serve_retry_after_seconds)
+        assert "champion" in response.json()["detail"]
+    finally:
+        serve.delete("empty")
+
+
+def test_feature_store_down_gives_503_with_retry_after(served, redis):
+    # Last: stops this module's Redis.
+    redis.stop()
+    response = served.post("/v1/decisions", body(0))
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "5"
+    assert "feature store unavailable" in response.json()["detail"]
+    assert "Traceback" not in response.text
+    ready = served.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["feature_store"] == "unavailable"
