@@ -79,8 +79,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WRK_SCRIPT = PROJECT_ROOT / "benchmarks" / "wrk" / "post_bodies.lua"
 DEFAULT_MLSERVER_VENV = PROJECT_ROOT / "var" / "bench" / "mlserver-venv"
 
-# The peer's own virtualenv, pinned so the run can be recreated (xgboost pinned to the project's).
-MLSERVER_PINS = ("mlserver==1.7.1", "mlserver-xgboost==1.7.1", "xgboost==3.2.0")
+# The peer's own virtualenv, pinned so the run can be recreated: xgboost as the project's;
+# uvloop < 0.22 because MLServer 1.7.1's parallel inference worker dies at start with 0.22+
+# ("There is no current event loop", SeldonIO/MLServer#2286; MLflow pins uvloop<0.22 for it).
+MLSERVER_PINS = (
+    "mlserver==1.7.1",
+    "mlserver-xgboost==1.7.1",
+    "xgboost==3.2.0",
+    "uvloop==0.21.0",
+)
 MLSERVER_MODEL = "credit-risk"
 
 OURS_IMPORT_PATH = "app.serving.app:build_app"
@@ -390,13 +397,29 @@ def clean_env(**extra: str) -> dict[str, str]:
 # --- (a) MLServer --------------------------------------------------------------------------
 
 
+def installed_versions(venv: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [str(venv / "bin" / "pip"), "list", "--format", "json"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+    ).stdout
+    return {p["name"].lower(): p["version"] for p in json.loads(out)}
+
+
 def ensure_mlserver_venv(venv: Path) -> Path:
-    """The peer's own virtualenv (python3.11 -m venv + pip install of MLSERVER_PINS)."""
+    """The peer's own virtualenv: `python3.11 -m venv` + `pip install` of MLSERVER_PINS
+    (created when missing, re-pinned when a pinned version differs)."""
     binary = venv / "bin" / "mlserver"
     if not binary.exists():
-        print(f"creating {venv} with {' '.join(MLSERVER_PINS)}")
+        print(f"creating {venv}")
         python = shutil.which("python3.11") or sys.executable
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    versions = installed_versions(venv)
+    wanted = dict(pin.split("==") for pin in MLSERVER_PINS)
+    if any(versions.get(name) != version for name, version in wanted.items()):
+        print(f"pip install {' '.join(MLSERVER_PINS)} into {venv}")
         subprocess.run(
             [str(venv / "bin" / "pip"), "install", "--quiet", *MLSERVER_PINS],
             check=True,
@@ -406,16 +429,10 @@ def ensure_mlserver_venv(venv: Path) -> Path:
 
 
 def mlserver_versions(venv: Path) -> str:
-    out = subprocess.run(
-        [str(venv / "bin" / "pip"), "list", "--format", "json"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=clean_env(),
-    ).stdout
-    versions = {p["name"].lower(): p["version"] for p in json.loads(out)}
-    names = ("mlserver", "mlserver-xgboost", "xgboost")
-    return ", ".join(f"{n} {versions.get(n, '?')}" for n in names)
+    versions = installed_versions(venv)
+    return ", ".join(
+        f"{n} {versions.get(n, '?')}" for n in dict(p.split("==") for p in MLSERVER_PINS)
+    )
 
 
 def start_mlserver(workload: Workload, venv: Path, timeout: float) -> Running:
@@ -508,7 +525,7 @@ def write_feast_repo(workload: Workload) -> Path:
     return repo
 
 
-def start_feast(workload: Workload, timeout: float) -> Running:
+def start_feast(workload: Workload, timeout: float, max_requests: int) -> Running:
     repo = write_feast_repo(workload)
     port = free_port()
     feast = Path(sys.executable).parent / "feast"
@@ -516,6 +533,7 @@ def start_feast(workload: Workload, timeout: float) -> Running:
     # The on-demand view's UDF imports app.features.transforms in the server.
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     command = [str(feast), "-c", str(repo), "serve", "-h", "127.0.0.1", "-p", str(port)]
+    command += ["--max-requests", str(max_requests)]
     process = launch("feast", command, log_path, repo, env)
     base = f"http://127.0.0.1:{port}"
     running = Running("feast", f"{base}/get-online-features", process, log_path, None)
@@ -555,22 +573,46 @@ def check_feast(running: Running, workload: Workload) -> None:
 # --- ours: the Ray Serve app ---------------------------------------------------------------
 
 
-def ours_app_args(workload: Workload) -> dict[str, Any]:
-    """The args dict handed to `build_app` (import path OURS_IMPORT_PATH).
+def register_ours_model(workload: Workload) -> str:
+    """The benchmark's booster (the `CreditModel` in `workload.model_dir`, the booster MLServer
+    serves) as a version of the registered model in the run's own MLflow (SQLite under the
+    data dir), aliased `champion`, so ours serves the same model. Returns the version."""
+    import mlflow
 
-    TO WIRE IN: this is the one function to fill once app/serving/app.py exists, with the keys
-    `build_app` reads. What is there to point at: `workload.settings` (data_dir with the Feast
-    registry under feast/, online_store "redis" on the private `workload.redis_port`), and
-    `workload.model_dir`, the benchmark's booster saved as a `CreditModel` directory
-    (`CreditModel.load(model_dir)`), the same booster MLServer serves as model.json.
-    """
+    from app.training import registry
+    from app.training.pyfunc import ARTIFACT_KEY, CreditRiskPyfunc, pip_requirements
+
+    settings = workload.settings
+    mlflow_client = registry.client(settings)
+    experiment = registry.experiment_id(settings, mlflow_client)
+    with mlflow.start_run(experiment_id=experiment, run_name="bench-serving"):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=CreditRiskPyfunc(),
+            artifacts={ARTIFACT_KEY: str(workload.model_dir)},
+            pip_requirements=pip_requirements(),
+            code_paths=[str(PROJECT_ROOT / "app")],
+        )
+    version = str(mlflow.register_model(info.model_uri, settings.model_name).version)
+    registry.move_alias(
+        mlflow_client, settings.model_name, "champion", version, "promote", "serving benchmark"
+    )
+    return version
+
+
+def ours_app_args(workload: Workload) -> dict[str, Any]:
+    """The args dict handed to `build_app` (OURS_IMPORT_PATH): TO WIRE IN, the one function to
+    adapt if `build_app`'s args change. Written for `AppArgs` as drafted in app/serving/app.py
+    (`{"settings": {CREDIT_* overrides}}`): the run's data dir (Feast registry, MLflow SQLite
+    with the champion from `register_ours_model`) and the private Redis."""
     settings = workload.settings
     return {
-        "data_dir": str(settings.data_dir),
-        "online_store": "redis",
-        "redis_host": "127.0.0.1",
-        "redis_port": workload.redis_port,
-        "model_dir": str(workload.model_dir),
+        "settings": {
+            "data_dir": str(settings.data_dir),
+            "online_store": "redis",
+            "redis_host": "127.0.0.1",
+            "redis_port": workload.redis_port,
+        }
     }
 
 
@@ -612,6 +654,12 @@ def start_ours(workload: Workload, timeout: float, num_cpus: int) -> Running:
         importlib.util.find_spec(module_name) is None
     ):
         raise RuntimeError(f"{module_name} does not exist yet: run with --only peers")
+    started = time.perf_counter()
+    version = register_ours_model(workload)
+    print(
+        f"  registered the booster as {workload.settings.model_name} version {version} "
+        f"(champion) ({time.perf_counter() - started:.1f} s)"
+    )
     port = free_port()
     spec_path = workload.work_dir / "ours_spec.json"
     spec_path.write_text(
@@ -628,7 +676,8 @@ def start_ours(workload: Workload, timeout: float, num_cpus: int) -> Running:
     log_path = workload.work_dir / "logs" / "ours.log"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     command = [sys.executable, str(Path(__file__).resolve()), "--ours-driver", str(spec_path)]
-    process = launch("ours", command, log_path, PROJECT_ROOT, env)
+    # Not the project root: a .env there must not leak into the benchmark's settings.
+    process = launch("ours", command, log_path, workload.work_dir, env)
     running = Running(
         "ours", f"http://127.0.0.1:{port}{OURS_ROUTE}", process, log_path, is_serve_process
     )
@@ -813,6 +862,37 @@ def measure(running: Running, bodies: Path, args: argparse.Namespace) -> Measure
 # --- report --------------------------------------------------------------------------------
 
 
+NOISY_CORES = 0.25  # CPU used by other processes during a run above which figures are suspect
+
+
+def wait_quiet(limit: float, window: float = 5.0, idle_below: float = 0.3) -> None:
+    """Wait (at most `limit` s) for a `window` in which the whole machine used less than
+    `idle_below` cores: someone else's job would slow every figure of the service measured."""
+    if limit <= 0:
+        return
+    started = time.monotonic()
+    while True:
+        before = busy_seconds()
+        time.sleep(window)
+        cores = (busy_seconds() - before) / window
+        waited = time.monotonic() - started
+        if cores < idle_below:
+            if waited > window:
+                print(f"  machine quiet after {waited:.0f} s")
+            return
+        if waited >= limit:
+            print(f"  machine still busy ({cores:.2f} cores) after {waited:.0f} s: measuring")
+            return
+
+
+def describe_errors(run: WrkRun) -> str:
+    r = run.result
+    return (
+        f"non-200 {r['non200']}, connect {r['connect_errors']}, read {r['read_errors']}, "
+        f"write {r['write_errors']}, timeouts {r['timeouts']}"
+    )
+
+
 def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
@@ -872,13 +952,40 @@ def print_report(results: dict[str, Measured], args: argparse.Namespace) -> None
             f"  {LABELS[name]}: {m.processes} processes, RSS idle {m.rss_idle[0] / MIB:,.0f} MiB, "
             f"peak {m.rss_peak[0] / MIB:,.0f} MiB{extra}; load: {m.load.result['requests']:,} "
             f"requests, mean {m.load.result['mean_ms']:.2f} ms, max {m.load.result['max_ms']:.1f} "
-            f"ms; non-200 {m.load.result['non200'] + m.sequential.result['non200']}"
+            "ms"
         )
+        errors = f"load {describe_errors(m.load)}; sequential {describe_errors(m.sequential)}"
+        print(f"    errors: {errors}")
         cpu = "; ".join(
             f"{run}: service {c['service']:.2f}, wrk {c['wrk']:.2f}, other {c['other']:.2f}"
             for run, c in m.cores.items()
         )
         print(f"    CPU cores used ({cpu})")
+        for run, c in m.cores.items():
+            if c["other"] > NOISY_CORES:
+                print(
+                    f"    WARNING: other processes on the machine used {c['other']:.2f} cores "
+                    f"during the {run} run: its figures are disturbed"
+                )
+
+
+def results_document(results: dict[str, Measured], args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "cpus": os.cpu_count(),
+        "services": {
+            name: {
+                "load": m.load.result,
+                "sequential": m.sequential.result,
+                "rss_idle_bytes": m.rss_idle[0],
+                "rss_peak_bytes": m.rss_peak[0],
+                "rss_peak_tree_bytes": m.rss_peak[1],
+                "processes": m.processes,
+                "cpu_cores": m.cores,
+            }
+            for name, m in results.items()
+        },
+    }
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -905,11 +1012,25 @@ def main() -> int:
         "--ours-cpus", type=int, default=2, help="CPUs of the local Ray that runs ours"
     )
     parser.add_argument(
+        "--feast-max-requests",
+        type=int,
+        default=0,
+        help="feast serve --max-requests: 0 (default here) never recycles its worker; feast's "
+        "own default, 1000, restarts it every ~1000 requests",
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0,
+        help="before each service, wait up to this many seconds for the machine to be idle",
+    )
+    parser.add_argument(
         "--start-timeout", type=float, default=180, help="seconds for a service to come up"
     )
     parser.add_argument(
         "--keep-work-dir", action="store_true", help="keep data, model and logs after the run"
     )
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--ours-driver", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ours_driver is not None:
@@ -952,7 +1073,7 @@ def main() -> int:
         starters: dict[str, Callable[[], Running]] = {
             "ours": lambda: start_ours(workload, args.start_timeout, args.ours_cpus),
             "mlserver": lambda: start_mlserver(workload, args.mlserver_venv, args.start_timeout),
-            "feast": lambda: start_feast(workload, args.start_timeout),
+            "feast": lambda: start_feast(workload, args.start_timeout, args.feast_max_requests),
         }
         results: dict[str, Measured] = {}
         for name in services:
@@ -963,6 +1084,7 @@ def main() -> int:
                 f"(pid {running.process.pid}), answers checked"
             )
             try:
+                wait_quiet(args.wait_quiet)
                 results[name] = measure(running, workload.bodies[name], args)
             finally:
                 running.stop()
@@ -976,6 +1098,9 @@ def main() -> int:
                 f"{m.load.errors + m.sequential.errors}; RSS {m.rss_peak[0] / MIB:,.0f} MiB"
             )
         print_report(results, args)
+        if args.json is not None:
+            args.json.write_text(json.dumps(results_document(results, args), indent=2))
+            print(f"results written to {args.json}")
         print(f"total run time {math.ceil(time.perf_counter() - script_started)} s")
         return 0
     finally:

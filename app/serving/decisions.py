@@ -119,6 +119,7 @@ class CreditDecisions:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._registry_work, self._load_models)
         await loop.run_in_executor(self._work, self._connect_store)
+        self._replica = serve.get_replica_context().replica_id.unique_id
         self._background = asyncio.create_task(self._maintain())
 
     # --- configuration and upkeep ---------------------------------------------------------
@@ -389,7 +390,7 @@ class CreditDecisions:
 
     @api.get("/healthz", response_model=Health)
     async def healthz(self) -> Health:
-        return Health(status="ok")
+        return Health(status="ok", replica=self._replica)
 
     @api.get("/readyz", response_model=Health, responses={503: {"model": Health}})
     async def readyz(self):
@@ -412,6 +413,8 @@ class CreditDecisions:
             challenger=versions["challenger"],
             feature_store=store,
             detail=problem,
+            replica=self._replica,
+            routing=self.config.model_dump(),
         )
         if problem:
             headers = {"Retry-After": str(self.settings.serve_retry_after_seconds)}

@@ -90,3 +90,5 @@ class Health(BaseModel):
     challenger: str | None = None
     feature_store: str | None = None
     detail: str | None = None
+    replica: str | None = Field(None, description="Which replica answered (Serve replica id).")
+    routing: dict | None = Field(None, description="The user_config this replica applies.")

@@ -87,16 +87,26 @@ class FeatureEncoder:
         return self._sources[feature_name]
 
     def transform(self, raw_df: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(
+            self.transform_array(raw_df), index=raw_df.index, columns=self.feature_names
+        )
+
+    def transform_array(self, raw_df: pd.DataFrame) -> np.ndarray:
+        """The encoded matrix (float32, columns in `feature_names` order) without a frame:
+        serving encodes one row per request, where building a wide DataFrame dominated."""
         missing = [c for c in self.raw_columns if c not in raw_df.columns]
         if missing:
             raise KeyError(f"missing features: {', '.join(missing)}")
-        parts: dict[str, np.ndarray] = {}
+        out = np.empty((len(raw_df), len(self.feature_names)), dtype="float32")
+        j = 0
         for column in self.numeric:
-            parts[column] = pd.to_numeric(raw_df[column], errors="coerce").to_numpy(
+            out[:, j] = pd.to_numeric(raw_df[column], errors="coerce").to_numpy(
                 dtype="float32", na_value=np.nan
             )
+            j += 1
         for column in self.categorical:
-            values = raw_df[column].astype("object").to_numpy()
+            values = raw_df[column].to_numpy(dtype=object)
             for category in CATEGORIES[column]:
-                parts[f"{column}__{safe_name(category)}"] = (values == category).astype("float32")
-        return pd.DataFrame(parts, index=raw_df.index, columns=self.feature_names)
+                out[:, j] = values == category
+                j += 1
+        return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -11,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+import yaml
 
 from app.data.ingest import ingest
 from app.data.schema import CATEGORIES
@@ -20,7 +22,7 @@ from app.localservices import start_redis
 from app.serving.routing import RoutingConfig, sticky_bucket
 from app.training.promote import promote
 from app.training.train import train_and_register
-from tests.conftest import free_port
+from tests.conftest import ROOT, free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 
@@ -39,23 +41,53 @@ def wait_for(check, what: str, timeout: float = 60.0, interval: float = 0.2):
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
+def app_config(name: str, settings_overrides: dict, user_config: dict) -> dict:
+    """serve_config.yaml's application, renamed and pointed at this test's data."""
+    shipped = yaml.safe_load((ROOT / "serve_config.yaml").read_text())["applications"][0]
+    app = copy.deepcopy(shipped)
+    app.update(name=name, route_prefix=f"/{name}", args={"settings": settings_overrides})
+    (deployment,) = app["deployments"]
+    # One replica: the autoscaler adding a second under the A/B load would take the CPUs the
+    # test itself needs; autoscaling is covered by the config schema test.
+    deployment.pop("autoscaling_config")
+    deployment["num_replicas"] = 1
+    deployment["user_config"] = {**deployment["user_config"], **BASE_CONFIG, **user_config}
+    return app
+
+
 class Service:
-    """The running app: its URL, settings and a way to redeploy it with a new user_config."""
+    """The running app, deployed the way `serve deploy serve_config.yaml` does it."""
 
     def __init__(self, settings, url: str, name: str) -> None:
         self.settings = settings
         self.url = url
         self.name = name
         self.session = requests.Session()
+        self.overrides = {
+            "data_dir": str(settings.data_dir),
+            "online_store": "redis",
+            "redis_port": settings.redis_port,
+        }
 
-    def deploy(self, **config) -> None:
-        from ray import serve
+    def deploy(self, extra_apps: tuple[dict, ...] = (), **config) -> None:
+        # The controller call behind `serve deploy` (the CLI sends the same config through
+        # the dashboard, which this test session does not run).
+        from ray.serve.context import _get_global_client
+        from ray.serve.schema import ServeDeploySchema
 
-        from app.serving.decisions import CreditDecisions
+        apps = [app_config(self.name, self.overrides, config), *extra_apps]
+        _get_global_client().deploy_apps(ServeDeploySchema(applications=apps))
+        wait_for(lambda: self.ready(config), "the app to apply its config", 180)
 
-        app = CreditDecisions.options(user_config={**BASE_CONFIG, **config}).bind(self.settings)
-        serve.run(app, name=self.name, route_prefix=f"/{self.name}", blocking=False)
-        wait_for(lambda: self.get("/readyz").status_code == 200, "the app to be ready", 180)
+    def ready(self, config: dict) -> bool:
+        try:
+            response = self.get("/readyz")
+        except requests.RequestException:
+            return False
+        if response.status_code != 200:
+            return False
+        live = response.json()["routing"]
+        return all(live[k] == v for k, v in {**BASE_CONFIG, **config}.items())
 
     def get(self, path: str) -> requests.Response:
         return self.session.get(self.url + path, timeout=30)
@@ -76,15 +108,6 @@ def application(i: int) -> dict:
 
 def body(i: int) -> dict:
     return {"applicant_id": f"S{i + 1:07d}", "application": application(i)}
-
-
-def replica_pids(name: str) -> set[int]:
-    from ray.util.state import list_actors
-
-    actors = list_actors(
-        filters=[("state", "=", "ALIVE")], limit=1000, raise_on_missing_output=False
-    )
-    return {a.pid for a in actors if a.class_name == f"ServeReplica:{name}:CreditDecisions"}
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +145,7 @@ def served(tmp_path_factory, redis):
     service = Service(settings, f"http://127.0.0.1:{port}/credit", "credit")
     service.deploy()
     yield service
-    serve.delete("credit")
+    serve.shutdown()
 
 
 def test_decision_has_the_documented_shape(served):
@@ -201,7 +224,7 @@ def test_ab_split_follows_the_weight_and_is_sticky(served):
 
 
 def test_weights_change_with_a_redeploy_and_no_restart(served):
-    before = replica_pids("credit")
+    before = served.get("/healthz").json()["replica"]
     served.deploy(challenger_weight=1.0)
     wait_for(
         lambda: served.post("/v1/decisions", body(5)).json()["model"]["variant"] == "challenger",
@@ -210,7 +233,7 @@ def test_weights_change_with_a_redeploy_and_no_restart(served):
     variants = {served.post("/v1/decisions", body(i)).json()["model"]["version"] for i in range(30)}
     assert variants == {"2"}
     served.deploy(challenger_weight=0.0)
-    assert replica_pids("credit") == before  # reconfigured in place
+    assert served.get("/healthz").json()["replica"] == before  # reconfigured in place
 
 
 def test_shadow_scores_a_copy_and_never_changes_the_response(served):
@@ -414,31 +437,29 @@ def test_promotion_during_traffic_drops_no_request(served):
 
 
 def test_unavailable_model_gives_503_with_retry_after(served, tmp_path):
-    from app.config import load_settings
-
-    empty = load_settings(
-        data_dir=tmp_path / "empty",
-        online_store="redis",
-        redis_port=served.settings.redis_port,
-        feast_dir=served.settings.feast_dir,
-        _env_file=None,
-    )
-    other = Service(empty, served.url.rsplit("/", 1)[0] + "/empty", "empty")
-    from ray import serve
-
-    from app.serving.decisions import CreditDecisions
-
-    serve.run(CreditDecisions.bind(empty), name="empty", route_prefix="/empty", blocking=False)
+    # A second application whose registry holds no model at all.
+    overrides = {**served.overrides, "data_dir": str(tmp_path / "empty")}
+    overrides["feast_dir"] = str(served.settings.feast_dir)
+    empty = app_config("empty", overrides, {})
+    served.deploy(extra_apps=(empty,))
+    url = served.url.rsplit("/", 1)[0] + "/empty"
     try:
-        wait_for(lambda: other.get("/healthz").status_code == 200, "the empty app to start", 180)
-        ready = other.get("/readyz")
+        ready = wait_for(
+            lambda: _answer(requests.get(url + "/readyz", timeout=30)), "the empty app", 180
+        )
         assert ready.status_code == 503 and "champion" in ready.json()["detail"]
-        response = other.post("/v1/decisions", body(0))
+        response = requests.post(url + "/v1/decisions", json=body(0), timeout=30)
         assert response.status_code == 503
-        assert response.headers["Retry-After"] == str(empty.serve_retry_after_seconds)
+        assert response.headers["Retry-After"] == "5"
         assert "champion" in response.json()["detail"]
     finally:
-        serve.delete("empty")
+        served.deploy()  # the config without the empty app removes it
+    assert requests.get(url + "/healthz", timeout=30).status_code == 404
+
+
+def _answer(response: requests.Response) -> requests.Response | None:
+    # Serve answers 404 until the new application's route exists.
+    return response if response.status_code != 404 else None
 
 
 def test_feature_store_down_gives_503_with_retry_after(served, redis):
