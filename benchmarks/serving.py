@@ -4,45 +4,58 @@ alone), each under the C load generator `wrk`, in one run on one machine.
 Self-contained: starts a private redis-server, writes `--applicants` synthetic applicants
 (ids S0000001...) as local warehouse tables, ingests them (one local Ray, shut down after),
 materializes the features into the private Redis, builds the training frame from Feast and fits
-one XGBoost booster with plain `xgboost.train` (max_depth 3, eta 0.05, `--rounds` rounds). Then,
-one service at a time (nothing else of ours running), it starts the service, checks its answers,
-warms it up for `--warmup` s and measures with wrk:
+one XGBoost booster with plain `xgboost.train` (max_depth 3, eta 0.05, `--rounds` rounds),
+saved as a `CreditModel` directory and as MLServer's `model.json`. Then, one service at a time
+(nothing else of the benchmark running), it starts the service, checks its answers, warms it up
+for `--warmup` s and measures it with wrk:
 
-  ours        `app.serving.app:build_app` on Ray Serve (`serve.run` in a child driver on its own
-              local Ray): `POST /v1/decisions` {"applicant_id", "application": {...}}; fetches
-              the features from Feast (Redis), scores the booster, adds reason codes
+  ours        `app.serving.app:build_app` on Ray Serve: `serve.run` in a child driver on its own
+              local Ray, the booster registered as the champion in the run's own MLflow;
+              `POST /v1/decisions` {"applicant_id", "application": {...}}: fetches the features
+              from Feast (Redis), scores the booster, adds reason codes
   mlserver    Seldon's MLServer with its XGBoost runtime, in its own virtualenv
-              (`--mlserver-venv`, created with the pinned versions below when missing), serving
-              the same booster (`model.json`): `POST /v2/models/credit-risk/infer` (V2 inference
-              protocol, JSON) with all encoded features in the request, i.e. scoring alone
+              (`--mlserver-venv`, created with MLSERVER_PINS when missing), serving the same
+              booster: `POST /v2/models/credit-risk/infer` (V2 inference protocol, JSON) with the
+              encoded features (58) in the request, i.e. scoring alone
   feast       Feast's own feature server, `feast serve` (from the project venv) on a
-              feature_store.yaml equivalent to `repo_config(settings)` (same registry, same
-              Redis): `POST /get-online-features` with the feature service `credit_risk_v1`, the
-              applicant and the application's request fields, i.e. the feature fetch alone
+              feature_store.yaml equivalent to `repo_config(settings)` (same project, registry
+              and Redis): `POST /get-online-features` with the feature service `credit_risk_v1`,
+              the applicant and the application's request fields (on-demand view), i.e. the
+              feature fetch alone
 
-Every service gets the same `--bodies` applicants (seeded pick), one JSON body each, which wrk
-(`benchmarks/wrk/post_bodies.lua`) rotates over. Per service: a throughput run with
-`--connections` connections on `--threads` wrk threads, then a sequential run with one
-connection (its p50/p99 is the latency of one request at a time), each `--duration` s. wrk counts
-every response that is not a 200 and every socket error/timeout. Memory is the resident set size
-summed over the service's processes and their children, sampled every second under load (peak
-reported); for ours the table shows the Serve controller + proxy + replica processes, the
-footnote the whole Ray process tree. wrk runs on the same 2 cores as the services: read the
-figures as relative, not as the capacity of a server.
+All three get the same `--bodies` applicants (seeded pick), one JSON body each, which wrk
+(`benchmarks/wrk/post_bodies.lua`) rotates over. Per service: a load run with `--connections`
+connections on `--threads` wrk threads, then a sequential run with one connection (one request
+at a time), `--duration` s each. wrk counts every response that is not a 200 and every socket
+error or timeout. RSS is summed over the service's processes and their children, sampled every
+second (peak reported); for ours the table counts Serve's controller, proxy and replica
+processes, and the footnote the whole Ray tree (driver, GCS, raylet, agents). The CPU each run
+used is split into the service, wrk and everything else on the machine: a run during which
+other processes used more than NOISY_CORES is flagged, its figures are disturbed
+(`--wait-quiet S` waits up to S s for an idle machine before each service). wrk shares the
+machine's cores with the service: read the figures as relative, not as a server's capacity.
 
-Services run with their defaults: MLServer 1 parallel inference worker (`parallel_workers=1`,
-its default) and `debug` (access log) on; `feast serve` 1 gunicorn worker with its defaults
-(including `--max-requests 1000`, i.e. the worker is recycled after ~1000 requests); ours with
-what `build_app` deploys. Run from the project root (needs `wrk` and `redis-server`:
-`apt-get install -y wrk redis-server`):
+The services run with their defaults but for ports and loopback binding, except:
+  - MLServer gets OMP_NUM_THREADS=1 (`--mlserver-omp-threads`), the value Ray sets in our
+    replica: unset, XGBoost predicts each single row on every core and, on 2 shared cores,
+    its latency went up ~10x in a probe. MLServer's own settings stay default
+    (parallel_workers 1, debug/access log on).
+  - `feast serve` gets `--max-requests 0` (`--feast-max-requests`): its default, 1000,
+    recycles its only gunicorn worker every ~1000 requests (a 1-2 s stall each time).
+  - MLServer 1.7.1 needs uvloop < 0.22 (its inference worker dies at start with 0.22+,
+    SeldonIO/MLServer#2286), pinned in MLSERVER_PINS.
+
+Run from the project root (needs `wrk` and `redis-server`: `apt-get install -y wrk
+redis-server`); the MLServer virtualenv is created on first use (python3.11 -m venv + pip):
 
     .venv/bin/python benchmarks/serving.py                       # all three, 60 s runs
     .venv/bin/python benchmarks/serving.py --only peers --duration 15
     .venv/bin/python benchmarks/serving.py --only ours --latency # + wrk's latency distribution
 
-`--only peers` measures MLServer and `feast serve` alone (no `app.serving` needed). To wire ours
-in, `ours_app_args` is the one function to fill: it returns the args dict handed to
-`build_app`; `start_ours` runs it and `ours_driver` is the child that calls `serve.run`.
+`--only peers` measures MLServer and `feast serve` alone (no `app.serving` needed). Ours is
+wired through three functions: `register_ours_model` (the booster as the champion in the run's
+MLflow), `ours_app_args` (the args dict for `build_app`: the one to adapt when its args change)
+and `start_ours`/`ours_driver` (the child process that calls `serve.run`).
 """
 
 from __future__ import annotations
@@ -319,7 +332,7 @@ class Running:
             return ""
         return "\n".join(text[-lines:])
 
-    def stop(self, grace: float = 30) -> None:
+    def stop(self, grace: float = 20) -> None:
         """SIGTERM the root (each server shuts its workers down), then kill what is left of the
         tree by pid and of its process group; never anything we did not start."""
         procs = self.tree()
@@ -435,7 +448,7 @@ def mlserver_versions(venv: Path) -> str:
     )
 
 
-def start_mlserver(workload: Workload, venv: Path, timeout: float) -> Running:
+def start_mlserver(workload: Workload, venv: Path, timeout: float, omp_threads: int) -> Running:
     binary = ensure_mlserver_venv(venv)
     repo = workload.mlserver_repo
     port = free_port()
@@ -460,7 +473,14 @@ def start_mlserver(workload: Workload, venv: Path, timeout: float) -> Running:
         )
     )
     log_path = workload.work_dir / "logs" / "mlserver.log"
-    process = launch("mlserver", [str(binary), "start", str(repo)], log_path, repo, clean_env())
+    # XGBoost predicts on OMP_NUM_THREADS threads (unset: every core). Ray sets it to the CPUs
+    # of a replica (1 for ours), so the same here unless asked otherwise.
+    env = clean_env()
+    if omp_threads > 0:
+        env["OMP_NUM_THREADS"] = str(omp_threads)
+    else:
+        env.pop("OMP_NUM_THREADS", None)
+    process = launch("mlserver", [str(binary), "start", str(repo)], log_path, repo, env)
     base = f"http://127.0.0.1:{port}"
     running = Running(
         "mlserver", f"{base}/v2/models/{MLSERVER_MODEL}/infer", process, log_path, None
@@ -1009,6 +1029,13 @@ def main() -> int:
         "--mlserver-venv", type=Path, default=DEFAULT_MLSERVER_VENV, help="MLServer's virtualenv"
     )
     parser.add_argument(
+        "--mlserver-omp-threads",
+        type=int,
+        default=1,
+        help="OMP_NUM_THREADS for MLServer (XGBoost's threads per prediction): 1 as Ray sets "
+        "for our replica; 0 leaves it unset (every core)",
+    )
+    parser.add_argument(
         "--ours-cpus", type=int, default=2, help="CPUs of the local Ray that runs ours"
     )
     parser.add_argument(
@@ -1072,7 +1099,9 @@ def main() -> int:
 
         starters: dict[str, Callable[[], Running]] = {
             "ours": lambda: start_ours(workload, args.start_timeout, args.ours_cpus),
-            "mlserver": lambda: start_mlserver(workload, args.mlserver_venv, args.start_timeout),
+            "mlserver": lambda: start_mlserver(
+                workload, args.mlserver_venv, args.start_timeout, args.mlserver_omp_threads
+            ),
             "feast": lambda: start_feast(workload, args.start_timeout, args.feast_max_requests),
         }
         results: dict[str, Measured] = {}

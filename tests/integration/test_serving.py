@@ -35,7 +35,7 @@ def wait_for(check, what: str, timeout: float = 60.0, interval: float = 0.2):
     last = None
     while time.monotonic() < deadline:
         last = check()
-        if last:
+        if last is not None and last is not False:
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
@@ -205,8 +205,12 @@ def test_declines_always_carry_reasons_and_online_features_match_feast(served):
 def test_ab_split_follows_the_weight_and_is_sticky(served):
     served.deploy(challenger_weight=0.3)
 
+    local = threading.local()
+
     def variant(i: int) -> str:
-        response = requests.post(f"{served.url}/v1/decisions", json=body(i), timeout=30)
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+        response = local.session.post(f"{served.url}/v1/decisions", json=body(i), timeout=30)
         assert response.status_code == 200, response.text
         return response.json()["model"]["variant"]
 
@@ -358,11 +362,12 @@ def test_metrics_count_decisions_by_variant(served):
 
     def scraped():
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        # Ray exports application metrics with a `ray_` prefix.
         wanted = (
-            "credit_decisions_total",
-            "credit_decision_latency_ms_bucket",
-            "credit_feature_fetch_latency_ms_bucket",
-            "credit_decision_errors_total",
+            "ray_credit_decisions_total",
+            "ray_credit_decision_latency_ms_bucket",
+            "ray_credit_feature_fetch_latency_ms_bucket",
+            "ray_credit_decision_errors_total",
         )
         lines = [line for line in text.splitlines() if line.startswith(wanted)]
         found = {name for name in wanted if any(line.startswith(name) for line in lines)}
