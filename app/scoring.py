@@ -142,6 +142,7 @@ def score_table(
     decision_threshold: float | None = None,
     concurrency: int = 1,
     batch_size: int = 1024,
+    cpus_per_actor: float = 1.0,
 ) -> ScoreReport:
     """Score every row, then write all results at once (Parquet directory or Snowflake table)."""
     from app.serving.models import RegistryModelSource
@@ -162,7 +163,9 @@ def score_table(
         batch_format="pandas",
         batch_size=batch_size,
         concurrency=concurrency,
-        num_cpus=1,
+        # Below 1 where the scoring actors share a node with Serve replicas: an actor holding
+        # the last whole CPU would starve the read tasks that feed it.
+        num_cpus=cpus_per_actor,
     )
     result_df = scored.to_pandas()
     result_df = result_df.sort_values("row_id", kind="mergesort").reset_index(drop=True)

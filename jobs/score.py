@@ -21,6 +21,7 @@ def main() -> int:
     parser.add_argument("--alias", default="champion", help="registry alias to score with")
     parser.add_argument("--threshold", type=float, help="PD cut-off (default: the model's)")
     parser.add_argument("--concurrency", type=int, default=1, help="scoring actors")
+    parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor")
     args = parser.parse_args()
     setup_logging()
     settings = load_settings()
@@ -34,6 +35,7 @@ def main() -> int:
         alias=args.alias,
         decision_threshold=args.threshold,
         concurrency=args.concurrency,
+        cpus_per_actor=args.cpus_per_actor,
     )
     print(
         f"scored {report.scored} of {report.rows} rows with {settings.model_name} "

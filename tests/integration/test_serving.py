@@ -396,7 +396,10 @@ def test_batch_job_equals_the_online_answers(served):
     input_path = served.settings.data_dir / "to_score.parquet"
     table.to_parquet(input_path)
     report = score_table(
-        served.settings, output_path=served.settings.data_dir / "scored", input_path=input_path
+        served.settings,
+        output_path=served.settings.data_dir / "scored",
+        input_path=input_path,
+        cpus_per_actor=0.25,  # beside the replica's 0.5 CPU in the 2-CPU test Ray
     )
     assert (report.rows, report.scored, report.unknown) == (61, 60, 1)
     batch = pd.read_parquet(scores_path(served.settings.data_dir / "scored"))
@@ -407,6 +410,47 @@ def test_batch_job_equals_the_online_answers(served):
         assert row["decision"] == answer["decision"]
         assert json.loads(row["reasons"]) == answer["reasons"]
     assert batch.loc[batch["applicant_id"] == "NOBODY", "status"].item() == "unknown_applicant"
+
+
+def test_batch_job_reads_and_writes_snowflake(served, fakesnow_service):
+    from app.config import load_settings
+    from app.data.schema import APPLICATIONS
+    from app.data.snapshot import load_snapshot
+    from app.data.snowflake import connect, connection_parameters, seed_snowflake
+    from app.scoring import score_table, scores_path
+    from tests.conftest import snowflake_overrides
+
+    settings = load_settings(
+        **served.overrides, **snowflake_overrides(fakesnow_service.port), _env_file=None
+    )
+    applications = load_snapshot(settings.offline_dir, APPLICATIONS.name)
+    seed_snowflake({APPLICATIONS.name: applications}, {APPLICATIONS.name: APPLICATIONS}, settings)
+
+    local = score_table(
+        settings, output_path=settings.data_dir / "scored_local", cpus_per_actor=0.25
+    )
+    remote = score_table(
+        settings,
+        snowflake_table=APPLICATIONS.name,
+        snowflake_output="credit_decisions",
+        cpus_per_actor=0.25,
+    )
+    assert remote.rows == local.rows == len(applications)
+    assert (remote.scored, remote.declined) == (local.scored, local.declined)
+    assert remote.output == "Snowflake table credit_decisions"
+
+    with connect(connection_parameters(settings)) as conn:
+        cursor = conn.cursor()
+        cursor.execute(
+            "SELECT row_id, decision, probability_of_default, reasons "
+            "FROM CREDIT.RAW.CREDIT_DECISIONS ORDER BY row_id"
+        )
+        written = pd.DataFrame(cursor.fetchall(), columns=["row_id", "decision", "pd", "reasons"])
+    expected = pd.read_parquet(scores_path(settings.data_dir / "scored_local"))
+    assert list(written["row_id"]) == list(expected["row_id"])
+    assert list(written["decision"]) == list(expected["decision"])
+    np.testing.assert_allclose(written["pd"].astype(float), expected["probability_of_default"])
+    assert list(written["reasons"]) == list(expected["reasons"])
 
 
 def test_promotion_during_traffic_drops_no_request(served):
