@@ -802,7 +802,7 @@ class Monitor:
             try:
                 with proc.oneshot():
                     rss = proc.memory_info().rss
-                    cpu = sum(proc.cpu_times()[:4])  # user, system, children's user, system
+                    cpu = sum(proc.cpu_times()[:2])  # own user + system, not reaped children
                     key = (proc.pid, proc.create_time())
                     counts = self.running.counts is None or self.running.counts(proc)
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):

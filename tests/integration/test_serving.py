@@ -503,7 +503,10 @@ def test_unavailable_model_gives_503_with_retry_after(served, tmp_path):
         assert "champion" in response.json()["detail"]
     finally:
         served.deploy()  # the config without the empty app removes it
-    assert requests.get(url + "/healthz", timeout=30).status_code == 404
+    wait_for(
+        lambda: requests.get(url + "/healthz", timeout=30).status_code == 404,
+        "the empty app to be removed",
+    )
 
 
 def _answer(response: requests.Response) -> requests.Response | None:
