@@ -10,6 +10,7 @@ import json
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -290,8 +291,9 @@ class CreditDecisions:
                     features_as_of=info["features_as_of"],
                 )
                 records.append(self._record(response, frame.iloc[pos], served, True))
+            for decision, count in Counter(r["decision"] for r in records).items():
                 self.metrics.decisions.inc(
-                    tags={"variant": "challenger", "decision": response.decision, "shadow": "1"}
+                    count, tags={"variant": "challenger", "decision": decision, "shadow": "1"}
                 )
             self._log(records)
         except Exception:
@@ -321,17 +323,22 @@ class CreditDecisions:
         if scored.shadow_frame is not None:
             # Queued behind this batch on the scoring thread: the responses are already built.
             self._work.submit(self._score_shadow, scored.shadow_frame, scored.shadow_meta)
-        for outcome in scored.outcomes:
-            if outcome.status == 200:
-                r = outcome.response
-                self.metrics.decisions.inc(
-                    tags={"variant": r.model.variant, "decision": r.decision, "shadow": "0"}
-                )
-            elif outcome.status == 404:
-                self.metrics.errors.inc(tags={"error": "unknown_applicant"})
+        # One metric update per distinct tag set and batch: each update costs a Ray call.
+        counts = Counter(
+            (o.response.model.variant, o.response.decision)
+            for o in scored.outcomes
+            if o.status == 200
+        )
+        for (variant, decision), count in counts.items():
+            self.metrics.decisions.inc(
+                count, tags={"variant": variant, "decision": decision, "shadow": "0"}
+            )
+        unknown = sum(o.status == 404 for o in scored.outcomes)
+        if unknown:
+            self.metrics.errors.inc(unknown, tags={"error": "unknown_applicant"})
         return scored.outcomes
 
-    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _decide_batched(self, requests: list[DecisionRequest]) -> list[Outcome]:
         # Concurrent requests share one feature-store round trip and one model call.
         return await self._run(requests)

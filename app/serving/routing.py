@@ -38,10 +38,13 @@ class RoutingConfig(BaseModel):
         100, ge=1, description="Largest /v1/decisions/batch body (413 above it)."
     )
     batch_max_size: int = Field(
-        8, ge=1, description="@serve.batch: concurrent requests scored together."
+        16, ge=1, description="@serve.batch: concurrent requests scored together."
     )
     batch_wait_timeout_s: float = Field(
-        0.002, ge=0, description="@serve.batch: longest wait for a batch to fill."
+        0.0,
+        ge=0,
+        description="@serve.batch: longest wait for a batch to fill; 0 takes what queued "
+        "while the previous batch ran, so a lone request never waits.",
     )
     log_flush_rows: int = Field(
         500, ge=1, description="Prediction log: write a Parquet part at this many records."
