@@ -12,7 +12,10 @@ for `--warmup` s and measures it with wrk:
   ours        `app.serving.app:build_app` on Ray Serve: `serve.run` in a child driver on its own
               local Ray, the booster registered as the champion in the run's own MLflow;
               `POST /v1/decisions` {"applicant_id", "application": {...}}: fetches the features
-              from Feast (Redis), scores the booster, adds reason codes
+              from Feast (Redis), scores the booster, adds reason codes. Deployed with the
+              settings of serve_config.yaml's `deployments[0]` (`--serve-config`:
+              ray_actor_options num_cpus 0.5, max_ongoing_requests 32, user_config), its
+              autoscaling_config replaced by num_replicas 1 so every run has the same replicas
   mlserver    Seldon's MLServer with its XGBoost runtime, in its own virtualenv
               (`--mlserver-venv`, created with MLSERVER_PINS when missing), serving the same
               booster: `POST /v2/models/credit-risk/infer` (V2 inference protocol, JSON) with the
@@ -35,6 +38,32 @@ other processes used more than NOISY_CORES is flagged, its figures are disturbed
 (`--wait-quiet S` waits up to S s for an idle machine before each service). wrk shares the
 machine's cores with the service: read the figures as relative, not as a server's capacity.
 
+Ours can be measured under several Serve levers in one run, `--ours-variants` (default
+`default`), each a fresh driver with its own local Ray and its own row (and ratios to MLServer
+and `feast serve`); `--ours-duration` shortens their wrk runs. Levers, joined with "+" to
+combine them (e.g. `direct_ingress+no_access_log`):
+
+  default               serve_config.yaml's settings as above
+  direct_ingress        RAY_SERVE_ENABLE_DIRECT_INGRESS=1 in the driver's environment before
+                        ray.init (controller and replicas inherit it): the replica serves
+                        HTTP itself on a port of 30000-31000, found from the replica's
+                        listening sockets, and wrk loads that port. Ray 2.60 still starts a
+                        proxy on the head node ("enabling proxy on head node only"), idle
+                        here but counted in RSS. With several
+                        replicas each has its own port, so there is no one URL for wrk: the
+                        variant fails (say direct_ingress+replicas2) rather than measure one.
+  throughput_optimized  RAY_SERVE_THROUGHPUT_OPTIMIZED=1: Ray's bundle of direct ingress,
+                        gRPC between Serve's actors, user code and router on the replica's
+                        main event loop, no copy of Serve's logs to stderr
+  no_access_log         logging_config {"enable_access_log": False} for serve.start (proxy,
+                        controller) and serve.run (the app's replicas)
+  replicasN             num_replicas=N (each with the config's num_cpus, 0.5)
+  max_ongoing_N         max_ongoing_requests=N
+
+With direct ingress a stopping replica drains for 30 s (RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_
+PERIOD_S, for external load balancers); the benchmark sets it to 1 s, which shortens only its
+teardown. A variant that fails to start or measure is reported and the run goes on.
+
 The services run with their defaults but for ports and loopback binding, except:
   - MLServer gets OMP_NUM_THREADS=1 (`--mlserver-omp-threads`), the value Ray sets in our
     replica (0.5 CPU). Unset, XGBoost spreads each one-row prediction over every core: on
@@ -51,11 +80,14 @@ redis-server`); the MLServer virtualenv is created on first use (python3.11 -m v
     .venv/bin/python benchmarks/serving.py                       # all three, 60 s runs
     .venv/bin/python benchmarks/serving.py --only peers --duration 15
     .venv/bin/python benchmarks/serving.py --only ours --latency # + wrk's latency distribution
+    .venv/bin/python benchmarks/serving.py \
+        --ours-variants default,direct_ingress,replicas2,no_access_log,max_ongoing_8
 
 `--only peers` measures MLServer and `feast serve` alone (no `app.serving` needed). Ours is
 wired through three functions: `register_ours_model` (the booster as the champion in the run's
 MLflow), `ours_app_args` (the args dict for `build_app`: the one to adapt when its args change)
-and `start_ours`/`ours_driver` (the child process that calls `serve.run`).
+and `start_ours`/`ours_driver` (the child process that calls `serve.run`, applying the
+variant's deployment options to the built app through `Deployment.options`).
 """
 
 from __future__ import annotations
@@ -111,6 +143,11 @@ SERVE_PROCESS_PREFIXES = ("ray::ServeController", "ray::ProxyActor", "ray::Serve
 
 SERVICES = ("ours", "mlserver", "feast")
 LABELS = {"ours": "ours (Ray Serve)", "mlserver": "MLServer", "feast": "feast serve"}
+PEERS = ("mlserver", "feast")
+DEFAULT_SERVE_CONFIG = PROJECT_ROOT / "serve_config.yaml"
+# Serve's direct-ingress replicas listen on a port of this range (RAY_SERVE_DIRECT_INGRESS_
+# MIN/MAX_HTTP_PORT, Ray 2.60's defaults); gRPC ports come from 40000-41000.
+DIRECT_INGRESS_HTTP_PORTS = range(30000, 31001)
 ONLY = {
     "all": SERVICES,
     "peers": ("mlserver", "feast"),
@@ -636,11 +673,111 @@ def ours_app_args(workload: Workload) -> dict[str, Any]:
     }
 
 
+# The Serve levers `--ours-variants` compares. A variant is a name, or several joined by "+"
+# (e.g. direct_ingress+no_access_log); each runs in a fresh driver on its own local Ray.
+VARIANT_HELP = {
+    "default": "serve_config.yaml's deployment settings, num_replicas fixed at 1",
+    "direct_ingress": "RAY_SERVE_ENABLE_DIRECT_INGRESS=1: wrk talks to the replica's own "
+    "HTTP server, bypassing the proxy (which still runs, idle)",
+    "throughput_optimized": "RAY_SERVE_THROUGHPUT_OPTIMIZED=1: direct ingress, gRPC between "
+    "actors, user code and router on the replica's main loop, no log copy to stderr",
+    "no_access_log": "logging_config enable_access_log=False (app, proxy and controller)",
+    "replicas<N>": "num_replicas=N (each with serve_config.yaml's num_cpus)",
+    "max_ongoing_<N>": "max_ongoing_requests=N",
+}
+
+
+@dataclass(frozen=True)
+class OursVariant:
+    """One way of running ours: Deployment.options on top of serve_config.yaml's, the driver's
+    environment (inherited by Serve's controller, proxy and replicas) and the access log."""
+
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    access_log: bool = True
+    what: str = ""  # what it changes, for the report
+
+    @property
+    def key(self) -> str:
+        return f"ours:{self.name}"
+
+    @property
+    def label(self) -> str:
+        return f"ours {self.name}"
+
+    @property
+    def direct_ingress(self) -> bool:
+        env = self.env
+        if "RAY_SERVE_ENABLE_DIRECT_INGRESS" in env:
+            return env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
+        return env.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1"
+
+
+def parse_variant(name: str) -> OursVariant:
+    options: dict[str, Any] = {}
+    env: dict[str, str] = {}
+    access_log = True
+    what = []
+    for part in name.split("+"):
+        number = part.rpartition("_")[2] if "_" in part else part.removeprefix("replicas")
+        if part in ("default", "direct_ingress", "throughput_optimized", "no_access_log"):
+            what.append(VARIANT_HELP[part])
+        elif part.startswith("replicas") and number.isdigit():
+            what.append(VARIANT_HELP["replicas<N>"].replace("N", number, 1))
+        elif part.startswith("max_ongoing_") and number.isdigit():
+            what.append(VARIANT_HELP["max_ongoing_<N>"].replace("N", number))
+        else:
+            known = "; ".join(f"{k}: {v}" for k, v in VARIANT_HELP.items())
+            raise argparse.ArgumentTypeError(f"unknown ours variant {part!r} (known: {known})")
+        if part == "direct_ingress":
+            env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "1"
+        elif part == "throughput_optimized":
+            env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+        elif part == "no_access_log":
+            access_log = False
+        elif part.startswith("replicas"):
+            options["num_replicas"] = int(number)
+        elif part.startswith("max_ongoing_"):
+            options["max_ongoing_requests"] = int(number)
+    if env:
+        # Direct ingress keeps a stopping replica draining for 30 s (for external load
+        # balancers): only the benchmark's teardown gets shorter, not what is measured.
+        env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = "1"
+    return OursVariant(name, options, env, access_log, "; ".join(what))
+
+
+def parse_variants(text: str) -> list[OursVariant]:
+    variants = [parse_variant(name.strip()) for name in text.split(",") if name.strip()]
+    if not variants:
+        raise argparse.ArgumentTypeError("no ours variant given")
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"an ours variant is repeated: {text}")
+    return variants
+
+
+def serve_config_options(path: Path) -> dict[str, Any]:
+    """Deployment.options of `deployments[0]` of the serve config's first application
+    (ray_actor_options, max_ongoing_requests, user_config...), with num_replicas 1 in place
+    of its autoscaling_config, so every run has the same replicas throughout."""
+    import yaml
+
+    document = yaml.safe_load(path.read_text())
+    deployment = dict(document["applications"][0]["deployments"][0])
+    deployment.pop("autoscaling_config", None)
+    deployment["num_replicas"] = 1
+    return deployment
+
+
 def ours_driver(spec_path: Path) -> int:
     """The child process that owns ours: one local Ray, Serve's proxy on the given port,
-    `serve.run(build_app(args))`, then waits for SIGTERM and shuts Serve and Ray down."""
+    `serve.run` of `build_app(args)` with the variant's deployment options, then waits for
+    SIGTERM and shuts Serve and Ray down. The variant's environment is this process's own
+    (set by `start_ours` before Ray starts, so Serve's actors inherit it)."""
     import ray
     from ray import serve
+    from ray.serve import Application
 
     spec = json.loads(spec_path.read_text())
     module_name, _, attribute = spec["import_path"].partition(":")
@@ -652,9 +789,23 @@ def ours_driver(spec_path: Path) -> int:
         address="local", num_cpus=spec["num_cpus"], include_dashboard=False, log_to_driver=False
     )
     try:
-        serve.start(http_options={"host": "127.0.0.1", "port": spec["port"]})
-        serve.run(build_app(spec["args"]), name=spec["app_name"], route_prefix="/")
-        print("SERVE_READY", flush=True)
+        logging_config = spec["logging_config"]
+        serve.start(
+            http_options={"host": "127.0.0.1", "port": spec["port"]},
+            logging_config=logging_config,
+        )
+        app = build_app(spec["args"])
+        # What serve_config.yaml's `deployments:` does to the built app (Serve applies those
+        # overrides the same way, through Deployment.options).
+        options = dict(spec["deployment_options"])
+        deployment = app._bound_deployment
+        wanted = options.pop("name", deployment.name)
+        if wanted != deployment.name:
+            raise RuntimeError(f"serve config names {wanted}, the app builds {deployment.name}")
+        app = Application(deployment.options(**options))
+        serve.run(app, name=spec["app_name"], route_prefix="/", logging_config=logging_config)
+        status = serve.status().applications[spec["app_name"]].deployments[deployment.name]
+        print(f"SERVE_READY {json.dumps(status.replica_states)}", flush=True)
         stop.wait()
     finally:
         with contextlib.suppress(Exception):
@@ -668,7 +819,26 @@ def is_serve_process(proc: psutil.Process) -> bool:
     return title.startswith(SERVE_PROCESS_PREFIXES)
 
 
-def start_ours(workload: Workload, timeout: float, num_cpus: int) -> Running:
+def direct_ingress_ports(running: Running) -> list[int]:
+    """HTTP ports the Serve replicas of the tree listen on (direct ingress)."""
+    ports = set()
+    for proc in running.tree():
+        try:
+            if not " ".join(proc.cmdline()).startswith("ray::ServeReplica"):
+                continue
+            connections = proc.net_connections(kind="tcp")
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        ports.update(
+            c.laddr.port
+            for c in connections
+            if c.status == psutil.CONN_LISTEN and c.laddr.port in DIRECT_INGRESS_HTTP_PORTS
+        )
+    return sorted(ports)
+
+
+def ours_ready(workload: Workload) -> None:
+    """Checks that ours can be imported, and registers the booster once for every variant."""
     module_name = OURS_IMPORT_PATH.partition(":")[0]
     if importlib.util.find_spec(module_name.rpartition(".")[0]) is None or (
         importlib.util.find_spec(module_name) is None
@@ -677,11 +847,22 @@ def start_ours(workload: Workload, timeout: float, num_cpus: int) -> Running:
     started = time.perf_counter()
     version = register_ours_model(workload)
     print(
-        f"  registered the booster as {workload.settings.model_name} version {version} "
+        f"registered the booster as {workload.settings.model_name} version {version} "
         f"(champion) ({time.perf_counter() - started:.1f} s)"
     )
+
+
+def start_ours(
+    workload: Workload,
+    timeout: float,
+    num_cpus: int,
+    variant: OursVariant,
+    base_options: dict[str, Any],
+) -> Running:
     port = free_port()
-    spec_path = workload.work_dir / "ours_spec.json"
+    slug = variant.name.replace("+", "_")
+    options = {**base_options, **variant.options}
+    spec_path = workload.work_dir / f"ours_spec_{slug}.json"
     spec_path.write_text(
         json.dumps(
             {
@@ -690,20 +871,47 @@ def start_ours(workload: Workload, timeout: float, num_cpus: int) -> Running:
                 "app_name": OURS_APP_NAME,
                 "port": port,
                 "num_cpus": num_cpus,
+                "deployment_options": options,
+                "logging_config": None if variant.access_log else {"enable_access_log": False},
             }
         )
     )
-    log_path = workload.work_dir / "logs" / "ours.log"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    shown = {k: v for k, v in options.items() if k != "user_config"}
+    env_text = " ".join(f"{k}={v}" for k, v in variant.env.items())
+    extra = "; " + env_text if env_text else ""
+    extra += "" if variant.access_log else "; access log off"
+    print(f"  {variant.label}: {shown}{extra}")
+    log_path = workload.work_dir / "logs" / f"ours_{slug}.log"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **variant.env}
     command = [sys.executable, str(Path(__file__).resolve()), "--ours-driver", str(spec_path)]
     # Not the project root: a .env there must not leak into the benchmark's settings.
     process = launch("ours", command, log_path, workload.work_dir, env)
     running = Running(
-        "ours", f"http://127.0.0.1:{port}{OURS_ROUTE}", process, log_path, is_serve_process
+        variant.label,
+        f"http://127.0.0.1:{port}{OURS_ROUTE}",
+        process,
+        log_path,
+        is_serve_process,
     )
     first = json.dumps(ours_body(workload.rows[0]))
     try:
         wait_until(running, lambda: "SERVE_READY" in running.log_tail(200), timeout)
+        if variant.direct_ingress:
+            # No proxy: each replica serves HTTP itself, on a port of its own.
+            ports: list[int] = []
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not ports:
+                ports = direct_ingress_ports(running)
+                time.sleep(0.5)
+            if len(ports) != 1:
+                raise RuntimeError(
+                    f"direct ingress: the replicas listen on {ports or 'no port'} in "
+                    f"{DIRECT_INGRESS_HTTP_PORTS.start}-{DIRECT_INGRESS_HTTP_PORTS.stop - 1}: "
+                    "not one URL wrk can load"
+                )
+            running.url = f"http://127.0.0.1:{ports[0]}{OURS_ROUTE}"
+            proxies = [p for p in running.tree() if "ray::ProxyActor" in " ".join(p.cmdline())]
+            print(f"  direct ingress on port {ports[0]} (proxy processes, idle: {len(proxies)})")
         wait_until(running, lambda: http("POST", running.url, first)[0] == 200, 60)
         check_ours(running, workload)
     except BaseException:
@@ -716,9 +924,9 @@ def check_ours(running: Running, workload: Workload) -> None:
     for i in range(min(20, len(workload.rows))):
         status, raw = http("POST", running.url, json.dumps(ours_body(workload.rows[i])))
         if status != 200:
-            raise RuntimeError(f"ours answered {status}: {raw[:300]!r}")
+            raise RuntimeError(f"{running.name} answered {status}: {raw[:300]!r}")
         if i == 0:
-            print(f"  ours answers e.g. {raw[:300].decode(errors='replace')}")
+            print(f"  {running.name} answers e.g. {raw[:300].decode(errors='replace')}")
 
 
 # --- measurement ---------------------------------------------------------------------------
@@ -841,7 +1049,8 @@ class Monitor:
 
 @dataclass
 class Measured:
-    name: str
+    name: str  # the row's label
+    duration: int  # s per wrk run
     load: WrkRun
     sequential: WrkRun
     rss_idle: tuple[int, int]
@@ -850,16 +1059,14 @@ class Measured:
     cores: dict[str, dict[str, float]]  # run -> service / wrk / other
 
 
-def measure(running: Running, bodies: Path, args: argparse.Namespace) -> Measured:
+def measure(running: Running, bodies: Path, args: argparse.Namespace, duration: int) -> Measured:
     rss_idle = running.rss()
     if args.warmup > 0:
         run_wrk(running.url, bodies, args.connections, args.threads, args.warmup, False)
     with Monitor(running) as load_monitor:
-        load = run_wrk(
-            running.url, bodies, args.connections, args.threads, args.duration, args.latency
-        )
+        load = run_wrk(running.url, bodies, args.connections, args.threads, duration, args.latency)
     with Monitor(running) as sequential_monitor:
-        sequential = run_wrk(running.url, bodies, 1, 1, args.duration, args.latency)
+        sequential = run_wrk(running.url, bodies, 1, 1, duration, args.latency)
     for run in (load, sequential):
         for line in run.output.splitlines():
             if line.startswith("WRK_FIRST_BAD"):
@@ -870,6 +1077,7 @@ def measure(running: Running, bodies: Path, args: argparse.Namespace) -> Measure
     monitors = (load_monitor, sequential_monitor)
     return Measured(
         running.name,
+        duration,
         load,
         sequential,
         rss_idle,
@@ -917,11 +1125,20 @@ def ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b else "n/a"
 
 
-def print_report(results: dict[str, Measured], args: argparse.Namespace) -> None:
+def print_report(
+    results: dict[str, Measured],
+    failures: dict[str, str],
+    variants: list[OursVariant],
+    args: argparse.Namespace,
+) -> None:
+    ours_duration = args.ours_duration or args.duration
+    durations = f"{args.duration} s each"
+    if any(v.key in results for v in variants) and ours_duration != args.duration:
+        durations += f" (ours variants {ours_duration} s)"
     print()
     print(
         f"wrk: {args.connections} connections / {args.threads} threads (load) and 1 connection "
-        f"(sequential), {args.duration} s each after {args.warmup} s warm-up; "
+        f"(sequential), {durations} after {args.warmup} s warm-up; "
         f"{args.bodies:,} request bodies rotated, {args.applicants:,} applicants; "
         f"{os.cpu_count()} CPUs shared by wrk and the service"
     )
@@ -932,44 +1149,78 @@ def print_report(results: dict[str, Measured], args: argparse.Namespace) -> None
     )
     print(header)
     print("|---|" + "---:|" * 8)
-    for name, m in results.items():
+    for m in results.values():
         lo, sq = m.load.result, m.sequential.result
         print(
-            f"| {LABELS[name]} | {lo['rps']:,.0f} | {lo['p50_ms']:.2f} | {lo['p99_ms']:.2f} "
+            f"| {m.name} | {lo['rps']:,.0f} | {lo['p50_ms']:.2f} | {lo['p99_ms']:.2f} "
             f"| {sq['p50_ms']:.2f} | {sq['p99_ms']:.2f} | {sq['rps']:,.0f} "
             f"| {m.load.errors + m.sequential.errors} | {m.rss_peak[0] / MIB:,.0f} |"
         )
-    if "ours" in results:
-        ours = results["ours"]
-        for peer in ("mlserver", "feast"):
-            if peer not in results:
-                continue
-            other = results[peer]
-            a, b = ours.load.result, other.load.result
-            c, d = ours.sequential.result, other.sequential.result
-            print(
-                f"| ours / {LABELS[peer]} | {ratio(a['rps'], b['rps'])} "
-                f"| {ratio(a['p50_ms'], b['p50_ms'])} | {ratio(a['p99_ms'], b['p99_ms'])} "
-                f"| {ratio(c['p50_ms'], d['p50_ms'])} | {ratio(c['p99_ms'], d['p99_ms'])} "
-                f"| {ratio(c['rps'], d['rps'])} | | {ratio(ours.rss_peak[0], other.rss_peak[0])} |"
-            )
-    else:
+    for key, message in failures.items():
+        print(f"| {key.replace(':', ' ')} | failed: {message.splitlines()[0][:120]} |")
+    ours = [v for v in variants if v.key in results]
+    peers = [p for p in PEERS if p in results]
+    if ours and peers:
+        print()
+        print(
+            "Ratios, ours / peer (req/s: above 1 is ours faster; latency and RSS: below 1 is "
+            "ours lower):"
+        )
+        print()
+        print("| ours variant | / | req/s | p50 | p99 | seq p50 | seq p99 | seq req/s | RSS |")
+        print("|---|---|" + "---:|" * 7)
+        for variant in ours:
+            m = results[variant.key]
+            for peer in peers:
+                other = results[peer]
+                a, b = m.load.result, other.load.result
+                c, d = m.sequential.result, other.sequential.result
+                print(
+                    f"| {variant.name} | {LABELS[peer]} | {ratio(a['rps'], b['rps'])} "
+                    f"| {ratio(a['p50_ms'], b['p50_ms'])} | {ratio(a['p99_ms'], b['p99_ms'])} "
+                    f"| {ratio(c['p50_ms'], d['p50_ms'])} | {ratio(c['p99_ms'], d['p99_ms'])} "
+                    f"| {ratio(c['rps'], d['rps'])} | {ratio(m.rss_peak[0], other.rss_peak[0])} |"
+                )
+    elif not ours:
         print()
         print("(ours not measured in this run: no ours/MLServer and ours/feast serve ratios)")
+    if len(ours) > 1:
+        by_rps = max(ours, key=lambda v: results[v.key].load.result["rps"])
+        by_seq = min(
+            ours,
+            key=lambda v: (
+                results[v.key].sequential.result["p50_ms"],
+                results[v.key].sequential.result["p99_ms"],
+            ),
+        )
+        print()
+        print(
+            f"best ours variant for throughput: {by_rps.name} "
+            f"({results[by_rps.key].load.result['rps']:,.0f} req/s); for sequential latency: "
+            f"{by_seq.name} (p50 {results[by_seq.key].sequential.result['p50_ms']:.2f} ms, p99 "
+            f"{results[by_seq.key].sequential.result['p99_ms']:.2f} ms)"
+        )
     print()
     print(
         "req/s, p50, p99: the load run; seq: one connection, one request at a time; errors: "
         "responses other than 200 plus socket errors and timeouts over both runs; RSS: peak "
         "under load, summed over the service's processes"
     )
-    for name, m in results.items():
+    if ours:
+        print(
+            "ours variants (each its own driver and local Ray; base: serve_config.yaml's "
+            f"deployments[0] from {args.serve_config}, autoscaling replaced by num_replicas 1):"
+        )
+        for variant in ours:
+            print(f"  {variant.name}: {variant.what}")
+    for key, m in results.items():
         extra = ""
-        if name == "ours":
+        if key.startswith("ours"):
             extra = (
                 f"; whole Ray tree (driver, GCS, raylet, workers) {m.rss_peak[1] / MIB:,.0f} MiB"
             )
         print(
-            f"  {LABELS[name]}: {m.processes} processes, RSS idle {m.rss_idle[0] / MIB:,.0f} MiB, "
+            f"  {m.name}: {m.processes} processes, RSS idle {m.rss_idle[0] / MIB:,.0f} MiB, "
             f"peak {m.rss_peak[0] / MIB:,.0f} MiB{extra}; load: {m.load.result['requests']:,} "
             f"requests, mean {m.load.result['mean_ms']:.2f} ms, max {m.load.result['max_ms']:.1f} "
             "ms"
@@ -987,14 +1238,32 @@ def print_report(results: dict[str, Measured], args: argparse.Namespace) -> None
                     f"    WARNING: other processes on the machine used {c['other']:.2f} cores "
                     f"during the {run} run: its figures are disturbed"
                 )
+    for key, message in failures.items():
+        print(f"  FAILED {key}: {message}")
 
 
-def results_document(results: dict[str, Measured], args: argparse.Namespace) -> dict[str, Any]:
+def results_document(
+    results: dict[str, Measured],
+    failures: dict[str, str],
+    variants: list[OursVariant],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    described = {
+        v.key: {"what": v.what, "options": v.options, "env": v.env, "access_log": v.access_log}
+        for v in variants
+    }
     return {
-        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "settings": {
+            k: str(v) if isinstance(v, Path) else v
+            for k, v in vars(args).items()
+            if k != "ours_variants"
+        },
+        "ours_variants": described,
         "cpus": os.cpu_count(),
         "services": {
-            name: {
+            key: {
+                "label": m.name,
+                "duration_s": m.duration,
                 "load": m.load.result,
                 "sequential": m.sequential.result,
                 "rss_idle_bytes": m.rss_idle[0],
@@ -1003,8 +1272,9 @@ def results_document(results: dict[str, Measured], args: argparse.Namespace) -> 
                 "processes": m.processes,
                 "cpu_cores": m.cores,
             }
-            for name, m in results.items()
+            for key, m in results.items()
         },
+        "failures": failures,
     }
 
 
@@ -1037,6 +1307,26 @@ def main() -> int:
     )
     parser.add_argument(
         "--ours-cpus", type=int, default=2, help="CPUs of the local Ray that runs ours"
+    )
+    parser.add_argument(
+        "--ours-variants",
+        type=parse_variants,
+        default=[parse_variant("default")],
+        help="comma-separated Serve levers to run ours under, each a fresh driver and its own "
+        "row; join levers with + to combine them. Known: "
+        + "; ".join(f"{k}: {v}" for k, v in VARIANT_HELP.items()),
+    )
+    parser.add_argument(
+        "--ours-duration",
+        type=int,
+        default=0,
+        help="seconds per wrk run for the ours variants (0: --duration)",
+    )
+    parser.add_argument(
+        "--serve-config",
+        type=Path,
+        default=DEFAULT_SERVE_CONFIG,
+        help="serve config whose deployments[0] settings ours runs with",
     )
     parser.add_argument(
         "--feast-max-requests",
@@ -1084,8 +1374,17 @@ def main() -> int:
         from app.localservices import start_redis
 
         wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
+        variants: list[OursVariant] = args.ours_variants if "ours" in services else []
+        base_options = serve_config_options(args.serve_config) if variants else {}
+        rows: list[tuple[str, str]] = []  # (key, service)
+        for service in services:
+            if service == "ours":
+                rows += [(v.key, "ours") for v in variants]
+            else:
+                rows.append((service, service))
+        labels = {**LABELS, **{v.key: v.label for v in variants}}
         print(
-            f"services: {', '.join(LABELS[s] for s in services)}; ray {ray.__version__}, "
+            f"services: {', '.join(labels[key] for key, _ in rows)}; ray {ray.__version__}, "
             f"feast {feast.__version__}, xgboost {xgboost.__version__}, "
             f"{wrk_version.split(' [')[0].strip()}; work dir {work_dir}"
         )
@@ -1097,28 +1396,42 @@ def main() -> int:
         write_bodies(workload)
         quiet()
 
-        starters: dict[str, Callable[[], Running]] = {
-            "ours": lambda: start_ours(workload, args.start_timeout, args.ours_cpus),
-            "mlserver": lambda: start_mlserver(
+        if variants:
+            ours_ready(workload)
+        variant_of = {v.key: v for v in variants}
+        starters: dict[str, Callable[[str], Running]] = {
+            "ours": lambda key: start_ours(
+                workload, args.start_timeout, args.ours_cpus, variant_of[key], base_options
+            ),
+            "mlserver": lambda _: start_mlserver(
                 workload, args.mlserver_venv, args.start_timeout, args.mlserver_omp_threads
             ),
-            "feast": lambda: start_feast(workload, args.start_timeout, args.feast_max_requests),
+            "feast": lambda _: start_feast(workload, args.start_timeout, args.feast_max_requests),
         }
         results: dict[str, Measured] = {}
-        for name in services:
+        failures: dict[str, str] = {}  # a row that failed does not stop the others
+        for key, service in rows:
+            duration = (args.ours_duration or args.duration) if service == "ours" else args.duration
             started = time.perf_counter()
-            running = starters[name]()
-            print(
-                f"{LABELS[name]}: up at {running.url} in {time.perf_counter() - started:.1f} s "
-                f"(pid {running.process.pid}), answers checked"
-            )
             try:
-                wait_quiet(args.wait_quiet)
-                results[name] = measure(running, workload.bodies[name], args)
-            finally:
-                running.stop()
-                running = None
-            m = results[name]
+                running = starters[service](key)
+                print(
+                    f"{labels[key]}: up at {running.url} in "
+                    f"{time.perf_counter() - started:.1f} s (pid {running.process.pid}), "
+                    "answers checked"
+                )
+                try:
+                    wait_quiet(args.wait_quiet)
+                    results[key] = measure(running, workload.bodies[service], args, duration)
+                    results[key].name = labels[key]
+                finally:
+                    running.stop()
+                    running = None
+            except Exception as exc:
+                failures[key] = f"{type(exc).__name__}: {exc}"
+                print(f"{labels[key]}: FAILED, {failures[key]}")
+                continue
+            m = results[key]
             print(
                 f"  load {m.load.result['rps']:,.0f} req/s, p50 {m.load.result['p50_ms']:.2f} "
                 f"ms, p99 {m.load.result['p99_ms']:.2f} ms; sequential p50 "
@@ -1126,12 +1439,13 @@ def main() -> int:
                 f"{m.sequential.result['p99_ms']:.2f} ms; errors "
                 f"{m.load.errors + m.sequential.errors}; RSS {m.rss_peak[0] / MIB:,.0f} MiB"
             )
-        print_report(results, args)
+        print_report(results, failures, variants, args)
         if args.json is not None:
-            args.json.write_text(json.dumps(results_document(results, args), indent=2))
+            document = results_document(results, failures, variants, args)
+            args.json.write_text(json.dumps(document, indent=2))
             print(f"results written to {args.json}")
         print(f"total run time {math.ceil(time.perf_counter() - script_started)} s")
-        return 0
+        return 1 if failures else 0
     finally:
         if running is not None:
             running.stop()
