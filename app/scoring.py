@@ -125,7 +125,7 @@ def read_input(settings: Settings, input_path: Path | None, snowflake_table: str
         input_path = table_path(settings.offline_dir, APPLICATIONS.name)
         if not input_path.exists():
             raise ScoringError(f"no snapshot at {input_path}: run `python -m jobs.ingest` first")
-    if not Path(input_path).exists():
+    elif not Path(input_path).exists():
         raise ScoringError(f"input {input_path} does not exist")
     dataset = ray.data.read_parquet(str(input_path))
     _check_columns(dataset.schema().names, str(input_path))

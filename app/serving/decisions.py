@@ -70,6 +70,21 @@ def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> J
     return JSONResponse(ErrorBody(detail=detail).model_dump(), status_code=status, headers=headers)
 
 
+def _response(
+    result: pd.DataFrame, pos: int, served, variant: str, request_id: str, applicant_id, as_of
+) -> DecisionResponse:
+    """Row `pos` of a `CreditModel.score` result as the API's answer."""
+    return DecisionResponse(
+        request_id=request_id,
+        applicant_id=applicant_id,
+        probability_of_default=float(result["probability_of_default"].iat[pos]),
+        decision=result["decision"].iat[pos],
+        reasons=result["reasons"].iat[pos],
+        model={"name": served.name, "version": served.version, "variant": variant},
+        features_as_of=as_of,
+    )
+
+
 @api.exception_handler(RequestValidationError)
 async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
     # One entry per bad field, named as a dotted path inside the body ("application.purpose").
@@ -219,14 +234,14 @@ class CreditDecisions:
             subset = frame.iloc[idx]
             result = served.model.score(subset, threshold=config.decision_threshold)
             for pos, i in enumerate(idx):
-                response = DecisionResponse(
-                    request_id=uuid.uuid4().hex,
-                    applicant_id=requests[i].applicant_id,
-                    probability_of_default=float(result["probability_of_default"].iat[pos]),
-                    decision=result["decision"].iat[pos],
-                    reasons=result["reasons"].iat[pos],
-                    model={"name": served.name, "version": served.version, "variant": variant},
-                    features_as_of=features.as_of[i],
+                response = _response(
+                    result,
+                    pos,
+                    served,
+                    variant,
+                    uuid.uuid4().hex,
+                    requests[i].applicant_id,
+                    features.as_of[i],
                 )
                 outcomes[i] = Outcome(200, response)
                 scored.records.append(self._record(response, subset.iloc[pos], served, False))
@@ -281,14 +296,14 @@ class CreditDecisions:
             result = served.model.score(frame, threshold=self.config.decision_threshold)
             records = []
             for pos, info in enumerate(meta):
-                response = DecisionResponse(
-                    request_id=info["request_id"],
-                    applicant_id=info["applicant_id"],
-                    probability_of_default=float(result["probability_of_default"].iat[pos]),
-                    decision=result["decision"].iat[pos],
-                    reasons=result["reasons"].iat[pos],
-                    model={"name": served.name, "version": served.version, "variant": "challenger"},
-                    features_as_of=info["features_as_of"],
+                response = _response(
+                    result,
+                    pos,
+                    served,
+                    "challenger",
+                    info["request_id"],
+                    info["applicant_id"],
+                    info["features_as_of"],
                 )
                 records.append(self._record(response, frame.iloc[pos], served, True))
             for decision, count in Counter(r["decision"] for r in records).items():
