@@ -15,7 +15,8 @@ import pandas as pd
 
 from app.config import PROJECT_ROOT, Settings
 from app.data.schema import LABEL
-from app.data.snapshot import read_manifest
+from app.data.snapshot import current_snapshot, read_manifest
+from app.monitoring.reference import log_reference
 from app.training import registry
 from app.training.dataset import Splits, TrainingDataError, load_training_frame, split_frame
 from app.training.evaluate import evaluation_bundle
@@ -134,7 +135,11 @@ def _log_evaluation(
 
 
 def train_and_register(
-    settings: Settings, workers: int | None = None, trials: int = 0, with_baseline: bool = True
+    settings: Settings,
+    workers: int | None = None,
+    trials: int = 0,
+    with_baseline: bool = True,
+    version_tags: dict[str, str] | None = None,
 ) -> TrainReport:
     """Fit, evaluate and log a model; register it and move aliases only if it earned it."""
     import mlflow
@@ -203,6 +208,14 @@ def train_and_register(
         mlflow.log_metrics({k: float(v) for k, v in xgb_fit.metrics.items()})
         metrics = _log_evaluation(mlflow, "test", model, splits.test, model.threshold, True)
         _log_evaluation(mlflow, "validation", model, splits.validation, model.threshold, False)
+        # What drift monitoring compares live traffic with, found later through this run.
+        log_reference(
+            mlflow,
+            model,
+            splits.train,
+            manifest["snapshot_id"],
+            current_snapshot(settings.offline_dir).resolve(),
+        )
         baseline_metrics: dict[str, float] = {}
         if baseline_fit is not None:
             baseline = CreditModel("logistic", encoder, baseline_fit.estimator, model.threshold)
@@ -253,7 +266,11 @@ def train_and_register(
             f"model not registered: gate failed ({failed}); metrics are in MLflow run "
             f"{run.info.run_id}"
         )
-    version = str(mlflow.register_model(info.model_uri, settings.model_name).version)
+    # Tags go on at registration, before any alias names the version, so a replica that
+    # loads it sees them (serving reads `traffic` once per loaded version).
+    version = str(
+        mlflow.register_model(info.model_uri, settings.model_name, tags=version_tags).version
+    )
     report.version = version
     registry.record(
         mlflow_client,

@@ -1,0 +1,1 @@
+"""Monitoring of live decisions: feature drift and realised model performance."""
