@@ -38,7 +38,15 @@ def ray_session() -> Iterator[None]:
 
     from app.runtime import configure_ray_data
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # With its dashboard: the drift monitor submits retraining through the Ray Jobs API.
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=free_port(),
+        log_to_driver=False,
+    )
     configure_ray_data()
     yield
     ray.shutdown()

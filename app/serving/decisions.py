@@ -26,13 +26,14 @@ from ray import serve
 from app.config import Settings
 from app.serving.models import ModelSet, ModelSource, RegistryModelSource, refresh_models
 from app.serving.predlog import PredictionLog
-from app.serving.routing import RoutingConfig, choose_variant, shadows
+from app.serving.routing import RoutingConfig, choose_variant, effective_config, shadows
 from app.serving.schemas import (
     BatchError,
     BatchRequest,
     BatchResponse,
     DecisionRequest,
     DecisionResponse,
+    DriftReport,
     ErrorBody,
     Health,
 )
@@ -132,6 +133,13 @@ class CreditDecisions:
         self.prediction_log = PredictionLog(settings.prediction_log_dir, self.config.log_flush_rows)
         self._last_poll = 0.0
         self._last_flush = time.monotonic()
+        # Rows for the drift monitor: sent in batches from the upkeep loop, never awaited by a
+        # request; bounded here and by the calls in flight, dropping (and counting) beyond.
+        self._monitor = None
+        self._monitor_rows: list[dict[str, Any]] = []
+        self._monitor_calls: list[tuple[Any, list[dict[str, Any]]]] = []
+        self._monitor_next_try = 0.0
+        self._last_monitor_send = time.monotonic()
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._registry_work, self._load_models)
         await loop.run_in_executor(self._work, self._connect_store)
@@ -188,9 +196,62 @@ class CreditDecisions:
                 if now - self._last_flush >= self.config.log_flush_seconds:
                     self._last_flush = now
                     await loop.run_in_executor(self._registry_work, self._flush_log)
+                if self._monitor_rows or self._monitor_calls:
+                    await self._feed_monitor(loop, now)
             except Exception:  # the loop must outlive any single failure
                 log.exception("maintenance step failed")
             await asyncio.sleep(0.25)
+
+    async def _feed_monitor(self, loop, now: float) -> None:
+        """Send buffered rows to the drift monitor; re-queue rows a dead monitor never got."""
+        import ray
+
+        if self._monitor_calls:
+            refs = [ref for ref, _ in self._monitor_calls]
+            done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            finished = set(done)
+            kept = []
+            for ref, rows in self._monitor_calls:
+                if ref not in finished:
+                    kept.append((ref, rows))
+                    continue
+                try:
+                    await ref
+                except Exception as exc:  # monitor died before taking them: try again later
+                    log.warning("drift monitor call failed (%s); rows re-queued", exc)
+                    self._monitor = None
+                    self._queue_monitor_rows(rows, front=True)
+            self._monitor_calls = kept
+        if not self._monitor_rows:
+            return
+        if now - self._last_monitor_send < 1.0 and len(self._monitor_rows) < 500:
+            return
+        if self._monitor is None:
+            if now < self._monitor_next_try:
+                return
+            self._monitor_next_try = now + 10.0
+            try:
+                self._monitor = await loop.run_in_executor(self._registry_work, self._get_monitor)
+            except Exception as exc:
+                log.warning("drift monitor unavailable: %s", exc)
+                return
+        if len(self._monitor_calls) >= 8:  # the monitor is behind: keep buffering (bounded)
+            return
+        rows, self._monitor_rows = self._monitor_rows, []
+        self._last_monitor_send = now
+        self._monitor_calls.append((self._monitor.submit.remote(rows), rows))
+
+    def _get_monitor(self):
+        from app.monitoring.monitor import get_or_create_monitor
+
+        return get_or_create_monitor(self.settings)
+
+    def _queue_monitor_rows(self, rows: list[dict[str, Any]], front: bool = False) -> None:
+        self._monitor_rows = [*rows, *self._monitor_rows] if front else self._monitor_rows + rows
+        overflow = len(self._monitor_rows) - 20_000
+        if overflow > 0:
+            del self._monitor_rows[:overflow]
+            self.metrics.monitor_dropped.inc(overflow)
 
     def _flush_log(self) -> None:
         before = self.prediction_log.errors
@@ -207,7 +268,9 @@ class CreditDecisions:
     # --- the decision itself --------------------------------------------------------------
     def _decide_now(self, requests: list[DecisionRequest]) -> Scored:
         """Fetch features, route, score and explain; runs on the scoring thread."""
-        config, models, reader = self.config, self.models, self._reader
+        models, reader = self.models, self._reader
+        challenger_traffic = models.challenger.traffic if models.challenger else None
+        config = effective_config(self.config, challenger_traffic)
         if models.champion is None:
             raise Unavailable(self.model_error or "no champion model loaded")
         if reader is None:
@@ -293,7 +356,8 @@ class CreditDecisions:
         if served is None:
             return
         try:
-            result = served.model.score(frame, threshold=self.config.decision_threshold)
+            config = effective_config(self.config, served.traffic)
+            result = served.model.score(frame, threshold=config.decision_threshold)
             records = []
             for pos, info in enumerate(meta):
                 response = _response(
@@ -335,6 +399,8 @@ class CreditDecisions:
             log.exception("decision failed")
             return [Outcome(500, detail=f"internal error ({type(exc).__name__})") for _ in requests]
         self._log(scored.records)
+        if self.config.drift_monitor and self.settings.monitor_enabled and scored.records:
+            self._queue_monitor_rows(scored.records)
         if scored.shadow_frame is not None:
             # Queued behind this batch on the scoring thread: the responses are already built.
             self._work.submit(self._score_shadow, scored.shadow_frame, scored.shadow_meta)
@@ -442,6 +508,45 @@ class CreditDecisions:
             headers = {"Retry-After": str(self.settings.serve_retry_after_seconds)}
             return JSONResponse(health.model_dump(), status_code=503, headers=headers)
         return health
+
+    @api.get(
+        "/v1/monitoring/drift",
+        response_model=DriftReport,
+        responses={
+            404: {"model": ErrorBody, "description": "No drift check has run yet."},
+            503: {"model": ErrorBody, "description": "The drift monitor is not running."},
+        },
+    )
+    async def drift(self):
+        """The drift monitor's latest check: per-feature scores, PD drift, trigger state."""
+        loop = asyncio.get_running_loop()
+        try:
+            if self._monitor is None:
+                self._monitor = await loop.run_in_executor(self._registry_work, self._find_monitor)
+            if self._monitor is None:
+                raise LookupError("no drift monitor actor")
+            latest, status = await asyncio.wait_for(
+                asyncio.gather(self._monitor.latest.remote(), self._monitor.status.remote()), 10
+            )
+        except Exception as exc:
+            headers = {"Retry-After": str(self.settings.serve_retry_after_seconds)}
+            return _error(
+                503, f"drift monitor unavailable: {type(exc).__name__}: {exc}"[:300], headers
+            )
+        if latest is None:
+            return _error(
+                404,
+                f"no drift check has run yet ({status['buffered_rows']} rows buffered; a check "
+                f"runs at {self.settings.monitor_check_rows} rows or every "
+                f"{self.settings.monitor_check_seconds:g} s with >= "
+                f"{self.settings.monitor_min_rows})",
+            )
+        return DriftReport.model_validate({**latest, "monitor": status})
+
+    def _find_monitor(self):
+        from app.monitoring.monitor import find_monitor
+
+        return find_monitor(self.settings)
 
     def _probe_store(self) -> None:
         # A real read of an id that cannot exist: proves the online store answers.

@@ -41,3 +41,8 @@ class ServingMetrics:
             "credit_prediction_log_pending",
             description="Prediction-log records waiting to be written.",
         )
+        self.monitor_dropped = metrics.Counter(
+            "credit_monitor_rows_dropped_total",
+            description="Decision rows not sent to the drift monitor (its queue was full or "
+            "it was unreachable for too long).",
+        )

@@ -16,6 +16,8 @@ class ServedModel:
     name: str
     version: str
     model: CreditModel
+    # The version's `traffic` registry tag (drift-triggered retraining sets it).
+    traffic: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,10 @@ class RegistryModelSource:
     def load(self, version: str) -> ServedModel:
         from app.training.pyfunc import load_credit_model
 
-        self._registry()  # sets the tracking and registry URIs the models:/ URI resolves against
+        client = self._registry()  # also sets the URIs the models:/ URI resolves against
         name = self.settings.model_name
-        return ServedModel(name, version, load_credit_model(f"models:/{name}/{version}"))
+        traffic = client.get_model_version(name, version).tags.get("traffic")
+        return ServedModel(name, version, load_credit_model(f"models:/{name}/{version}"), traffic)
 
 
 def refresh_models(current: ModelSet, source: ModelSource) -> ModelSet:

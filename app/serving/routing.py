@@ -52,6 +52,35 @@ class RoutingConfig(BaseModel):
     log_flush_seconds: float = Field(
         5.0, gt=0, description="Prediction log: write pending records at least this often."
     )
+    drift_monitor: bool = Field(
+        True, description="Send answered decisions' features to the drift monitor actor."
+    )
+    registry_traffic: bool = Field(
+        True,
+        description="Honour the challenger version's `traffic` tag (set by drift-triggered "
+        "retraining: `shadow` or an A/B weight) on top of this config.",
+    )
+
+
+def effective_config(config: RoutingConfig, challenger_traffic: str | None) -> RoutingConfig:
+    """The config with the challenger's registry `traffic` tag applied.
+
+    The tag can only add traffic (shadow on, or a weight floor), so a retrained challenger
+    gets what retraining asked for without an operator redeploying, and an operator's larger
+    weight still wins. A malformed tag is ignored.
+    """
+    if not config.registry_traffic or not challenger_traffic:
+        return config
+    tag = challenger_traffic.strip().lower()
+    if tag == "shadow":
+        return config if config.shadow else config.model_copy(update={"shadow": True})
+    try:
+        weight = float(tag.removeprefix("weight="))
+    except ValueError:
+        return config
+    if 0 < weight <= 1 and weight > config.challenger_weight:
+        return config.model_copy(update={"challenger_weight": weight})
+    return config
 
 
 def sticky_bucket(applicant_id: str, salt: str) -> float:

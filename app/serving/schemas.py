@@ -92,3 +92,31 @@ class Health(BaseModel):
     detail: str | None = None
     replica: str | None = Field(None, description="Which replica answered (Serve replica id).")
     routing: dict | None = Field(None, description="The user_config this replica applies.")
+
+
+class FeatureDriftOut(BaseModel):
+    column: str
+    kind: Literal["numerical", "categorical", "discrete"]
+    method: str = Field(description="Evidently drift method, e.g. wasserstein, jensenshannon.")
+    score: float | None
+    threshold: float
+    drifted: bool
+
+
+class DriftReport(BaseModel):
+    """The drift monitor's latest check (GET /v1/monitoring/drift)."""
+
+    checked_at: datetime
+    rows: int = Field(description="Live rows in the checked window.")
+    rows_used: int = Field(description="Rows compared (large windows are sampled).")
+    reference_rows: int = Field(description="Rows of the champion's training data compared.")
+    dataset_drift: bool
+    drifted_features: list[str]
+    drift_share: float
+    features: list[FeatureDriftOut]
+    prediction: FeatureDriftOut | None = Field(description="Drift of the predicted PD.")
+    model_version: str | None = Field(description="Champion version whose reference was used.")
+    window_start: datetime | None
+    window_end: datetime | None
+    extra: dict = Field(default_factory=dict, description="Check number, report path, trigger.")
+    monitor: dict = Field(default_factory=dict, description="The monitor's counters now.")

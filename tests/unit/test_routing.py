@@ -68,3 +68,17 @@ def test_shadow_only_copies_champion_traffic_when_a_challenger_exists():
 def test_bad_user_config_is_rejected_by_name(bad):
     with pytest.raises(ValidationError, match=next(iter(bad))):
         RoutingConfig.model_validate(bad)
+
+
+def test_a_challengers_traffic_tag_only_adds_traffic():
+    from app.serving.routing import effective_config
+
+    base = RoutingConfig()
+    assert effective_config(base, None) == base
+    assert effective_config(base, "shadow").shadow is True
+    assert effective_config(base, "0.05").challenger_weight == 0.05
+    assert effective_config(base, "weight=0.1").challenger_weight == 0.1
+    # An operator's larger weight wins; nonsense and out-of-range tags change nothing.
+    assert effective_config(RoutingConfig(challenger_weight=0.3), "0.05").challenger_weight == 0.3
+    assert effective_config(base, "lots") == base and effective_config(base, "2") == base
+    assert effective_config(RoutingConfig(registry_traffic=False), "shadow").shadow is False

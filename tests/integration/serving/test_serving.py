@@ -2,150 +2,26 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import pytest
 import requests
-import yaml
 
-from app.data.ingest import ingest
-from app.data.schema import CATEGORIES
-from app.data.warehouse import source_tables, write_local_tables
-from app.features.store import materialize
-from app.localservices import start_redis
 from app.serving.routing import RoutingConfig, sticky_bucket
 from app.training.promote import promote
-from app.training.train import train_and_register
-from tests.conftest import ROOT, free_port
+from tests.integration.serving.support import (
+    APPLICANTS,
+    app_config,
+    application,
+    body,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
-
-APPLICANTS = 2000
-BASE_CONFIG = {"alias_poll_seconds": 1.0, "log_flush_seconds": 0.5, "log_flush_rows": 200}
-
-
-def wait_for(check, what: str, timeout: float = 60.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last is not None and last is not False:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
-def app_config(name: str, settings_overrides: dict, user_config: dict) -> dict:
-    """serve_config.yaml's application, renamed and pointed at this test's data."""
-    shipped = yaml.safe_load((ROOT / "serve_config.yaml").read_text())["applications"][0]
-    app = copy.deepcopy(shipped)
-    app.update(name=name, route_prefix=f"/{name}", args={"settings": settings_overrides})
-    (deployment,) = app["deployments"]
-    # One replica: the autoscaler adding a second under the A/B load would take the CPUs the
-    # test itself needs; autoscaling is covered by the config schema test.
-    deployment.pop("autoscaling_config")
-    deployment["num_replicas"] = 1
-    deployment["user_config"] = {**deployment["user_config"], **BASE_CONFIG, **user_config}
-    return app
-
-
-class Service:
-    """The running app, deployed the way `serve deploy serve_config.yaml` does it."""
-
-    def __init__(self, settings, url: str, name: str) -> None:
-        self.settings = settings
-        self.url = url
-        self.name = name
-        self.session = requests.Session()
-        self.overrides = {
-            "data_dir": str(settings.data_dir),
-            "online_store": "redis",
-            "redis_port": settings.redis_port,
-        }
-
-    def deploy(self, extra_apps: tuple[dict, ...] = (), **config) -> None:
-        # The controller call behind `serve deploy` (the CLI sends the same config through
-        # the dashboard, which this test session does not run).
-        from ray.serve.context import _get_global_client
-        from ray.serve.schema import ServeDeploySchema
-
-        apps = [app_config(self.name, self.overrides, config), *extra_apps]
-        _get_global_client().deploy_apps(ServeDeploySchema(applications=apps))
-        wait_for(lambda: self.ready(config), "the app to apply its config", 180)
-
-    def ready(self, config: dict) -> bool:
-        try:
-            response = self.get("/readyz")
-        except requests.RequestException:
-            return False
-        if response.status_code != 200:
-            return False
-        live = response.json()["routing"]
-        return all(live[k] == v for k, v in {**BASE_CONFIG, **config}.items())
-
-    def get(self, path: str) -> requests.Response:
-        return self.session.get(self.url + path, timeout=30)
-
-    def post(self, path: str, body) -> requests.Response:
-        return self.session.post(self.url + path, json=body, timeout=30)
-
-
-def application(i: int) -> dict:
-    purposes = CATEGORIES["purpose"]
-    return {
-        "credit_amount": 500 + 37 * i % 9000,
-        "duration_in_month": 6 + i % 48,
-        "purpose": purposes[i % len(purposes)],
-        "installment_rate_in_percentage_of_disposable_income": 1 + i % 4,
-    }
-
-
-def body(i: int) -> dict:
-    return {"applicant_id": f"S{i + 1:07d}", "application": application(i)}
-
-
-@pytest.fixture(scope="module")
-def redis():
-    service = start_redis()
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory, redis):
-    """2,000 synthetic applicants in a real Redis online store; v1 champion, v2 challenger."""
-    from ray import serve
-
-    from app.config import load_settings
-
-    settings = load_settings(
-        data_dir=tmp_path_factory.mktemp("serving"),
-        online_store="redis",
-        redis_port=redis.port,
-        _env_file=None,
-    )
-    write_local_tables(
-        source_tables(settings.raw_data_path, settings.seed, rows=APPLICANTS),
-        settings.local_source_dir,
-    )
-    ingest(settings)
-    materialize(settings)
-    assert train_and_register(settings, with_baseline=False).version == "1"
-    shallow = settings.model_copy(update={"xgb_params": {**settings.xgb_params, "max_depth": 2}})
-    assert train_and_register(shallow, with_baseline=False).aliases == ["challenger"]
-
-    port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    service = Service(settings, f"http://127.0.0.1:{port}/credit", "credit")
-    service.deploy()
-    yield service
-    serve.shutdown()
 
 
 def test_decision_has_the_documented_shape(served):

@@ -1,0 +1,54 @@
+"""The decision service for this package: 2,000 synthetic applicants in a private Redis, two
+registered versions, the app deployed once; package-scoped so serving and monitoring tests
+share one (building it takes minutes) and its replica frees the CPUs when the package ends."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.data.ingest import ingest
+from app.data.warehouse import source_tables, write_local_tables
+from app.features.store import materialize
+from app.localservices import start_redis
+from app.training.train import train_and_register
+from tests.conftest import free_port
+from tests.integration.serving.support import APPLICANTS, Service, kill_monitor
+
+
+@pytest.fixture(scope="package")
+def redis():
+    service = start_redis()
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="package")
+def served(tmp_path_factory, redis, ray_session):
+    """2,000 synthetic applicants in a real Redis online store; v1 champion, v2 challenger."""
+    from ray import serve
+
+    from app.config import load_settings
+
+    settings = load_settings(
+        data_dir=tmp_path_factory.mktemp("serving"),
+        online_store="redis",
+        redis_port=redis.port,
+        _env_file=None,
+    )
+    write_local_tables(
+        source_tables(settings.raw_data_path, settings.seed, rows=APPLICANTS),
+        settings.local_source_dir,
+    )
+    ingest(settings)
+    materialize(settings)
+    assert train_and_register(settings, with_baseline=False).version == "1"
+    shallow = settings.model_copy(update={"xgb_params": {**settings.xgb_params, "max_depth": 2}})
+    assert train_and_register(shallow, with_baseline=False).aliases == ["challenger"]
+
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    service = Service(settings, f"http://127.0.0.1:{port}/credit", "credit")
+    service.deploy()
+    yield service
+    kill_monitor(settings)
+    serve.shutdown()

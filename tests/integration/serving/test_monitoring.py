@@ -1,0 +1,271 @@
+"""Drift monitoring on live traffic: the Serve app feeds the monitor actor, which checks with
+Evidently, reports through the API, metrics, files and MLflow, survives a restart without
+losing rows, and submits retraining through the Ray Jobs API once drift holds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from app.data.schema import REQUEST_COLUMNS
+from app.data.warehouse import source_tables
+from app.training import registry
+from tests.conftest import ROOT
+from tests.integration.serving.support import APPLICANTS, kill_monitor, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
+
+WINDOW = 500
+# Checks at exactly WINDOW rows (the timer never fires in a test); one training worker, so the
+# retraining job fits beside the replica in the test's 2 CPUs.
+MONITOR = {
+    "monitor_check_rows": WINDOW,
+    "monitor_min_rows": WINDOW,
+    "monitor_check_seconds": 3600,
+    "retrain_after_checks": 2,
+    "train_workers": 1,
+}
+
+
+def requests_for(settings, shift: str | None = None) -> list[dict]:
+    """Each applicant's own application (as in the training data), optionally shifted."""
+    table = source_tables(settings.raw_data_path, settings.seed, rows=APPLICANTS, shift=shift)
+    applications = table["loan_applications"].sort_values("applicant_id")
+    return [
+        {
+            "applicant_id": row["applicant_id"],
+            "application": {c: row[c] if c == "purpose" else int(row[c]) for c in REQUEST_COLUMNS},
+        }
+        for row in applications.to_dict("records")
+    ]
+
+
+def send(served, bodies: list[dict]) -> None:
+    for start in range(0, len(bodies), 100):
+        out = served.post("/v1/decisions/batch", {"requests": bodies[start : start + 100]})
+        assert out.status_code == 200 and not out.json()["errors"], out.text[:500]
+
+
+def monitor_of(settings):
+    from app.monitoring.monitor import find_monitor
+
+    return wait_for(lambda: find_monitor(settings), "the drift monitor actor", 60)
+
+
+def status(settings) -> dict:
+    import ray
+
+    return ray.get(monitor_of(settings).status.remote(), timeout=30)
+
+
+def drift_check(served, number: int) -> dict:
+    def latest():
+        response = served.get("/v1/monitoring/drift")
+        if response.status_code != 200:
+            return None
+        out = response.json()
+        return out if out["extra"]["check"] >= number else None
+
+    return wait_for(latest, f"drift check {number}", 120, 0.5)
+
+
+@pytest.fixture
+def monitored(served, tmp_path):
+    """The app redeployed with a fresh monitor (its own folder) that checks every 500 rows."""
+    kill_monitor(served.settings)
+    settings = {**MONITOR, "monitor_dir": str(tmp_path / "monitoring")}
+    served.deploy(settings=settings)
+    yield served.settings.model_copy(update={**MONITOR, "monitor_dir": tmp_path / "monitoring"})
+    kill_monitor(served.settings)
+    served.deploy()
+
+
+def test_monitor_restart_loses_no_rows(served, monitored):
+    import ray
+
+    response = served.get("/v1/monitoring/drift")
+    assert response.status_code in (404, 503), response.text
+    bodies = requests_for(served.settings)[:200]
+    send(served, bodies)
+    before = wait_for(
+        lambda: (s := status(monitored))["buffered_rows"] == 200 and s, "200 rows in the monitor"
+    )
+    assert served.get("/v1/monitoring/drift").status_code == 404  # no check yet: 200 < 500
+
+    ray.kill(monitor_of(monitored), no_restart=False)  # the process dies; Ray restarts it
+
+    def restarted():
+        try:
+            now = status(monitored)
+        except Exception:  # restarting
+            return None
+        return now if now["pid"] != before["pid"] else None
+
+    after = wait_for(restarted, "the monitor to come back", 120, 0.5)
+    assert (after["recovered_rows"], after["buffered_rows"]) == (200, 200)
+    result = ray.get(monitor_of(monitored).check_now.remote(), timeout=120)
+    assert result["rows"] == 200
+    assert status(monitored)["buffered_rows"] == 0
+
+
+def test_drift_is_flagged_reported_and_retrains_once(served, monitored):
+    import ray
+    from ray.job_submission import JobSubmissionClient
+
+    from app.monitoring.monitor import dashboard_url
+
+    same = requests_for(served.settings)
+    shifted = requests_for(served.settings, shift="larger_loans")
+
+    send(served, same[:WINDOW])
+    first = drift_check(served, 1)
+    assert not first["dataset_drift"], first["drifted_features"]
+    assert first["rows"] == WINDOW and first["model_version"] == "1"
+    assert len(first["features"]) == 21
+    assert first["prediction"]["column"] == "probability_of_default"
+
+    send(served, shifted[WINDOW : 2 * WINDOW])
+    second = drift_check(served, 2)
+    assert second["dataset_drift"]
+    assert {"credit_amount", "duration_in_month"} <= set(second["drifted_features"])
+    assert "trigger" not in second["extra"]  # one drifted check is not enough
+
+    send(served, shifted[2 * WINDOW : 3 * WINDOW])
+    third = drift_check(served, 3)
+    trigger = third["extra"]["trigger"]
+    assert trigger["action"] == "submitted", trigger
+    assert "2 consecutive checks" in trigger["reason"] and "credit_amount" in trigger["reason"]
+
+    # Drift keeps holding while the job runs: two more drifted checks do not submit again.
+    send(served, shifted[3 * WINDOW : 4 * WINDOW])
+    send(served, shifted[:WINDOW])
+    fifth = drift_check(served, 5)
+    assert fifth["extra"]["trigger"]["action"] == "suppressed", fifth["extra"]["trigger"]
+    assert fifth["extra"]["trigger"]["job"] == trigger["job"]
+
+    jobs = JobSubmissionClient(dashboard_url())
+    done = wait_for(
+        lambda: (s := jobs.get_job_status(trigger["job"]).value) in ("SUCCEEDED", "FAILED") and s,
+        "the retraining job",
+        900,
+        2.0,
+    )
+    logs = jobs.get_job_logs(trigger["job"])
+    assert done == "SUCCEEDED", logs[-3000:]
+    assert "registered credit_risk v3 (challenger)" in logs, logs[-3000:]
+    submitted = [t for t in status(monitored)["triggers"] if t["action"] == "submitted"]
+    assert [t["job"] for t in submitted] == [trigger["job"]]
+
+    # The new version enters as a shadow challenger (its registry tag), never as champion.
+    client = registry.client(monitored)
+    version = client.get_model_version(monitored.model_name, "3")
+    assert version.tags["traffic"] == "shadow" and "consecutive" in version.tags["retrain_reason"]
+    assert registry.alias_version(client, monitored.model_name, registry.CHAMPION) == "1"
+    wait_for(lambda: served.get("/readyz").json()["challenger"] == "3", "the replica to load v3")
+
+    # Results everywhere a user looks: the stored JSON records, bounded HTML reports, the
+    # champion run's metric history, Prometheus.
+    root = monitored.monitor_dir
+    records = sorted((root / "results").glob("drift-*.json"))
+    assert len(records) >= 5 and json.loads(records[1].read_text())["dataset_drift"]
+    assert 1 <= len(list((root / "reports").glob("drift-*.html"))) <= monitored.monitor_keep_reports
+    run_id = client.get_model_version(monitored.model_name, "1").run_id
+    history = client.get_metric_history(run_id, "drift_share")
+    assert len(history) >= 5 and max(m.value for m in history) > 0
+    port = ray._private.worker.global_worker.node.metrics_export_port
+
+    def scraped():
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        lines = [line for line in text.splitlines() if line.startswith("ray_credit_drift")]
+        names = {line.split("{")[0].split(" ")[0] for line in lines}
+        wanted = {
+            "ray_credit_drift_detected",
+            "ray_credit_drift_share",
+            "ray_credit_drift_feature_score",
+            "ray_credit_drift_checks_total",
+        }
+        return lines if wanted <= names else None
+
+    lines = wait_for(scraped, "the drift metrics on Ray's Prometheus endpoint", 90, 1.0)
+    detected = [line for line in lines if line.startswith("ray_credit_drift_detected")]
+    assert any(line.endswith(" 1.0") for line in detected), detected
+
+    # Leave the registry as the other serving tests expect it: v2 is the challenger.
+    registry.move_alias(client, monitored.model_name, registry.CHALLENGER, "2", "test", "reset")
+
+
+def run_job(settings, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+    env |= {
+        "CREDIT_DATA_DIR": str(settings.data_dir),
+        "CREDIT_MONITOR_DIR": str(settings.monitor_dir),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "jobs.monitor", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_path):
+    import pandas as pd
+
+    from app.serving.predlog import read_prediction_log
+
+    started = pd.Timestamp.now(tz="UTC")
+    send(served, requests_for(served.settings, shift="purpose_mix")[:300])
+
+    def logged():
+        frame = read_prediction_log(served.settings.prediction_log_dir).to_pandas()
+        recent = frame[(frame["logged_at"] >= started) & ~frame["shadow"]]
+        return frame if len(recent) >= 300 else None
+
+    log = wait_for(logged, "the decisions in the prediction log")
+    settings = served.settings.model_copy(update={"monitor_dir": tmp_path / "monitoring"})
+
+    drift = run_job(settings, "drift", "--since", started.isoformat(), "--fail-on-drift")
+    assert drift.returncode == 3, drift.stdout + drift.stderr  # drift found: the cron exit
+    assert "DRIFT" in drift.stdout
+    (record,) = (tmp_path / "monitoring" / "batch").glob("drift-*.json")
+    found = json.loads(record.read_text())
+    assert found["rows"] == 300 and "purpose" in found["drifted_features"]
+    assert list((tmp_path / "monitoring" / "batch").glob("drift-*.html"))
+    empty = run_job(settings, "drift", "--since", "2000-01-01", "--until", "2000-01-02")
+    assert empty.returncode == 2 and "no decisions logged" in empty.stderr
+    assert "Traceback" not in empty.stderr
+
+    # Outcomes for every applicant seen: the synthetic data's own labels.
+    table = source_tables(served.settings.raw_data_path, served.settings.seed, rows=APPLICANTS)
+    labels = table["loan_applications"][["applicant_id", "is_default"]]
+    labels = labels.rename(columns={"is_default": "defaulted"})
+    labels = labels[labels["applicant_id"].isin(set(log["applicant_id"]))]
+    labels.to_parquet(tmp_path / "outcomes.parquet", index=False)
+    out = tmp_path / "performance.csv"
+    perf = run_job(
+        settings,
+        "performance",
+        "--labels",
+        str(tmp_path / "outcomes.parquet"),
+        "--period",
+        "D",
+        "--output",
+        str(out),
+    )
+    assert perf.returncode == 0, perf.stdout + perf.stderr
+    rows = pd.read_csv(out)
+    champion = rows[rows["variant"] == "champion"].iloc[-1]
+    assert champion["labelled"] >= 100 and 0.6 < champion["auc"] <= 1.0
+    assert "auc_delta" in rows.columns and 0 < champion["approval_rate"] < 1
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("applicant_id,defaulted\nS0000001,2\n")
+    refused = run_job(settings, "performance", "--labels", str(bad))
+    assert refused.returncode == 2 and "defaulted" in refused.stderr

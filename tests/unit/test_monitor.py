@@ -1,0 +1,134 @@
+"""The drift monitor's bookkeeping without Ray: spool recovery, bounds, trigger rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from app.config import load_settings
+from app.monitoring.drift import DriftResult
+from app.monitoring.monitor import DriftMonitor, settings_env, window_schema
+from app.monitoring.reference import Reference
+
+
+def records(n: int, start: int = 0) -> list[dict]:
+    return [
+        {
+            "request_id": f"r{start + i}",
+            "logged_at": datetime(2026, 11, 26, tzinfo=UTC),
+            "applicant_id": f"S{start + i:07d}",
+            "shadow": False,
+            "model_version": "1",
+            "probability_of_default": 0.1,
+            "credit_amount": 1000.0 + i,
+            "purpose": "radio/television",
+        }
+        for i in range(n)
+    ]
+
+
+class Jobs:
+    """Records submissions; `state` is what the Jobs API would report for every job."""
+
+    def __init__(self, settings) -> None:
+        self.submitted: list[str] = []
+        self.state = "RUNNING"
+
+    def submit(self, reason: str) -> str:
+        self.submitted.append(reason)
+        return f"job-{len(self.submitted)}"
+
+    def status(self, job_id: str) -> str:
+        return self.state
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings(monitor_max_buffer_rows=250, retrain_after_checks=2)
+
+
+def monitor(settings, **kwargs) -> DriftMonitor:
+    return DriftMonitor(settings, jobs_factory=Jobs, start=False, **kwargs)
+
+
+def result(drift: bool) -> DriftResult:
+    return DriftResult(
+        checked_at="2026-11-26T00:00:00+00:00",
+        rows=500,
+        rows_used=500,
+        reference_rows=600,
+        dataset_drift=drift,
+        drifted_features=["credit_amount"] if drift else [],
+        drift_share=0.05 if drift else 0.0,
+        features=[],
+        prediction=None,
+    )
+
+
+REFERENCE = Reference(pd.DataFrame(), [], [], "1", "run")
+
+
+def test_a_restarted_monitor_resumes_with_every_spooled_row(settings):
+    first = monitor(settings)
+    assert first.submit(records(100)) == 100 and first.submit(records(50, 100)) == 50
+    again = monitor(settings)  # what Ray's restart does: a new process, same folder
+    assert (again.recovered, again.status()["buffered_rows"]) == (150, 150)
+    kept = sorted(r for _, t in again._batches for r in t.column("request_id").to_pylist())
+    assert kept == sorted(f"r{i}" for i in range(150))
+    assert again._batches[0][1].schema == window_schema()
+
+
+def test_the_buffer_is_bounded_and_drops_the_oldest(settings):
+    m = monitor(settings)
+    for start in range(0, 400, 100):
+        m.submit(records(100, start))
+    status = m.status()
+    assert (status["buffered_rows"], status["dropped_rows"]) == (200, 200)
+    assert len(list(m.spool.glob("*.arrow"))) == 2  # dropped batches leave the disk too
+
+
+def test_a_torn_spool_file_is_set_aside(settings):
+    m = monitor(settings)
+    m.submit(records(10))
+    (m.spool / "00000000000000000001-bad.arrow").write_bytes(b"not arrow")
+    again = monitor(settings)
+    assert again.recovered == 10
+    assert list(m.spool.glob("*.bad"))
+
+
+def test_retraining_fires_after_k_drifted_checks_and_never_while_its_job_runs(settings):
+    m = monitor(settings)
+    assert m._after_check(result(True), REFERENCE) is None  # 1 of 2
+    assert m._after_check(result(False), REFERENCE) is None  # the run is broken
+    assert m._after_check(result(True), REFERENCE) is None
+    fired = m._after_check(result(True), REFERENCE)
+    assert fired["action"] == "submitted" and fired["job"] == "job-1"
+    assert "2 consecutive checks" in fired["reason"] and "credit_amount" in fired["reason"]
+    m._after_check(result(True), REFERENCE)
+    held = m._after_check(result(True), REFERENCE)
+    assert held["action"] == "suppressed" and held["job"] == "job-1"
+    assert m._jobs.submitted == [fired["reason"]]
+    m._jobs.state = "SUCCEEDED"  # the job is done: drift that still holds may fire again
+    again = m._after_check(result(True), REFERENCE)
+    assert again["action"] == "submitted" and again["job"] == "job-2"
+    logged = (m.root / "triggers.jsonl").read_text().splitlines()
+    assert [line.count('"action"') for line in logged] == [1, 1, 1]
+
+
+def test_no_trigger_when_retraining_is_off(make_settings):
+    m = monitor(make_settings(retrain_after_checks=0))
+    assert all(m._after_check(result(True), REFERENCE) is None for _ in range(5))
+
+
+def test_the_job_gets_the_settings_back_from_its_environment(make_settings, monkeypatch):
+    settings = make_settings(redis_password="hidden", monitor_check_rows=7, online_store="redis")
+    env = settings_env(settings)
+    assert "CREDIT_REDIS_PASSWORD" not in env  # secrets come from the cluster, not the job
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    rebuilt = load_settings(_env_file=None)
+    assert rebuilt.model_dump(exclude={"redis_password"}) == settings.model_dump(
+        exclude={"redis_password"}
+    )
