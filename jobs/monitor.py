@@ -1,0 +1,188 @@
+"""Monitoring over the prediction log, for cron or `ray job submit`.
+
+python -m jobs.monitor drift [--since T] [--until T | --last-hours H] [--fail-on-drift]
+python -m jobs.monitor performance --labels FILE [--period D|W|M]
+python -m jobs.monitor status      (the live drift monitor actor on the cluster)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+
+from app.config import Settings, load_settings
+from app.errors import CreditRiskError
+from app.runtime import run_job, setup_logging
+
+EXIT_DRIFT = 3
+
+
+class MonitorInputError(CreditRiskError):
+    """Nothing to monitor in the requested window, or a bad window."""
+
+
+def _time(text: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        raise MonitorInputError(f"not a date/time: {text!r} (use ISO 8601)") from None
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def answered_decisions(
+    settings: Settings, since: pd.Timestamp | None, until: pd.Timestamp | None
+) -> pd.DataFrame:
+    """Decisions returned to callers (shadow scores left out) logged in [since, until)."""
+    from app.serving.predlog import read_prediction_log
+
+    frame = read_prediction_log(settings.prediction_log_dir).to_pandas()
+    if frame.empty:
+        raise MonitorInputError(
+            f"the prediction log in {settings.prediction_log_dir} is empty: serve decisions first"
+        )
+    frame = frame[~frame["shadow"].astype(bool)]
+    logged = pd.to_datetime(frame["logged_at"], utc=True)
+    if since is not None:
+        frame = frame[logged >= since]
+    if until is not None:
+        frame = frame[logged.loc[frame.index] < until]
+    if frame.empty:
+        raise MonitorInputError(
+            f"no decisions logged between {since or 'the start'} and {until or 'now'}"
+        )
+    return frame.reset_index(drop=True)
+
+
+def run_drift(settings: Settings, args: argparse.Namespace) -> int:
+    from app.monitoring.drift import compute_drift
+    from app.monitoring.monitor import drift_config
+    from app.monitoring.reference import load_reference
+
+    until = _time(args.until) if args.until else None
+    since = _time(args.since) if args.since else None
+    if args.last_hours is not None:
+        until = until or pd.Timestamp(datetime.now(UTC))
+        since = until - timedelta(hours=args.last_hours)
+    if since is not None and until is not None and since >= until:
+        raise MonitorInputError(f"--since {since} is not before --until {until}")
+    window = answered_decisions(settings, since, until)
+    reference = load_reference(settings, args.version)
+    result, snapshot = compute_drift(
+        reference.frame,
+        window,
+        reference.numeric,
+        reference.categorical,
+        drift_config(settings),
+        with_report=True,
+    )
+    result.model_version = reference.model_version
+    logged = pd.to_datetime(window["logged_at"], utc=True)
+    result.window_start, result.window_end = logged.min().isoformat(), logged.max().isoformat()
+    out = Path(args.output or settings.monitor_dir / "batch")
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    report = out / f"drift-{stamp}.html"
+    snapshot.save_html(str(report))
+    result.extra["report"] = str(report)
+    (out / f"drift-{stamp}.json").write_text(json.dumps(result.to_dict(), indent=1))
+
+    print(
+        f"window {result.window_start} .. {result.window_end}: {result.rows:,} decisions vs "
+        f"{result.reference_rows:,} training rows of champion v{result.model_version}"
+    )
+    print(f"{'feature':<58} {'method':<14} {'score':>8} {'threshold':>9}  drift")
+    rows = [*result.features, *([result.prediction] if result.prediction else [])]
+    for f in sorted(rows, key=lambda f: -(f.score / f.threshold if f.threshold else 0)):
+        flag = "YES" if f.drifted else "-"
+        print(f"{f.column:<58} {f.method:<14} {f.score:>8.4f} {f.threshold:>9.3f}  {flag}")
+    verdict = "DRIFT" if result.dataset_drift else "no drift"
+    print(f"{verdict}: {len(result.drifted_features)} of {len(result.features)} features drifted")
+    print(f"report: {report}")
+    return EXIT_DRIFT if (args.fail_on_drift and result.dataset_drift) else 0
+
+
+def run_performance(settings: Settings, args: argparse.Namespace) -> int:
+    from app.monitoring.performance import (
+        format_table,
+        join_outcomes,
+        load_labels,
+        performance_by_period,
+    )
+    from app.training import registry
+
+    labels = load_labels(Path(args.labels))
+    decisions = answered_decisions(settings, None, None)
+    joined = join_outcomes(decisions, labels)
+    if joined.empty:
+        raise MonitorInputError(
+            f"none of the {len(labels):,} labels in {args.labels} matches a logged decision"
+        )
+    client = registry.client(settings)
+    champion = registry.alias_version(client, settings.model_name, registry.CHAMPION)
+    baseline = registry.version_metrics(client, settings.model_name, champion) if champion else {}
+    table = performance_by_period(joined, args.period, baseline or None)
+    nan = float("nan")
+    print(
+        f"{len(joined):,} decisions with outcomes; baseline: champion v{champion} test AUC "
+        f"{baseline.get('test_auc', nan):.4f}, KS {baseline.get('test_ks', nan):.4f}, "
+        f"approval rate {baseline.get('test_approval_rate', nan):.3f}"
+    )
+    print(format_table(table))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(args.output, index=False)
+        print(f"written to {args.output}")
+    return 0
+
+
+def run_status(settings: Settings) -> int:
+    import ray
+
+    from app.monitoring.monitor import find_monitor
+    from app.runtime import init_ray
+
+    init_ray(settings)
+    monitor = find_monitor(settings)
+    if monitor is None:
+        raise MonitorInputError(
+            f"no drift monitor actor {settings.monitor_actor_name!r} in namespace "
+            f"{settings.monitor_namespace!r}: serving starts it with the first decision"
+        )
+    status, latest = ray.get([monitor.status.remote(), monitor.latest.remote()], timeout=30)
+    print(json.dumps({"status": status, "latest": latest}, indent=1, default=str))
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.monitor", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    drift = sub.add_parser("drift", help="drift of a window of the log vs the champion's data")
+    drift.add_argument("--since", help="start of the window (ISO 8601, UTC if no zone)")
+    drift.add_argument("--until", help="end of the window (exclusive)")
+    drift.add_argument("--last-hours", type=float, help="window = the last H hours")
+    drift.add_argument("--version", help="compare with this version's data (default: champion)")
+    drift.add_argument("--output", help="folder for the JSON and HTML (default: monitor_dir)")
+    drift.add_argument(
+        "--fail-on-drift", action="store_true", help=f"exit {EXIT_DRIFT} when drift is found"
+    )
+    perf = sub.add_parser("performance", help="AUC/KS/approval per period once outcomes arrive")
+    perf.add_argument("--labels", required=True, help="Parquet/CSV: applicant_id, defaulted")
+    perf.add_argument("--period", default="W", help="pandas period: D, W or M (default W)")
+    perf.add_argument("--output", help="also write the table as CSV here")
+    sub.add_parser("status", help="the live drift monitor's counters and latest check")
+    args = parser.parse_args()
+    setup_logging()
+    settings = load_settings()
+    if args.command == "drift":
+        return run_drift(settings, args)
+    if args.command == "performance":
+        return run_performance(settings, args)
+    return run_status(settings)
+
+
+if __name__ == "__main__":
+    run_job(main)
