@@ -35,18 +35,33 @@ def fakesnow_service(tmp_path_factory) -> Iterator[Service]:
 def ray_session() -> Iterator[None]:
     """One real local Ray for the whole run (starting one costs 10-30 s here)."""
     import ray
+    from ray._private.parameter import RayParams
 
     from app.runtime import configure_ray_data
 
     # With its dashboard: the drift monitor submits retraining through the Ray Jobs API.
-    ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=True,
-        dashboard_host="127.0.0.1",
-        dashboard_port=free_port(),
-        log_to_driver=False,
-    )
+    # Jobs are handed to the node's dashboard agent, which listens on a fixed default port
+    # (52365) that ray.init cannot change; any other Ray on the machine holding it leaves the
+    # session without an agent ("No available agent to submit job"), so pick a free one.
+    original = RayParams.__init__
+    agent_port = free_port()
+
+    def with_free_agent_port(self, *args, **kwargs):
+        kwargs.setdefault("dashboard_agent_listen_port", agent_port)
+        original(self, *args, **kwargs)
+
+    RayParams.__init__ = with_free_agent_port
+    try:
+        ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=free_port(),
+            log_to_driver=False,
+        )
+    finally:
+        RayParams.__init__ = original
     configure_ray_data()
     yield
     ray.shutdown()
