@@ -260,7 +260,14 @@ class DriftMonitor:
 
     def _loop(self) -> None:
         backoff = 0.0
+        republished = time.monotonic()
         while not self._stop.wait(0.5 + backoff):
+            if self._metrics and self._latest and time.monotonic() - republished >= 10:
+                republished = time.monotonic()
+                try:
+                    self._metrics.publish(DriftResult.from_dict(self._latest))
+                except Exception as exc:  # a metric must never stop the checks
+                    log.warning("drift gauges not published: %s", exc)
             if not self._due():
                 continue
             try:
@@ -462,6 +469,10 @@ class _Metrics:
 
     def record(self, result: DriftResult) -> None:
         self.checks.inc()
+        self.publish(result)
+
+    def publish(self, result: DriftResult) -> None:
+        """Set the gauges; repeated while idle, as Ray drops a gauge nobody sets for a while."""
         self.detected.set(float(result.dataset_drift))
         self.share.set(result.drift_share)
         self.rows.set(result.rows)

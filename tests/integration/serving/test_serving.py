@@ -369,9 +369,7 @@ def test_unavailable_model_gives_503_with_retry_after(served, tmp_path):
     served.deploy(extra_apps=(empty,))
     url = served.url.rsplit("/", 1)[0] + "/empty"
     try:
-        ready = wait_for(
-            lambda: _answer(requests.get(url + "/readyz", timeout=30)), "the empty app", 180
-        )
+        ready = wait_for(lambda: _answer(url + "/readyz"), "the empty app", 180)
         assert ready.status_code == 503 and "champion" in ready.json()["detail"]
         response = requests.post(url + "/v1/decisions", json=body(0), timeout=30)
         assert response.status_code == 503
@@ -385,8 +383,13 @@ def test_unavailable_model_gives_503_with_retry_after(served, tmp_path):
     )
 
 
-def _answer(response: requests.Response) -> requests.Response | None:
-    # Serve answers 404 until the new application's route exists.
+def _answer(url: str) -> requests.Response | None:
+    # Serve answers 404 until the new application's route exists, then holds requests until
+    # its replica is up (longer than a client timeout on a busy machine).
+    try:
+        response = requests.get(url, timeout=30)
+    except requests.Timeout:
+        return None
     return response if response.status_code != 404 else None
 
 
