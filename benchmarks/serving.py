@@ -10,12 +10,16 @@ saved as a `CreditModel` directory and as MLServer's `model.json`. Then, one ser
 for `--warmup` s and measures it with wrk:
 
   ours        `app.serving.app:build_app` on Ray Serve: `serve.run` in a child driver on its own
-              local Ray, the booster registered as the champion in the run's own MLflow;
+              local Ray, the booster registered as the champion in the run's own MLflow, its
+              run carrying the drift reference (`log_reference` of the training frame);
               `POST /v1/decisions` {"applicant_id", "application": {...}}: fetches the features
-              from Feast (Redis), scores the booster, adds reason codes. Deployed with the
-              settings of serve_config.yaml's `deployments[0]` (`--serve-config`:
-              ray_actor_options num_cpus 0.5, max_ongoing_requests 32, user_config), its
-              autoscaling_config replaced by num_replicas 1 so every run has the same replicas
+              from Feast (Redis), scores the booster, adds reason codes, and (drift monitor on,
+              as deployed) feeds the answered rows to the drift monitor actor, which runs an
+              Evidently check (and writes its HTML report) every 1,000 rows on the same cores.
+              Deployed with the settings of serve_config.yaml's `deployments[0]`
+              (`--serve-config`: ray_actor_options num_cpus 0.5, max_ongoing_requests 32,
+              user_config), its autoscaling_config replaced by num_replicas 1 so every run has
+              the same replicas
   mlserver    Seldon's MLServer with its XGBoost runtime, in its own virtualenv
               (`--mlserver-venv`, created with MLSERVER_PINS when missing), serving the same
               booster: `POST /v2/models/credit-risk/infer` (V2 inference protocol, JSON) with the
@@ -59,10 +63,28 @@ combine them (e.g. `direct_ingress+no_access_log`):
                         controller) and serve.run (the app's replicas)
   replicasN             num_replicas=N (each with the config's num_cpus, 0.5)
   max_ongoing_N         max_ongoing_requests=N
+  monitor_off           user_config `drift_monitor: False` (merged into the config's
+                        user_config): the replicas feed no rows to the drift monitor, which then
+                        never starts. Every other variant runs with the monitor on, so
+                        `--ours-variants default,monitor_off` measures its cost; the report
+                        puts each monitor_off variant beside the one with the same other
+                        levers (monitor_off alone: default): req/s with the monitor on / off,
+                        against the target of at most 5% lower with it on
 
 With direct ingress a stopping replica drains for 30 s (RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_
 PERIOD_S, for external load balancers); the benchmark sets it to 1 s, which shortens only its
 teardown. A variant that fails to start or measure is reported and the run goes on.
+
+Ours' drift monitor runs with the default monitor settings (check every
+`monitor_check_rows`, 1,000, rows, etc.; CREDIT_MONITOR_* variables of the shell are not
+passed to the driver) except `monitor_dir`, one per variant in the work dir, and
+`monitor_cpus` 0 when the replicas' num_cpus leave no room for its 0.25 in `--ours-cpus` (it
+could never be scheduled). After each ours run the benchmark prints how many checks the
+monitor ran (its `results/*.json`) and its final status (rows received, buffered, dropped,
+last error), from the driver, which asks the actor as it stops. A check needs 1,000 answered
+rows: at ~40 req/s (ours default on 2 cores) that is ~25 s of load, so short runs (e.g.
+`--ours-duration 10`) may measure the feed but no check. The actor starts with the first rows
+fed and imports Evidently at its first check: both land in the measured runs.
 
 The services run with their defaults but for ports and loopback binding, except:
   - MLServer gets OMP_NUM_THREADS=1 (`--mlserver-omp-threads`), the value Ray sets in our
@@ -82,12 +104,14 @@ redis-server`); the MLServer virtualenv is created on first use (python3.11 -m v
     .venv/bin/python benchmarks/serving.py --only ours --latency # + wrk's latency distribution
     .venv/bin/python benchmarks/serving.py \
         --ours-variants default,direct_ingress,replicas2,no_access_log,max_ongoing_8
+    .venv/bin/python benchmarks/serving.py --only ours --ours-variants default,monitor_off
 
 `--only peers` measures MLServer and `feast serve` alone (no `app.serving` needed). Ours is
 wired through three functions: `register_ours_model` (the booster as the champion in the run's
-MLflow), `ours_app_args` (the args dict for `build_app`: the one to adapt when its args change)
-and `start_ours`/`ours_driver` (the child process that calls `serve.run`, applying the
-variant's deployment options to the built app through `Deployment.options`).
+MLflow, with its drift reference), `ours_app_args` (the args dict for `build_app`: the one to
+adapt when its args change) and `start_ours`/`ours_driver` (the child process that calls
+`serve.run`, applying the variant's deployment options to the built app through
+`Deployment.options`).
 """
 
 from __future__ import annotations
@@ -174,6 +198,8 @@ class Workload:
     features: np.ndarray  # encoded features of each row (float32), as the model sees them
     expected_pd: np.ndarray  # the booster's PD for each row, scored in this process
     online: list[dict[str, Any]]  # Feast's online features of each row (SDK), for checks
+    train_frame: Any  # the booster's training frame (pandas), logged as its drift reference
+    snapshot_id: str  # the offline snapshot it was read from
     bodies: dict[str, Path] = field(default_factory=dict)  # service -> bodies.jsonl
 
 
@@ -282,6 +308,8 @@ def build_workload(args: argparse.Namespace, work_dir: Path, redis_port: int) ->
         features=matrix,
         expected_pd=np.asarray(expected, dtype="float64"),
         online=online,
+        train_frame=frame,
+        snapshot_id=report.snapshot_id,
     )
 
 
@@ -341,6 +369,8 @@ class Running:
     log_path: Path
     # Which processes of the tree the table's RSS counts (None: all of them).
     counts: Callable[[psutil.Process], bool] | None = None
+    # Ours: the drift monitor's directory (its results/*.json, one per check).
+    monitor_dir: Path | None = None
 
     def tree(self) -> list[psutil.Process]:
         try:
@@ -633,16 +663,33 @@ def check_feast(running: Running, workload: Workload) -> None:
 def register_ours_model(workload: Workload) -> str:
     """The benchmark's booster (the `CreditModel` in `workload.model_dir`, the booster MLServer
     serves) as a version of the registered model in the run's own MLflow (SQLite under the
-    data dir), aliased `champion`, so ours serves the same model. Returns the version."""
+    data dir), aliased `champion`, so ours serves the same model. Returns the version.
+
+    The run also gets the drift reference training logs (`log_reference`: the training
+    frame's raw features and the booster's PD on them), so the drift monitor that serving
+    feeds finds the champion's reference and really runs its checks during the measurement;
+    without it every check fails at once (no reference) and the monitor's cost is understated.
+    """
     import mlflow
 
+    from app.data.snapshot import current_snapshot
+    from app.monitoring.reference import log_reference
     from app.training import registry
+    from app.training.model import CreditModel
     from app.training.pyfunc import ARTIFACT_KEY, CreditRiskPyfunc, pip_requirements
 
     settings = workload.settings
     mlflow_client = registry.client(settings)
     experiment = registry.experiment_id(settings, mlflow_client)
     with mlflow.start_run(experiment_id=experiment, run_name="bench-serving"):
+        # The whole frame the booster was fitted on (the benchmark holds no rows out).
+        log_reference(
+            mlflow,
+            CreditModel.load(workload.model_dir),
+            workload.train_frame,
+            workload.snapshot_id,
+            current_snapshot(settings.offline_dir),
+        )
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=CreditRiskPyfunc(),
@@ -657,20 +704,28 @@ def register_ours_model(workload: Workload) -> str:
     return version
 
 
-def ours_app_args(workload: Workload) -> dict[str, Any]:
-    """The args dict handed to `build_app` (OURS_IMPORT_PATH): TO WIRE IN, the one function to
-    adapt if `build_app`'s args change. Written for `AppArgs` as drafted in app/serving/app.py
-    (`{"settings": {CREDIT_* overrides}}`): the run's data dir (Feast registry, MLflow SQLite
-    with the champion from `register_ours_model`) and the private Redis."""
+def ours_app_args(
+    workload: Workload, monitor_dir: Path | None = None, monitor_cpus: float | None = None
+) -> dict[str, Any]:
+    """The args dict handed to `build_app` (OURS_IMPORT_PATH): the one function to adapt if
+    `build_app`'s args change. `AppArgs` of app/serving/app.py (`{"settings": {CREDIT_*
+    overrides}}`): the run's data dir (Feast registry, MLflow SQLite with the champion from
+    `register_ours_model`), the private Redis and, for the drift monitor, its directory (one
+    per variant, so each variant's checks are counted apart) and, when given, its CPUs; every
+    other monitor setting keeps its default (`start_ours` keeps CREDIT_MONITOR_* variables
+    out of the driver, which is where `build_app` reads the settings)."""
     settings = workload.settings
-    return {
-        "settings": {
-            "data_dir": str(settings.data_dir),
-            "online_store": "redis",
-            "redis_host": "127.0.0.1",
-            "redis_port": workload.redis_port,
-        }
+    overrides: dict[str, Any] = {
+        "data_dir": str(settings.data_dir),
+        "online_store": "redis",
+        "redis_host": "127.0.0.1",
+        "redis_port": workload.redis_port,
     }
+    if monitor_dir is not None:
+        overrides["monitor_dir"] = str(monitor_dir)
+    if monitor_cpus is not None:
+        overrides["monitor_cpus"] = monitor_cpus
+    return {"settings": overrides}
 
 
 # The Serve levers `--ours-variants` compares. A variant is a name, or several joined by "+"
@@ -684,7 +739,13 @@ VARIANT_HELP = {
     "no_access_log": "logging_config enable_access_log=False (app, proxy and controller)",
     "replicas<N>": "num_replicas=N (each with serve_config.yaml's num_cpus)",
     "max_ongoing_<N>": "max_ongoing_requests=N",
+    "monitor_off": "user_config drift_monitor: False: replicas feed no rows to the drift "
+    "monitor (which then never starts); the other variants run with it on, as deployed",
 }
+# The lever whose cost the report states against its target: the drift monitor on (every
+# other variant) may cost at most this share of the throughput of the same variant with it off.
+MONITOR_LEVER = "monitor_off"
+MONITOR_TARGET = 0.05
 
 
 @dataclass(frozen=True)
@@ -697,6 +758,8 @@ class OursVariant:
     env: dict[str, str] = field(default_factory=dict)
     access_log: bool = True
     what: str = ""  # what it changes, for the report
+    # Merged key by key into serve_config.yaml's user_config (not replacing it).
+    user_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -705,6 +768,16 @@ class OursVariant:
     @property
     def label(self) -> str:
         return f"ours {self.name}"
+
+    @property
+    def monitor_on(self) -> bool:
+        return self.user_config.get("drift_monitor", True) is not False
+
+    @property
+    def levers(self) -> frozenset[str]:
+        """Its levers but the monitor's ("default" is none): a variant with monitor_off is
+        compared with the variant of the same other levers."""
+        return frozenset(self.name.split("+")) - {"default", MONITOR_LEVER}
 
     @property
     def direct_ingress(self) -> bool:
@@ -717,11 +790,18 @@ class OursVariant:
 def parse_variant(name: str) -> OursVariant:
     options: dict[str, Any] = {}
     env: dict[str, str] = {}
+    user_config: dict[str, Any] = {}
     access_log = True
     what = []
     for part in name.split("+"):
         number = part.rpartition("_")[2] if "_" in part else part.removeprefix("replicas")
-        if part in ("default", "direct_ingress", "throughput_optimized", "no_access_log"):
+        if part in (
+            "default",
+            "direct_ingress",
+            "throughput_optimized",
+            "no_access_log",
+            MONITOR_LEVER,
+        ):
             what.append(VARIANT_HELP[part])
         elif part.startswith("replicas") and number.isdigit():
             what.append(VARIANT_HELP["replicas<N>"].replace("N", number, 1))
@@ -736,6 +816,8 @@ def parse_variant(name: str) -> OursVariant:
             env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
         elif part == "no_access_log":
             access_log = False
+        elif part == MONITOR_LEVER:
+            user_config["drift_monitor"] = False
         elif part.startswith("replicas"):
             options["num_replicas"] = int(number)
         elif part.startswith("max_ongoing_"):
@@ -744,7 +826,7 @@ def parse_variant(name: str) -> OursVariant:
         # Direct ingress keeps a stopping replica draining for 30 s (for external load
         # balancers): only the benchmark's teardown gets shorter, not what is measured.
         env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = "1"
-    return OursVariant(name, options, env, access_log, "; ".join(what))
+    return OursVariant(name, options, env, access_log, "; ".join(what), user_config)
 
 
 def parse_variants(text: str) -> list[OursVariant]:
@@ -788,6 +870,9 @@ def ours_driver(spec_path: Path) -> int:
     ray.init(
         address="local", num_cpus=spec["num_cpus"], include_dashboard=False, log_to_driver=False
     )
+    # ray.init replaces the SIGTERM handler of the main thread with sys.exit: ours again, so
+    # the driver asks the monitor for its status before it shuts Serve and Ray down.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         logging_config = spec["logging_config"]
         serve.start(
@@ -807,11 +892,30 @@ def ours_driver(spec_path: Path) -> int:
         status = serve.status().applications[spec["app_name"]].deployments[deployment.name]
         print(f"SERVE_READY {json.dumps(status.replica_states)}", flush=True)
         stop.wait()
+        print(f"MONITOR_STATUS {json.dumps(monitor_status(spec['args']), default=str)}")
+        sys.stdout.flush()
     finally:
         with contextlib.suppress(Exception):
             serve.shutdown()
         ray.shutdown()
     return 0
+
+
+def monitor_status(app_args: dict[str, Any]) -> dict[str, Any] | None:
+    """The drift monitor actor's `status()` (checks, rows received, last error), or None
+    when no monitor runs (monitor_off: no replica ever asked for one)."""
+    import ray
+
+    from app.config import load_settings
+    from app.monitoring.monitor import find_monitor
+
+    try:
+        actor = find_monitor(load_settings(**app_args["settings"]))
+        if actor is None:
+            return None
+        return ray.get(actor.status.remote(), timeout=15)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:500]}
 
 
 def is_serve_process(proc: psutil.Process) -> bool:
@@ -862,12 +966,33 @@ def start_ours(
     port = free_port()
     slug = variant.name.replace("+", "_")
     options = {**base_options, **variant.options}
+    if variant.user_config:
+        options["user_config"] = {**options.get("user_config", {}), **variant.user_config}
+    monitor_dir = workload.work_dir / "monitoring" / slug
+    monitor_cpus = None  # the default (Settings.monitor_cpus, 0.25)
+    if variant.monitor_on:
+        from app.config import Settings
+
+        # The monitor actor reserves Settings.monitor_cpus (0.25) beside the replicas'
+        # num_cpus. When they fill the local Ray's CPUs (e.g. replicas4 x 0.5 on 2), the actor
+        # could never be scheduled: the replicas would queue rows for a monitor that never
+        # starts and the run would measure no checks. Then it reserves 0 CPUs instead; the
+        # reservation is only Ray's bookkeeping, it shares the cores all the same.
+        replica_cpus = options.get("ray_actor_options", {}).get("num_cpus", 1)
+        reserved = options.get("num_replicas", 1) * replica_cpus
+        default_cpus = Settings.model_fields["monitor_cpus"].default
+        if reserved + default_cpus > num_cpus:
+            monitor_cpus = 0.0
+            print(
+                f"  drift monitor: monitor_cpus 0 (the replicas reserve {reserved:g} of "
+                f"{num_cpus} CPUs, no room for its {default_cpus:g})"
+            )
     spec_path = workload.work_dir / f"ours_spec_{slug}.json"
     spec_path.write_text(
         json.dumps(
             {
                 "import_path": OURS_IMPORT_PATH,
-                "args": ours_app_args(workload),
+                "args": ours_app_args(workload, monitor_dir, monitor_cpus),
                 "app_name": OURS_APP_NAME,
                 "port": port,
                 "num_cpus": num_cpus,
@@ -880,9 +1005,16 @@ def start_ours(
     env_text = " ".join(f"{k}={v}" for k, v in variant.env.items())
     extra = "; " + env_text if env_text else ""
     extra += "" if variant.access_log else "; access log off"
+    extra += "; drift monitor " + ("on" if variant.monitor_on else "off (user_config)")
     print(f"  {variant.label}: {shown}{extra}")
     log_path = workload.work_dir / "logs" / f"ours_{slug}.log"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **variant.env}
+    # The monitor's settings are the defaults but for monitor_dir (and monitor_cpus above):
+    # CREDIT_MONITOR_* variables of this shell must not reach `build_app` in the driver.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_MONITOR_")}
+    dropped = sorted(set(os.environ) - set(inherited))
+    if dropped:
+        print(f"  not passed to the driver: {', '.join(dropped)}")
+    env = {**inherited, "RAY_USAGE_STATS_ENABLED": "0", **variant.env}
     command = [sys.executable, str(Path(__file__).resolve()), "--ours-driver", str(spec_path)]
     # Not the project root: a .env there must not leak into the benchmark's settings.
     process = launch("ours", command, log_path, workload.work_dir, env)
@@ -892,6 +1024,7 @@ def start_ours(
         process,
         log_path,
         is_serve_process,
+        monitor_dir,
     )
     first = json.dumps(ours_body(workload.rows[0]))
     try:
@@ -1057,6 +1190,7 @@ class Measured:
     rss_peak: tuple[int, int]
     processes: int
     cores: dict[str, dict[str, float]]  # run -> service / wrk / other
+    monitor: dict[str, Any] | None = None  # ours: the drift monitor's checks (monitor_summary)
 
 
 def measure(running: Running, bodies: Path, args: argparse.Namespace, duration: int) -> Measured:
@@ -1111,6 +1245,53 @@ def wait_quiet(limit: float, window: float = 5.0, idle_below: float = 0.3) -> No
         if waited >= limit:
             print(f"  machine still busy ({cores:.2f} cores) after {waited:.0f} s: measuring")
             return
+
+
+def monitor_summary(running: Running) -> dict[str, Any]:
+    """After an ours run: the checks the drift monitor ran (one results/*.json each, written
+    after the check's HTML report) and the actor's last `status()` (printed by the driver
+    on SIGTERM: rows received, buffered and dropped, its last error)."""
+    checks = []
+    if running.monitor_dir is not None:
+        for path in sorted((running.monitor_dir / "results").glob("*.json")):
+            with contextlib.suppress(OSError, ValueError):
+                checks.append(json.loads(path.read_text()))
+    status = None
+    with contextlib.suppress(OSError):
+        for line in running.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("MONITOR_STATUS "):
+                status = json.loads(line.removeprefix("MONITOR_STATUS "))
+    return {
+        "dir": str(running.monitor_dir) if running.monitor_dir else None,
+        "checks": len(checks),
+        "rows_checked": sum(int(c.get("rows", 0)) for c in checks),
+        "drift_flagged": sum(bool(c.get("dataset_drift")) for c in checks),
+        "drifted_features": sorted({f for c in checks for f in c.get("drifted_features", [])}),
+        "status": status,
+    }
+
+
+def describe_monitor(monitor: dict[str, Any]) -> str:
+    status = monitor["status"]
+    if status is None and not monitor["checks"]:
+        return "drift monitor: not running (no replica fed it), no checks"
+    text = (
+        f"drift monitor: {monitor['checks']} checks of {monitor['rows_checked']:,} rows in "
+        f"all, dataset drift in {monitor['drift_flagged']}"
+    )
+    if monitor["drifted_features"]:
+        text += f" ({', '.join(monitor['drifted_features'])})"
+    if status and "error" not in status:
+        version = status.get("reference_version")
+        reference = f"v{version}" if version else "not loaded (loaded at the first check)"
+        text += (
+            f"; rows received {status['received_rows']:,}, still buffered "
+            f"{status['buffered_rows']:,}, dropped {status['dropped_rows']:,}; reference "
+            f"{reference}; last error {status['last_error'] or 'none'}"
+        )
+    elif status:
+        text += f"; status unavailable: {status['error']}"
+    return text
 
 
 def describe_errors(run: WrkRun) -> str:
@@ -1200,6 +1381,7 @@ def print_report(
             f"{by_seq.name} (p50 {results[by_seq.key].sequential.result['p50_ms']:.2f} ms, p99 "
             f"{results[by_seq.key].sequential.result['p99_ms']:.2f} ms)"
         )
+    print_monitor_cost(results, ours, variants)
     print()
     print(
         "req/s, p50, p99: the load run; seq: one connection, one request at a time; errors: "
@@ -1227,6 +1409,8 @@ def print_report(
         )
         errors = f"load {describe_errors(m.load)}; sequential {describe_errors(m.sequential)}"
         print(f"    errors: {errors}")
+        if m.monitor is not None:
+            print(f"    {describe_monitor(m.monitor)}")
         cpu = "; ".join(
             f"{run}: service {c['service']:.2f}, wrk {c['wrk']:.2f}, other {c['other']:.2f}"
             for run, c in m.cores.items()
@@ -1242,6 +1426,54 @@ def print_report(
         print(f"  FAILED {key}: {message}")
 
 
+def print_monitor_cost(
+    results: dict[str, Measured], ours: list[OursVariant], variants: list[OursVariant]
+) -> None:
+    """Each monitor_off variant against the variant with the same other levers and the
+    monitor on (monitor_off alone: default): throughput, latency, and the target."""
+    offs = [v for v in ours if not v.monitor_on]
+    if not offs:
+        return
+    print()
+    print(
+        f"Drift monitor on vs off (same levers otherwise; target: on at most "
+        f"{MONITOR_TARGET:.0%} lower throughput):"
+    )
+    print()
+    print(
+        "| monitor on | monitor off | req/s on | req/s off | on / off | p99 on / off "
+        "| seq p50 on / off | checks (on) | target |"
+    )
+    print("|---|---|" + "---:|" * 6 + "---|")
+    for off in offs:
+        on = next((v for v in ours if v.monitor_on and v.levers == off.levers), None)
+        if on is None:
+            requested = any(v.monitor_on and v.levers == off.levers for v in variants)
+            why = "failed" if requested else "not in --ours-variants"
+            print(f"| (its counterpart: {why}) | {off.name} | | | | | | | |")
+            continue
+        a, b = results[on.key], results[off.key]
+        rps_on, rps_off = a.load.result["rps"], b.load.result["rps"]
+        share = rps_on / rps_off if rps_off else float("nan")
+        verdict = "met" if share >= 1 - MONITOR_TARGET else "MISSED"
+        checks = a.monitor["checks"] if a.monitor else "?"
+        if not checks:
+            verdict += " (no check ran: the feed's cost only)"
+        disturbed = any(c["other"] > NOISY_CORES for m in (a, b) for c in m.cores.values())
+        if disturbed:
+            verdict += " (disturbed runs)"
+        print(
+            f"| {on.name} | {off.name} | {rps_on:,.0f} | {rps_off:,.0f} | {share:.3f} "
+            f"({share - 1:+.1%}) | {ratio(a.load.result['p99_ms'], b.load.result['p99_ms'])} "
+            f"| {ratio(a.sequential.result['p50_ms'], b.sequential.result['p50_ms'])} "
+            f"| {checks} | {verdict} |"
+        )
+    print(
+        "(one run each: differences of a few % are within run-to-run noise on a shared "
+        "machine; the monitor's CPU is in 'service' below, its RSS in the whole-tree figure)"
+    )
+
+
 def results_document(
     results: dict[str, Measured],
     failures: dict[str, str],
@@ -1249,7 +1481,13 @@ def results_document(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     described = {
-        v.key: {"what": v.what, "options": v.options, "env": v.env, "access_log": v.access_log}
+        v.key: {
+            "what": v.what,
+            "options": v.options,
+            "env": v.env,
+            "access_log": v.access_log,
+            "user_config": v.user_config,
+        }
         for v in variants
     }
     return {
@@ -1271,6 +1509,7 @@ def results_document(
                 "rss_peak_tree_bytes": m.rss_peak[1],
                 "processes": m.processes,
                 "cpu_cores": m.cores,
+                "drift_monitor": m.monitor,
             }
             for key, m in results.items()
         },
@@ -1426,12 +1665,16 @@ def main() -> int:
                     results[key].name = labels[key]
                 finally:
                     running.stop()
-                    running = None
+                    stopped, running = running, None
+                if service == "ours":
+                    results[key].monitor = monitor_summary(stopped)
             except Exception as exc:
                 failures[key] = f"{type(exc).__name__}: {exc}"
                 print(f"{labels[key]}: FAILED, {failures[key]}")
                 continue
             m = results[key]
+            if m.monitor is not None:
+                print(f"  {describe_monitor(m.monitor)}")
             print(
                 f"  load {m.load.result['rps']:,.0f} req/s, p50 {m.load.result['p50_ms']:.2f} "
                 f"ms, p99 {m.load.result['p99_ms']:.2f} ms; sequential p50 "
