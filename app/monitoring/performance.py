@@ -49,15 +49,8 @@ JOINED_COLUMNS = [
     "defaulted",
 ]
 
-# What performance_by_period reads from join_outcomes' output.
-_PERFORMANCE_INPUT = (
-    "logged_at",
-    "variant",
-    "model_version",
-    "probability_of_default",
-    "decision",
-    "defaulted",
-)
+# What performance_by_period reads from join_outcomes' output (its rows need no IDs).
+_PERFORMANCE_INPUT = tuple(c for c in JOINED_COLUMNS if c not in ("request_id", "applicant_id"))
 
 # Metric names as the training run logs them (prefix "test_" + evaluate_scores keys), mapped to
 # the live column they are compared with.

@@ -427,10 +427,12 @@ class CreditDecisions:
     def _respond(self, outcome: Outcome) -> DecisionResponse | JSONResponse:
         if outcome.status == 200:
             return outcome.response
-        headers = None
-        if outcome.status == 503:
-            headers = {"Retry-After": str(self.settings.serve_retry_after_seconds)}
+        headers = self._retry_after() if outcome.status == 503 else None
         return _error(outcome.status, outcome.detail, headers)
+
+    def _retry_after(self) -> dict[str, str]:
+        """Headers of every 503: when a client should try again."""
+        return {"Retry-After": str(self.settings.serve_retry_after_seconds)}
 
     # --- HTTP -----------------------------------------------------------------------------
     @api.post(
@@ -505,8 +507,7 @@ class CreditDecisions:
             routing=self.config.model_dump(),
         )
         if problem:
-            headers = {"Retry-After": str(self.settings.serve_retry_after_seconds)}
-            return JSONResponse(health.model_dump(), status_code=503, headers=headers)
+            return JSONResponse(health.model_dump(), status_code=503, headers=self._retry_after())
         return health
 
     @api.get(
@@ -529,10 +530,8 @@ class CreditDecisions:
                 asyncio.gather(self._monitor.latest.remote(), self._monitor.status.remote()), 10
             )
         except Exception as exc:
-            headers = {"Retry-After": str(self.settings.serve_retry_after_seconds)}
-            return _error(
-                503, f"drift monitor unavailable: {type(exc).__name__}: {exc}"[:300], headers
-            )
+            detail = f"drift monitor unavailable: {type(exc).__name__}: {exc}"[:300]
+            return _error(503, detail, self._retry_after())
         if latest is None:
             return _error(
                 404,
