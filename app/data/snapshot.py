@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import uuid
 from pathlib import Path
 from typing import Any
@@ -57,6 +58,26 @@ def _write_file(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+_TMP_PREFIX = ".tmp-"
+
+
+def _remove_abandoned(snapshots: Path) -> None:
+    """Delete half-written folders of killed ingests: those made on this host by a process
+    that no longer runs (another host's, or a live writer's, are left alone)."""
+    host = socket.gethostname()
+    for path in snapshots.glob(f"{_TMP_PREFIX}*"):
+        # .tmp-<host>-<pid>-<random>
+        owner, _, pid = path.name[len(_TMP_PREFIX) :].rpartition("-")[0].rpartition("-")
+        if owner != host or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:  # alive, someone else's
+            pass
+
+
 def write_snapshot(
     offline_dir: Path,
     valid: dict[str, pd.DataFrame],
@@ -79,8 +100,9 @@ def write_snapshot(
     snapshot_id = digest.hexdigest()[:16]
     final = snapshots / snapshot_id
 
+    _remove_abandoned(snapshots)
     if not final.exists():
-        tmp = snapshots / f".tmp-{uuid.uuid4().hex}"
+        tmp = snapshots / f"{_TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
             for name, data in encoded.items():

@@ -93,3 +93,57 @@ def test_all_rows_rejected_publishes_nothing(settings):
     with pytest.raises(SourceError, match="all 1000 rows were rejected"):
         ingest(settings)
     assert not (settings.offline_dir / CURRENT).exists()
+
+
+def test_ingest_killed_mid_write_leaves_the_previous_snapshot_intact(settings):
+    """SIGKILL the ingest job while it writes its snapshot folder: readers keep the old one."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import ray
+
+    from tests.conftest import ROOT
+
+    first = ingest(settings)
+    before = snapshot_bytes(current_snapshot(settings.offline_dir))
+    # A larger, different source, so there is a new snapshot to write and writing takes long
+    # enough (hundreds of ms) to be caught in the act.
+    write_local_tables(
+        source_tables(settings.raw_data_path, settings.seed + 1, rows=300_000),
+        settings.local_source_dir,
+    )
+    snapshots = settings.offline_dir / "snapshots"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+    env.update(
+        CREDIT_DATA_DIR=str(settings.data_dir),
+        RAY_ADDRESS=ray.get_runtime_context().gcs_address,  # the session's Ray, no new one
+    )
+    job = subprocess.Popen(
+        [sys.executable, "-m", "jobs.ingest"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 600
+    while job.poll() is None and time.monotonic() < deadline:
+        if any(p.name.startswith(".tmp-") for p in snapshots.iterdir()):
+            job.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.001)
+    job.wait(60)
+    assert job.returncode == -signal.SIGKILL, "the job ended before it could be killed mid-write"
+    assert any(p.name.startswith(".tmp-") for p in snapshots.iterdir())  # it was writing
+
+    assert read_manifest(settings.offline_dir)["snapshot_id"] == first.snapshot_id
+    assert snapshot_bytes(current_snapshot(settings.offline_dir)) == before
+    assert len(load_snapshot(settings.offline_dir, "loan_applications")) == 1000
+
+    # The next run publishes the new snapshot and clears the killed run's half-written folder.
+    again = ingest(settings)
+    assert again.snapshot_id != first.snapshot_id
+    assert len(load_snapshot(settings.offline_dir, "loan_applications")) == 300_000
+    assert not any(p.name.startswith(".tmp-") for p in snapshots.iterdir())
