@@ -49,24 +49,36 @@ class Service:
 
     port: int
     process: subprocess.Popen
+    data_dir: Path | None = None
 
     def stop(self) -> None:
         stop_process(self.process)
 
 
-def start_redis() -> Service:
-    """A private, non-persistent Redis on a free port (needs `redis-server` on PATH)."""
+def start_redis(port: int | None = None, data_dir: Path | None = None) -> Service:
+    """A private Redis on a free port (needs `redis-server` on PATH). Non-persistent unless
+    given a directory: then an append-only file there lets a restart on the same port come
+    back with its data, as a production Redis would."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (e.g. apt-get install redis-server)")
-    port = free_port()
+    port = port or free_port()
+    persistence = ["--appendonly", "no"]
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(data_dir)]
     process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
+        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", *persistence],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     wait_for_port(port, process, "redis-server")
-    return Service(port, process)
+    return Service(port, process, data_dir)
+
+
+def restart_redis(service: Service) -> None:
+    """Start a stopped Redis again on its port and data directory, in the same Service."""
+    service.process = start_redis(service.port, service.data_dir).process
 
 
 def start_fakesnow(log_path: Path) -> Service:

@@ -16,10 +16,11 @@ from tests.integration.serving.support import APPLICANTS, Service, kill_monitor
 
 
 @pytest.fixture(scope="package")
-def redis():
-    service = start_redis()
+def redis(tmp_path_factory):
+    """Persistent, so a test can stop it and start it again with the features still there."""
+    service = start_redis(data_dir=tmp_path_factory.mktemp("redis"))
     yield service
-    service.stop()
+    service.stop()  # a restart swaps in the new process, so this stops whichever runs
 
 
 @pytest.fixture(scope="package")

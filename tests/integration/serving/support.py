@@ -3,39 +3,28 @@
 from __future__ import annotations
 
 import copy
-import time
 
 import requests
 import yaml
 
 from app.data.schema import CATEGORIES
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 APPLICANTS = 2000
 BASE_CONFIG = {"alias_poll_seconds": 1.0, "log_flush_seconds": 0.5, "log_flush_rows": 200}
 
 
-def wait_for(check, what: str, timeout: float = 60.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last is not None and last is not False:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
-
-
-def app_config(name: str, settings_overrides: dict, user_config: dict) -> dict:
+def app_config(name: str, settings_overrides: dict, user_config: dict, replicas: int = 1) -> dict:
     """serve_config.yaml's application, renamed and pointed at this test's data."""
     shipped = yaml.safe_load((ROOT / "serve_config.yaml").read_text())["applications"][0]
     app = copy.deepcopy(shipped)
     app.update(name=name, route_prefix=f"/{name}", args={"settings": settings_overrides})
     (deployment,) = app["deployments"]
-    # One replica: the autoscaler adding a second under the A/B load would take the CPUs the
-    # test itself needs; autoscaling is covered by the config schema test.
+    # A fixed count (one unless a test needs two): the autoscaler adding a replica under the
+    # A/B load would take the CPUs the test itself needs; autoscaling is covered by the
+    # config schema test.
     deployment.pop("autoscaling_config")
-    deployment["num_replicas"] = 1
+    deployment["num_replicas"] = replicas
     deployment["user_config"] = {**deployment["user_config"], **BASE_CONFIG, **user_config}
     return app
 
@@ -58,7 +47,11 @@ class Service:
         self.deployed: dict | None = None
 
     def deploy(
-        self, extra_apps: tuple[dict, ...] = (), settings: dict | None = None, **config
+        self,
+        extra_apps: tuple[dict, ...] = (),
+        settings: dict | None = None,
+        replicas: int = 1,
+        **config,
     ) -> None:
         # The controller call behind `serve deploy` (the CLI sends the same config through
         # the dashboard, which this test session does not run).
@@ -69,7 +62,7 @@ class Service:
         # New settings (the app's args) mean new replicas; until the old one is gone it still
         # answers /readyz with the old settings, so wait for a different replica.
         old = self.replica() if self.deployed not in (None, overrides) else None
-        apps = [app_config(self.name, overrides, config), *extra_apps]
+        apps = [app_config(self.name, overrides, config, replicas), *extra_apps]
         _get_global_client().deploy_apps(ServeDeploySchema(applications=apps))
         wait_for(lambda: self.ready(config, old), "the app to apply its config", 180)
         self.deployed = overrides

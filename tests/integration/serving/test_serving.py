@@ -15,7 +15,6 @@ from app.serving.routing import RoutingConfig, sticky_bucket
 from app.training.promote import promote
 from tests.integration.serving.support import (
     APPLICANTS,
-    app_config,
     application,
     body,
     wait_for,
@@ -359,47 +358,3 @@ def test_promotion_during_traffic_drops_no_request(served):
     assert versions[0] == "1" and versions[-1] == "2"
     ready = served.get("/readyz").json()
     assert (ready["champion"], ready["challenger"]) == ("2", None)
-
-
-def test_unavailable_model_gives_503_with_retry_after(served, tmp_path):
-    # A second application whose registry holds no model at all.
-    overrides = {**served.overrides, "data_dir": str(tmp_path / "empty")}
-    overrides["feast_dir"] = str(served.settings.feast_dir)
-    empty = app_config("empty", overrides, {})
-    served.deploy(extra_apps=(empty,))
-    url = served.url.rsplit("/", 1)[0] + "/empty"
-    try:
-        ready = wait_for(lambda: _answer(url + "/readyz"), "the empty app", 180)
-        assert ready.status_code == 503 and "champion" in ready.json()["detail"]
-        response = requests.post(url + "/v1/decisions", json=body(0), timeout=30)
-        assert response.status_code == 503
-        assert response.headers["Retry-After"] == "5"
-        assert "champion" in response.json()["detail"]
-    finally:
-        served.deploy()  # the config without the empty app removes it
-    wait_for(
-        lambda: requests.get(url + "/healthz", timeout=30).status_code == 404,
-        "the empty app to be removed",
-    )
-
-
-def _answer(url: str) -> requests.Response | None:
-    # Serve answers 404 until the new application's route exists, then holds requests until
-    # its replica is up (longer than a client timeout on a busy machine).
-    try:
-        response = requests.get(url, timeout=30)
-    except requests.Timeout:
-        return None
-    return response if response.status_code != 404 else None
-
-
-def test_feature_store_down_gives_503_with_retry_after(served, redis):
-    # Last: stops this module's Redis.
-    redis.stop()
-    response = served.post("/v1/decisions", body(0))
-    assert response.status_code == 503, response.text
-    assert response.headers["Retry-After"] == "5"
-    assert "feature store unavailable" in response.json()["detail"]
-    assert "Traceback" not in response.text
-    ready = served.get("/readyz")
-    assert ready.status_code == 503 and ready.json()["feature_store"] == "unavailable"

@@ -1,0 +1,156 @@
+"""Faults while serving: a replica killed mid-stream, Redis going away and coming back, a
+registry that is empty or unreachable when the app is deployed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections import Counter
+
+import pytest
+import requests
+
+from app.localservices import restart_redis
+from tests.conftest import free_port
+from tests.integration.serving.support import app_config, body, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
+
+REPLICA_CLASS = "ServeReplica:credit:CreditDecisions"
+STREAMS = 4
+
+
+def _replicas() -> list:
+    import ray
+    from ray.util.state import list_actors
+
+    return list_actors(
+        filters=[("class_name", "=", REPLICA_CLASS), ("state", "=", "ALIVE")],
+        raise_on_missing_output=False,
+        address=ray.get_runtime_context().gcs_address,  # this session's Ray, not another
+    )
+
+
+class Traffic:
+    """Client threads posting decisions back to back; every outcome is kept."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.outcomes: list[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._stream, args=(n,)) for n in range(STREAMS)]
+
+    def _stream(self, n: int) -> None:
+        session = requests.Session()
+        i = n
+        while not self._stop.is_set():
+            try:
+                response = session.post(f"{self.url}/v1/decisions", json=body(i % 500), timeout=10)
+                self.outcomes.append(str(response.status_code))
+            except requests.RequestException as exc:
+                self.outcomes.append(type(exc).__name__)
+            i += STREAMS
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join()
+
+
+def test_a_killed_replica_is_replaced_while_requests_flow(served):
+    served.deploy(replicas=2)
+    try:
+        before = wait_for(lambda: len(_replicas()) == 2 and _replicas(), "two replicas", 180)
+        with Traffic(served.url) as traffic:
+            wait_for(lambda: len(traffic.outcomes) >= 40, "traffic to flow")
+            victim = before[0]
+            os.kill(victim.pid, signal.SIGKILL)
+            killed_at = len(traffic.outcomes)
+            # Serve notices the dead actor and starts a replacement; keep the load on until
+            # the new replica has answered its share.
+            wait_for(
+                lambda: (
+                    len(ids := {a.actor_id for a in _replicas()}) == 2
+                    and victim.actor_id not in ids
+                ),
+                "a replacement replica",
+                180,
+            )
+            wait_for(lambda: len(traffic.outcomes) >= killed_at + 80, "traffic after recovery")
+        failures = Counter(o for o in traffic.outcomes if o != "200")
+        # Serve does not retry a request whose replica dies under it, and keeps routing to
+        # the dead replica until it is marked dead: those requests fail (HTTP 500 or no
+        # answer). Bounded: each client stream loses at most its request in flight plus one
+        # routed before the death was noticed; every request after the replacement answers.
+        assert set(failures) <= {"500", "502", "503", "ReadTimeout"}, failures
+        assert sum(failures.values()) <= 2 * STREAMS, failures
+        assert set(traffic.outcomes[-40:]) == {"200"}, failures
+        print(f"replica kill: {len(traffic.outcomes)} requests, failed: {dict(failures)}")
+    finally:
+        served.deploy()
+
+
+def test_redis_outage_answers_503_then_recovers_by_itself(served, redis):
+    assert served.post("/v1/decisions", body(0)).status_code == 200
+    redis.stop()
+    response = served.post("/v1/decisions", body(0))
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "5"
+    assert "feature store unavailable" in response.json()["detail"]
+    assert "Traceback" not in response.text
+    ready = served.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["feature_store"] == "unavailable"
+
+    restart_redis(redis)  # same port, same data (append-only file)
+    back = time.monotonic()
+    recovered = wait_for(
+        lambda: served.post("/v1/decisions", body(0)).status_code == 200, "recovery", 60, 0.1
+    )
+    assert recovered
+    elapsed = time.monotonic() - back
+    assert elapsed < 10, f"decisions recovered {elapsed:.1f} s after Redis returned"
+    assert served.get("/readyz").status_code == 200
+
+
+def _answer(url: str) -> requests.Response | None:
+    # Serve answers 404 until the new application's route exists, then holds requests until
+    # its replica is up (longer than a client timeout on a busy machine).
+    try:
+        response = requests.get(url, timeout=30)
+    except requests.Timeout:
+        return None
+    return response if response.status_code != 404 else None
+
+
+def test_empty_or_unreachable_registry_at_deploy_answers_503_naming_it(served, tmp_path):
+    # Two more applications beside the live one: one whose registry holds no model, one whose
+    # MLflow server is down (nothing listens on its port) when it is deployed.
+    empty = {**served.overrides, "data_dir": str(tmp_path / "empty")}
+    empty["feast_dir"] = str(served.settings.feast_dir)
+    down_uri = f"http://127.0.0.1:{free_port()}"
+    down = {**served.overrides, "mlflow_tracking_uri": down_uri}
+    served.deploy(extra_apps=(app_config("empty", empty, {}), app_config("nomlflow", down, {})))
+    base = served.url.rsplit("/", 1)[0]
+    try:
+        for name, expected in (("empty", "champion"), ("nomlflow", f"{down_uri} is unreachable")):
+            url = f"{base}/{name}"
+            ready = wait_for(lambda url=url: _answer(url + "/readyz"), f"the {name} app", 180)
+            assert ready.status_code == 503 and expected in ready.json()["detail"], ready.text
+            response = requests.post(url + "/v1/decisions", json=body(0), timeout=30)
+            assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"] == "5"
+            assert expected in response.json()["detail"]
+            assert "Traceback" not in response.text
+    finally:
+        served.deploy()  # the config without the extra apps removes them
+    wait_for(
+        lambda: requests.get(f"{base}/empty/healthz", timeout=30).status_code == 404,
+        "the extra apps to be removed",
+    )
