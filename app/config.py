@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+import importlib.util
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -12,6 +14,41 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "CREDIT_"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_DATA_PATH = PROJECT_ROOT / "data" / "raw" / "german_credit.csv"
+
+# Unquoted Snowflake identifiers: ASCII letters, digits, `_` and `$`, not starting with a digit,
+# at most 255 characters. Checked with fullmatch (a `$` anchor would let a trailing newline in).
+SNOWFLAKE_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,254}")
+# Artifact stores MLflow 3 can write a new experiment to (its artifact repository registry,
+# less `runs:`/`models:`, which name existing artifacts rather than a root).
+ARTIFACT_URI_SCHEMES = frozenset(
+    {
+        "abfss",
+        "b2",
+        "dbfs",
+        "file",
+        "ftp",
+        "gs",
+        "hdfs",
+        "http",
+        "https",
+        "mlflow-artifacts",
+        "r2",
+        "s3",
+        "sftp",
+        "viewfs",
+        "wasbs",
+    }
+)
+_URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+# `scheme://user:password@` anywhere in a text, and libpq's `password=` parameter.
+_URI_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*):[^\s/]*@")
+_PARAM_PASSWORD = re.compile(r"((?:^|[?&;\s])password=)[^&\s]*", re.IGNORECASE)
+MASK = "********"
+
+
+def mask_credentials(text: str) -> str:
+    """The text with passwords inside URIs (`scheme://user:pw@`, `?password=`) masked."""
+    return _PARAM_PASSWORD.sub(rf"\1{MASK}", _URI_PASSWORD.sub(rf"\1:{MASK}@", text))
 
 
 class Settings(BaseSettings):
@@ -27,6 +64,8 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         validate_default=True,
+        # A rejected value may be a secret (a password in a URI): never echo inputs in errors.
+        hide_input_in_errors=True,
     )
 
     # --- where things live -------------------------------------------------------------
@@ -60,7 +99,7 @@ class Settings(BaseSettings):
     snowflake_host: str | None = Field(
         None, description="Only for a Snowflake-compatible server (e.g. fakesnow) or a proxy."
     )
-    snowflake_port: int | None = Field(None, description="Port of that server.")
+    snowflake_port: int | None = Field(None, ge=1, le=65535, description="Port of that server.")
     snowflake_protocol: Literal["https", "http"] = Field(
         "https", description="`http` only for a local Snowflake-compatible server."
     )
@@ -86,9 +125,11 @@ class Settings(BaseSettings):
     online_store: Literal["sqlite", "redis"] = Field(
         "sqlite", description="Feast online store: embedded SQLite file or Redis."
     )
-    redis_host: str = Field("127.0.0.1", description="Redis online store host.")
-    redis_port: int = Field(6379, description="Redis online store port.")
-    redis_db: int = Field(0, description="Redis database number.")
+    redis_host: str = Field(
+        "127.0.0.1", pattern=r"^[A-Za-z0-9_.-]+$", description="Redis online store host."
+    )
+    redis_port: int = Field(6379, ge=1, le=65535, description="Redis online store port.")
+    redis_db: int = Field(0, ge=0, description="Redis database number.")
     redis_password: SecretStr | None = Field(None, description="Redis password (never logged).")
     feature_service_name: str = Field(
         "credit_risk_v1", description="FeatureService the model version is trained and served on."
@@ -108,16 +149,22 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = Field(
         None,
         description="MLflow tracking and registry URI (default: SQLite file "
-        "`<data_dir>/mlflow.db`; or `http://host:5000` for an `mlflow server`).",
+        "`<data_dir>/mlflow.db`; `http://host:5000` for an `mlflow server`, or "
+        "`postgresql+psycopg://user@host:5432/db` directly). No password in an `http(s)` URI: "
+        "use MLflow's `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`.",
     )
-    mlflow_artifact_root: Path | None = Field(
+    mlflow_artifact_root: Path | str | None = Field(
         None,
-        description="Absolute artifact location for new experiments "
-        "(default: `<data_dir>/mlartifacts`).",
+        description="Artifact location for new experiments: a local path or a URI "
+        "(`s3://...`, `gs://...`, `mlflow-artifacts:/...`); default `<data_dir>/mlartifacts`, "
+        "or, with an `http(s)` tracking URI, the server's `--artifacts-destination`.",
     )
     mlflow_experiment: str = Field("credit-risk", description="MLflow experiment name.")
     model_name: str = Field("credit_risk", description="Registered model name.")
     train_workers: int = Field(2, ge=1, description="Ray Train workers for XGBoost.")
+    train_max_failures: int = Field(
+        2, ge=-1, description="Worker-group restarts after a lost worker (-1: unlimited)."
+    )
     train_cpus_per_worker: float = Field(
         1.0, gt=0, description="CPUs each training worker reserves."
     )
@@ -236,6 +283,68 @@ class Settings(BaseSettings):
         description="After retraining, promote through the promotion gate (never without it).",
     )
 
+    @field_validator("snowflake_database", "snowflake_schema")
+    @classmethod
+    def _check_identifier(cls, value: str) -> str:
+        if not SNOWFLAKE_IDENTIFIER.fullmatch(value):
+            raise ValueError(
+                f"invalid Snowflake identifier {value[:60]!r}: use ASCII letters, digits, _ or $, "
+                "not starting with a digit, at most 255 characters"
+            )
+        return value
+
+    @field_validator("redis_password")
+    @classmethod
+    def _check_redis_password(cls, value: SecretStr | None) -> SecretStr | None:
+        # Feast takes Redis settings as one `host:port,db=N,password=...` string split on commas.
+        if value is not None and "," in value.get_secret_value():
+            raise ValueError("a Redis password with a comma cannot be passed to Feast")
+        return value
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _check_tracking_uri(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https") and parts.password is not None:
+            # MLflow prints the tracking URI in every run link it writes to stdout.
+            raise ValueError(
+                "an http(s) tracking URI must not embed a password: set MLFLOW_TRACKING_USERNAME "
+                "and MLFLOW_TRACKING_PASSWORD instead"
+            )
+        if (
+            parts.scheme in ("postgresql", "postgres")
+            and importlib.util.find_spec("psycopg2") is None
+        ):
+            raise ValueError(
+                "a PostgreSQL tracking URI needs the psycopg 3 driver: "
+                "postgresql+psycopg://user@host:5432/db"
+            )
+        return value
+
+    @field_validator("mlflow_artifact_root", mode="before")
+    @classmethod
+    def _check_artifact_root(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if not value:
+            return None
+        match = _URI_SCHEME.match(value)
+        if match is None:
+            return Path(value)
+        scheme = match.group(1).lower()
+        if scheme == "file":
+            return Path(urlsplit(value).path)
+        if scheme not in ARTIFACT_URI_SCHEMES:
+            raise ValueError(
+                f"unsupported artifact store {scheme!r}: use a local path or one of "
+                + ", ".join(f"{s}:" for s in sorted(ARTIFACT_URI_SCHEMES))
+            )
+        return value
+
     @field_validator("snowflake_queries", mode="before")
     @classmethod
     def _lower_table_keys(cls, value: Any) -> Any:
@@ -250,16 +359,30 @@ class Settings(BaseSettings):
         self.offline_dir = _resolve(self.offline_dir, self.data_dir / "offline")
         self.feast_dir = _resolve(self.feast_dir, self.data_dir / "feast")
         self.raw_data_path = self.raw_data_path.expanduser().resolve()
-        self.mlflow_artifact_root = _resolve(
-            self.mlflow_artifact_root, self.data_dir / "mlartifacts"
-        )
         self.prediction_log_dir = _resolve(self.prediction_log_dir, self.data_dir / "predictions")
         self.monitor_dir = _resolve(self.monitor_dir, self.data_dir / "monitoring")
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.data_dir / 'mlflow.db'}"
+        if isinstance(self.mlflow_artifact_root, Path):
+            self.mlflow_artifact_root = self.mlflow_artifact_root.expanduser().resolve()
+        elif self.mlflow_artifact_root is None and not self.mlflow_tracking_uri.startswith(
+            ("http://", "https://")
+        ):
+            # A tracking server picks the location itself (`--artifacts-destination`, proxied
+            # as `mlflow-artifacts:/`), so every node reads artifacts through it; a database
+            # URI leaves it to us.
+            self.mlflow_artifact_root = self.data_dir / "mlartifacts"
         return self
 
-    @cached_property
+    @property
+    def mlflow_artifact_location(self) -> str | None:
+        """`artifact_location` for a new experiment: a URI, or None for the server's default."""
+        root = self.mlflow_artifact_root
+        if isinstance(root, Path):
+            return root.as_uri()
+        return root
+
+    @property
     def redis_connection_string(self) -> str:
         """Feast's `host:port,db=N[,password=...]` form; contains the secret, never log it."""
         parts = [f"{self.redis_host}:{self.redis_port}", f"db={self.redis_db}"]
@@ -268,14 +391,30 @@ class Settings(BaseSettings):
         return ",".join(parts)
 
     def describe(self) -> dict[str, str]:
-        """Settings for display: secrets masked, paths as strings."""
+        """Settings for display: secrets and passwords inside URIs masked, paths as strings."""
         shown: dict[str, str] = {}
         for name, value in self.model_dump().items():
             if isinstance(getattr(self, name), SecretStr):
-                shown[name] = "********"
+                shown[name] = MASK
             elif value is not None and value != {}:
-                shown[name] = str(value)
+                shown[name] = mask_credentials(str(value))
         return shown
+
+    def redact(self, text: str) -> str:
+        """The text with every secret of these settings masked (for error messages)."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                text = text.replace(value.get_secret_value(), MASK)
+        password = urlsplit(self.mlflow_tracking_uri or "").password
+        if password:
+            text = text.replace(password, MASK)
+        return mask_credentials(text)
+
+    def __repr_args__(self):
+        # repr()/str(): passwords inside URIs masked (SecretStr fields mask themselves).
+        for name, value in super().__repr_args__():
+            yield name, mask_credentials(value) if isinstance(value, str) else value
 
 
 def _resolve(path: Path | None, default: Path) -> Path:

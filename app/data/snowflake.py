@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,32 +17,38 @@ from ray.data import Dataset
 from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
-from app.config import Settings
+from app.config import ENV_PREFIX, SNOWFLAKE_IDENTIFIER, Settings
 from app.data.schema import TableSpec
 from app.errors import ConfigError, SourceError
 
-# Unquoted Snowflake identifiers: letters, digits, `_` and `$`, not starting with a digit.
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,254}$")
 
-
-def quote_identifier(name: str) -> str:
+def quote_identifier(name: str, what: str = "") -> str:
     """Validate an identifier and quote it, upper-cased as Snowflake stores unquoted names.
 
     Names come from settings; quoting after validation means no value can smuggle SQL in.
+    `what` names where the value came from (a setting) for the error message.
     """
-    if not isinstance(name, str) or not _IDENTIFIER.match(name):
+    if not isinstance(name, str) or not SNOWFLAKE_IDENTIFIER.fullmatch(name):
+        shown = repr(name[:60] + "..." if isinstance(name, str) and len(name) > 60 else name)
+        source = f" in {what}" if what else ""
         raise ConfigError(
-            f"invalid Snowflake identifier {name!r}: use letters, digits, _ or $, "
-            "not starting with a digit"
+            f"invalid Snowflake identifier {shown}{source}: use ASCII letters, digits, _ or $, "
+            "not starting with a digit, at most 255 characters"
         )
     return f'"{name.upper()}"'
 
 
-def qualified_table(settings: Settings, table: str) -> str:
-    return ".".join(
-        quote_identifier(part)
-        for part in (settings.snowflake_database, settings.snowflake_schema, table)
+def quoted_database_schema(settings: Settings) -> tuple[str, str]:
+    """The configured database and schema, validated again here: settings copied with
+    `model_copy(update=...)` skip the settings' own check."""
+    return (
+        quote_identifier(settings.snowflake_database, f"{ENV_PREFIX}SNOWFLAKE_DATABASE"),
+        quote_identifier(settings.snowflake_schema, f"{ENV_PREFIX}SNOWFLAKE_SCHEMA"),
     )
+
+
+def qualified_table(settings: Settings, table: str) -> str:
+    return ".".join((*quoted_database_schema(settings), quote_identifier(table, "table name")))
 
 
 def connection_parameters(settings: Settings) -> dict[str, Any]:
@@ -109,7 +114,7 @@ def table_query(settings: Settings, spec: TableSpec) -> str:
     """The SQL for one table: a configured query, or every column of the table by name."""
     if spec.name in settings.snowflake_queries:
         return settings.snowflake_queries[spec.name]
-    columns = ", ".join(quote_identifier(c) for c in spec.columns)
+    columns = ", ".join(quote_identifier(c, "column name") for c in spec.columns)
     return f"SELECT {columns} FROM {qualified_table(settings, spec.name)}"
 
 
@@ -201,7 +206,7 @@ class SnowflakeResultBatchDatasource(Datasource):
         self._check_columns(self._names)
 
     def _partition_sql(self, index: int) -> str:
-        key = quote_identifier(self._partition_key or "")
+        key = quote_identifier(self._partition_key or "", "partition key")
         return (
             f"SELECT * FROM ({self._sql}) AS q "
             f"WHERE MOD(ABS(HASH(q.{key})), {self._partitions}) = {index}"
@@ -310,8 +315,8 @@ def seed_snowflake(
     params = connection_parameters(settings)
     params.pop("database", None)
     params.pop("schema", None)
-    database = quote_identifier(settings.snowflake_database)
-    schema = f"{database}.{quote_identifier(settings.snowflake_schema)}"
+    database, schema_name = quoted_database_schema(settings)
+    schema = f"{database}.{schema_name}"
     stage = f"{schema}.{quote_identifier('CREDIT_SEED_STAGE')}"
     loaded: dict[str, int] = {}
     with connect(params) as conn, tempfile.TemporaryDirectory() as tmp:

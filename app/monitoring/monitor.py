@@ -62,14 +62,21 @@ def window_schema() -> pa.Schema:
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    """The settings as CREDIT_* variables for a job, secrets left out (the cluster has them)."""
+    """The settings as CREDIT_* variables for a job, secrets left out (the cluster has them).
+
+    A job's environment is shown by the dashboard and the Jobs API, so a value with a password
+    inside (a database URI) is left out too: the cluster's own environment supplies it."""
     from pydantic import SecretStr
+
+    from app.config import mask_credentials
 
     env: dict[str, str] = {}
     for name, value in settings.model_dump(mode="json").items():
         if value is None or isinstance(getattr(settings, name), SecretStr):
             continue
         text = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        if mask_credentials(text) != text:
+            continue
         env[f"CREDIT_{name.upper()}"] = text
     return env
 

@@ -66,7 +66,7 @@ def client(settings: Settings):
         except Exception as exc:
             raise RegistryError(
                 f"{_describe(settings)} is unreachable: {type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:300]}"
+                f"{settings.redact(str(exc).splitlines()[0])[:300]}"
             ) from None
     return mlflow_client
 
@@ -76,9 +76,8 @@ def experiment_id(settings: Settings, mlflow_client) -> str:
     found = mlflow_client.get_experiment_by_name(settings.mlflow_experiment)
     if found is not None:
         return found.experiment_id
-    settings.mlflow_artifact_root.mkdir(parents=True, exist_ok=True)
     return mlflow_client.create_experiment(
-        settings.mlflow_experiment, artifact_location=settings.mlflow_artifact_root.as_uri()
+        settings.mlflow_experiment, artifact_location=settings.mlflow_artifact_location
     )
 
 

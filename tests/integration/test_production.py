@@ -1,0 +1,352 @@
+"""Production registry: training against a real `mlflow server` on PostgreSQL with proxied
+artifacts, promotion and rollback, a direct PostgreSQL tracking URI, and no credential in MLflow.
+
+Needs PostgreSQL on 127.0.0.1:5432 (trust auth for `postgres`); it creates and drops its own
+database. Without one it skips, unless CREDIT_TEST_REQUIRE_POSTGRES=1 (CI), where it fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from app.config import Settings, load_settings
+from app.data.ingest import ingest
+from app.data.warehouse import source_tables, write_local_tables
+from app.training import registry
+from app.training.dataset import load_training_frame
+from app.training.promote import PromotionRefused, promote, rollback
+from app.training.pyfunc import load_credit_model, model_input
+from app.training.train import TrainReport, train_and_register
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
+
+# Read at import: the autouse fixture of tests/conftest.py hides CREDIT_* variables from tests.
+REQUIRE_POSTGRES = os.environ.get("CREDIT_TEST_REQUIRE_POSTGRES") == "1"
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+ADMIN_URI = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+MLFLOW_CLI = Path(sys.executable).with_name("mlflow")
+SERVER_START_SECONDS = 300  # migrations on a fresh database; this machine's 2 cores are shared
+
+SF_PASSWORD = "planted-sf-pw-4b7d"
+REDIS_PASSWORD = "planted-redis-pw-e19a"
+# Trust auth ignores it; it only has to travel through every URI without being shown.
+PG_PASSWORD = "planted-pg-pw-73c5"
+SECRETS = (SF_PASSWORD, REDIS_PASSWORD, PG_PASSWORD)
+
+
+def assert_no_secret(text: str, where: str) -> None:
+    for secret in SECRETS:
+        assert secret not in text, f"{secret} leaked into {where}"
+
+
+@dataclass
+class Server:
+    url: str
+    database: str
+    artifacts: Path
+    log: Path
+    process: subprocess.Popen
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"mlflow server exited with {self.process.returncode}:\n{self._log_tail()}"
+                )
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.url}/health", timeout=3) as response,
+            ):
+                if response.status == 200:
+                    return
+            time.sleep(1)
+        pytest.fail(f"mlflow server not healthy in {SERVER_START_SECONDS} s:\n{self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-2000:]
+
+
+@pytest.fixture(scope="module")
+def database():
+    """A fresh PostgreSQL database, dropped at the end (with whatever still holds it open)."""
+    import psycopg
+    from psycopg import sql
+
+    try:
+        admin = psycopg.connect(ADMIN_URI, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        admin, reason = None, " ".join(str(exc).split())[:200]
+    if admin is None:
+        message = f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}: {reason}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"{message} (CREDIT_TEST_REQUIRE_POSTGRES=1)", pytrace=False)
+        pytest.skip(message)
+    name = f"credit_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            yield name
+        finally:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """The server and its uvicorn worker: the process group we started, nothing else."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=20)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(database, tmp_path_factory):
+    """`mlflow server` on the database, artifacts proxied to a directory of its own; started
+    here, waited for by `settings` after ingest, so its migrations overlap with that."""
+    root = tmp_path_factory.mktemp("mlflow_server")
+    artifacts = root / "artifacts"
+    port = free_port()
+    backend = f"postgresql+psycopg://postgres:{PG_PASSWORD}@{PG_HOST}:{PG_PORT}/{database}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")},
+        # The server's job runner (GenAI jobs) starts a dozen consumers we do not use.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    log = root / "server.log"
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [
+                str(MLFLOW_CLI),
+                "server",
+                "--backend-store-uri",
+                backend,
+                "--artifacts-destination",
+                str(artifacts),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        yield Server(f"http://127.0.0.1:{port}", database, artifacts, log, process)
+    finally:
+        _stop_group(process)
+
+
+@pytest.fixture(scope="module")
+def settings(mlflow_server, tmp_path_factory) -> Settings:
+    """Client settings: the server, one training worker, and planted secrets that must not
+    travel anywhere (module-scoped, so not `make_settings`, which is per test)."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in [n for n in os.environ if n.startswith("CREDIT_")]:
+            env.delenv(name)
+        settings = load_settings(
+            data_dir=tmp_path_factory.mktemp("production") / "data",
+            mlflow_tracking_uri=mlflow_server.url,
+            train_workers=1,
+            snowflake_password=SF_PASSWORD,
+            redis_password=REDIS_PASSWORD,
+            _env_file=None,
+        )
+    write_local_tables(
+        source_tables(settings.raw_data_path, settings.seed), settings.local_source_dir
+    )
+    ingest(settings)
+    mlflow_server.wait_healthy()
+    return settings
+
+
+@dataclass
+class Trained:
+    report: TrainReport
+    output: str
+
+
+def _train(settings: Settings) -> Trained:
+    """Train and register, keeping everything printed or logged on the way."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    loggers = [logging.getLogger(), logging.getLogger("mlflow")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            report = train_and_register(settings, with_baseline=False)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+    return Trained(report, out.getvalue())
+
+
+@pytest.fixture(scope="module")
+def champion(settings) -> Trained:
+    return _train(settings)
+
+
+def _query(database: str, statement: str, *params) -> list[tuple]:
+    import psycopg
+
+    uri = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{database}"
+    with psycopg.connect(uri, connect_timeout=5) as conn:
+        return conn.execute(statement, params).fetchall()
+
+
+def _database_text(database: str) -> str:
+    """Every row of every MLflow table as text."""
+    tables = [
+        t
+        for (t,) in _query(
+            database,
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
+        )
+    ]
+    assert {"runs", "params", "tags", "model_versions", "registered_model_aliases"} <= set(tables)
+    return "\n".join(str(row) for t in tables for row in _query(database, f'SELECT * FROM "{t}"'))
+
+
+def test_champion_is_registered_in_postgres_with_proxied_artifacts(
+    settings, champion, mlflow_server
+):
+    report = champion.report
+    assert report.version == "1" and report.aliases == ["champion"]
+    name = settings.model_name
+
+    # The registry rows are in PostgreSQL, not in a file next to the client.
+    versions = _query(
+        mlflow_server.database,
+        "SELECT version, run_id, source FROM model_versions WHERE name = %s",
+        name,
+    )
+    assert [(v, r) for v, r, _ in versions] == [(1, report.run_id)]
+    aliases = _query(
+        mlflow_server.database,
+        "SELECT alias, version FROM registered_model_aliases WHERE name = %s",
+        name,
+    )
+    assert aliases == [("champion", 1)]
+    assert not (settings.data_dir / "mlflow.db").exists()
+
+    client = registry.client(settings)
+    assert registry.alias_version(client, name, registry.CHAMPION) == "1"
+    run = client.get_run(report.run_id)
+    # The server chose the location (no artifact root in the settings): proxied, and the files
+    # are under its --artifacts-destination, none on the client's side.
+    assert settings.mlflow_artifact_root is None
+    assert run.info.artifact_uri.startswith("mlflow-artifacts:/")
+    logged = {
+        p.relative_to(mlflow_server.artifacts).as_posix()
+        for p in mlflow_server.artifacts.rglob("*")
+    }
+    assert any(p.endswith("/MLmodel") for p in logged)
+    assert any(p.endswith("evaluation/test/roc.png") for p in logged)
+    assert not (settings.data_dir / "mlartifacts").exists()
+
+    # And the model comes back from the registry by alias, and scores.
+    uri = f"models:/{name}@champion"
+    model = load_credit_model(uri)
+    frame = load_training_frame(settings).head(20)
+    out = mlflow.pyfunc.load_model(uri).predict(model_input(frame, model.encoder))
+    assert len(out) == 20 and out["probability_of_default"].between(0, 1).all()
+
+
+def test_no_credential_reaches_mlflow_or_the_output(settings, champion, mlflow_server):
+    client = registry.client(settings)
+    run = client.get_run(champion.report.run_id)
+    assert run.data.params and run.data.tags
+    assert_no_secret(str(run.data.params), "the run's params")
+    assert_no_secret(str(run.data.tags), "the run's tags")
+    assert_no_secret(champion.output, "what training printed or logged")
+    assert_no_secret(mlflow_server.log.read_text(errors="replace"), "the mlflow server's log")
+    assert_no_secret(_database_text(mlflow_server.database), "the MLflow database")
+    for path in mlflow_server.artifacts.rglob("*"):
+        if path.is_file():
+            assert_no_secret(path.read_bytes().decode("utf-8", "replace"), str(path))
+
+
+def test_challenger_promotion_and_rollback_through_the_server(settings, champion, mlflow_server):
+    name = settings.model_name
+    shallow = settings.model_copy(update={"xgb_params": {**settings.xgb_params, "max_depth": 2}})
+    second = _train(shallow).report
+    assert second.version == "2" and second.aliases == ["challenger"]
+    client = registry.client(settings)
+
+    # Unforced promotion loads both versions' artifacts through the server to compare them.
+    strict = settings.model_copy(update={"promote_min_auc_gain": 0.5})
+    with pytest.raises(PromotionRefused, match="does not beat champion v1"):
+        promote(strict)
+    assert promote(settings, force=True).champion == "2"
+    assert registry.alias_version(client, name, registry.CHALLENGER) is None
+    assert _query(
+        mlflow_server.database,
+        "SELECT alias, version FROM registered_model_aliases WHERE name = %s",
+        name,
+    ) == [("champion", 2)]
+
+    assert rollback(settings).champion == "1"
+    assert registry.alias_version(client, name, registry.CHAMPION) == "1"
+    actions = [(e.action, e.alias, e.version) for e in registry.history(client, name)]
+    assert actions[-4:] == [
+        ("challenger", "challenger", "2"),
+        ("promote", "champion", "2"),
+        ("clear", "challenger", None),
+        ("rollback", "champion", "1"),
+    ]
+
+
+def test_direct_postgres_tracking_uri_reads_the_same_registry(settings, champion, mlflow_server):
+    """No server: MLflow's SQL store on the same database, password in the URI (masked)."""
+    uri = (
+        f"postgresql+psycopg://postgres:{PG_PASSWORD}@{PG_HOST}:{PG_PORT}/{mlflow_server.database}"
+    )
+    direct = load_settings(data_dir=settings.data_dir, mlflow_tracking_uri=uri, _env_file=None)
+    assert PG_PASSWORD not in str(direct) and PG_PASSWORD not in str(direct.describe())
+    # A database URI leaves the artifact location to the client (the experiment exists already).
+    assert direct.mlflow_artifact_root == settings.data_dir / "mlartifacts"
+    try:
+        client = registry.client(direct)
+        name = settings.model_name
+        versions = client.search_model_versions(f"name='{name}'")
+        assert {str(v.version) for v in versions} >= {"1"}
+        champion_version = registry.alias_version(client, name, registry.CHAMPION)
+        assert champion_version == registry.alias_version(
+            registry.client(settings), name, registry.CHAMPION
+        )
+        assert registry.version_metrics(client, name, "1")["test_auc"] > 0.7
+        assert (
+            registry.experiment_id(direct, client)
+            == client.get_run(champion.report.run_id).info.experiment_id
+        )
+        assert registry.history(client, name)[0].action == "register"
+    finally:
+        registry.client(settings)  # leave MLflow's process-wide URI on the server
+    assert_no_secret(_database_text(mlflow_server.database), "the MLflow database")
