@@ -107,6 +107,7 @@ def fit_models(
         workers,
         settings.train_cpus_per_worker,
         storage,
+        max_failures=settings.train_max_failures,
     )
     baseline = (
         fit_baseline(train_ds, valid_ds, encoder, storage, settings.train_cpus_per_worker)

@@ -13,7 +13,7 @@ from app.training import registry
 from app.training.promote import PromotionRefused, promote, rollback
 from app.training.pyfunc import load_credit_model, model_input
 from app.training.train import GateFailed, train_and_register
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 
@@ -161,3 +161,54 @@ def test_unreachable_mlflow_fails_fast_before_training(base_settings):
         registry.RegistryError, match=f"MLflow at http://127.0.0.1:{port} is unreachable"
     ):
         train_and_register(down)
+
+
+def test_a_killed_train_worker_is_replaced_and_training_finishes(base_settings, tmp_path):
+    """A Ray Train worker process dies mid-fit: FailureConfig restarts the worker group."""
+    import os
+    import signal
+    import threading
+
+    import ray
+    from ray.util.state import list_actors
+
+    # A registry of its own, so this fit registers the first version whatever ran before.
+    settings = base_settings.model_copy(
+        update={
+            "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "mlflow_artifact_root": tmp_path / "mlartifacts",
+            "train_max_failures": 2,
+        }
+    )
+    outcome: dict = {}
+
+    def train() -> None:
+        try:
+            outcome["report"] = train_and_register(settings, with_baseline=False)
+        except Exception as exc:  # reported by the assertion below
+            outcome["error"] = exc
+
+    def workers(state: str) -> list:
+        return list_actors(
+            filters=[("class_name", "=", "RayTrainWorker"), ("state", "=", state)],
+            raise_on_missing_output=False,
+            address=ray.get_runtime_context().gcs_address,  # this session's Ray, not another
+        )
+
+    before = {a.actor_id for a in workers("DEAD")}
+    thread = threading.Thread(target=train)
+    thread.start()
+    alive = wait_for(
+        lambda: workers("ALIVE") or (not thread.is_alive() and []), "a worker", 300, 0.1
+    )
+    assert alive, f"training ended before a worker could be killed: {outcome}"
+    victim = alive[0]
+    os.kill(victim.pid, signal.SIGKILL)
+    thread.join(600)
+    assert not thread.is_alive()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["report"].aliases == ["champion"]  # the fit finished after the restart
+    dead = {a.actor_id for a in workers("DEAD")} - before
+    assert victim.actor_id in dead
+    # The group was restarted: more workers ran than the fit needs at once.
+    assert len(dead) > settings.train_workers
