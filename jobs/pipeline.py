@@ -1,10 +1,19 @@
-"""The main job on embedded defaults: source -> ingest -> feature store -> online read -> model."""
+"""The main job: source -> ingest -> feature store -> model -> Serve app -> decisions -> drift.
+
+On embedded defaults it starts a local Ray and shuts everything down at the end; joined to a
+cluster (`ray job submit`, CREDIT_RAY_ADDRESS) it leaves the decision service deployed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+import requests
 
 from app.config import Settings, load_settings
 from app.data.ingest import ingest
@@ -16,6 +25,8 @@ from app.errors import SourceError
 from app.features.store import get_online_features, get_store, materialize, request_row
 from app.runtime import init_ray, run_job, setup_logging
 from jobs.ingest import print_report
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Stages:
@@ -66,6 +77,12 @@ def sample_online_read(settings: Settings) -> str:
     return f"{len(values) - 1} features for {row['applicant_id']} from the online store"
 
 
+def mlflow_ui(settings: Settings) -> str:
+    """How to look at the runs and the registry (a password in the URI is masked)."""
+    uri = settings.describe()["mlflow_tracking_uri"]
+    return uri if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}"
+
+
 def train_model(settings: Settings) -> str:
     """Train and register a model unless the champion was already trained on this snapshot."""
     from app.data.snapshot import read_manifest
@@ -83,16 +100,165 @@ def train_model(settings: Settings) -> str:
     aliases = ", ".join(report.aliases)
     return (
         f"{settings.model_name} v{report.version} ({aliases}), test AUC "
-        f"{report.metrics['test_auc']:.3f}; MLflow UI: mlflow ui --backend-store-uri "
-        f"{settings.mlflow_tracking_uri}"
+        f"{report.metrics['test_auc']:.3f}; MLflow UI: {mlflow_ui(settings)}"
     )
 
 
-def main() -> int:
+def deploy_service(settings: Settings, args: argparse.Namespace):
+    """Deploy serve_config.yaml's app with these settings; fail clearly if it cannot serve."""
+    from app.serving.deploy import deploy_app, wait_ready
+    from app.training import registry
+
+    # The replicas load the champion from MLflow: an unreachable registry is named here, in
+    # one line, rather than as replicas that never become ready.
+    registry.client(settings)
+    deployed = deploy_app(settings, args.serve_config, args.host, args.port, access_log=False)
+    health = wait_ready(deployed.url, args.ready_timeout)
+    replicas = deployed.options.get("autoscaling_config") or {}
+    scale = (
+        f"{replicas.get('min_replicas', 1)}-{replicas.get('max_replicas', 1)} replicas"
+        if replicas
+        else f"{deployed.options.get('num_replicas', 1)} replica(s)"
+    )
+    detail = (
+        f"app {deployed.name!r} at {deployed.url} ({scale}), champion v{health['champion']}; "
+        f"API docs {deployed.url}/docs"
+    )
+    return deployed, detail
+
+
+def send_decisions(settings: Settings, url: str, count: int) -> tuple[str, int]:
+    """A sample of real applications through the HTTP API, as a client would send them."""
+    from app.data.schema import REQUEST_COLUMNS
+
+    applications = load_snapshot(settings.offline_dir, "loan_applications").head(count)
+    session = requests.Session()
+    latencies: list[float] = []
+    decisions: dict[str, int] = {}
+    variants: dict[str, int] = {}
+    failures: dict[str, int] = {}
+    sample = None
+    for _, application in applications.iterrows():
+        row = request_row(application)
+        body = {
+            "applicant_id": row["applicant_id"],
+            "application": {c: row[c] for c in REQUEST_COLUMNS},
+        }
+        started = time.perf_counter()
+        try:
+            response = session.post(f"{url}/v1/decisions", json=body, timeout=30)
+        except requests.RequestException as exc:
+            failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+            continue
+        latencies.append(time.perf_counter() - started)
+        if response.status_code != 200:
+            key = f"HTTP {response.status_code}"
+            failures[key] = failures.get(key, 0) + 1
+            continue
+        answer = response.json()
+        decisions[answer["decision"]] = decisions.get(answer["decision"], 0) + 1
+        variant = answer["model"]["variant"]
+        variants[variant] = variants.get(variant, 0) + 1
+        if sample is None and answer["decision"] == "decline":
+            sample = answer
+    answered = sum(decisions.values())
+    if not answered:
+        raise SourceError(f"the decision service answered none of {len(applications)}: {failures}")
+    if sample is not None:
+        print(
+            f"    e.g. {sample['applicant_id']}: decline, PD {sample['probability_of_default']:.2f}"
+            f", model v{sample['model']['version']}, reasons:"
+        )
+        for reason in sample["reasons"]:
+            print(f"      {reason['code']} {reason['description']}")
+    p50 = statistics.median(latencies) * 1000
+    detail = (
+        f"{answered}/{len(applications)} answered ({decisions.get('approve', 0)} approve, "
+        f"{decisions.get('decline', 0)} decline; {variants}), p50 {p50:.0f} ms"
+    )
+    if failures:
+        detail += f"; failed: {failures}"
+    return detail, answered
+
+
+def check_drift(settings: Settings, answered: int, timeout: float) -> str:
+    """Ask the live drift monitor to check the decisions it has been sent."""
+    import ray
+
+    from app.monitoring.monitor import find_monitor
+
+    monitor = find_monitor(settings)
+    if monitor is None:
+        return "no drift monitor running (CREDIT_MONITOR_ENABLED or user_config drift_monitor off)"
+    # Replicas forward rows about once a second; wait for this run's decisions to arrive.
+    deadline = time.monotonic() + timeout
+    status = ray.get(monitor.status.remote(), timeout=60)
+    while status["buffered_rows"] < answered and time.monotonic() < deadline:
+        time.sleep(0.5)
+        status = ray.get(monitor.status.remote(), timeout=60)
+    result = ray.get(monitor.check_now.remote(), timeout=timeout)
+    if result is None:
+        return "no decisions reached the drift monitor"
+    drifted = [f["column"] for f in result["features"] if f["drifted"]]
+    verdict = "DRIFT" if result["dataset_drift"] else "no drift"
+    return (
+        f"{verdict} over {result['rows']} decisions vs champion "
+        f"v{result['model_version']}'s training data (drift share {result['drift_share']:.2f}"
+        f"{', drifted: ' + ', '.join(drifted) if drifted else ''}); report "
+        f"{result['extra']['report']}"
+    )
+
+
+def shut_down(settings: Settings, joined: bool, keep_serving: bool, url: str | None) -> str:
+    """A local run stops what it started; on a cluster the service stays deployed."""
+    import ray
+    from ray import serve
+
+    if url and (keep_serving or joined):
+        if keep_serving and not joined:
+            print(f"\nserving at {url} (API docs {url}/docs); Ctrl-C to stop", flush=True)
+            try:
+                while True:
+                    time.sleep(3600)
+            except KeyboardInterrupt:
+                pass
+        else:
+            return f"decision service left running at {url} (remove with `serve shutdown`)"
+    from app.monitoring.monitor import find_monitor
+
+    if url:
+        serve.shutdown()
+    monitor = find_monitor(settings) if ray.is_initialized() else None
+    if monitor is not None:  # detached: it would outlive this job on a shared cluster
+        ray.kill(monitor, no_restart=True)
+    ray.shutdown()
+    return "Serve app, drift monitor and the local Ray stopped"
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m jobs.pipeline", description=__doc__)
-    parser.parse_args()
+    parser.add_argument(
+        "--serve-config", type=Path, default=ROOT / "serve_config.yaml", help="Serve config."
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="HTTP host of the Serve proxy.")
+    parser.add_argument("--port", type=int, default=8000, help="HTTP port of the Serve proxy.")
+    parser.add_argument(
+        "--decisions", type=int, default=200, help="Sample decisions to send (0: skip serving)."
+    )
+    parser.add_argument(
+        "--ready-timeout", type=float, default=180, help="Seconds to wait for the service."
+    )
+    parser.add_argument(
+        "--keep-serving", action="store_true", help="Keep a local service up until Ctrl-C."
+    )
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     setup_logging()
     settings = load_settings()
+    joined = bool(settings.ray_address or os.environ.get("RAY_ADDRESS"))
     stages = Stages()
     print(f"data directory: {settings.data_dir}")
     if settings.source == "local":
@@ -109,11 +275,41 @@ def main() -> int:
         kind = "incremental" if report.incremental else "full"
         return f"{kind} load of {', '.join(report.views)} into {report.online_store}"
 
-    stages.run("ingest", run_ingest)
-    stages.run("feature store", run_materialize)
-    stages.run("online lookup", lambda: sample_online_read(settings))
-    stages.run("train", lambda: train_model(settings))
+    url: str | None = None
+    answered = 0
+
+    def run_deploy() -> str:
+        nonlocal url
+        deployed, detail = deploy_service(settings, args)
+        url = deployed.url
+        return detail
+
+    def run_decisions() -> str:
+        nonlocal answered
+        detail, answered = send_decisions(settings, url, args.decisions)
+        return detail
+
+    try:
+        stages.run("ingest", run_ingest)
+        stages.run("feature store", run_materialize)
+        stages.run("online lookup", lambda: sample_online_read(settings))
+        stages.run("train", lambda: train_model(settings))
+        if args.decisions > 0:
+            stages.run("deploy", run_deploy)
+            stages.run("decisions", run_decisions)
+            stages.run("drift check", lambda: check_drift(settings, answered, args.ready_timeout))
+    except BaseException:
+        # Stop what this run started before the error is reported.
+        shut_down(settings, joined, keep_serving=False, url=url)
+        raise
+    stages.run("shutdown", lambda: shut_down(settings, joined, args.keep_serving, url))
     stages.summary()
+    print(
+        "\nWhere to look\n"
+        f"  MLflow UI         {mlflow_ui(settings)}\n"
+        f"  prediction log    {settings.prediction_log_dir}\n"
+        f"  drift reports     {settings.monitor_dir}"
+    )
     return 0
 
 

@@ -4,9 +4,10 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -59,19 +60,32 @@ def test_snowflake_without_credentials_names_the_settings(tmp_path):
 
 
 def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
-    env = {"CREDIT_DATA_DIR": str(tmp_path)}
-    first = run_job("jobs.pipeline", env=env)
+    env = {"CREDIT_DATA_DIR": str(tmp_path), "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "")}
+    port = str(free_port())
+    first = run_job("jobs.pipeline", "--port", port, "--decisions", "120", env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Summary" in first.stdout
     assert "19 features for A0000001 from the online store" in first.stdout
     assert "full load of applicant_profile, applicant_financials" in first.stdout
     assert "credit_risk v1 (champion), test AUC" in first.stdout
+    assert f"app 'credit' at http://127.0.0.1:{port} (1-2 replicas), champion v1" in first.stdout
+    assert "120/120 answered" in first.stdout
+    # The decisions reached the live drift monitor and it checked them against training data.
+    assert "over 120 decisions vs champion v1's training data" in first.stdout
+    reports = list((tmp_path / "monitoring" / "reports").glob("drift-*.html"))
+    assert len(reports) == 1
+    assert "Serve app, drift monitor and the local Ray stopped" in first.stdout
+    # Every answered decision is in the prediction log once the app has shut down cleanly.
+    log = pd.concat(pd.read_parquet(p) for p in (tmp_path / "predictions").rglob("*.parquet"))
+    assert len(log) == 120
 
-    second = run_job("jobs.pipeline", env=env)
+    second = run_job("jobs.pipeline", "--port", port, "--decisions", "120", env=env)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "using existing tables" in second.stdout
     assert "incremental load" in second.stdout
     assert "champion v1 was trained on snapshot" in second.stdout
+    assert "120/120 answered" in second.stdout
+    assert "Serve app, drift monitor and the local Ray stopped" in second.stdout
 
     def snapshot_ids(out: str) -> list[str]:
         return [line.split()[1] for line in out.splitlines() if line.startswith("snapshot ")]
