@@ -65,6 +65,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from serving import busy_seconds, wait_quiet  # sibling script: benchmarks/ is on sys.path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:  # `python benchmarks/drift.py` from anywhere
@@ -168,33 +169,6 @@ class Outcome:
     detail: str = ""  # which columns drifted
     cpu_seconds: float = 0.0  # this process's CPU time during the check (all its threads)
     other_cores: float = 0.0  # CPU the rest of the machine used meanwhile, in cores
-
-
-def busy_seconds() -> float:
-    """CPU seconds the whole machine has been busy (all cores)."""
-    import psutil
-
-    t = psutil.cpu_times()
-    return t.user + t.nice + t.system + t.irq + t.softirq + t.steal
-
-
-def wait_quiet(limit: float, window: float = 5.0, idle_below: float = 0.3) -> None:
-    """Wait (at most `limit` s) for a `window` in which the machine used < `idle_below` cores."""
-    if limit <= 0:
-        return
-    started = time.monotonic()
-    while True:
-        before = busy_seconds()
-        time.sleep(window)
-        cores = (busy_seconds() - before) / window
-        waited = time.monotonic() - started
-        if cores < idle_below:
-            if waited > window:
-                print(f"  machine quiet after {waited:.0f} s", flush=True)
-            return
-        if waited >= limit:
-            print(f"  machine still busy ({cores:.2f} cores) after {waited:.0f} s: measuring")
-            return
 
 
 def measured(check: Callable[[], Outcome]) -> Outcome:
