@@ -60,7 +60,7 @@ def test_snowflake_without_credentials_names_the_settings(tmp_path):
 
 
 def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
-    env = {"CREDIT_DATA_DIR": str(tmp_path), "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "")}
+    env = {"CREDIT_DATA_DIR": str(tmp_path)}
     port = str(free_port())
     first = run_job("jobs.pipeline", "--port", port, "--decisions", "120", env=env)
     assert first.returncode == 0, first.stderr[-3000:]
