@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,22 +10,7 @@ import pytest
 
 from app.config import Settings, load_settings
 from app.localservices import Service, free_port, start_fakesnow, start_redis
-
-__all__ = ["ROOT", "free_port", "snowflake_overrides", "start_redis", "wait_for"]
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def wait_for(check, what: str, timeout: float = 60.0, interval: float = 0.2):
-    """Poll `check` until it returns something other than None/False, within a deadline."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last is not None and last is not False:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+from tests.utils import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -98,15 +82,3 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
         if name.startswith("CREDIT_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(ROOT)
-
-
-def snowflake_overrides(port: int, **extra) -> dict:
-    return {
-        "snowflake_account": "fake",
-        "snowflake_user": "tester",
-        "snowflake_password": "planted-secret-pw",
-        "snowflake_host": "127.0.0.1",
-        "snowflake_port": port,
-        "snowflake_protocol": "http",
-        **extra,
-    }

@@ -17,7 +17,7 @@ from app.features.store import (
     request_row,
 )
 from app.features.transforms import application_features
-from tests.conftest import start_redis
+from tests.utils import start_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 

@@ -105,7 +105,7 @@ def test_ingest_killed_mid_write_leaves_the_previous_snapshot_intact(settings):
 
     import ray
 
-    from tests.conftest import ROOT
+    from tests.utils import ROOT
 
     first = ingest(settings)
     before = snapshot_bytes(current_snapshot(settings.offline_dir))

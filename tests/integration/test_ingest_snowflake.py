@@ -12,7 +12,7 @@ from app.data.snapshot import current_snapshot
 from app.data.snowflake import seed_snowflake
 from app.data.warehouse import source_tables, write_local_tables
 from app.errors import SourceError
-from tests.conftest import ROOT, free_port, snowflake_overrides
+from tests.utils import ROOT, free_port, snowflake_overrides
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.utils import ROOT, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -31,7 +31,7 @@ from app.training.dataset import load_training_frame
 from app.training.promote import PromotionRefused, promote, rollback
 from app.training.pyfunc import load_credit_model, model_input
 from app.training.train import TrainReport, train_and_register
-from tests.conftest import free_port
+from tests.utils import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 

@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from app.localservices import free_port
-from tests.conftest import ROOT
+from tests.utils import ROOT
 
 pytestmark = pytest.mark.integration
 

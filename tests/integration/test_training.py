@@ -13,7 +13,7 @@ from app.training import registry
 from app.training.promote import PromotionRefused, promote, rollback
 from app.training.pyfunc import load_credit_model, model_input
 from app.training.train import GateFailed, train_and_register
-from tests.conftest import free_port, wait_for
+from tests.utils import free_port, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 

@@ -4,7 +4,7 @@ import re
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.utils import ROOT
 
 
 def test_cluster_yaml_passes_the_launcher_schema():

@@ -32,7 +32,7 @@ from app.training.evaluate import (
     plot_score_distribution,
     score_distribution,
 )
-from tests.conftest import ROOT
+from tests.utils import ROOT
 
 
 def applicants(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:

@@ -2,7 +2,7 @@
 
 import re
 
-from tests.conftest import ROOT
+from tests.utils import ROOT
 
 
 def locked() -> dict[str, str]:

@@ -4,7 +4,7 @@ import contextlib
 import io
 import runpy
 
-from tests.conftest import ROOT
+from tests.utils import ROOT
 
 
 def test_settings_table_is_current():

@@ -11,8 +11,8 @@ from app.data.warehouse import source_tables, write_local_tables
 from app.features.store import materialize
 from app.localservices import start_redis
 from app.training.train import train_and_register
-from tests.conftest import free_port
-from tests.integration.serving.support import APPLICANTS, Service, kill_monitor
+from tests.utils import free_port
+from tests.utils.serving import APPLICANTS, Service, kill_monitor
 
 
 @pytest.fixture(scope="package")

@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from app.localservices import restart_redis
-from tests.conftest import free_port
-from tests.integration.serving.support import app_config, body, wait_for
+from tests.utils import free_port
+from tests.utils.serving import app_config, body, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 

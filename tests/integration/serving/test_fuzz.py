@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app.data.schema import CATEGORIES
-from tests.integration.serving.support import APPLICANTS, body
+from tests.utils.serving import APPLICANTS, body
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 

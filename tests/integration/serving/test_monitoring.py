@@ -15,8 +15,8 @@ import requests
 from app.data.schema import REQUEST_COLUMNS
 from app.data.warehouse import source_tables
 from app.training import registry
-from tests.conftest import ROOT
-from tests.integration.serving.support import APPLICANTS, kill_monitor, wait_for
+from tests.utils import ROOT
+from tests.utils.serving import APPLICANTS, kill_monitor, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 

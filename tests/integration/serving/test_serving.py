@@ -13,7 +13,7 @@ import requests
 
 from app.serving.routing import RoutingConfig, sticky_bucket
 from app.training.promote import promote
-from tests.integration.serving.support import (
+from tests.utils.serving import (
     APPLICANTS,
     application,
     body,
@@ -296,7 +296,7 @@ def test_batch_job_reads_and_writes_snowflake(served, fakesnow_service):
     from app.data.snapshot import load_snapshot
     from app.data.snowflake import connect, connection_parameters, seed_snowflake
     from app.scoring import score_table, scores_path
-    from tests.conftest import snowflake_overrides
+    from tests.utils import snowflake_overrides
 
     settings = load_settings(
         **served.overrides, **snowflake_overrides(fakesnow_service.port), _env_file=None

@@ -8,7 +8,7 @@ import requests
 import yaml
 
 from app.data.schema import CATEGORIES
-from tests.conftest import ROOT, wait_for
+from tests.utils import ROOT, wait_for
 
 APPLICANTS = 2000
 BASE_CONFIG = {"alias_poll_seconds": 1.0, "log_flush_seconds": 0.5, "log_flush_rows": 200}

@@ -1,0 +1,36 @@
+"""Helpers the tests share (fixtures live in conftest.py files, helpers here)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from app.localservices import free_port, start_redis
+
+__all__ = ["ROOT", "free_port", "snowflake_overrides", "start_redis", "wait_for"]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(check, what: str, timeout: float = 60.0, interval: float = 0.2):
+    """Poll `check` until it returns something other than None/False, within a deadline."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last is not None and last is not False:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+
+
+def snowflake_overrides(port: int, **extra) -> dict:
+    return {
+        "snowflake_account": "fake",
+        "snowflake_user": "tester",
+        "snowflake_password": "planted-secret-pw",
+        "snowflake_host": "127.0.0.1",
+        "snowflake_port": port,
+        "snowflake_protocol": "http",
+        **extra,
+    }
