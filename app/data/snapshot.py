@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,21 @@ def _remove_abandoned(snapshots: Path) -> None:
             pass
 
 
+# Set by the crash test only: the writer announces its written-but-unpublished folder in this
+# file and waits there to be killed, so the test kills it at that point and no other.
+HOLD_ENV = "CREDIT_TEST_HOLD_SNAPSHOT"
+
+
+def _hold_for_tests(tmp: Path) -> None:
+    marker = os.environ.get(HOLD_ENV)
+    if not marker:
+        return
+    Path(marker).write_text(str(tmp))
+    deadline = time.monotonic() + 600
+    while Path(marker).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def write_snapshot(
     offline_dir: Path,
     valid: dict[str, pd.DataFrame],
@@ -92,7 +108,13 @@ def write_snapshot(
     """
     snapshots = offline_dir / SNAPSHOTS
     snapshots.mkdir(parents=True, exist_ok=True)
-    encoded = {name: _parquet_bytes(df, TABLES[name].arrow_schema) for name, df in valid.items()}
+    encoded = {}
+    for name, df in valid.items():
+        try:
+            encoded[name] = _parquet_bytes(df, TABLES[name].arrow_schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            # Validation should have stopped such rows; say which table, not Arrow's internals.
+            raise SnapshotError(f"table {name!r} does not fit its schema: {exc}") from None
     digest = hashlib.sha256()
     for name in sorted(encoded):
         digest.update(name.encode())
@@ -123,6 +145,7 @@ def write_snapshot(
                 },
             }
             _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+            _hold_for_tests(tmp)
             tmp.rename(final)
         finally:
             if tmp.exists():

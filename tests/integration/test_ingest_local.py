@@ -1,10 +1,18 @@
 """Ingest from local files through the real local Ray: snapshot, rejects, bad sources."""
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from app.data.ingest import ingest
-from app.data.snapshot import CURRENT, current_snapshot, load_snapshot, read_manifest
+from app.data.snapshot import (
+    CURRENT,
+    HOLD_ENV,
+    current_snapshot,
+    load_snapshot,
+    read_manifest,
+)
 from app.data.warehouse import source_tables, write_local_tables
 from app.errors import SourceError
 
@@ -101,25 +109,26 @@ def test_ingest_killed_mid_write_leaves_the_previous_snapshot_intact(settings):
     import signal
     import subprocess
     import sys
-    import time
 
     import ray
 
-    from tests.utils import ROOT
+    from tests.utils import ROOT, wait_for
 
     first = ingest(settings)
     before = snapshot_bytes(current_snapshot(settings.offline_dir))
-    # A larger, different source, so there is a new snapshot to write and writing takes long
-    # enough (hundreds of ms) to be caught in the act.
+    # A different source, so there is a new snapshot to write.
     write_local_tables(
-        source_tables(settings.raw_data_path, settings.seed + 1, rows=300_000),
+        source_tables(settings.raw_data_path, settings.seed + 1, rows=2000),
         settings.local_source_dir,
     )
     snapshots = settings.offline_dir / "snapshots"
+    marker = settings.data_dir / "writing"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
     env.update(
         CREDIT_DATA_DIR=str(settings.data_dir),
         RAY_ADDRESS=ray.get_runtime_context().gcs_address,  # the session's Ray, no new one
+        # The writer stops once its folder is written but not yet published, and says where.
+        **{HOLD_ENV: str(marker)},
     )
     job = subprocess.Popen(
         [sys.executable, "-m", "jobs.ingest"],
@@ -128,15 +137,18 @@ def test_ingest_killed_mid_write_leaves_the_previous_snapshot_intact(settings):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 600
-    while job.poll() is None and time.monotonic() < deadline:
-        if any(p.name.startswith(".tmp-") for p in snapshots.iterdir()):
-            job.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.001)
-    job.wait(60)
+    try:
+        writing = wait_for(
+            lambda: (marker.exists() and marker.read_text()) or job.poll() is not None,
+            "the ingest job to write its snapshot folder",
+            600,
+        )
+    finally:
+        job.send_signal(signal.SIGKILL)
+        job.wait(60)
     assert job.returncode == -signal.SIGKILL, "the job ended before it could be killed mid-write"
-    assert any(p.name.startswith(".tmp-") for p in snapshots.iterdir())  # it was writing
+    half = Path(writing)
+    assert half.parent == snapshots and (half / "loan_applications.parquet").exists()
 
     assert read_manifest(settings.offline_dir)["snapshot_id"] == first.snapshot_id
     assert snapshot_bytes(current_snapshot(settings.offline_dir)) == before
@@ -145,5 +157,6 @@ def test_ingest_killed_mid_write_leaves_the_previous_snapshot_intact(settings):
     # The next run publishes the new snapshot and clears the killed run's half-written folder.
     again = ingest(settings)
     assert again.snapshot_id != first.snapshot_id
-    assert len(load_snapshot(settings.offline_dir, "loan_applications")) == 300_000
+    assert len(load_snapshot(settings.offline_dir, "loan_applications")) == 2000
+    assert not half.exists()
     assert not any(p.name.startswith(".tmp-") for p in snapshots.iterdir())
