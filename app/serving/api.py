@@ -1,0 +1,140 @@
+"""The HTTP API of the decision service (FastAPI): routes, typed bodies, error answers.
+
+`build_api(service)` makes the app around one DecisionService: the Serve deployment builds it
+around itself in each replica, tests around an in-process service.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.serving.schemas import (
+    BatchError,
+    BatchRequest,
+    BatchResponse,
+    DecisionRequest,
+    DecisionResponse,
+    DriftReport,
+    ErrorBody,
+    Health,
+)
+from app.serving.service import DecisionService, Outcome
+
+router = APIRouter()
+INVALID = "Invalid body; names the field."
+UNAVAILABLE = "Feature store or model unavailable."
+
+
+def _errors(descriptions: dict[int, str]) -> dict[int, dict[str, Any]]:
+    """OpenAPI `responses` for error answers, all in the ErrorBody shape."""
+    return {status: {"model": ErrorBody, "description": d} for status, d in descriptions.items()}
+
+
+def build_api(service: DecisionService) -> FastAPI:
+    """The FastAPI app answering for `service` (its OpenAPI schema is the API's reference)."""
+    app = FastAPI(
+        title="Credit decisions",
+        version="1",
+        description="Probability of default, decision and reason codes for a loan application, "
+        "from the applicant's online features and the registered champion (or challenger) "
+        "model.",
+    )
+    app.state.service = service
+    app.add_exception_handler(RequestValidationError, _invalid_body)
+    app.include_router(router)
+    return app
+
+
+def _service(request: Request) -> DecisionService:
+    return request.app.state.service
+
+
+def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(ErrorBody(detail=detail).model_dump(), status_code=status, headers=headers)
+
+
+def _respond(service: DecisionService, outcome: Outcome) -> DecisionResponse | JSONResponse:
+    if outcome.status == 200:
+        return outcome.response
+    headers = service.retry_after() if outcome.status == 503 else None
+    return _error(outcome.status, outcome.detail, headers)
+
+
+async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+    # One entry per bad field, named as a dotted path inside the body ("application.purpose").
+    problems = [
+        {
+            "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body",
+            "message": err.get("msg", "invalid"),
+        }
+        for err in exc.errors()
+    ]
+    return _error(422, problems)
+
+
+@router.post(
+    "/v1/decisions",
+    response_model=DecisionResponse,
+    responses=_errors({404: "Unknown applicant_id.", 422: INVALID, 503: UNAVAILABLE}),
+)
+async def decide(body: DecisionRequest, request: Request):
+    service = _service(request)
+    return _respond(service, await service.decide(body))
+
+
+@router.post(
+    "/v1/decisions/batch",
+    response_model=BatchResponse,
+    responses=_errors(
+        {413: "More requests than max_batch_requests.", 422: INVALID, 503: UNAVAILABLE}
+    ),
+)
+async def decide_batch(body: BatchRequest, request: Request):
+    service = _service(request)
+    limit = service.config.max_batch_requests
+    if len(body.requests) > limit:
+        return _error(413, f"{len(body.requests)} requests in one batch; the limit is {limit}")
+    outcomes = await service.run(body.requests)
+    if outcomes and outcomes[0].status in (500, 503):
+        return _respond(service, outcomes[0])
+    decisions = [o.response for o in outcomes if o.status == 200]
+    errors = [
+        BatchError(index=i, applicant_id=r.applicant_id, status=o.status, detail=o.detail)
+        for i, (r, o) in enumerate(zip(body.requests, outcomes, strict=True))
+        if o.status != 200
+    ]
+    return BatchResponse(decisions=decisions, errors=errors)
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz(request: Request) -> Health:
+    return Health(status="ok", replica=_service(request).replica)
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+async def readyz(request: Request):
+    service = _service(request)
+    health = await service.readiness()
+    if health.status != "ok":
+        return JSONResponse(health.model_dump(), status_code=503, headers=service.retry_after())
+    return health
+
+
+@router.get(
+    "/v1/monitoring/drift",
+    response_model=DriftReport,
+    responses=_errors(
+        {404: "No drift check has run yet.", 503: "The drift monitor is not running."}
+    ),
+)
+async def drift(request: Request):
+    """The drift monitor's latest check: per-feature scores, PD drift, trigger state."""
+    service = _service(request)
+    report = await service.drift_report()
+    if isinstance(report, Outcome):
+        return _respond(service, report)
+    return report
