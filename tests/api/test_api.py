@@ -1,0 +1,180 @@
+"""The decision API in-process: shapes, bad input, routing and shadow answers, and property
+tests of every route, against the real app, models and online store (no Ray, no server)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from app.serving.routing import RoutingConfig, sticky_bucket
+from tests.utils.fuzz import (
+    check_answer,
+    content_types,
+    decision_requests,
+    examples,
+    raw_bodies,
+)
+from tests.utils.serving import application, assert_decision_shape
+from tests.utils.serving import body as serving_body
+
+APPLICANTS = 1000  # the shipped data's applicants, A0000001 ...
+
+
+def body(i: int) -> dict:
+    return serving_body(i, prefix="A")
+
+
+def test_decision_has_the_documented_shape(client):
+    response = client.post("/v1/decisions", json=body(0))
+    assert response.status_code == 200, response.text
+    assert_decision_shape(response.json(), "A0000001")
+    health = client.get("/healthz").json()
+    assert (health["status"], health["replica"]) == ("ok", "local")
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert (ready.json()["champion"], ready.json()["challenger"]) == ("1", "2")
+    assert ready.json()["feature_store"] == "connected"
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/decisions", "/v1/decisions/batch", "/healthz", "/readyz"} <= set(schema["paths"])
+    assert client.get("/docs").status_code == 200
+
+
+def test_declines_always_carry_reasons(client):
+    out = client.post("/v1/decisions/batch", json={"requests": [body(i) for i in range(100)]})
+    decisions = out.json()["decisions"]
+    assert not out.json()["errors"] and len(decisions) == 100
+    declines = [d for d in decisions if d["decision"] == "decline"]
+    assert declines and all(1 <= len(d["reasons"]) <= 4 for d in declines)
+    assert all(len(d["reasons"]) <= 4 for d in decisions)
+
+
+def test_each_applicant_gets_the_variant_the_sticky_hash_gives(client, routing):
+    routing(challenger_weight=0.3)
+    batch = [body(i) for i in range(APPLICANTS)]
+    answered = []
+    for start in range(0, APPLICANTS, 100):
+        out = client.post("/v1/decisions/batch", json={"requests": batch[start : start + 100]})
+        answered += out.json()["decisions"]
+    salt = RoutingConfig().salt
+    expected = [
+        ("challenger", "2") if sticky_bucket(b["applicant_id"], salt) < 0.3 else ("champion", "1")
+        for b in batch
+    ]
+    assert [(d["model"]["variant"], d["model"]["version"]) for d in answered] == expected
+    routing(challenger_weight=1.0)
+    assert client.post("/v1/decisions", json=body(0)).json()["model"]["version"] == "2"
+
+
+def test_shadow_never_changes_the_answer(client, routing):
+    routing(challenger_weight=0.0, shadow=False)
+    plain = [client.post("/v1/decisions", json=body(i)).json() for i in range(20)]
+    routing(challenger_weight=0.0, shadow=True)
+    shadowed = [client.post("/v1/decisions", json=body(i)).json() for i in range(20)]
+
+    def strip(out):
+        return {k: v for k, v in out.items() if k != "request_id"}
+
+    assert [strip(o) for o in shadowed] == [strip(o) for o in plain]
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"application": application(0)}, "applicant_id"),
+        ({"applicant_id": "A0000001"}, "application"),
+        (
+            {"applicant_id": "A0000001", "application": {**application(0), "credit_amount": 0}},
+            "application.credit_amount",
+        ),
+        (
+            {"applicant_id": "A0000001", "application": {**application(0), "purpose": "yacht"}},
+            "application.purpose",
+        ),
+        (
+            {
+                "applicant_id": "A0000001",
+                "application": {**application(0), "duration_in_month": 121},
+            },
+            "application.duration_in_month",
+        ),
+        (
+            {
+                "applicant_id": "A0000001",
+                "application": {
+                    **application(0),
+                    "installment_rate_in_percentage_of_disposable_income": 5,
+                },
+            },
+            "application.installment_rate_in_percentage_of_disposable_income",
+        ),
+        ({**body(0), "extra": 1}, "extra"),
+    ],
+)
+def test_invalid_bodies_get_422_naming_the_field(client, payload, field):
+    response = client.post("/v1/decisions", json=payload)
+    assert response.status_code == 422
+    assert field in [p["field"] for p in response.json()["detail"]]
+
+
+def test_malformed_json_unknown_applicant_and_batch_limits(client):
+    response = client.post(
+        "/v1/decisions", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422 and "Traceback" not in response.text
+
+    unknown = client.post("/v1/decisions", json={**body(0), "applicant_id": "NOBODY"})
+    assert unknown.status_code == 404 and "NOBODY" in unknown.json()["detail"]
+
+    too_many = {"requests": [body(i) for i in range(101)]}
+    response = client.post("/v1/decisions/batch", json=too_many)
+    assert response.status_code == 413 and "limit is 100" in response.json()["detail"]
+
+    mixed = {"requests": [body(0), {**body(1), "applicant_id": "NOBODY"}, body(2)]}
+    out = client.post("/v1/decisions/batch", json=mixed).json()
+    assert [d["applicant_id"] for d in out["decisions"]] == ["A0000001", "A0000003"]
+    assert out["errors"] == [
+        {
+            "index": 1,
+            "applicant_id": "NOBODY",
+            "status": 404,
+            "detail": "unknown applicant_id 'NOBODY': no features",
+        }
+    ]
+
+
+def test_no_drift_monitor_is_a_503_naming_it(client):
+    import ray
+
+    response = client.get("/v1/monitoring/drift")
+    assert response.status_code == 503
+    assert response.json()["detail"] == (
+        "drift monitor unavailable: LookupError: not running under Ray"
+    )
+    assert response.headers["Retry-After"] == "5"
+    assert not ray.is_initialized()  # the in-process service never starts a Ray
+
+
+# --- property tests: whatever a client sends, a typed 2xx/4xx with a JSON detail ------------
+
+FUZZ = examples(150)
+requests_ = decision_requests("A", APPLICANTS)
+
+
+@FUZZ
+@given(payload=requests_)
+def test_decisions_never_answer_500(client, payload):
+    check_answer(client.post("/v1/decisions", json=payload))
+
+
+@FUZZ
+@given(items=st.lists(st.one_of(requests_, st.just(body(0))), max_size=5))
+def test_batches_never_answer_500(client, items):
+    check_answer(client.post("/v1/decisions/batch", json={"requests": items}))
+
+
+@FUZZ
+@given(raw=raw_bodies, content_type=content_types)
+def test_raw_bodies_never_answer_500(client, raw, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    check_answer(client.post("/v1/decisions", content=raw, headers=headers))

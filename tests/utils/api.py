@@ -1,0 +1,47 @@
+"""The decision API in-process: the real FastAPI app and DecisionService, no Ray."""
+
+from __future__ import annotations
+
+from app.config import Settings
+from app.serving.models import ServedModel
+from app.training.model import CreditModel
+
+
+def fit_in_process(settings: Settings, frame, rounds: int = 60) -> CreditModel:
+    """A real CreditModel fitted here with XGBoost alone (the same encoder, parameters and
+    monotone constraints as training), for tests that need a model but not Ray Train."""
+    import xgboost as xgb
+
+    from app.data.schema import LABEL
+    from app.training.fit import xgb_params
+    from app.training.model import used_columns_of
+    from app.training.preprocess import FeatureEncoder
+
+    encoder = FeatureEncoder.default()
+    params = xgb_params(
+        settings.xgb_params, settings.monotone_constraints, encoder, 1, settings.seed
+    )
+    matrix = xgb.DMatrix(
+        encoder.transform(frame), label=frame[LABEL], feature_names=encoder.feature_names
+    )
+    booster = xgb.train(params, matrix, num_boost_round=rounds)
+    model = CreditModel("xgboost", encoder, booster, settings.decision_threshold)
+    model.used_columns = used_columns_of(model)
+    return model
+
+
+class FixedModels:
+    """A ModelSource over models made in the test: the deployment's injection point for
+    models (the registry-backed source is tested over HTTP against real MLflow)."""
+
+    def __init__(self, aliases: dict[str, ServedModel]) -> None:
+        self.by_alias = dict(aliases)
+
+    def aliases(self) -> dict[str, str | None]:
+        return {alias: model.version for alias, model in self.by_alias.items()}
+
+    def load(self, version: str) -> ServedModel:
+        for model in self.by_alias.values():
+            if model.version == version:
+                return model
+        raise LookupError(f"no model version {version}")
