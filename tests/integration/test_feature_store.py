@@ -1,5 +1,7 @@
 """Feast on the real snapshot: materialize (SQLite and Redis), online reads, point-in-time joins."""
 
+import os
+import shutil
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -24,13 +26,37 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 SERVICE = "credit_risk_v1"
 
 
+@pytest.fixture(scope="module")
+def shipped_snapshot(tmp_path_factory, ray_session):
+    """The shipped data ingested once for the module; tests start from a copy of it."""
+    from app.config import load_settings
+
+    with pytest.MonkeyPatch.context() as env:
+        for name in [n for n in os.environ if n.startswith("CREDIT_")]:
+            env.delenv(name)
+        settings = load_settings(
+            data_dir=tmp_path_factory.mktemp("shipped") / "data", _env_file=None
+        )
+    write_local_tables(
+        source_tables(settings.raw_data_path, settings.seed), settings.local_source_dir
+    )
+    ingest(settings)
+    return settings.data_dir
+
+
 @pytest.fixture
-def ingested(make_settings):
+def ingested(make_settings, shipped_snapshot):
+    """Settings whose data directory holds an ingested snapshot: a copy of the shipped one,
+    or `tables` ingested afresh."""
+
     def make(tables=None, **overrides):
         settings = make_settings(**overrides)
-        tables = tables or source_tables(settings.raw_data_path, settings.seed)
-        write_local_tables(tables, settings.local_source_dir)
-        ingest(settings)
+        if tables is None:
+            # The snapshot's `current` link is relative: the copy is self-contained.
+            shutil.copytree(shipped_snapshot, settings.data_dir, symlinks=True)
+        else:
+            write_local_tables(tables, settings.local_source_dir)
+            ingest(settings)
         return settings
 
     return make

@@ -29,7 +29,7 @@ import pytest
 from app.localservices import free_port
 from tests.utils import ROOT
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 VENV_BIN = Path(sys.executable).parent
 RAY = str(VENV_BIN / "ray")
@@ -117,8 +117,8 @@ def _stop(process: subprocess.Popen, temp_dir: Path) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGTERM)
     # `ray start --block` stops its daemons one after another with grace periods (35 s here);
-    # nothing of a test cluster needs a clean shutdown, so SIGKILL what is left after 10 s.
-    deadline = time.monotonic() + 10
+    # nothing of a test cluster needs a clean shutdown, so SIGKILL what is left after 2 s.
+    deadline = time.monotonic() + 2
     while _running(tracked.values()) and time.monotonic() < deadline:
         time.sleep(0.2)
     for proc in _running(tracked.values()):
@@ -269,10 +269,30 @@ def data_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("ray_jobs") / "data"
 
 
-def test_seed(cluster, data_dir):
-    out = succeeded(submit(cluster, data_dir, "python", "-m", "jobs.seed", "--target", "local"))
+def chain(*commands: str) -> tuple[str, ...]:
+    """Several entrypoints in one job: one upload and one driver start-up instead of one each
+    (a separate upload per job proves nothing the first does not)."""
+    return ("bash", "-c", " && ".join(commands))
+
+
+def test_seed_ingest_materialize(cluster, data_dir):
+    out = succeeded(
+        submit(
+            cluster,
+            data_dir,
+            *chain(
+                "python -m jobs.seed --target local",
+                "python -m jobs.ingest",
+                "python -m jobs.materialize",
+            ),
+        )
+    )
     assert "seeded loan_applications: 1,000 rows" in out
     assert (data_dir / "source").is_dir()
+    assert "loan_applications      read     1,000  valid     1,000" in out
+    assert "snapshot " in out
+    assert (data_dir / "offline" / "current").exists()
+    assert "materialized applicant_profile, applicant_financials (full from" in out
 
 
 def test_working_dir_upload_leaves_out_venv_and_var(cluster):
@@ -289,36 +309,29 @@ def test_working_dir_upload_leaves_out_venv_and_var(cluster):
         assert size < 20 * 2**20, f"working dir package is {size / 2**20:.1f} MiB"
 
 
-def test_ingest(cluster, data_dir):
-    out = succeeded(submit(cluster, data_dir, "python", "-m", "jobs.ingest"))
-    assert "loan_applications      read     1,000  valid     1,000" in out
-    assert "snapshot " in out
-    assert (data_dir / "offline" / "current").exists()
-
-
-def test_materialize(cluster, data_dir):
-    out = succeeded(submit(cluster, data_dir, "python", "-m", "jobs.materialize"))
-    assert "materialized applicant_profile, applicant_financials (full from" in out
-
-
-def test_train(cluster, data_dir):
-    out = succeeded(submit(cluster, data_dir, "python", "-m", "jobs.train", "--no-baseline"))
+def test_train_promote_score_and_retrain(cluster, data_dir):
+    out = succeeded(
+        submit(
+            cluster,
+            data_dir,
+            *chain(
+                "python -m jobs.train --no-baseline",
+                "python -m jobs.promote --history",
+                "python -m jobs.score",
+                "python -m jobs.retrain --no-ingest --reason ray-jobs-test",
+            ),
+        )
+    )
     assert "registered credit_risk v1 (aliases: champion)" in out
     assert "Found multiple active Ray instances" not in out
-
-
-def test_promote_history(cluster, data_dir):
-    out = succeeded(submit(cluster, data_dir, "python", "-m", "jobs.promote", "--history"))
     assert "champion: v- -> v1" in out
-
-
-def test_score(cluster, data_dir):
-    out = succeeded(submit(cluster, data_dir, "python", "-m", "jobs.score"))
     assert "scored 1000 of 1000 rows with credit_risk v1" in out
     (decisions,) = (data_dir / "scores").glob("*.parquet")
     table = pq.read_table(decisions)
     assert table.num_rows == 1000
     assert set(table.column("decision").to_pylist()) <= {"approve", "decline"}
+    assert "retraining: ray-jobs-test" in out
+    assert "registered credit_risk v2 (challenger), test AUC" in out
 
 
 def test_monitor_status(cluster, data_dir):
@@ -333,23 +346,6 @@ def test_monitor_status(cluster, data_dir):
     assert status["status"]["received_rows"] == 0
     assert status["status"]["checks"] == 0
     assert status["latest"] is None
-
-
-def test_retrain_registers_a_challenger(cluster, data_dir):
-    out = succeeded(
-        submit(
-            cluster,
-            data_dir,
-            "python",
-            "-m",
-            "jobs.retrain",
-            "--no-ingest",
-            "--reason",
-            "ray-jobs-test",
-        )
-    )
-    assert "retraining: ray-jobs-test" in out
-    assert "registered credit_risk v2 (challenger), test AUC" in out
 
 
 def test_a_failing_job_is_failed_with_its_one_line_error(cluster, tmp_path):

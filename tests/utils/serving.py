@@ -3,15 +3,41 @@
 from __future__ import annotations
 
 import copy
+import shlex
+import shutil
+import sys
 
 import requests
 import yaml
 
 from app.data.schema import CATEGORIES
 from tests.utils import ROOT, wait_for
+from tests.utils.training import QUICK_FIT
 
 APPLICANTS = 2000
-BASE_CONFIG = {"alias_poll_seconds": 1.0, "log_flush_seconds": 0.5, "log_flush_rows": 200}
+# The drift monitor only receives rows while a test turns `drift_monitor` on (reconfigured in
+# place: the replica stays), so the other tests' traffic never triggers a check.
+BASE_CONFIG = {
+    "alias_poll_seconds": 1.0,
+    "log_flush_seconds": 0.5,
+    "log_flush_rows": 200,
+    "drift_monitor": False,
+}
+WINDOW = 500
+# The app's settings for the drift monitor, given once for the whole package: no CPU of its own
+# (the package's Ray Data and Ray Train work needs them), a check at exactly WINDOW rows (the
+# timer never fires in a test), two HTML reports kept, and after two drifted checks a quick
+# retraining on the current snapshot (a fresh ingest proves nothing more here).
+MONITOR = {
+    "monitor_cpus": 0,
+    "monitor_check_rows": WINDOW,
+    "monitor_min_rows": WINDOW,
+    "monitor_check_seconds": 3600,
+    "monitor_keep_reports": 2,
+    "retrain_after_checks": 2,
+    "retrain_entrypoint": f"{shlex.quote(sys.executable)} -m jobs.retrain --no-ingest",
+    **QUICK_FIT,
+}
 
 
 def app_config(name: str, settings_overrides: dict, user_config: dict, replicas: int = 1) -> dict:
@@ -37,12 +63,11 @@ class Service:
         self.url = url
         self.name = name
         self.session = requests.Session()
-        # No CPU for the drift monitor: the package's Ray Data and Ray Train work needs them.
         self.overrides = {
             "data_dir": str(settings.data_dir),
             "online_store": "redis",
             "redis_port": settings.redis_port,
-            "monitor_cpus": 0,
+            **MONITOR,
         }
         self.deployed: dict | None = None
 
@@ -102,8 +127,15 @@ def application(i: int) -> dict:
     }
 
 
-def body(i: int) -> dict:
-    return {"applicant_id": f"S{i + 1:07d}", "application": application(i)}
+def body(i: int, prefix: str = "S") -> dict:
+    """Applicant i's request: S-ids are the synthetic applicants, A-ids the shipped ones."""
+    return {"applicant_id": f"{prefix}{i + 1:07d}", "application": application(i)}
+
+
+def reset_monitor(settings) -> None:
+    """No drift monitor and nothing it kept: the next row sent starts a fresh one."""
+    kill_monitor(settings)
+    shutil.rmtree(settings.monitor_dir, ignore_errors=True)
 
 
 def kill_monitor(settings) -> None:
@@ -116,3 +148,24 @@ def kill_monitor(settings) -> None:
     if monitor is not None:
         ray.kill(monitor, no_restart=True)
         wait_for(lambda: find_monitor(settings) is None, "the drift monitor to go", 60)
+
+
+def assert_decision_shape(out: dict, applicant_id: str) -> None:
+    """The documented answer of POST /v1/decisions, from the champion v1."""
+    import pandas as pd
+
+    assert set(out) == {
+        "request_id",
+        "applicant_id",
+        "probability_of_default",
+        "decision",
+        "reasons",
+        "model",
+        "features_as_of",
+    }
+    assert out["applicant_id"] == applicant_id and 0 <= out["probability_of_default"] <= 1
+    assert out["model"] == {"name": "credit_risk", "version": "1", "variant": "champion"}
+    assert out["decision"] == ("decline" if out["probability_of_default"] >= 1 / 6 else "approve")
+    assert len(out["reasons"]) <= 4
+    assert all(set(r) == {"code", "feature", "description", "contribution"} for r in out["reasons"])
+    assert pd.Timestamp(out["features_as_of"]).tzinfo is not None

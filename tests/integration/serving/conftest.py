@@ -1,6 +1,7 @@
 """The decision service for this package: 2,000 synthetic applicants in a private Redis, two
-registered versions, the app deployed once; package-scoped so serving and monitoring tests
-share one (building it takes minutes) and its replica frees the CPUs when the package ends."""
+registered versions (one quick fit, its model registered twice), the app deployed once;
+package-scoped so serving and monitoring tests share one (building it takes minutes) and its
+replica frees the CPUs when the package ends."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from app.features.store import materialize
 from app.localservices import start_redis
 from app.training.train import train_and_register
 from tests.utils import free_port
-from tests.utils.serving import APPLICANTS, Service, kill_monitor
+from tests.utils.serving import APPLICANTS, MONITOR, Service, kill_monitor
+from tests.utils.training import register_copy
 
 
 @pytest.fixture(scope="package")
@@ -34,6 +36,7 @@ def served(tmp_path_factory, redis, ray_session):
         data_dir=tmp_path_factory.mktemp("serving"),
         online_store="redis",
         redis_port=redis.port,
+        **MONITOR,
         _env_file=None,
     )
     write_local_tables(
@@ -43,8 +46,7 @@ def served(tmp_path_factory, redis, ray_session):
     ingest(settings)
     materialize(settings)
     assert train_and_register(settings, with_baseline=False).version == "1"
-    shallow = settings.model_copy(update={"xgb_params": {**settings.xgb_params, "max_depth": 2}})
-    assert train_and_register(shallow, with_baseline=False).aliases == ["challenger"]
+    assert register_copy(settings, "1", "a second version to route to") == "2"
 
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -16,20 +16,9 @@ from app.data.schema import REQUEST_COLUMNS
 from app.data.warehouse import source_tables
 from app.training import registry
 from tests.utils import ROOT
-from tests.utils.serving import APPLICANTS, kill_monitor, wait_for
+from tests.utils.serving import APPLICANTS, WINDOW, reset_monitor, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
-
-WINDOW = 500
-# Checks at exactly WINDOW rows (the timer never fires in a test); one training worker, so the
-# retraining job fits beside the replica in the test's 2 CPUs.
-MONITOR = {
-    "monitor_check_rows": WINDOW,
-    "monitor_min_rows": WINDOW,
-    "monitor_check_seconds": 3600,
-    "retrain_after_checks": 2,
-    "train_workers": 1,
-}
 
 
 def requests_for(settings, shift: str | None = None) -> list[dict]:
@@ -76,22 +65,22 @@ def drift_check(served, number: int) -> dict:
 
 
 @pytest.fixture
-def monitored(served, tmp_path):
-    """The app redeployed with a fresh monitor (its own folder) that checks every 500 rows."""
-    kill_monitor(served.settings)
+def monitored(served):
+    """The package's app with its drift monitor on (reconfigured in place), from a fresh
+    monitor that checks every WINDOW rows; off again and the registry restored afterwards."""
+    reset_monitor(served.settings)
     client = registry.client(served.settings)
     name = served.settings.model_name
     aliases = {a: registry.alias_version(client, name, a) for a in registry_aliases()}
-    settings = {**MONITOR, "monitor_dir": str(tmp_path / "monitoring")}
-    served.deploy(settings=settings)
-    yield served.settings.model_copy(update={**MONITOR, "monitor_dir": tmp_path / "monitoring"})
-    kill_monitor(served.settings)
+    served.deploy(drift_monitor=True)
+    yield served.settings
+    served.deploy()
+    reset_monitor(served.settings)
     # Whatever the test did (a retrained challenger), the other tests expect the registry
     # as the package fixture left it.
     for alias, version in aliases.items():
         if version and registry.alias_version(client, name, alias) != version:
             registry.move_alias(client, name, alias, version, "test", "restore")
-    served.deploy()
 
 
 def registry_aliases() -> tuple[str, str]:
@@ -188,7 +177,8 @@ def test_drift_is_flagged_reported_and_retrains_once(served, monitored):
     root = monitored.monitor_dir
     records = sorted((root / "results").glob("drift-*.json"))
     assert len(records) >= 5 and json.loads(records[1].read_text())["dataset_drift"]
-    assert 1 <= len(list((root / "reports").glob("drift-*.html"))) <= monitored.monitor_keep_reports
+    # Five checks wrote a report each; only the newest monitor_keep_reports (2) are kept.
+    assert len(list((root / "reports").glob("drift-*.html"))) == monitored.monitor_keep_reports
     run_id = client.get_model_version(monitored.model_name, "1").run_id
     history = client.get_metric_history(run_id, "drift_share")
     assert len(history) >= 5 and max(m.value for m in history) > 0
@@ -275,8 +265,29 @@ def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_pa
     assert perf.returncode == 0, perf.stdout + perf.stderr
     rows = pd.read_csv(out)
     champion = rows[rows["variant"] == "champion"].iloc[-1]
-    assert champion["labelled"] >= 100 and 0.6 < champion["auc"] <= 1.0
-    assert "auc_delta" in rows.columns and 0 < champion["approval_rate"] < 1
+    # The same figures computed here from the log: each label goes to its applicant's latest
+    # answered decision; a join that mismatched applicants and outcomes would move the AUC.
+    from sklearn.metrics import roc_auc_score
+
+    answered = read_prediction_log(served.settings.prediction_log_dir).to_pandas()
+    answered = answered[answered["shadow"].eq(False)].sort_values(["logged_at", "request_id"])
+    latest = answered.drop_duplicates("applicant_id", keep="last").merge(labels, on="applicant_id")
+
+    def champion_on_the_day(frame: pd.DataFrame) -> pd.DataFrame:
+        day = pd.to_datetime(frame["logged_at"], utc=True).dt.strftime("%Y-%m-%d")
+        return frame[(frame["variant"] == "champion") & (day == champion["period"])]
+
+    mine = champion_on_the_day(latest)
+    assert champion["labelled"] == len(mine) >= 100
+    assert champion["auc"] == pytest.approx(
+        roc_auc_score(mine["defaulted"], mine["probability_of_default"]), abs=1e-9
+    )
+    decided = champion_on_the_day(answered)
+    assert champion["decisions"] == len(decided)
+    assert champion["approval_rate"] == pytest.approx(
+        (decided["decision"] == "approve").mean(), abs=1e-9
+    )
+    assert "auc_delta" in rows.columns
 
     bad = tmp_path / "bad.csv"
     bad.write_text("applicant_id,defaulted\nS0000001,2\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,8 +15,8 @@ import requests
 from app.serving.routing import RoutingConfig, sticky_bucket
 from app.training.promote import promote
 from tests.utils.serving import (
-    APPLICANTS,
     application,
+    assert_decision_shape,
     body,
     wait_for,
 )
@@ -26,22 +27,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 def test_decision_has_the_documented_shape(served):
     response = served.post("/v1/decisions", body(0))
     assert response.status_code == 200, response.text
-    out = response.json()
-    assert set(out) == {
-        "request_id",
-        "applicant_id",
-        "probability_of_default",
-        "decision",
-        "reasons",
-        "model",
-        "features_as_of",
-    }
-    assert out["applicant_id"] == "S0000001" and 0 <= out["probability_of_default"] <= 1
-    assert out["model"] == {"name": "credit_risk", "version": "1", "variant": "champion"}
-    assert out["decision"] == ("decline" if out["probability_of_default"] >= 1 / 6 else "approve")
-    assert len(out["reasons"]) <= 4
-    assert all(set(r) == {"code", "feature", "description", "contribution"} for r in out["reasons"])
-    assert pd.Timestamp(out["features_as_of"]).tzinfo is not None
+    assert_decision_shape(response.json(), "S0000001")
     assert served.get("/healthz").json()["status"] == "ok"
     ready = served.get("/readyz").json()
     assert (ready["champion"], ready["challenger"], ready["feature_store"]) == (
@@ -89,17 +75,20 @@ def test_ab_split_follows_the_weight_and_is_sticky(served):
         assert response.status_code == 200, response.text
         return response.json()["model"]["variant"]
 
-    with ThreadPoolExecutor(16) as pool:
-        first = list(pool.map(variant, range(APPLICANTS)))
-        again = list(pool.map(variant, range(0, APPLICANTS, 10)))
-    share = first.count("challenger") / APPLICANTS
-    assert abs(share - 0.3) <= 0.03, share
+    # The hash's uniformity and the weight arithmetic are proven exactly by the routing unit
+    # tests; over HTTP it is enough that the replica routes each applicant as they say.
+    applicants = 400
+    with ThreadPoolExecutor(8) as pool:
+        first = list(pool.map(variant, range(applicants)))
+        again = list(pool.map(variant, range(0, applicants, 10)))
     assert again == first[::10]  # same applicant, same variant
     expected = [
         "challenger" if sticky_bucket(f"S{i + 1:07d}", RoutingConfig().salt) < 0.3 else "champion"
-        for i in range(APPLICANTS)
+        for i in range(applicants)
     ]
     assert first == expected
+    share = first.count("challenger") / applicants
+    assert abs(share - 0.3) <= 0.05, share
 
 
 def test_weights_change_with_a_redeploy_and_no_restart(served):
@@ -161,37 +150,16 @@ def test_prediction_log_keeps_features_and_reasons(served):
     assert row["purpose"] == application(7)["purpose"] and row["age_in_years"] > 0
 
 
+# Every bad-body case is in tests/api (in-process, the same app); over HTTP, that Serve's
+# ingress passes the app's own 422 answer through.
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"application": application(0)}, "applicant_id"),
         ({"applicant_id": "S0000001"}, "application"),
-        (
-            {"applicant_id": "S0000001", "application": {**application(0), "credit_amount": 0}},
-            "application.credit_amount",
-        ),
         (
             {"applicant_id": "S0000001", "application": {**application(0), "purpose": "yacht"}},
             "application.purpose",
         ),
-        (
-            {
-                "applicant_id": "S0000001",
-                "application": {**application(0), "duration_in_month": 121},
-            },
-            "application.duration_in_month",
-        ),
-        (
-            {
-                "applicant_id": "S0000001",
-                "application": {
-                    **application(0),
-                    "installment_rate_in_percentage_of_disposable_income": 5,
-                },
-            },
-            "application.installment_rate_in_percentage_of_disposable_income",
-        ),
-        ({**body(0), "extra": 1}, "extra"),
     ],
 )
 def test_invalid_bodies_get_422_naming_the_field(served, payload, field):
@@ -200,7 +168,7 @@ def test_invalid_bodies_get_422_naming_the_field(served, payload, field):
     assert field in [p["field"] for p in response.json()["detail"]]
 
 
-def test_malformed_json_unknown_applicant_and_batch_limits(served):
+def test_malformed_json_and_unknown_applicant(served):
     response = served.session.post(
         served.url + "/v1/decisions",
         data=b"{not json",
@@ -211,49 +179,74 @@ def test_malformed_json_unknown_applicant_and_batch_limits(served):
     unknown = served.post("/v1/decisions", {**body(0), "applicant_id": "NOBODY"})
     assert unknown.status_code == 404 and "NOBODY" in unknown.json()["detail"]
 
-    too_many = {"requests": [body(i) for i in range(101)]}
-    response = served.post("/v1/decisions/batch", too_many)
-    assert response.status_code == 413 and "limit is 100" in response.json()["detail"]
+    # The batch limit and per-item errors: tests/api (the same app, in-process).
 
-    mixed = {"requests": [body(0), {**body(1), "applicant_id": "NOBODY"}, body(2)]}
-    out = served.post("/v1/decisions/batch", mixed).json()
-    assert [d["applicant_id"] for d in out["decisions"]] == ["S0000001", "S0000003"]
-    assert out["errors"] == [
-        {
-            "index": 1,
-            "applicant_id": "NOBODY",
-            "status": 404,
-            "detail": "unknown applicant_id 'NOBODY': no features",
-        }
-    ]
+
+def metric_total(text: str, name: str, **labels: str) -> float:
+    """The sum of a metric's samples (over replicas and other labels) with these labels."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{"):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def settled(scrape, name: str, quiet: float = 3.0):
+    """A wait_for check: the scrape once `name` has not changed for `quiet` seconds (the
+    exporter has caught up with every count made before)."""
+    seen = {"total": None, "since": 0.0}
+
+    def check():
+        text = scrape()
+        total = metric_total(text, name)
+        now = time.monotonic()
+        if total != seen["total"]:
+            seen.update(total=total, since=now)
+            return None
+        return text if now - seen["since"] >= quiet else None
+
+    return check
 
 
 def test_metrics_count_decisions_by_variant(served):
     import ray
 
     port = ray._private.worker.global_worker.node.metrics_export_port
-    for i in range(5):
-        assert served.post("/v1/decisions", body(i)).status_code == 200
+
+    def scrape() -> str:
+        return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+
+    # Ray exports application metrics with a `ray_` prefix, a second or so after they change.
+    decisions = "ray_credit_decisions_total"
+    errors = "ray_credit_decision_errors_total"
+    before = wait_for(settled(scrape, decisions), "earlier tests' decisions to be exported", 60)
+    answered = [served.post("/v1/decisions", body(i)).json() for i in range(5)]
     assert served.post("/v1/decisions", {**body(0), "applicant_id": "NOBODY"}).status_code == 404
+    expected = {
+        decision: sum(a["decision"] == decision for a in answered)
+        for decision in ("approve", "decline")
+    }
 
-    def scraped():
-        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-        # Ray exports application metrics with a `ray_` prefix.
-        wanted = (
-            "ray_credit_decisions_total",
-            "ray_credit_decision_latency_ms_bucket",
-            "ray_credit_feature_fetch_latency_ms_bucket",
-            "ray_credit_decision_errors_total",
+    def grown(text: str, name: str, **labels) -> float:
+        return metric_total(text, name, **labels) - metric_total(before, name, **labels)
+
+    def counted():
+        text = scrape()
+        done = grown(text, decisions, variant="champion", shadow="0") >= 5 and grown(
+            text, errors, error="unknown_applicant"
         )
-        lines = [line for line in text.splitlines() if line.startswith(wanted)]
-        found = {name for name in wanted if any(line.startswith(name) for line in lines)}
-        # Earlier tests' errors (e.g. the Redis outage) may be exported already: wait for
-        # this one's too, which Ray exports some seconds after it was counted.
-        unknown = any('error="unknown_applicant"' in line for line in lines)
-        return lines if found == set(wanted) and unknown else None
+        return text if done else None
 
-    lines = wait_for(scraped, "the service's metrics on Ray's Prometheus endpoint", 90, 1.0)
-    assert any('variant="champion"' in line and "decision=" in line for line in lines)
+    text = wait_for(counted, "the new decisions on Ray's Prometheus endpoint", 90, 1.0)
+    for decision, count in expected.items():
+        assert grown(text, decisions, variant="champion", decision=decision, shadow="0") == count
+    assert grown(text, decisions, variant="challenger") == 0
+    assert grown(text, errors, error="unknown_applicant") == 1
+    for histogram in ("ray_credit_decision_latency_ms", "ray_credit_feature_fetch_latency_ms"):
+        # Six requests went through the feature store; five were answered by the champion.
+        assert grown(text, histogram + "_count") >= (6 if "fetch" in histogram else 5)
 
 
 def test_batch_job_equals_the_online_answers(served):
@@ -291,48 +284,55 @@ def test_batch_job_equals_the_online_answers(served):
 
 
 def test_batch_job_reads_and_writes_snowflake(served, fakesnow_service):
+    """Snowflake in, Snowflake out (through fakesnow): the same answers as the API."""
     from app.config import load_settings
-    from app.data.schema import APPLICATIONS
+    from app.data.schema import APPLICATIONS, REQUEST_COLUMNS
     from app.data.snapshot import load_snapshot
     from app.data.snowflake import connect, connection_parameters, seed_snowflake
-    from app.scoring import score_table, scores_path
+    from app.scoring import score_table
     from tests.utils import snowflake_overrides
 
     settings = load_settings(
         **served.overrides, **snowflake_overrides(fakesnow_service.port), _env_file=None
     )
-    applications = load_snapshot(settings.offline_dir, APPLICATIONS.name)
+    applications = load_snapshot(settings.offline_dir, APPLICATIONS.name).head(60)
     seed_snowflake({APPLICATIONS.name: applications}, {APPLICATIONS.name: APPLICATIONS}, settings)
-
-    local = score_table(
-        settings, output_path=settings.data_dir / "scored_local", cpus_per_actor=0.25
-    )
-    remote = score_table(
+    report = score_table(
         settings,
         snowflake_table=APPLICATIONS.name,
         snowflake_output="credit_decisions",
         cpus_per_actor=0.25,
     )
-    assert remote.rows == local.rows == len(applications)
-    assert (remote.scored, remote.declined) == (local.scored, local.declined)
-    assert remote.output == "Snowflake table credit_decisions"
+    assert (report.rows, report.scored) == (60, 60)
+    assert report.output == "Snowflake table credit_decisions"
 
+    served.deploy(challenger_weight=0.0)
+    bodies = [
+        {
+            "applicant_id": row["applicant_id"],
+            "application": {c: row[c] if c == "purpose" else int(row[c]) for c in REQUEST_COLUMNS},
+        }
+        for row in applications.to_dict("records")
+    ]
+    online = served.post("/v1/decisions/batch", {"requests": bodies}).json()["decisions"]
     with connect(connection_parameters(settings)) as conn:
         cursor = conn.cursor()
         cursor.execute(
-            "SELECT row_id, decision, probability_of_default, reasons "
+            "SELECT row_id, applicant_id, decision, probability_of_default, reasons "
             "FROM CREDIT.RAW.CREDIT_DECISIONS ORDER BY row_id"
         )
-        written = pd.DataFrame(cursor.fetchall(), columns=["row_id", "decision", "pd", "reasons"])
-    expected = pd.read_parquet(scores_path(settings.data_dir / "scored_local"))
-    assert list(written["row_id"]) == list(expected["row_id"])
-    assert list(written["decision"]) == list(expected["decision"])
-    np.testing.assert_allclose(written["pd"].astype(float), expected["probability_of_default"])
-    assert list(written["reasons"]) == list(expected["reasons"])
+        written = cursor.fetchall()
+    assert [r[0] for r in written] == sorted(applications["application_id"])
+    by_applicant = {o["applicant_id"]: o for o in online}
+    for _, applicant_id, decision, pd_, reasons in written:
+        answer = by_applicant[applicant_id]
+        assert decision == answer["decision"]
+        assert float(pd_) == pytest.approx(answer["probability_of_default"])
+        assert json.loads(reasons) == answer["reasons"]
 
 
 def test_promotion_during_traffic_drops_no_request(served):
-    statuses: list[int] = []
+    statuses: list[int | str] = []
     versions: list[str] = []
     stop = threading.Event()
 
@@ -340,10 +340,18 @@ def test_promotion_during_traffic_drops_no_request(served):
         session = requests.Session()
         i = 0
         while not stop.is_set():
-            response = session.post(f"{served.url}/v1/decisions", json=body(i % 500), timeout=30)
-            statuses.append(response.status_code)
-            if response.status_code == 200:
-                versions.append(response.json()["model"]["version"])
+            # Every outcome is kept: a dropped connection or timeout is a failure too, and a
+            # thread that raised would otherwise end silently.
+            try:
+                response = session.post(
+                    f"{served.url}/v1/decisions", json=body(i % 500), timeout=30
+                )
+            except requests.RequestException as exc:
+                statuses.append(type(exc).__name__)
+            else:
+                statuses.append(response.status_code)
+                if response.status_code == 200:
+                    versions.append(response.json()["model"]["version"])
             i += 1
 
     threads = [threading.Thread(target=stream) for _ in range(4)]
