@@ -27,7 +27,9 @@ stamp=.venv/.installed-lock
 want=$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
-  .venv/bin/uv pip install --quiet --python .venv/bin/python -r requirements.lock
+  # Compiled at install, as pip does by default (uv does not): otherwise the first run of
+  # every job and test compiles the imports of Ray, Feast, MLflow and Evidently as it goes.
+  .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python -r requirements.lock
   .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
   echo "$want" > "$stamp"
 fi
