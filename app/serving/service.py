@@ -7,61 +7,34 @@ upkeep; the HTTP routes (api.py) call it. Tests run it in-process, without Ray.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from app.config import Settings
+from app.serving.decide import (
+    Outcome,
+    Scored,
+    Unavailable,
+    decide_batch,
+    fetch_features,
+    shadow_records,
+)
 from app.serving.metrics import ServingMetrics
 from app.serving.models import ModelSet, ModelSource, RegistryModelSource, refresh_models
+from app.serving.monitorfeed import MonitorFeed
 from app.serving.predlog import PredictionLog
-from app.serving.routing import RoutingConfig, choose_variant, effective_config, shadows
-from app.serving.schemas import DecisionRequest, DecisionResponse, DriftReport, Health
+from app.serving.routing import RoutingConfig, effective_config
+from app.serving.schemas import DecisionRequest, DriftReport, Health
 
 log = logging.getLogger(__name__)
 
-
-class Unavailable(Exception):
-    """A dependency (feature store, models) is down: 503 with Retry-After."""
-
-
-@dataclass
-class Outcome:
-    status: int
-    response: DecisionResponse | None = None
-    detail: str = ""
-
-
-@dataclass
-class Scored:
-    outcomes: list[Outcome]
-    records: list[dict[str, Any]] = field(default_factory=list)
-    shadow_frame: pd.DataFrame | None = None
-    shadow_meta: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _response(
-    result: pd.DataFrame, pos: int, served, variant: str, request_id: str, applicant_id, as_of
-) -> DecisionResponse:
-    """Row `pos` of a `CreditModel.score` result as the API's answer."""
-    return DecisionResponse(
-        request_id=request_id,
-        applicant_id=applicant_id,
-        probability_of_default=float(result["probability_of_default"].iat[pos]),
-        decision=result["decision"].iat[pos],
-        reasons=result["reasons"].iat[pos],
-        model={"name": served.name, "version": served.version, "variant": variant},
-        features_as_of=as_of,
-    )
+__all__ = ["DecisionService", "Outcome", "Unavailable"]
 
 
 class DecisionService:
@@ -91,13 +64,7 @@ class DecisionService:
         self.prediction_log = PredictionLog(settings.prediction_log_dir, self.config.log_flush_rows)
         self._last_poll = 0.0
         self._last_flush = time.monotonic()
-        # Rows for the drift monitor: sent in batches from the upkeep loop, never awaited by a
-        # request; bounded here and by the calls in flight, dropping (and counting) beyond.
-        self._monitor = None
-        self._monitor_rows: list[dict[str, Any]] = []
-        self._monitor_calls: list[tuple[Any, list[dict[str, Any]]]] = []
-        self._monitor_next_try = 0.0
-        self._last_monitor_send = time.monotonic()
+        self.monitor_feed = MonitorFeed(settings, self.metrics.monitor_dropped)
 
     async def start(self) -> None:
         """Load the models the aliases name and connect the online store."""
@@ -155,62 +122,11 @@ class DecisionService:
                 if now - self._last_flush >= self.config.log_flush_seconds:
                     self._last_flush = now
                     await loop.run_in_executor(self._registry_work, self._flush_log)
-                if self._monitor_rows or self._monitor_calls:
-                    await self._feed_monitor(loop, now)
+                if self.monitor_feed.pending:
+                    await self.monitor_feed.send(self._registry_work, now)
             except Exception:  # the loop must outlive any single failure
                 log.exception("maintenance step failed")
             await asyncio.sleep(0.25)
-
-    async def _feed_monitor(self, loop, now: float) -> None:
-        """Send buffered rows to the drift monitor; re-queue rows a dead monitor never got."""
-        import ray
-
-        if self._monitor_calls:
-            refs = [ref for ref, _ in self._monitor_calls]
-            done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
-            finished = set(done)
-            kept = []
-            for ref, rows in self._monitor_calls:
-                if ref not in finished:
-                    kept.append((ref, rows))
-                    continue
-                try:
-                    await ref
-                except Exception as exc:  # monitor died before taking them: try again later
-                    log.warning("drift monitor call failed (%s); rows re-queued", exc)
-                    self._monitor = None
-                    self._queue_monitor_rows(rows, front=True)
-            self._monitor_calls = kept
-        if not self._monitor_rows:
-            return
-        if now - self._last_monitor_send < 1.0 and len(self._monitor_rows) < 500:
-            return
-        if self._monitor is None:
-            if now < self._monitor_next_try:
-                return
-            self._monitor_next_try = now + 10.0
-            try:
-                self._monitor = await loop.run_in_executor(self._registry_work, self._get_monitor)
-            except Exception as exc:
-                log.warning("drift monitor unavailable: %s", exc)
-                return
-        if len(self._monitor_calls) >= 8:  # the monitor is behind: keep buffering (bounded)
-            return
-        rows, self._monitor_rows = self._monitor_rows, []
-        self._last_monitor_send = now
-        self._monitor_calls.append((self._monitor.submit.remote(rows), rows))
-
-    def _get_monitor(self):
-        from app.monitoring.monitor import get_or_create_monitor
-
-        return get_or_create_monitor(self.settings)
-
-    def _queue_monitor_rows(self, rows: list[dict[str, Any]], front: bool = False) -> None:
-        self._monitor_rows = [*rows, *self._monitor_rows] if front else self._monitor_rows + rows
-        overflow = len(self._monitor_rows) - 20_000
-        if overflow > 0:
-            del self._monitor_rows[:overflow]
-            self.metrics.monitor_dropped.inc(overflow)
 
     def _flush_log(self) -> None:
         before = self.prediction_log.errors
@@ -223,86 +139,14 @@ class DecisionService:
     def _decide_now(self, requests: list[DecisionRequest]) -> Scored:
         """Fetch features, route, score and explain; runs on the scoring thread."""
         models, reader = self.models, self._reader
-        challenger_traffic = models.challenger.traffic if models.challenger else None
-        config = effective_config(self.config, challenger_traffic)
         if models.champion is None:
             raise Unavailable(self.model_error or "no champion model loaded")
         if reader is None:
             raise Unavailable(self.store_error or "feature store not connected")
-        rows = [{"applicant_id": r.applicant_id, **r.application.model_dump()} for r in requests]
-        started = time.perf_counter()
-        try:
-            features = reader.read(rows)
-        except Exception as exc:
-            raise Unavailable(f"feature store unavailable: {type(exc).__name__}: {exc}") from None
-        finally:
-            self.metrics.feature_latency.observe((time.perf_counter() - started) * 1000)
-
-        has_challenger = models.challenger is not None
-        variants = [choose_variant(r.applicant_id, config, has_challenger) for r in requests]
-        outcomes: list[Outcome | None] = [None] * len(requests)
-        scored = Scored(outcomes=[])  # filled below
-        frame = features.frame
-        for variant in ("champion", "challenger"):
-            served = getattr(models, variant)
-            idx = [i for i, v in enumerate(variants) if v == variant and bool(features.known[i])]
-            if not idx:
-                continue
-            subset = frame.iloc[idx]
-            result = served.model.score(subset, threshold=config.decision_threshold)
-            for pos, i in enumerate(idx):
-                response = _response(
-                    result,
-                    pos,
-                    served,
-                    variant,
-                    uuid.uuid4().hex,
-                    requests[i].applicant_id,
-                    features.as_of[i],
-                )
-                outcomes[i] = Outcome(200, response)
-                scored.records.append(self._record(response, subset.iloc[pos], served, False))
-        for i, request in enumerate(requests):
-            if outcomes[i] is None:
-                outcomes[i] = Outcome(
-                    404, detail=f"unknown applicant_id {request.applicant_id!r}: no features"
-                )
-        shadow_idx = [
-            i
-            for i, o in enumerate(outcomes)
-            if o.status == 200 and shadows(o.response.model.variant, config, has_challenger)
-        ]
-        if shadow_idx:
-            scored.shadow_frame = frame.iloc[shadow_idx]
-            scored.shadow_meta = [
-                {
-                    "request_id": outcomes[i].response.request_id,
-                    "applicant_id": requests[i].applicant_id,
-                    "features_as_of": features.as_of[i],
-                }
-                for i in shadow_idx
-            ]
-        scored.outcomes = outcomes  # type: ignore[assignment]
-        return scored
-
-    def _record(self, response: DecisionResponse, row: pd.Series, served, shadow: bool) -> dict:
-        record = {
-            "request_id": response.request_id,
-            "logged_at": datetime.now(UTC),
-            "applicant_id": response.applicant_id,
-            "variant": response.model.variant,
-            "shadow": shadow,
-            "model_name": served.name,
-            "model_version": served.version,
-            "probability_of_default": response.probability_of_default,
-            "decision": response.decision,
-            "reasons": json.dumps([r.model_dump() for r in response.reasons]),
-            "features_as_of": response.features_as_of,
-        }
-        for column in served.model.encoder.raw_columns:
-            value = row.get(column)
-            record[column] = None if value is None or value != value else value
-        return record
+        challenger_traffic = models.challenger.traffic if models.challenger else None
+        config = effective_config(self.config, challenger_traffic)
+        features = fetch_features(reader, requests, self.metrics.feature_latency.observe)
+        return decide_batch(requests, features, models, config)
 
     def _score_shadow(self, frame: pd.DataFrame, meta: list[dict[str, Any]]) -> None:
         """The challenger's answer to champion traffic: logged and counted, never returned."""
@@ -310,20 +154,8 @@ class DecisionService:
         if served is None:
             return
         try:
-            config = effective_config(self.config, served.traffic)
-            result = served.model.score(frame, threshold=config.decision_threshold)
-            records = []
-            for pos, info in enumerate(meta):
-                response = _response(
-                    result,
-                    pos,
-                    served,
-                    "challenger",
-                    info["request_id"],
-                    info["applicant_id"],
-                    info["features_as_of"],
-                )
-                records.append(self._record(response, frame.iloc[pos], served, True))
+            threshold = effective_config(self.config, served.traffic).decision_threshold
+            records = shadow_records(served, frame, meta, threshold)
             for decision, count in Counter(r["decision"] for r in records).items():
                 self.metrics.decisions.inc(
                     count, tags={"variant": "challenger", "decision": decision, "shadow": "1"}
@@ -354,7 +186,7 @@ class DecisionService:
             return [Outcome(500, detail=f"internal error ({type(exc).__name__})") for _ in requests]
         self._log(scored.records)
         if self.config.drift_monitor and self.settings.monitor_enabled and scored.records:
-            self._queue_monitor_rows(scored.records)
+            self.monitor_feed.queue(scored.records)
         if scored.shadow_frame is not None:
             # Queued behind this batch on the scoring thread: the responses are already built.
             self._work.submit(self._score_shadow, scored.shadow_frame, scored.shadow_meta)
@@ -425,16 +257,17 @@ class DecisionService:
         an Outcome saying why there is none (404 no check yet, 503 monitor down)."""
         loop = asyncio.get_running_loop()
         try:
-            if self._monitor is None:
-                self._monitor = await loop.run_in_executor(self._registry_work, self._find_monitor)
-            if self._monitor is None:
+            feed = self.monitor_feed
+            if feed.monitor is None:
+                feed.monitor = await loop.run_in_executor(self._registry_work, feed.find)
+            if feed.monitor is None:
                 raise LookupError("no drift monitor actor")
             latest, status = await asyncio.wait_for(
-                asyncio.gather(self._monitor.latest.remote(), self._monitor.status.remote()), 10
+                asyncio.gather(feed.monitor.latest.remote(), feed.monitor.status.remote()), 10
             )
         except Exception as exc:
             # A handle to a monitor that is gone stays dead: look it up afresh next time.
-            self._monitor = None
+            self.monitor_feed.monitor = None
             detail = f"drift monitor unavailable: {type(exc).__name__}: {exc}"[:300]
             return Outcome(503, detail=detail)
         if latest is None:
@@ -446,16 +279,6 @@ class DecisionService:
                 f"{self.settings.monitor_min_rows})",
             )
         return DriftReport.model_validate({**latest, "monitor": status})
-
-    def _find_monitor(self):
-        import ray
-
-        from app.monitoring.monitor import find_monitor
-
-        # Outside a Ray worker (the service in-process) a lookup would start a local Ray.
-        if not ray.is_initialized():
-            raise LookupError("not running under Ray")
-        return find_monitor(self.settings)
 
     def _probe_store(self) -> None:
         # A real read of an id that cannot exist: proves the online store answers.

@@ -1,0 +1,99 @@
+"""Answered decisions' rows to the drift monitor actor, in batches a request never waits for."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from app.config import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BUFFERED_ROWS = 20_000
+MAX_CALLS_IN_FLIGHT = 8
+
+
+class MonitorFeed:
+    """Rows buffered here (bounded, drops counted) and sent from the replica's upkeep loop at
+    most once a second or every 500 rows; rows a dead monitor never took are sent again."""
+
+    def __init__(self, settings: Settings, dropped_counter) -> None:
+        self.settings = settings
+        self._dropped = dropped_counter
+        self.monitor = None
+        self._rows: list[dict[str, Any]] = []
+        self._calls: list[tuple[Any, list[dict[str, Any]]]] = []
+        self._next_try = 0.0
+        self._last_send = time.monotonic()
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._rows or self._calls)
+
+    def queue(self, rows: list[dict[str, Any]], front: bool = False) -> None:
+        self._rows = [*rows, *self._rows] if front else self._rows + rows
+        overflow = len(self._rows) - MAX_BUFFERED_ROWS
+        if overflow > 0:
+            del self._rows[:overflow]
+            self._dropped.inc(overflow)
+
+    async def send(self, executor, now: float) -> None:
+        """Collect finished calls (re-queueing failed ones), then send what is buffered."""
+        if self._calls:
+            await self._collect()
+        if not self._rows:
+            return
+        if now - self._last_send < 1.0 and len(self._rows) < 500:
+            return
+        if self.monitor is None:
+            if now < self._next_try:
+                return
+            self._next_try = now + 10.0
+            loop = asyncio.get_running_loop()
+            try:
+                self.monitor = await loop.run_in_executor(executor, self._get_or_create)
+            except Exception as exc:
+                log.warning("drift monitor unavailable: %s", exc)
+                return
+        if len(self._calls) >= MAX_CALLS_IN_FLIGHT:  # the monitor is behind: keep buffering
+            return
+        rows, self._rows = self._rows, []
+        self._last_send = now
+        self._calls.append((self.monitor.submit.remote(rows), rows))
+
+    async def _collect(self) -> None:
+        import ray
+
+        refs = [ref for ref, _ in self._calls]
+        done, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+        finished = set(done)
+        kept = []
+        for ref, rows in self._calls:
+            if ref not in finished:
+                kept.append((ref, rows))
+                continue
+            try:
+                await ref
+            except Exception as exc:  # monitor died before taking them: try again later
+                log.warning("drift monitor call failed (%s); rows re-queued", exc)
+                self.monitor = None
+                self.queue(rows, front=True)
+        self._calls = kept
+
+    def _get_or_create(self):
+        from app.monitoring.monitor import get_or_create_monitor
+
+        return get_or_create_monitor(self.settings)
+
+    def find(self):
+        """The running monitor (never creates one); raises outside Ray."""
+        import ray
+
+        from app.monitoring.monitor import find_monitor
+
+        # Outside a Ray worker (the service in-process) a lookup would start a local Ray.
+        if not ray.is_initialized():
+            raise LookupError("not running under Ray")
+        return find_monitor(self.settings)
