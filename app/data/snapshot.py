@@ -94,6 +94,38 @@ def _hold_for_tests(tmp: Path) -> None:
         time.sleep(0.05)
 
 
+def _encode_tables(valid: dict[str, pd.DataFrame]) -> dict[str, bytes]:
+    encoded = {}
+    for name, df in valid.items():
+        try:
+            encoded[name] = _parquet_bytes(df, TABLES[name].arrow_schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            # Validation should have stopped such rows; say which table, not Arrow's internals.
+            raise SnapshotError(f"table {name!r} does not fit its schema: {exc}") from None
+    return encoded
+
+
+def _manifest(
+    snapshot_id: str,
+    source: dict[str, Any],
+    valid: dict[str, pd.DataFrame],
+    rejects: dict[str, pd.DataFrame],
+    encoded: dict[str, bytes],
+) -> dict[str, Any]:
+    return {
+        "snapshot_id": snapshot_id,
+        "source": source,
+        "tables": {
+            name: {
+                "rows": len(valid[name]),
+                "rejected": len(rejects.get(name, ())),
+                "sha256": hashlib.sha256(data).hexdigest(),
+            }
+            for name, data in encoded.items()
+        },
+    }
+
+
 def write_snapshot(
     offline_dir: Path,
     valid: dict[str, pd.DataFrame],
@@ -108,13 +140,7 @@ def write_snapshot(
     """
     snapshots = offline_dir / SNAPSHOTS
     snapshots.mkdir(parents=True, exist_ok=True)
-    encoded = {}
-    for name, df in valid.items():
-        try:
-            encoded[name] = _parquet_bytes(df, TABLES[name].arrow_schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            # Validation should have stopped such rows; say which table, not Arrow's internals.
-            raise SnapshotError(f"table {name!r} does not fit its schema: {exc}") from None
+    encoded = _encode_tables(valid)
     digest = hashlib.sha256()
     for name in sorted(encoded):
         digest.update(name.encode())
@@ -132,18 +158,7 @@ def write_snapshot(
             for name, df in rejects.items():
                 if len(df):
                     df.to_csv(tmp / f"rejects_{name}.csv", index=False)
-            manifest = {
-                "snapshot_id": snapshot_id,
-                "source": source,
-                "tables": {
-                    name: {
-                        "rows": len(valid[name]),
-                        "rejected": len(rejects.get(name, ())),
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                    }
-                    for name, data in encoded.items()
-                },
-            }
+            manifest = _manifest(snapshot_id, source, valid, rejects, encoded)
             _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
             _hold_for_tests(tmp)
             tmp.rename(final)
