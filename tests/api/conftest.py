@@ -4,28 +4,24 @@ fitted here."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from app.serving.models import ServedModel
+from tests.utils import isolated_settings
 from tests.utils.api import FixedModels, fit_in_process
 
 
 @pytest.fixture(scope="session")
 def api_settings(tmp_path_factory):
     """The shipped data as a snapshot and materialized into the SQLite online store."""
-    from app.config import load_settings
     from app.data.snapshot import write_snapshot
     from app.data.warehouse import source_tables
     from app.features.store import materialize
 
-    with pytest.MonkeyPatch.context() as env:
-        for name in [n for n in os.environ if n.startswith("CREDIT_")]:
-            env.delenv(name)
-        settings = load_settings(data_dir=tmp_path_factory.mktemp("api") / "data", _env_file=None)
+    settings = isolated_settings(data_dir=tmp_path_factory.mktemp("api") / "data")
     tables = source_tables(settings.raw_data_path, settings.seed)
     write_snapshot(settings.offline_dir, tables, {}, {"type": "test"})
     materialize(settings)

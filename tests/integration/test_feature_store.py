@@ -1,6 +1,5 @@
 """Feast on the real snapshot: materialize (SQLite and Redis), online reads, point-in-time joins."""
 
-import os
 import shutil
 from datetime import UTC, datetime
 
@@ -19,7 +18,7 @@ from app.features.store import (
     request_row,
 )
 from app.features.transforms import application_features
-from tests.utils import start_redis
+from tests.utils import isolated_settings, start_redis
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 
@@ -29,14 +28,7 @@ SERVICE = "credit_risk_v1"
 @pytest.fixture(scope="module")
 def shipped_snapshot(tmp_path_factory, ray_session):
     """The shipped data ingested once for the module; tests start from a copy of it."""
-    from app.config import load_settings
-
-    with pytest.MonkeyPatch.context() as env:
-        for name in [n for n in os.environ if n.startswith("CREDIT_")]:
-            env.delenv(name)
-        settings = load_settings(
-            data_dir=tmp_path_factory.mktemp("shipped") / "data", _env_file=None
-        )
+    settings = isolated_settings(data_dir=tmp_path_factory.mktemp("shipped") / "data")
     write_local_tables(
         source_tables(settings.raw_data_path, settings.seed), settings.local_source_dir
     )

@@ -31,7 +31,7 @@ from app.training.dataset import load_training_frame
 from app.training.promote import PromotionRefused, promote, rollback
 from app.training.pyfunc import load_credit_model, model_input
 from app.training.train import TrainReport, train_and_register
-from tests.utils import free_port
+from tests.utils import free_port, isolated_settings
 from tests.utils.training import QUICK_FIT, register_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
@@ -168,17 +168,13 @@ def mlflow_server(database, tmp_path_factory):
 def settings(mlflow_server, tmp_path_factory) -> Settings:
     """Client settings: the server, one training worker, and planted secrets that must not
     travel anywhere (module-scoped, so not `make_settings`, which is per test)."""
-    with pytest.MonkeyPatch.context() as env:
-        for name in [n for n in os.environ if n.startswith("CREDIT_")]:
-            env.delenv(name)
-        settings = load_settings(
-            data_dir=tmp_path_factory.mktemp("production") / "data",
-            mlflow_tracking_uri=mlflow_server.url,
-            **QUICK_FIT,
-            snowflake_password=SF_PASSWORD,
-            redis_password=REDIS_PASSWORD,
-            _env_file=None,
-        )
+    settings = isolated_settings(
+        data_dir=tmp_path_factory.mktemp("production") / "data",
+        mlflow_tracking_uri=mlflow_server.url,
+        **QUICK_FIT,
+        snowflake_password=SF_PASSWORD,
+        redis_password=REDIS_PASSWORD,
+    )
     write_local_tables(
         source_tables(settings.raw_data_path, settings.seed), settings.local_source_dir
     )

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
+import pytest
+
 from app.localservices import free_port, start_redis
 
-__all__ = ["ROOT", "free_port", "snowflake_overrides", "start_redis", "wait_for"]
+__all__ = [
+    "ROOT",
+    "free_port",
+    "isolated_settings",
+    "snowflake_overrides",
+    "start_redis",
+    "wait_for",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,3 +44,14 @@ def snowflake_overrides(port: int, **extra) -> dict:
         "snowflake_protocol": "http",
         **extra,
     }
+
+
+def isolated_settings(**overrides):
+    """Settings from these overrides alone, whatever CREDIT_* the shell has (for fixtures wider
+    than a test, which the per-test `make_settings` cannot serve)."""
+    from app.config import load_settings
+
+    with pytest.MonkeyPatch.context() as env:
+        for name in [n for n in os.environ if n.startswith("CREDIT_")]:
+            env.delenv(name)
+        return load_settings(_env_file=None, **overrides)

@@ -58,17 +58,15 @@ def app_config(name: str, settings_overrides: dict, user_config: dict, replicas:
 class Service:
     """The running app, deployed the way `serve deploy serve_config.yaml` does it."""
 
-    def __init__(self, settings, url: str, name: str) -> None:
-        self.settings = settings
+    def __init__(self, overrides: dict, url: str, name: str) -> None:
+        """`overrides`: the app's settings (its `args`), which the tests' settings match."""
+        from app.config import load_settings
+
+        self.overrides = {**overrides, "data_dir": str(overrides["data_dir"])}
+        self.settings = load_settings(**self.overrides, _env_file=None)
         self.url = url
         self.name = name
         self.session = requests.Session()
-        self.overrides = {
-            "data_dir": str(settings.data_dir),
-            "online_store": "redis",
-            "redis_port": settings.redis_port,
-            **MONITOR,
-        }
         self.deployed: dict | None = None
 
     def deploy(

@@ -30,15 +30,18 @@ def served(tmp_path_factory, redis, ray_session):
     """2,000 synthetic applicants in a real Redis online store; v1 champion, v2 challenger."""
     from ray import serve
 
-    from app.config import load_settings
-
-    settings = load_settings(
-        data_dir=tmp_path_factory.mktemp("serving"),
-        online_store="redis",
-        redis_port=redis.port,
-        **MONITOR,
-        _env_file=None,
+    port = free_port()
+    service = Service(
+        {
+            "data_dir": tmp_path_factory.mktemp("serving"),
+            "online_store": "redis",
+            "redis_port": redis.port,
+            **MONITOR,
+        },
+        f"http://127.0.0.1:{port}/credit",
+        "credit",
     )
+    settings = service.settings
     write_local_tables(
         source_tables(settings.raw_data_path, settings.seed, rows=APPLICANTS),
         settings.local_source_dir,
@@ -48,9 +51,7 @@ def served(tmp_path_factory, redis, ray_session):
     assert train_and_register(settings, with_baseline=False).version == "1"
     assert register_copy(settings, "1", "a second version to route to") == "2"
 
-    port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})
-    service = Service(settings, f"http://127.0.0.1:{port}/credit", "credit")
     service.deploy()
     yield service
     kill_monitor(settings)
