@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -54,10 +55,10 @@ class BatchScorer:
     """A Ray Data actor: online features, then the registered model's decision and reasons."""
 
     def __init__(self, settings: Settings, version: str, decision_threshold: float | None):
-        from app.features.store import OnlineFeatureReader, get_store
+        from app.features.online import open_reader
         from app.serving.models import RegistryModelSource
 
-        self.reader = OnlineFeatureReader(get_store(settings), settings.feature_service_name)
+        self.reader = open_reader(settings)
         self.served = RegistryModelSource(settings).load(version)
         self.threshold = decision_threshold
 
@@ -66,10 +67,15 @@ class BatchScorer:
 
 
 def score_frame(batch: pd.DataFrame, reader, served, threshold: float | None) -> pd.DataFrame:
-    """Decisions for one batch of applications (pure apart from the online-store read)."""
-    rows = batch[list(INPUT_COLUMNS)].to_dict("records")
-    features = reader.read(rows)
-    known = features.known
+    """Decisions for one batch of applications (pure apart from the online-store read), on the
+    request path's code: the same features, encoding, score and reasons as the API."""
+    from app.features.online import model_inputs
+
+    applicant_ids = batch["applicant_id"].astype(str).tolist()
+    rows = reader.read(applicant_ids)
+    request_columns = {c: batch[c].tolist() for c in REQUEST_COLUMNS}
+    columns = model_inputs(rows, request_columns | {"applicant_id": applicant_ids})
+    known = rows.known
     out = pd.DataFrame(
         {
             "row_id": (
@@ -77,22 +83,24 @@ def score_frame(batch: pd.DataFrame, reader, served, threshold: float | None) ->
                 if "application_id" in batch
                 else batch["row_id"].astype(str).to_numpy()
             ),
-            "applicant_id": batch["applicant_id"].astype(str).to_numpy(),
+            "applicant_id": applicant_ids,
             "status": ["scored" if k else "unknown_applicant" for k in known],
             "probability_of_default": float("nan"),
             "decision": None,
             "reasons": None,
             "model_name": served.name,
             "model_version": served.version,
-            "features_as_of": pd.to_datetime(features.as_of, utc=True),
+            "features_as_of": pd.to_datetime(rows.as_of, utc=True),
             "scored_at": pd.Timestamp.now(tz="UTC"),
         }
     )
     if known.any():
-        result = served.model.score(features.frame[known], threshold=threshold)
-        out.loc[known, "probability_of_default"] = result["probability_of_default"].to_numpy()
-        out.loc[known, "decision"] = result["decision"].to_numpy()
-        out.loc[known, "reasons"] = [json.dumps(r) for r in result["reasons"]]
+        idx = np.flatnonzero(known).tolist()
+        subset = {name: [values[i] for i in idx] for name, values in columns.items()}
+        scores = served.compiled.score(subset, len(idx), threshold)
+        out.loc[known, "probability_of_default"] = scores.probability_of_default
+        out.loc[known, "decision"] = scores.decisions
+        out.loc[known, "reasons"] = [json.dumps(r) for r in scores.reasons]
     return out
 
 

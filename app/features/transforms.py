@@ -29,23 +29,32 @@ def application_features(df: pd.DataFrame) -> pd.DataFrame:
     - credit_amount_per_age_year: loan size relative to age, a rough exposure-to-history ratio.
     Zero or missing denominators give NaN rather than inf, so models see "unknown".
     """
-    amount = _numbers(df["credit_amount"])
-    duration = _numbers(df["duration_in_month"])
-    rate = _numbers(df["installment_rate_in_percentage_of_disposable_income"])
-    age = _numbers(df["age_in_years"])
-    # numpy rather than pandas arithmetic: serving calls this per request on one row, where
-    # pandas' per-operation overhead was most of the cost.
+    values = application_feature_values(
+        _numbers(df["credit_amount"]),
+        _numbers(df["duration_in_month"]),
+        _numbers(df["installment_rate_in_percentage_of_disposable_income"]),
+        _numbers(df["age_in_years"]),
+    )
+    return pd.DataFrame(values, index=df.index)
+
+
+def application_feature_values(
+    amount: np.ndarray, duration: np.ndarray, rate: np.ndarray, age: np.ndarray
+) -> dict[str, np.ndarray]:
+    """`application_features` on float64 arrays (NaN for missing): the definition itself.
+
+    The DataFrame form (training, Feast's on-demand view) and the request path (arrays built
+    from request scalars, no DataFrame) both call this, so the two cannot disagree.
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
         monthly = np.where(duration > 0, amount / duration, np.nan)
         per_age = np.where(age > 0, amount / age, np.nan)
-    out = {
-        "monthly_installment": monthly,
-        "installment_burden": monthly * rate / 4.0,
-        "credit_amount_per_age_year": per_age,
-    }
-    return pd.DataFrame(
-        {k: np.where(np.isfinite(v), v, np.nan) for k, v in out.items()}, index=df.index
-    )
+        out = {
+            "monthly_installment": monthly,
+            "installment_burden": monthly * rate / 4.0,
+            "credit_amount_per_age_year": per_age,
+        }
+    return {k: np.where(np.isfinite(v), v, np.nan) for k, v in out.items()}
 
 
 def _numbers(column: pd.Series) -> np.ndarray:

@@ -1,5 +1,6 @@
 """One batch of decisions: online features -> variant -> score and reasons -> the answers and
-the prediction-log records. No Ray, no HTTP: the DecisionService calls it on its scoring thread.
+the prediction-log records. Pure apart from the online-store read: no Ray, no HTTP, no pandas.
+The DecisionService calls it on its scoring thread; tests call it directly.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import pandas as pd
-
+from app.data.schema import REQUEST_COLUMNS
+from app.features.online import OnlineRows, model_inputs
 from app.serving.models import ModelSet, ServedModel
 from app.serving.routing import RoutingConfig, choose_variant, shadows
 from app.serving.schemas import DecisionRequest, DecisionResponse
@@ -31,29 +32,118 @@ class Outcome:
 
 
 @dataclass
+class Features:
+    """A batch's model inputs, row i answering request i."""
+
+    columns: dict[str, list]  # every raw column the models read
+    known: list[bool]  # False: the store holds nothing for the applicant (404)
+    as_of: list[datetime | None]
+
+    def take(self, rows: list[int]) -> dict[str, list]:
+        return {name: [values[i] for i in rows] for name, values in self.columns.items()}
+
+
+@dataclass
 class Scored:
     outcomes: list[Outcome]
     records: list[dict[str, Any]] = field(default_factory=list)
-    shadow_frame: pd.DataFrame | None = None
-    shadow_meta: list[dict[str, Any]] = field(default_factory=list)
+    # What the challenger should also score after the answers are out (shadow traffic).
+    shadow_rows: list[int] = field(default_factory=list)
 
 
-def response_of(
-    result: pd.DataFrame, pos: int, served, variant: str, request_id: str, applicant_id, as_of
-) -> DecisionResponse:
-    """Row `pos` of a `CreditModel.score` result as the API's answer."""
-    return DecisionResponse(
-        request_id=request_id,
-        applicant_id=applicant_id,
-        probability_of_default=float(result["probability_of_default"].iat[pos]),
-        decision=result["decision"].iat[pos],
-        reasons=result["reasons"].iat[pos],
-        model={"name": served.name, "version": served.version, "variant": variant},
-        features_as_of=as_of,
+def fetch_features(
+    reader, requests: list[DecisionRequest], observe: Callable[[float], None]
+) -> Features:
+    """One online-store round trip for the batch; a failure is Unavailable, never "unknown"."""
+    started = time.perf_counter()
+    try:
+        rows: OnlineRows = reader.read([r.applicant_id for r in requests])
+    except Exception as exc:
+        raise Unavailable(f"feature store unavailable: {type(exc).__name__}: {exc}") from None
+    finally:
+        observe((time.perf_counter() - started) * 1000)
+    return features_of(rows, requests)
+
+
+def features_of(rows: OnlineRows, requests: list[DecisionRequest]) -> Features:
+    applications = [r.application for r in requests]
+    request_columns = {c: [getattr(a, c) for a in applications] for c in REQUEST_COLUMNS}
+    request_columns["applicant_id"] = [r.applicant_id for r in requests]
+    return Features(model_inputs(rows, request_columns), rows.known.tolist(), rows.as_of)
+
+
+def decide_batch(
+    requests: list[DecisionRequest], features: Features, models: ModelSet, config: RoutingConfig
+) -> Scored:
+    """Route, score and explain a batch whose features are fetched; 404 for unknown ids."""
+    has_challenger = models.challenger is not None
+    outcomes: list[Outcome | None] = [None] * len(requests)
+    records: list[dict[str, Any]] = []
+    routed: dict[str, list[int]] = {"champion": [], "challenger": []}
+    for i, request in enumerate(requests):
+        if features.known[i]:
+            routed[choose_variant(request.applicant_id, config, has_challenger)].append(i)
+    for variant, rows in routed.items():
+        if not rows:
+            continue
+        served = getattr(models, variant)
+        answers = answer(served, variant, features, rows, config.decision_threshold)
+        for i, (response, record) in zip(rows, answers, strict=True):
+            outcomes[i] = Outcome(200, response)
+            records.append(record)
+    scored = Scored(
+        [
+            outcome
+            or Outcome(404, detail=f"unknown applicant_id {request.applicant_id!r}: no features")
+            for outcome, request in zip(outcomes, requests, strict=True)
+        ],
+        records,
     )
+    scored.shadow_rows = [
+        i
+        for i, o in enumerate(scored.outcomes)
+        if o.status == 200 and shadows(o.response.model.variant, config, has_challenger)
+    ]
+    return scored
 
 
-def log_record(response: DecisionResponse, row: pd.Series, served, shadow: bool) -> dict:
+def answer(
+    served: ServedModel,
+    variant: str,
+    features: Features,
+    rows: list[int],
+    threshold: float | None,
+    request_ids: list[str] | None = None,
+    shadow: bool = False,
+) -> list[tuple[DecisionResponse, dict[str, Any]]]:
+    """One model's answers for `rows` of the batch, with their prediction-log records."""
+    columns = features.take(rows)
+    scores = served.compiled.score(columns, len(rows), threshold)
+    model = {"name": served.name, "version": served.version, "variant": variant}
+    logged = served.compiled.raw_columns
+    out = []
+    for k, i in enumerate(rows):
+        response = DecisionResponse(
+            request_id=request_ids[k] if request_ids else uuid.uuid4().hex,
+            applicant_id=columns["applicant_id"][k],
+            probability_of_default=float(scores.probability_of_default[k]),
+            decision=scores.decisions[k],
+            reasons=scores.reasons[k],
+            model=model,
+            features_as_of=features.as_of[i],
+        )
+        out.append((response, log_record(response, columns, k, logged, served, shadow)))
+    return out
+
+
+def log_record(
+    response: DecisionResponse,
+    columns: dict[str, list],
+    k: int,
+    logged: tuple[str, ...],
+    served: ServedModel,
+    shadow: bool,
+) -> dict[str, Any]:
     """The prediction-log record of one answer: the decision and every model input."""
     record = {
         "request_id": response.request_id,
@@ -68,98 +158,17 @@ def log_record(response: DecisionResponse, row: pd.Series, served, shadow: bool)
         "reasons": json.dumps([r.model_dump() for r in response.reasons]),
         "features_as_of": response.features_as_of,
     }
-    for column in served.model.encoder.raw_columns:
-        value = row.get(column)
+    for column in logged:
+        value = columns[column][k]
         record[column] = None if value is None or value != value else value
     return record
 
 
-def fetch_features(reader, requests: list[DecisionRequest], observe: Callable[[float], None]):
-    """One online-store read for the batch; a failure is Unavailable, never "unknown"."""
-    rows = [{"applicant_id": r.applicant_id, **r.application.model_dump()} for r in requests]
-    started = time.perf_counter()
-    try:
-        return reader.read(rows)
-    except Exception as exc:
-        raise Unavailable(f"feature store unavailable: {type(exc).__name__}: {exc}") from None
-    finally:
-        observe((time.perf_counter() - started) * 1000)
-
-
-def decide_batch(
-    requests: list[DecisionRequest], features, models: ModelSet, config: RoutingConfig
-) -> Scored:
-    """Route, score and explain a batch whose features are fetched; 404 for unknown ids."""
-    has_challenger = models.challenger is not None
-    variants = [choose_variant(r.applicant_id, config, has_challenger) for r in requests]
-    outcomes: list[Outcome | None] = [None] * len(requests)
-    scored = Scored(outcomes=[])
-    for variant in ("champion", "challenger"):
-        served = getattr(models, variant)
-        idx = [i for i, v in enumerate(variants) if v == variant and bool(features.known[i])]
-        if not idx:
-            continue
-        subset = features.frame.iloc[idx]
-        result = served.model.score(subset, threshold=config.decision_threshold)
-        for pos, i in enumerate(idx):
-            response = response_of(
-                result,
-                pos,
-                served,
-                variant,
-                uuid.uuid4().hex,
-                requests[i].applicant_id,
-                features.as_of[i],
-            )
-            outcomes[i] = Outcome(200, response)
-            scored.records.append(log_record(response, subset.iloc[pos], served, False))
-    scored.outcomes = [
-        outcome
-        or Outcome(404, detail=f"unknown applicant_id {request.applicant_id!r}: no features")
-        for outcome, request in zip(outcomes, requests, strict=True)
-    ]
-    _mark_shadow(scored, features, config, has_challenger)
-    return scored
-
-
-def _mark_shadow(scored: Scored, features, config: RoutingConfig, has_challenger: bool) -> None:
-    """What the challenger should also score, after the answers are out."""
-    shadow_idx = [
-        i
-        for i, o in enumerate(scored.outcomes)
-        if o.status == 200 and shadows(o.response.model.variant, config, has_challenger)
-    ]
-    if shadow_idx:
-        scored.shadow_frame = features.frame.iloc[shadow_idx]
-        scored.shadow_meta = [
-            {
-                "request_id": scored.outcomes[i].response.request_id,
-                "applicant_id": scored.outcomes[i].response.applicant_id,
-                "features_as_of": features.as_of[i],
-            }
-            for i in shadow_idx
-        ]
-
-
 def shadow_records(
-    served: ServedModel, frame: pd.DataFrame, meta: list[dict[str, Any]], threshold: float
+    served: ServedModel, features: Features, scored: Scored, threshold: float | None
 ) -> list[dict[str, Any]]:
     """The challenger's answers to champion traffic, as log records (never returned)."""
-    result = served.model.score(frame, threshold=threshold)
-    return [
-        log_record(
-            response_of(
-                result,
-                pos,
-                served,
-                "challenger",
-                info["request_id"],
-                info["applicant_id"],
-                info["features_as_of"],
-            ),
-            frame.iloc[pos],
-            served,
-            True,
-        )
-        for pos, info in enumerate(meta)
-    ]
+    rows = scored.shadow_rows
+    request_ids = [scored.outcomes[i].response.request_id for i in rows]
+    answers = answer(served, "challenger", features, rows, threshold, request_ids, shadow=True)
+    return [record for _, record in answers]

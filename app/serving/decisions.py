@@ -35,10 +35,10 @@ class CreditDecisions(DecisionService):
         self,
         settings: Settings,
         model_source_factory: Callable[[Settings], ModelSource] = RegistryModelSource,
-        store_factory: Callable[[Settings], Any] | None = None,
+        reader_factory: Callable[[Settings], Any] | None = None,
     ) -> None:
         replica = serve.get_replica_context().replica_id.unique_id
-        super().__init__(settings, model_source_factory, store_factory, replica)
+        super().__init__(settings, model_source_factory, reader_factory, replica)
         await self.start()
         self._background = asyncio.create_task(self._maintain())
 

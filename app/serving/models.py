@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.config import Settings
+from app.training.compiled import CompiledModel
 from app.training.model import CreditModel
 
 ALIASES = ("champion", "challenger")
@@ -18,6 +19,11 @@ class ServedModel:
     model: CreditModel
     # The version's `traffic` registry tag (drift-triggered retraining sets it).
     traffic: str | None = None
+    # The request path's form of `model`, prepared once per loaded version.
+    compiled: CompiledModel = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compiled", CompiledModel(self.model))
 
 
 @dataclass(frozen=True)

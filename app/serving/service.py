@@ -14,10 +14,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pandas as pd
-
 from app.config import Settings
 from app.serving.decide import (
+    Features,
     Outcome,
     Scored,
     Unavailable,
@@ -44,7 +43,7 @@ class DecisionService:
         self,
         settings: Settings,
         model_source_factory: Callable[[Settings], ModelSource] = RegistryModelSource,
-        store_factory: Callable[[Settings], Any] | None = None,
+        reader_factory: Callable[[Settings], Any] | None = None,
         replica: str = "local",
     ) -> None:
         self.settings = settings
@@ -53,7 +52,7 @@ class DecisionService:
         self.source = model_source_factory(settings)
         self.models = ModelSet()
         self.model_error: str | None = "models not loaded yet"
-        self._store_factory = store_factory
+        self._reader_factory = reader_factory
         self._reader = None
         self.store_error: str | None = "feature store not connected yet"
         # One thread scores (the feature store client and the GIL gain nothing from more);
@@ -97,11 +96,10 @@ class DecisionService:
         self.model_error = None if models.champion else "no model holds the champion alias"
 
     def _connect_store(self) -> None:
-        from app.features.store import OnlineFeatureReader, get_store
+        from app.features.online import open_reader
 
         try:
-            store = (self._store_factory or get_store)(self.settings)
-            self._reader = OnlineFeatureReader(store, self.settings.feature_service_name)
+            self._reader = (self._reader_factory or open_reader)(self.settings)
             self.store_error = None
         except Exception as exc:
             self.store_error = f"feature store: {type(exc).__name__}: {exc}"[:500]
@@ -136,7 +134,7 @@ class DecisionService:
         self.metrics.log_pending.set(self.prediction_log.pending)
 
     # --- the decision itself --------------------------------------------------------------
-    def _decide_now(self, requests: list[DecisionRequest]) -> Scored:
+    def _decide_now(self, requests: list[DecisionRequest]) -> tuple[Features, Scored]:
         """Fetch features, route, score and explain; runs on the scoring thread."""
         models, reader = self.models, self._reader
         if models.champion is None:
@@ -146,16 +144,16 @@ class DecisionService:
         challenger_traffic = models.challenger.traffic if models.challenger else None
         config = effective_config(self.config, challenger_traffic)
         features = fetch_features(reader, requests, self.metrics.feature_latency.observe)
-        return decide_batch(requests, features, models, config)
+        return features, decide_batch(requests, features, models, config)
 
-    def _score_shadow(self, frame: pd.DataFrame, meta: list[dict[str, Any]]) -> None:
+    def _score_shadow(self, features: Features, scored: Scored) -> None:
         """The challenger's answer to champion traffic: logged and counted, never returned."""
         served = self.models.challenger
         if served is None:
             return
         try:
             threshold = effective_config(self.config, served.traffic).decision_threshold
-            records = shadow_records(served, frame, meta, threshold)
+            records = shadow_records(served, features, scored, threshold)
             for decision, count in Counter(r["decision"] for r in records).items():
                 self.metrics.decisions.inc(
                     count, tags={"variant": "challenger", "decision": decision, "shadow": "1"}
@@ -176,7 +174,7 @@ class DecisionService:
     async def run(self, requests: list[DecisionRequest]) -> list[Outcome]:
         loop = asyncio.get_running_loop()
         try:
-            scored = await loop.run_in_executor(self._work, self._decide_now, requests)
+            features, scored = await loop.run_in_executor(self._work, self._decide_now, requests)
         except Unavailable as exc:
             self.metrics.errors.inc(tags={"error": "unavailable"})
             return [Outcome(503, detail=str(exc)) for _ in requests]
@@ -187,9 +185,9 @@ class DecisionService:
         self._log(scored.records)
         if self.config.drift_monitor and self.settings.monitor_enabled and scored.records:
             self.monitor_feed.queue(scored.records)
-        if scored.shadow_frame is not None:
+        if scored.shadow_rows:
             # Queued behind this batch on the scoring thread: the responses are already built.
-            self._work.submit(self._score_shadow, scored.shadow_frame, scored.shadow_meta)
+            self._work.submit(self._score_shadow, features, scored)
         # One metric update per distinct tag set and batch: each update costs a Ray call.
         counts = Counter(
             (o.response.model.variant, o.response.decision)
@@ -281,7 +279,4 @@ class DecisionService:
         return DriftReport.model_validate({**latest, "monitor": status})
 
     def _probe_store(self) -> None:
-        # A real read of an id that cannot exist: proves the online store answers.
-        self._reader.store.get_online_features(
-            features=self._reader.refs[:1], entity_rows=[{"applicant_id": "__readyz__"}]
-        )
+        self._reader.probe()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
@@ -68,19 +68,31 @@ class Reason:
         return str(self.describe_many(np.array([value], dtype="object"))[0])
 
     def describe_many(self, values: np.ndarray) -> np.ndarray:
-        """describe() over an array, formatting each distinct value once."""
+        """describe() over an array, formatting each distinct value once (no pandas: the
+        request path calls this for a handful of values per decision)."""
         if self.number is None:
-            mapped = pd.Series(values, dtype="object").map(self.texts)
-            return mapped.fillna(self.missing_text).to_numpy(dtype="object")
-        numbers = pd.to_numeric(pd.Series(values, dtype="object"), errors="coerce")
-        numbers = numbers.to_numpy(dtype="float64", na_value=np.nan)
-        out = np.full(len(numbers), self.missing_text, dtype="object")
-        known = np.isfinite(numbers)
-        if known.any():
-            distinct, inverse = np.unique(numbers[known], return_inverse=True)
-            texts = np.array([self.number(float(v)) for v in distinct], dtype="object")
-            out[known] = texts[inverse]
+            missing = self.missing_text
+            return np.array([self.texts.get(v, missing) for v in values], dtype="object")
+        out = np.empty(len(values), dtype="object")
+        texts: dict[float, str] = {}
+        for i, value in enumerate(values):
+            number = _as_float(value)
+            if number != number or number in (np.inf, -np.inf):
+                out[i] = self.missing_text
+                continue
+            text = texts.get(number)
+            if text is None:
+                text = texts[number] = self.number(number)
+            out[i] = text
         return out
+
+
+def _as_float(value: object) -> float:
+    """A number as float, anything else (None, text that is not a number) as NaN."""
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
 
 
 # Codes are part of the adverse-action record and of downstream reporting: NEVER renumber or
@@ -339,9 +351,32 @@ def reason_codes(
     if missing:
         raise KeyError(f"raw frame lacks column(s) needed for reasons: {', '.join(missing)}")
 
+    values = aggregated[citable].to_numpy(dtype="float64")
+    return explain_rows(
+        values,
+        citable,
+        lambda column, rows: raw[column].to_numpy(dtype="object")[rows],
+        take,
+        require,
+    )
+
+
+def explain_rows(
+    aggregated: np.ndarray,
+    citable: Sequence[str],
+    value_of: Callable[[str, np.ndarray], Sequence],
+    take: int,
+    require: np.ndarray | None = None,
+) -> list[list[dict]]:
+    """The reasons of each row from per-column contributions (rows x `citable`, margin scale).
+
+    `value_of(column, rows)` gives the applicants' raw values of a cited column for the row
+    indices `rows` (the texts quote them). Shared by the DataFrame path (`reason_codes`) and
+    the request path (`app.training.compiled`), so both rank and phrase reasons identically.
+    """
     # Rounded first so a reported contribution is never 0.0 and float noise cannot reorder
     # reasons; non-positive and NaN contributions are never reasons, and -inf sorts them last.
-    rounded = np.round(aggregated[citable].to_numpy(dtype="float64"), 6)
+    rounded = np.round(aggregated, 6)
     values = np.where(rounded > 0, rounded, -np.inf)
     if require is not None and take:
         bare = np.flatnonzero(np.asarray(require, dtype=bool) & ~np.isfinite(values).any(axis=1))
@@ -358,33 +393,34 @@ def reason_codes(
     # A stable sort of the negated values keeps column order among ties.
     order = np.argsort(-values, axis=1, kind="stable")[:, :take]
     top = np.take_along_axis(values, order, axis=1)
-    counts = np.isfinite(top).sum(axis=1)
+    cited = np.isfinite(top)
+    counts = cited.sum(axis=1)
 
     descriptions = np.empty(order.shape, dtype="object")
-    for j, column in enumerate(citable):
-        rows, slots = np.nonzero((order == j) & np.isfinite(top))
-        if len(rows):
-            descriptions[rows, slots] = REASONS[column].describe_many(
-                raw[column].to_numpy(dtype="object")[rows]
-            )
+    for j in np.unique(order[cited]).tolist():
+        column = citable[j]
+        rows, slots = np.nonzero((order == j) & cited)
+        descriptions[rows, slots] = REASONS[column].describe_many(
+            np.asarray(value_of(column, rows), dtype="object")
+        )
 
-    codes = [REASONS[c].code for c in citable]
     order_list = order.tolist()
     top_list = top.tolist()
     description_list = descriptions.tolist()
     out: list[list[dict]] = []
     for i, count in enumerate(counts.tolist()):
-        out.append(
-            [
+        row = []
+        for k in range(count):
+            column = citable[order_list[i][k]]
+            row.append(
                 {
-                    "code": codes[order_list[i][k]],
-                    "feature": citable[order_list[i][k]],
+                    "code": REASONS[column].code,
+                    "feature": column,
                     "description": description_list[i][k],
                     "contribution": top_list[i][k],
                 }
-                for k in range(count)
-            ]
-        )
+            )
+        out.append(row)
     return out
 
 

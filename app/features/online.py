@@ -1,0 +1,299 @@
+"""The request path's online-feature read: one round trip per batch, in Feast's own layout.
+
+Feast stays the source of truth: it defines the views and materializes them; this module only
+reads what it wrote, with Feast's own key serialisation and field hashing (pinned by the lock
+file, and checked at start against `get_online_features`, see `verify_layout`). What it saves
+per batch is Feast's generic response assembly: protobuf FeatureVectors, `to_dict` and a
+registry lookup, which cost more than the read itself.
+
+- Redis: both views of an applicant live in one hash (key = serialised entity key + project,
+  field = murmur3 of "view:feature", "_ts:view" the view's event time), so a batch is one
+  pipelined HMGET per applicant of every field: one round trip.
+- SQLite: one table per view; a batch is one SELECT over both tables.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+from feast import FeatureStore
+from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.online_stores.helpers import _mmh3
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey
+from feast.protos.feast.types.Value_pb2 import Value
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from app.config import Settings
+from app.errors import FeatureStoreError
+
+JOIN_KEY = "applicant_id"
+TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class OnlineRows:
+    """Stored features for a list of applicants, position i answering applicant i."""
+
+    columns: dict[str, list]  # feature -> values (None where missing)
+    known: np.ndarray  # False where the store holds nothing at all for the applicant
+    as_of: list[datetime | None]  # event time of the oldest stored view used, per row
+
+
+@dataclass(frozen=True)
+class View:
+    name: str  # the name Feast stores it under
+    features: tuple[str, ...]
+
+
+def _value(raw: bytes | None) -> Any:
+    if not raw:
+        return None
+    value = Value.FromString(raw)
+    kind = value.WhichOneof("val")
+    return None if kind is None or kind == "null_val" else getattr(value, kind)
+
+
+def _entity_key(applicant_id: str, version: int) -> bytes:
+    key = EntityKey(join_keys=[JOIN_KEY], entity_values=[Value(string_val=applicant_id)])
+    return serialize_entity_key(key, entity_key_serialization_version=version)
+
+
+class OnlineReader:
+    """Reads a FeatureService's stored views; subclasses do the store-specific round trip."""
+
+    def __init__(self, views: Sequence[View], key_version: int) -> None:
+        self.views = tuple(views)
+        self.key_version = key_version
+        self.stored = tuple(f for view in self.views for f in view.features)
+
+    def read(self, applicant_ids: Sequence[str]) -> OnlineRows:
+        """Stored features of each applicant (duplicates are read once)."""
+        unique = list(dict.fromkeys(applicant_ids))
+        fetched = self._fetch(unique) if unique else {}
+        n = len(applicant_ids)
+        columns: dict[str, list] = {f: [None] * n for f in self.stored}
+        known = np.zeros(n, dtype=bool)
+        as_of: list[datetime | None] = [None] * n
+        for i, applicant_id in enumerate(applicant_ids):
+            values, stamps = fetched.get(applicant_id, ({}, []))
+            if not stamps:
+                continue
+            known[i] = True
+            as_of[i] = datetime.fromtimestamp(min(stamps), tz=UTC)
+            for feature, value in values.items():
+                columns[feature][i] = value
+        return OnlineRows(columns, known, as_of)
+
+    def _fetch(self, applicant_ids: list[str]) -> dict[str, tuple[dict[str, Any], list[int]]]:
+        """applicant id -> (feature -> value, event seconds of each view present)."""
+        raise NotImplementedError
+
+    def sample_id(self) -> str | None:
+        """Some applicant the store holds (None if it holds none): the layout check's sentinel."""
+        raise NotImplementedError
+
+    def probe(self) -> None:
+        """One real round trip (an id that cannot exist): raises if the store does not answer."""
+        self._fetch(["__readyz__"])
+
+    def close(self) -> None:
+        """Release the connection."""
+
+
+class RedisOnlineReader(OnlineReader):
+    def __init__(self, views: Sequence[View], key_version: int, project: str, client) -> None:
+        super().__init__(views, key_version)
+        self.project = project.encode()
+        self.client = client
+        self.fields = [_mmh3(f"{v.name}:{f}") for v in self.views for f in v.features]
+        self.fields += [f"_ts:{v.name}".encode() for v in self.views]
+
+    def _fetch(self, applicant_ids: list[str]) -> dict[str, tuple[dict[str, Any], list[int]]]:
+        with self.client.pipeline(transaction=False) as pipe:
+            for applicant_id in applicant_ids:
+                pipe.hmget(_entity_key(applicant_id, self.key_version) + self.project, self.fields)
+            replies = pipe.execute()
+        n_features = len(self.stored)
+        out = {}
+        for applicant_id, reply in zip(applicant_ids, replies, strict=True):
+            stamps = [Timestamp.FromString(t).seconds for t in reply[n_features:] if t]
+            if not stamps:
+                continue
+            values = {f: _value(raw) for f, raw in zip(self.stored, reply, strict=False)}
+            out[applicant_id] = (values, stamps)
+        return out
+
+    def sample_id(self) -> str | None:
+        # A bounded SCAN for any key of this project (keys end with the project's name).
+        pattern = b"*" + _glob_escape(self.project)
+        cursor = 0
+        for _ in range(20):
+            cursor, keys = self.client.scan(cursor, match=pattern, count=500)
+            if keys:
+                return _applicant_of(keys[0][: -len(self.project)], self.key_version)
+            if cursor == 0:
+                break
+        return None
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class SqliteOnlineReader(OnlineReader):
+    def __init__(self, views: Sequence[View], key_version: int, path: str, tables: list[str]):
+        super().__init__(views, key_version)
+        # The scoring thread is the only user; Feast's writer commits whole transactions.
+        self.connection = sqlite3.connect(
+            path, timeout=TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None
+        )
+        self.tables = tables
+
+    def _fetch(self, applicant_ids: list[str]) -> dict[str, tuple[dict[str, Any], list[int]]]:
+        keys = {_entity_key(a, self.key_version): a for a in applicant_ids}
+        marks = ",".join("?" * len(keys))
+        sql = " UNION ALL ".join(
+            f'SELECT entity_key, {i}, feature_name, value, event_ts FROM "{table}" '
+            f"WHERE entity_key IN ({marks})"
+            for i, table in enumerate(self.tables)
+        )
+        rows = self.connection.execute(sql, list(keys) * len(self.tables)).fetchall()
+        out: dict[str, tuple[dict[str, Any], dict[int, int]]] = {}
+        for key, view, feature, raw, event_ts in rows:
+            values, stamps = out.setdefault(keys[key], ({}, {}))
+            values[feature] = _value(raw)
+            stamps[view] = _seconds(event_ts)
+        return {a: (values, list(stamps.values())) for a, (values, stamps) in out.items()}
+
+    def sample_id(self) -> str | None:
+        try:
+            row = self.connection.execute(
+                f'SELECT entity_key FROM "{self.tables[0]}" LIMIT 1'
+            ).fetchone()
+        except sqlite3.OperationalError as exc:
+            raise FeatureStoreError(
+                f"the SQLite online store has no table {self.tables[0]!r} ({exc}): "
+                "run `python -m jobs.materialize`"
+            ) from None
+        return None if row is None else _applicant_of(row[0], self.key_version)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def _glob_escape(text: bytes) -> bytes:
+    for char in b"\\*?[]":
+        text = text.replace(bytes([char]), b"\\" + bytes([char]))
+    return text
+
+
+def _applicant_of(serialized: bytes, version: int) -> str:
+    from feast.infra.key_encoding_utils import deserialize_entity_key
+
+    key = deserialize_entity_key(serialized, entity_key_serialization_version=version)
+    return key.entity_values[0].string_val
+
+
+def _seconds(event_ts: int | str | bytes) -> int:
+    # Feast writes the naive-UTC event time through its sqlite3 adapter (local epoch seconds)
+    # and reads it back with its converter; the same converter here gives the same instant.
+    from feast.infra.online_stores.sqlite import convert_timestamp
+
+    raw = event_ts if isinstance(event_ts, bytes) else str(event_ts).encode()
+    return int(convert_timestamp(raw).replace(tzinfo=UTC).timestamp())
+
+
+def service_views(store: FeatureStore, feature_service_name: str) -> list[View]:
+    """The stored (materialized) views of a FeatureService, in the service's order."""
+    service = store.get_feature_service(feature_service_name)
+    stored = {view.name: view for view in store.list_feature_views()}
+    return [
+        View(p.name, tuple(f.name for f in p.features))
+        for p in service.feature_view_projections
+        if p.name in stored
+    ]
+
+
+def open_reader(settings: Settings, store: FeatureStore | None = None) -> OnlineReader:
+    """A reader of the online store the settings name, its layout checked against Feast."""
+    from app.features.store import get_store
+
+    store = store or get_store(settings)
+    config = store.config
+    views = service_views(store, settings.feature_service_name)
+    if settings.online_store == "redis":
+        import redis
+
+        client = redis.Redis(
+            host=settings.redis_host,
+            port=settings.redis_port,
+            db=settings.redis_db,
+            password=(
+                settings.redis_password.get_secret_value() if settings.redis_password else None
+            ),
+            socket_connect_timeout=TIMEOUT_SECONDS,
+            socket_timeout=TIMEOUT_SECONDS,
+        )
+        reader: OnlineReader = RedisOnlineReader(
+            views, config.entity_key_serialization_version, config.project, client
+        )
+    else:
+        from feast.infra.online_stores.sqlite import _table_id
+
+        versioned = config.registry.enable_online_feature_view_versioning
+        by_name = {v.name: v for v in store.list_feature_views()}
+        tables = [_table_id(config.project, by_name[v.name], versioned) for v in views]
+        reader = SqliteOnlineReader(
+            views, config.entity_key_serialization_version, config.online_store.path, tables
+        )
+    try:
+        verify_layout(reader, store, settings.feature_service_name)
+    except Exception:
+        reader.close()
+        raise
+    return reader
+
+
+def verify_layout(reader: OnlineReader, store: FeatureStore, feature_service_name: str) -> None:
+    """Read one stored applicant both ways and fail, naming the difference, if they disagree.
+
+    Guards against a Feast upgrade changing how it lays out the online store: the reader
+    would otherwise see every applicant as unknown, or read the wrong fields.
+    """
+    sentinel = reader.sample_id()
+    if sentinel is None:
+        return  # nothing materialized yet: nothing to compare, every applicant is unknown
+    ours = reader.read([sentinel])
+    refs = [f"{v.name}:{f}" for v in reader.views for f in v.features]
+    theirs = store.get_online_features(features=refs, entity_rows=[{JOIN_KEY: sentinel}]).to_dict()
+    differ = [f for f in reader.stored if theirs[f][0] != ours.columns[f][0]]
+    if not ours.known[0] or differ:
+        raise FeatureStoreError(
+            f"the online store's layout is not what this version reads (Feast "
+            f"{_feast_version()}): applicant {sentinel!r} "
+            + ("not found" if not ours.known[0] else f"differs in {', '.join(differ)}")
+        )
+
+
+def _feast_version() -> str:
+    from importlib.metadata import version
+
+    return version("feast")
+
+
+def model_inputs(rows: OnlineRows, request_columns: dict[str, list]) -> dict[str, list]:
+    """Every raw model column for a batch: stored features, the request's own fields and the
+    request-time features computed from them (the same definition as Feast's on-demand view)."""
+    from app.features.transforms import APPLICATION_INPUTS, application_feature_values
+
+    columns = {**rows.columns, **request_columns}
+    arrays = [
+        np.array([np.nan if v is None else v for v in columns[c]], dtype="float64")
+        for c in APPLICATION_INPUTS
+    ]
+    derived = application_feature_values(*arrays)
+    return columns | {name: values.tolist() for name, values in derived.items()}
