@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from feast import FeatureStore, RepoConfig
 
@@ -192,51 +191,3 @@ def get_online_features(
     # new apply is still seen; uncached, every lookup re-parses the registry (~8 ms here).
     service = store.get_feature_service(feature_service_name, allow_cache=True)
     return store.get_online_features(features=service, entity_rows=rows).to_df()
-
-
-@dataclass
-class OnlineFeatures:
-    """Online features for a list of requests, row i answering request i."""
-
-    frame: pd.DataFrame  # applicant_id, the request fields, stored and request-time features
-    known: np.ndarray  # False where the store holds no feature at all for the applicant
-    as_of: list[datetime | None]  # event time of the oldest stored feature used, per row
-
-
-class OnlineFeatureReader:
-    """Reads a FeatureService's stored views from the online store, resolved once.
-
-    Feast computes an on-demand view by calling its UDF in the caller's process; here the same
-    pure function (`application_features`) is called directly on the fetched rows, which
-    returns the same values without Feast's per-call transformation overhead (~7 ms of ~8 ms
-    per lookup here). A test checks both paths agree.
-    """
-
-    def __init__(self, store: FeatureStore, feature_service_name: str) -> None:
-        self.store = store
-        service = store.get_feature_service(feature_service_name)
-        stored_views = {view.name for view in store.list_feature_views()}
-        projections = [p for p in service.feature_view_projections if p.name in stored_views]
-        self.refs = [f"{p.name_to_use()}:{f.name}" for p in projections for f in p.features]
-        self.stored = [f.name for p in projections for f in p.features]
-
-    def read(self, rows: list[dict[str, Any]]) -> OnlineFeatures:
-        from app.features.transforms import application_features
-
-        entity_rows = [{"applicant_id": row["applicant_id"]} for row in rows]
-        response = self.store.get_online_features(features=self.refs, entity_rows=entity_rows)
-        values = response.to_dict(include_event_timestamps=True)
-        columns: dict[str, list] = {name: values[name] for name in self.stored}
-        for column in ("applicant_id", *REQUEST_COLUMNS):
-            columns[column] = [row[column] for row in rows]
-        frame = pd.DataFrame(columns)
-        stamps = np.array([values[f"{name}__ts"] for name in self.stored], dtype="int64").T
-        stamps = stamps.reshape(len(rows), len(self.stored))
-        known = (stamps > 0).any(axis=1)
-        oldest = np.where(stamps > 0, stamps, np.iinfo("int64").max).min(axis=1)
-        as_of = [
-            datetime.fromtimestamp(int(t), tz=UTC) if ok else None
-            for t, ok in zip(oldest, known, strict=True)
-        ]
-        frame = pd.concat([frame, application_features(frame)], axis=1)
-        return OnlineFeatures(frame, known, as_of)

@@ -7,7 +7,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import pandas as pd
 import pytest
 import requests
@@ -40,8 +39,9 @@ def test_decision_has_the_documented_shape(served):
     assert served.get("/docs").status_code == 200
 
 
-def test_declines_always_carry_reasons_and_online_features_match_feast(served):
-    from app.features.store import OnlineFeatureReader, get_online_features, get_store
+def test_declines_always_carry_reasons_and_answers_match_feast_and_the_model(served):
+    from app.features.store import get_online_features, get_store
+    from app.serving.models import RegistryModelSource
 
     batch = {"requests": [body(i) for i in range(100)]}
     out = served.post("/v1/decisions/batch", batch).json()
@@ -49,18 +49,24 @@ def test_declines_always_carry_reasons_and_online_features_match_feast(served):
     declines = [d for d in out["decisions"] if d["decision"] == "decline"]
     assert declines and all(1 <= len(d["reasons"]) <= 4 for d in declines)
 
-    # The served features (stored views + the on-demand function run in the replica) are the
-    # values Feast's own on-demand path returns for the same requests.
-    store = get_store(served.settings)
+    # What the replica answered is what Feast's own read (its on-demand view included) scored
+    # by the registered model's DataFrame path gives (tests/integration/test_decision_parity.py
+    # covers 2,000 applicants and the store's gaps in-process).
     rows = [{"applicant_id": b["applicant_id"], **b["application"]} for b in batch["requests"]]
-    ours = OnlineFeatureReader(store, served.settings.feature_service_name).read(rows).frame
-    feast = get_online_features(store, served.settings.feature_service_name, rows)
-    for column in feast.columns:
-        left = pd.to_numeric(ours[column], errors="coerce")
-        if left.notna().any():
-            np.testing.assert_allclose(left, pd.to_numeric(feast[column]), err_msg=column)
-        else:
-            assert list(ours[column]) == list(feast[column]), column
+    frame = get_online_features(
+        get_store(served.settings), served.settings.feature_service_name, rows
+    ).assign(**pd.DataFrame(rows).drop(columns="applicant_id"))
+    versions = {d["model"]["version"] for d in out["decisions"]}
+    for version in versions:
+        model = RegistryModelSource(served.settings).load(version).model
+        idx = [i for i, d in enumerate(out["decisions"]) if d["model"]["version"] == version]
+        expected = model.score(frame.iloc[idx])
+        for pos, i in enumerate(idx):
+            got = out["decisions"][i]
+            want = expected["probability_of_default"].iat[pos]
+            assert abs(got["probability_of_default"] - want) < 1e-9
+            assert got["decision"] == expected["decision"].iat[pos]
+            assert got["reasons"] == expected["reasons"].iat[pos]
 
 
 def test_ab_split_follows_the_weight_and_is_sticky(served):
