@@ -165,18 +165,50 @@ OURS_APP_NAME = "credit-decisions"
 # Ray Serve's own processes: what the table counts for ours (GCS, raylet, driver in the footnote).
 SERVE_PROCESS_PREFIXES = ("ray::ServeController", "ray::ProxyActor", "ray::ServeReplica")
 
-SERVICES = ("ours", "mlserver", "feast")
-LABELS = {"ours": "ours (Ray Serve)", "mlserver": "MLServer", "feast": "feast serve"}
-PEERS = ("mlserver", "feast")
+# (c) the seed stack: MLServer with a custom runtime that reads Feast and scores CreditModel,
+# in a virtualenv of its own. MLServer 1.7.1 needs fastapi < 0.116 (so starlette < 0.47) and
+# protobuf < 7; Feast 0.67.0 (the project's) declares starlette >= 1.0.1, which only its own
+# HTTP servers use (feature server, registry REST, auth middleware), never the SDK path the
+# runtime calls: the one conflict, settled by overriding Feast's starlette requirement
+# (PEER_OVERRIDES, uv's --override). Every other package is held to requirements.lock's version
+# (PEER_UNLOCKED excepted), so numpy, pandas, pyarrow, xgboost, redis and Feast are the ones ours
+# runs with. Resulting set (checked on 2026-05): mlserver 1.7.1, feast 0.67.0, xgboost-cpu 3.2.0,
+# fastapi 0.115.14, starlette 0.46.2, protobuf 6.33.6, uvloop 0.21.0, redis 7.4.1.
+PEERS_DIR = PROJECT_ROOT / "benchmarks" / "peers"
+DEFAULT_PEER_VENV = PROJECT_ROOT / "var" / "bench" / "mlserver-feast-venv"
+PEER_PINS = (
+    "mlserver==1.7.1",
+    "feast[redis]==0.67.0",
+    "xgboost-cpu==3.2.0",
+    "uvloop==0.21.0",
+)
+PEER_UNLOCKED = ("fastapi", "starlette", "protobuf", "uvloop")
+PEER_OVERRIDES = ("starlette<0.47",)
+PEER_MODEL = "credit-decisions"
+PEER_RUNTIME = "feast_runtime.FeastDecisionRuntime"  # benchmarks/peers/feast_runtime.py
+FLOOR_SCRIPT = PEERS_DIR / "floor.py"
+
+SERVICES = ("ours", "mlserver", "peer", "floor", "feast")
+LABELS = {
+    "ours": "ours (Ray Serve)",
+    "mlserver": "MLServer (features in request)",
+    "peer": "MLServer + Feast (seed stack)",
+    "floor": "floor (uvicorn + FastAPI)",
+    "feast": "feast serve",
+}
+PEERS = ("peer", "mlserver", "floor", "feast")
 DEFAULT_SERVE_CONFIG = PROJECT_ROOT / "serve_config.yaml"
 # Serve's direct-ingress replicas listen on a port of this range (RAY_SERVE_DIRECT_INGRESS_
 # MIN/MAX_HTTP_PORT, Ray 2.60's defaults); gRPC ports come from 40000-41000.
 DIRECT_INGRESS_HTTP_PORTS = range(30000, 31001)
 ONLY = {
     "all": SERVICES,
-    "peers": ("mlserver", "feast"),
+    "required": ("ours", "mlserver", "peer", "floor"),  # the issue's rows (a)-(d)
+    "peers": ("mlserver", "peer", "feast"),
     "ours": ("ours",),
     "mlserver": ("mlserver",),
+    "peer": ("peer",),
+    "floor": ("floor",),
     "feast": ("feast",),
 }
 MIB = 1024 * 1024
@@ -198,6 +230,9 @@ class Workload:
     features: np.ndarray  # encoded features of each row (float32), as the model sees them
     expected_pd: np.ndarray  # the booster's PD for each row, scored in this process
     online: list[dict[str, Any]]  # Feast's online features of each row (SDK), for checks
+    # CreditModel.score of each row's raw features: PD, decision and reason codes, what ours,
+    # the floor and the seed stack must each answer (check_answer)
+    expected: list[dict[str, Any]]
     train_frame: Any  # the booster's training frame (pandas), logged as its drift reference
     snapshot_id: str  # the offline snapshot it was read from
     bodies: dict[str, Path] = field(default_factory=dict)  # service -> bodies.jsonl
@@ -297,6 +332,18 @@ def build_workload(args: argparse.Namespace, work_dir: Path, redis_port: int) ->
     expected = booster.predict(xgb.DMatrix(matrix, feature_names=encoder.feature_names))
     if not np.allclose(expected, model.predict_pd(raw_df), rtol=1e-5):
         raise RuntimeError("the booster on encoded rows disagrees with CreditModel on raw rows")
+    scored = model.score(raw_df)
+    answers = [
+        {"probability_of_default": float(p), "decision": str(d), "codes": [r["code"] for r in rs]}
+        for p, d, rs in zip(
+            scored["probability_of_default"].tolist(),
+            scored["decision"].tolist(),
+            scored["reasons"].tolist(),
+            strict=True,
+        )
+    ]
+    if not np.allclose(scored["probability_of_default"].to_numpy(), expected, rtol=1e-5):
+        raise RuntimeError("CreditModel.score disagrees with the booster's own PD")
     online = online_df.to_dict("records")
     return Workload(
         settings=settings,
@@ -308,6 +355,7 @@ def build_workload(args: argparse.Namespace, work_dir: Path, redis_port: int) ->
         features=matrix,
         expected_pd=np.asarray(expected, dtype="float64"),
         online=online,
+        expected=answers,
         train_frame=frame,
         snapshot_id=report.snapshot_id,
     )
@@ -333,6 +381,22 @@ def mlserver_body(features: np.ndarray) -> str:
     )
 
 
+def peer_body(row: dict[str, Any]) -> str:
+    """The seed stack's request: our body as the one element of a V2 BYTES input."""
+    document = {
+        "inputs": [
+            {
+                "name": "request",
+                "shape": [1],
+                "datatype": "BYTES",
+                "parameters": {"content_type": "str"},
+                "data": [json.dumps(ours_body(row))],
+            }
+        ]
+    }
+    return json.dumps(document)
+
+
 def feast_body(row: dict[str, Any], feature_service: str) -> dict[str, Any]:
     return {"feature_service": feature_service, "entities": {k: [v] for k, v in row.items()}}
 
@@ -342,12 +406,37 @@ def write_bodies(workload: Workload) -> None:
     makers: dict[str, Callable[[int], str]] = {
         "ours": lambda i: json.dumps(ours_body(workload.rows[i])),
         "mlserver": lambda i: mlserver_body(workload.features[i]),
+        "peer": lambda i: peer_body(workload.rows[i]),
         "feast": lambda i: json.dumps(feast_body(workload.rows[i], service_name)),
     }
     for name, make in makers.items():
         path = workload.work_dir / f"bodies_{name}.jsonl"
         path.write_text("".join(make(i) + "\n" for i in range(len(workload.rows))))
         workload.bodies[name] = path
+    workload.bodies["floor"] = workload.bodies["ours"]  # the same API, the same bodies
+
+
+def check_answer(name: str, answer: dict[str, Any], workload: Workload, i: int) -> None:
+    """One service's answer for row i against CreditModel.score's: PD to 1e-6, the same
+    decision and the same reason codes in the same order."""
+    want = workload.expected[i]
+    got_codes = [r["code"] for r in answer.get("reasons", [])]
+    problems = []
+    if answer.get("applicant_id") != workload.rows[i]["applicant_id"]:
+        problems.append(f"applicant {answer.get('applicant_id')!r}")
+    if not math.isclose(answer["probability_of_default"], want["probability_of_default"],
+                        rel_tol=0, abs_tol=1e-6):
+        problems.append(
+            f"PD {answer['probability_of_default']!r} != {want['probability_of_default']!r}"
+        )
+    if answer.get("decision") != want["decision"]:
+        problems.append(f"decision {answer.get('decision')!r} != {want['decision']!r}")
+    if got_codes != want["codes"]:
+        problems.append(f"reason codes {got_codes} != {want['codes']}")
+    if problems:
+        raise RuntimeError(
+            f"{name}, applicant {workload.rows[i]['applicant_id']}: {'; '.join(problems)}"
+        )
 
 
 # --- processes -----------------------------------------------------------------------------
@@ -474,7 +563,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-# --- (a) MLServer --------------------------------------------------------------------------
+# --- (b) MLServer --------------------------------------------------------------------------
 
 
 def installed_versions(venv: Path) -> dict[str, str]:
@@ -576,7 +665,186 @@ def check_mlserver(running: Running, workload: Workload) -> None:
             raise RuntimeError(f"mlserver PD {value} != booster PD {workload.expected_pd[i]}")
 
 
-# --- (b) feast serve -----------------------------------------------------------------------
+# --- (c) the seed stack: MLServer + Feast's get_online_features + CreditModel ---------------
+
+
+def peer_requirements(venv: Path) -> tuple[Path, Path]:
+    """The constraints (requirements.lock but PEER_UNLOCKED and the pins' own packages) and
+    overrides files the seed stack's virtualenv is installed with, written into it."""
+    pinned = {pin.split("==")[0].split("[")[0].lower() for pin in PEER_PINS}
+    lines = []
+    for line in (PROJECT_ROOT / "requirements.lock").read_text().splitlines():
+        name, sep, _ = line.partition("==")
+        if not sep or line.startswith((" ", "#")):
+            continue
+        if name.lower() in pinned or name.lower() in PEER_UNLOCKED:
+            continue
+        lines.append(line.strip())
+    constraints = venv / "bench-constraints.txt"
+    overrides = venv / "bench-overrides.txt"
+    constraints.write_text("\n".join(lines) + "\n")
+    overrides.write_text("\n".join(PEER_OVERRIDES) + "\n")
+    return constraints, overrides
+
+
+def ensure_peer_venv(venv: Path) -> Path:
+    """The seed stack's virtualenv: `python3.11 -m venv` + `uv pip install` of PEER_PINS with
+    requirements.lock as constraints and PEER_OVERRIDES (created when missing, reinstalled when
+    the pins, the lock or the overrides change). uv is the project venv's (scripts/setup.sh
+    installs it there); pip cannot override a dependency's requirement."""
+    binary = venv / "bin" / "mlserver"
+    if not (venv / "bin" / "python").exists():
+        print(f"creating {venv}")
+        python = shutil.which("python3.11") or sys.executable
+        subprocess.run([python, "-m", "venv", str(venv)], check=True)
+    constraints, overrides = peer_requirements(venv)
+    stamp = venv / "bench-installed"
+    digest = json.dumps(
+        [PEER_PINS, constraints.read_text(), overrides.read_text()], sort_keys=True
+    )
+    if not binary.exists() or not stamp.exists() or stamp.read_text() != digest:
+        uv = Path(sys.executable).parent / "uv"
+        if not uv.exists():
+            raise RuntimeError(f"{uv} not found: run `bash scripts/setup.sh` (it installs uv)")
+        print(f"uv pip install {' '.join(PEER_PINS)} into {venv} (lock constraints, overrides "
+              f"{', '.join(PEER_OVERRIDES)})")
+        subprocess.run(
+            [
+                str(uv), "pip", "install", "--quiet", "--compile-bytecode",
+                "--python", str(venv / "bin" / "python"),
+                "-c", str(constraints), "--override", str(overrides), *PEER_PINS,
+            ],
+            check=True,
+            env=clean_env(),
+        )
+        stamp.write_text(digest)
+    return binary
+
+
+def peer_versions(venv: Path) -> str:
+    names = ("mlserver", "feast", "xgboost-cpu", "pandas", "numpy", "redis", "fastapi",
+             "starlette", "protobuf", "uvloop")
+    out = subprocess.run(
+        [str(venv / "bin" / "python"), "-c",
+         "import importlib.metadata as m, json, sys; "
+         "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))", *names],
+        check=True, capture_output=True, text=True, env=clean_env(),
+    ).stdout
+    return ", ".join(f"{k} {v}" for k, v in json.loads(out).items())
+
+
+def start_peer(workload: Workload, venv: Path, timeout: float, omp_threads: int) -> Running:
+    """MLServer (its defaults but the ports, as for (b)) with FeastDecisionRuntime
+    (benchmarks/peers/feast_runtime.py) over the run's model directory, a feature_store.yaml
+    equivalent to repo_config(settings) and the private Redis."""
+    binary = ensure_peer_venv(venv)
+    feast_repo = write_feast_repo(workload)
+    repo = workload.work_dir / "mlserver_peer"
+    (repo / PEER_MODEL).mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    (repo / "settings.json").write_text(
+        json.dumps(
+            {
+                "host": "127.0.0.1",
+                "http_port": port,
+                "grpc_port": free_port(),
+                "metrics_port": free_port(),
+            }
+        )
+    )
+    (repo / PEER_MODEL / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": PEER_MODEL,
+                "implementation": PEER_RUNTIME,
+                "parameters": {
+                    "uri": str(workload.model_dir),
+                    "version": "v1",
+                    "extra": {
+                        "feature_repo": str(feast_repo),
+                        "feature_service": workload.settings.feature_service_name,
+                    },
+                },
+            }
+        )
+    )
+    # Only `app` of the project on the path (a symlink), not the whole root, whose other
+    # folders (tests, data, ...) could shadow the peer venv's packages.
+    path_dir = workload.work_dir / "peer_path"
+    path_dir.mkdir(exist_ok=True)
+    if not (path_dir / "app").exists():
+        (path_dir / "app").symlink_to(PROJECT_ROOT / "app")
+    env = clean_env(PYTHONPATH=os.pathsep.join([str(PEERS_DIR), str(path_dir)]))
+    if omp_threads > 0:
+        env["OMP_NUM_THREADS"] = str(omp_threads)
+    else:
+        env.pop("OMP_NUM_THREADS", None)
+    log_path = workload.work_dir / "logs" / "peer.log"
+    process = launch("peer", [str(binary), "start", str(repo)], log_path, repo, env)
+    base = f"http://127.0.0.1:{port}"
+    running = Running("peer", f"{base}/v2/models/{PEER_MODEL}/infer", process, log_path, None)
+    try:
+        wait_until(
+            running,
+            lambda: http("GET", f"{base}/v2/models/{PEER_MODEL}/ready", timeout=2)[0] == 200,
+            timeout,
+        )
+        check_peer(running, workload)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+def check_peer(running: Running, workload: Workload) -> None:
+    """The seed stack must answer CreditModel.score's PD, decision and reason codes."""
+    for i in range(min(20, len(workload.rows))):
+        status, raw = http("POST", running.url, peer_body(workload.rows[i]))
+        if status != 200:
+            raise RuntimeError(f"seed stack answered {status}: {raw[:300]!r}")
+        output = json.loads(raw)["outputs"][0]
+        answer = json.loads(output["data"][0])
+        check_answer("seed stack", answer, workload, i)
+        if i == 0:
+            print(f"  seed stack answers e.g. {output['data'][0][:300]}")
+
+
+# --- (d) the floor: one uvicorn process, the same DecisionService, no Ray ------------------
+
+
+def start_floor(workload: Workload, timeout: float, base_options: dict[str, Any]) -> Running:
+    """benchmarks/peers/floor.py from the project venv: uvicorn (1 worker) serving
+    build_api(DecisionService(settings)), settings as ours' (ours_app_args), the config's
+    user_config with the drift monitor off."""
+    port = free_port()
+    spec_path = workload.work_dir / "floor_spec.json"
+    spec_path.write_text(
+        json.dumps(
+            {
+                "settings": ours_app_args(workload)["settings"],
+                "user_config": base_options.get("user_config", {}),
+                "host": "127.0.0.1",
+                "port": port,
+            }
+        )
+    )
+    log_path = workload.work_dir / "logs" / "floor.log"
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_MONITOR_")}
+    command = [sys.executable, str(FLOOR_SCRIPT), str(spec_path)]
+    # Not the project root: a .env there must not leak into the benchmark's settings.
+    process = launch("floor", command, log_path, workload.work_dir, inherited)
+    base = f"http://127.0.0.1:{port}"
+    running = Running("floor", f"{base}{OURS_ROUTE}", process, log_path, None)
+    try:
+        wait_until(running, lambda: http("GET", f"{base}/readyz", timeout=5)[0] == 200, timeout)
+        check_ours(running, workload)
+    except BaseException:
+        running.stop()
+        raise
+    return running
+
+
+# --- feast serve (the feature fetch alone; not one of the issue's rows) ---------------------------------------------------------------------------------------
 
 
 def write_feast_repo(workload: Workload) -> Path:
@@ -589,7 +857,7 @@ def write_feast_repo(workload: Workload) -> Path:
 
     config = repo_config(workload.settings)
     repo = workload.work_dir / "feast_repo"
-    repo.mkdir()
+    repo.mkdir(exist_ok=True)  # the seed stack and `feast serve` read the same one
     registry = config.registry_config
     document = {
         "project": config.project,
@@ -1054,10 +1322,13 @@ def start_ours(
 
 
 def check_ours(running: Running, workload: Workload) -> None:
+    """Ours (and the floor, the same API) must answer CreditModel.score's PD, decision and
+    reason codes for the first 20 bodies."""
     for i in range(min(20, len(workload.rows))):
         status, raw = http("POST", running.url, json.dumps(ours_body(workload.rows[i])))
         if status != 200:
             raise RuntimeError(f"{running.name} answered {status}: {raw[:300]!r}")
+        check_answer(running.name, json.loads(raw), workload, i)
         if i == 0:
             print(f"  {running.name} answers e.g. {raw[:300].decode(errors='replace')}")
 

@@ -40,7 +40,7 @@ class CreditDecisions(DecisionService):
         replica = serve.get_replica_context().replica_id.unique_id
         super().__init__(settings, model_source_factory, reader_factory, replica)
         await self.start()
-        self._background = asyncio.create_task(self._maintain())
+        self._background = asyncio.create_task(self.maintain())
 
     def __serve_build_asgi_app__(self):
         # Built in the replica around this instance (Serve calls it after __init__).

@@ -25,11 +25,12 @@ from app.serving.decide import (
     shadow_records,
 )
 from app.serving.metrics import ServingMetrics
-from app.serving.models import ModelSet, ModelSource, RegistryModelSource, refresh_models
+from app.serving.models import ModelSet, ModelSource, RegistryModelSource
 from app.serving.monitorfeed import MonitorFeed
 from app.serving.predlog import PredictionLog
 from app.serving.routing import RoutingConfig, effective_config
 from app.serving.schemas import DecisionRequest, DriftReport, Health
+from app.serving.upkeep import Upkeep, open_online_reader
 
 log = logging.getLogger(__name__)
 
@@ -49,98 +50,51 @@ class DecisionService:
         self.settings = settings
         self.replica = replica
         self.config = RoutingConfig()
-        self.source = model_source_factory(settings)
-        self.models = ModelSet()
-        self.model_error: str | None = "models not loaded yet"
-        self._reader_factory = reader_factory
-        self._reader = None
-        self.store_error: str | None = "feature store not connected yet"
-        # One thread scores (the feature store client and the GIL gain nothing from more);
-        # another talks to the registry so a slow MLflow never stalls decisions.
+        # One thread scores: the GIL gains nothing from more, and the reader is not shared.
         self._work = ThreadPoolExecutor(1, thread_name_prefix="decide")
-        self._registry_work = ThreadPoolExecutor(1, thread_name_prefix="registry")
         self.metrics = ServingMetrics()
         self.prediction_log = PredictionLog(settings.prediction_log_dir, self.config.log_flush_rows)
-        self._last_poll = 0.0
-        self._last_flush = time.monotonic()
         self.monitor_feed = MonitorFeed(settings, self.metrics.monitor_dropped)
+        self.upkeep = Upkeep(
+            settings,
+            model_source_factory(settings),
+            reader_factory or open_online_reader,
+            self.prediction_log,
+            self.metrics,
+            self.monitor_feed,
+        )
+
+    @property
+    def models(self) -> ModelSet:
+        return self.upkeep.models
 
     async def start(self) -> None:
         """Load the models the aliases name and connect the online store."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._registry_work, self._load_models)
-        await loop.run_in_executor(self._work, self._connect_store)
+        await self.upkeep.start()
+
+    async def maintain(self) -> None:
+        """The upkeep loop (aliases, reconnects, log flushes, monitor feed), forever."""
+        await self.upkeep.run(lambda: self.config)
 
     def apply_config(self, config: RoutingConfig) -> None:
         self.config = config
         self.prediction_log.flush_rows = config.log_flush_rows
-        self._last_poll = 0.0  # a new config also re-checks the aliases now
+        self.upkeep.recheck_aliases()
         log.info("routing config applied: %s", config.model_dump())
 
     def close(self) -> None:
         """Write what the prediction log still buffers (flush never raises)."""
         self.prediction_log.flush()
 
-    # --- upkeep ---------------------------------------------------------------------------
-    def _load_models(self) -> None:
-        try:
-            models = refresh_models(self.models, self.source)
-        except Exception as exc:  # keep serving what is loaded; report it on /readyz
-            self.model_error = f"model registry: {type(exc).__name__}: {exc}"[:500]
-            log.warning("%s", self.model_error)
-            return
-        if models.versions() != self.models.versions():
-            log.info("models now %s (were %s)", models.versions(), self.models.versions())
-        # One assignment: a request in flight keeps the set it started with.
-        self.models = models
-        self.model_error = None if models.champion else "no model holds the champion alias"
-
-    def _connect_store(self) -> None:
-        from app.features.online import open_reader
-
-        try:
-            self._reader = (self._reader_factory or open_reader)(self.settings)
-            self.store_error = None
-        except Exception as exc:
-            self.store_error = f"feature store: {type(exc).__name__}: {exc}"[:500]
-            log.warning("%s", self.store_error)
-
-    async def _maintain(self) -> None:
-        """Alias watch, reconnects and periodic prediction-log flushes, forever."""
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                now = time.monotonic()
-                poll = self.config.alias_poll_seconds
-                if (poll and now - self._last_poll >= poll) or self.models.champion is None:
-                    self._last_poll = now
-                    await loop.run_in_executor(self._registry_work, self._load_models)
-                if self._reader is None:
-                    await loop.run_in_executor(self._work, self._connect_store)
-                if now - self._last_flush >= self.config.log_flush_seconds:
-                    self._last_flush = now
-                    await loop.run_in_executor(self._registry_work, self._flush_log)
-                if self.monitor_feed.pending:
-                    await self.monitor_feed.send(self._registry_work, now)
-            except Exception:  # the loop must outlive any single failure
-                log.exception("maintenance step failed")
-            await asyncio.sleep(0.25)
-
-    def _flush_log(self) -> None:
-        before = self.prediction_log.errors
-        self.prediction_log.flush()
-        if self.prediction_log.errors > before:
-            self.metrics.log_failures.inc()
-        self.metrics.log_pending.set(self.prediction_log.pending)
-
     # --- the decision itself --------------------------------------------------------------
     def _decide_now(self, requests: list[DecisionRequest]) -> tuple[Features, Scored]:
         """Fetch features, route, score and explain; runs on the scoring thread."""
-        models, reader = self.models, self._reader
+        upkeep = self.upkeep
+        models, reader = upkeep.models, upkeep.reader
         if models.champion is None:
-            raise Unavailable(self.model_error or "no champion model loaded")
+            raise Unavailable(upkeep.model_error or "no champion model loaded")
         if reader is None:
-            raise Unavailable(self.store_error or "feature store not connected")
+            raise Unavailable(upkeep.store_error or "feature store not connected")
         challenger_traffic = models.challenger.traffic if models.challenger else None
         config = effective_config(self.config, challenger_traffic)
         features = fetch_features(reader, requests, self.metrics.feature_latency.observe)
@@ -166,7 +120,7 @@ class DecisionService:
     def _log(self, records: list[dict[str, Any]]) -> None:
         try:
             if self.prediction_log.append(records):
-                self._registry_work.submit(self._flush_log)
+                self.upkeep.executor.submit(self.upkeep.flush_log)
         except Exception:  # the log must never cost a decision
             self.metrics.log_failures.inc()
             log.exception("prediction log append failed")
@@ -227,14 +181,15 @@ class DecisionService:
     async def readiness(self) -> Health:
         """Health with status "unavailable" and a detail when a dependency is down."""
         loop = asyncio.get_running_loop()
-        problem = self.model_error if self.models.champion is None else None
+        upkeep = self.upkeep
+        problem = upkeep.model_error if upkeep.models.champion is None else None
         store = "connected"
-        if self._reader is None:
-            problem = problem or self.store_error
+        if upkeep.reader is None:
+            problem = problem or upkeep.store_error
             store = "unavailable"
         else:
             try:
-                await loop.run_in_executor(self._work, self._probe_store)
+                await loop.run_in_executor(self._work, upkeep.reader.probe)
             except Exception as exc:
                 store = "unavailable"
                 problem = problem or f"feature store unavailable: {type(exc).__name__}: {exc}"
@@ -257,7 +212,7 @@ class DecisionService:
         try:
             feed = self.monitor_feed
             if feed.monitor is None:
-                feed.monitor = await loop.run_in_executor(self._registry_work, feed.find)
+                feed.monitor = await loop.run_in_executor(self.upkeep.executor, feed.find)
             if feed.monitor is None:
                 raise LookupError("no drift monitor actor")
             latest, status = await asyncio.wait_for(
@@ -277,6 +232,3 @@ class DecisionService:
                 f"{self.settings.monitor_min_rows})",
             )
         return DriftReport.model_validate({**latest, "monitor": status})
-
-    def _probe_store(self) -> None:
-        self._reader.probe()
