@@ -223,6 +223,15 @@ class Settings(BaseSettings):
     serve_retry_after_seconds: int = Field(
         5, ge=1, description="Retry-After sent with a 503 (feature store or model unavailable)."
     )
+    idempotency_ttl_seconds: float = Field(
+        86_400, gt=0, description="How long an answer is replayed for its Idempotency-Key."
+    )
+    idempotency_claim_seconds: float = Field(
+        30,
+        gt=0,
+        description="How long an unanswered Idempotency-Key stays claimed (a retry meanwhile "
+        "gets 409); a replica lost mid-request frees its keys after this.",
+    )
 
     # --- monitoring ------------------------------------------------------------------------
     monitor_dir: Path | None = Field(
@@ -244,6 +253,19 @@ class Settings(BaseSettings):
     )
     monitor_min_rows: int = Field(
         500, ge=1, description="Smallest window checked (smaller ones are mostly noise)."
+    )
+    monitor_cpu_budget: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Share of one core the drift checks may use on average: a check that took "
+        "c CPU seconds holds the next back for c / budget seconds (0 = no limit).",
+    )
+    monitor_max_rows_per_second: float = Field(
+        100,
+        ge=0,
+        description="Rows per second each replica sends the monitor; above it a random sample "
+        "at this rate is sent, its rate reported in each drift result (0 = every row).",
     )
     monitor_max_buffer_rows: int = Field(
         200_000, ge=1, description="Rows the monitor holds; beyond it the oldest are dropped."

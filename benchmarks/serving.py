@@ -163,7 +163,12 @@ OURS_IMPORT_PATH = "app.serving.app:build_app"
 OURS_ROUTE = "/v1/decisions"
 OURS_APP_NAME = "credit-decisions"
 # Ray Serve's own processes: what the table counts for ours (GCS, raylet, driver in the footnote).
-SERVE_PROCESS_PREFIXES = ("ray::ServeController", "ray::ProxyActor", "ray::ServeReplica")
+SERVE_PROCESS_PREFIXES = (
+    "ray::ServeController",
+    "ray::ProxyActor",
+    "ray::ServeReplica",
+    "ray::HAProxyManager",  # the haproxy lever: the actor that runs HAProxy
+)
 
 # (c) the seed stack: MLServer with a custom runtime that reads Feast and scores CreditModel,
 # in a virtualenv of its own. MLServer 1.7.1 needs fastapi < 0.116 (so starlette < 0.47) and
@@ -210,6 +215,7 @@ ONLY = {
     "peer": ("peer",),
     "floor": ("floor",),
     "feast": ("feast",),
+    "micro": (),  # the in-process micro-benchmark alone
 }
 MIB = 1024 * 1024
 
@@ -424,8 +430,9 @@ def check_answer(name: str, answer: dict[str, Any], workload: Workload, i: int) 
     problems = []
     if answer.get("applicant_id") != workload.rows[i]["applicant_id"]:
         problems.append(f"applicant {answer.get('applicant_id')!r}")
-    if not math.isclose(answer["probability_of_default"], want["probability_of_default"],
-                        rel_tol=0, abs_tol=1e-6):
+    if not math.isclose(
+        answer["probability_of_default"], want["probability_of_default"], rel_tol=0, abs_tol=1e-6
+    ):
         problems.append(
             f"PD {answer['probability_of_default']!r} != {want['probability_of_default']!r}"
         )
@@ -699,20 +706,29 @@ def ensure_peer_venv(venv: Path) -> Path:
         subprocess.run([python, "-m", "venv", str(venv)], check=True)
     constraints, overrides = peer_requirements(venv)
     stamp = venv / "bench-installed"
-    digest = json.dumps(
-        [PEER_PINS, constraints.read_text(), overrides.read_text()], sort_keys=True
-    )
+    digest = json.dumps([PEER_PINS, constraints.read_text(), overrides.read_text()], sort_keys=True)
     if not binary.exists() or not stamp.exists() or stamp.read_text() != digest:
         uv = Path(sys.executable).parent / "uv"
         if not uv.exists():
             raise RuntimeError(f"{uv} not found: run `bash scripts/setup.sh` (it installs uv)")
-        print(f"uv pip install {' '.join(PEER_PINS)} into {venv} (lock constraints, overrides "
-              f"{', '.join(PEER_OVERRIDES)})")
+        print(
+            f"uv pip install {' '.join(PEER_PINS)} into {venv} (lock constraints, overrides "
+            f"{', '.join(PEER_OVERRIDES)})"
+        )
         subprocess.run(
             [
-                str(uv), "pip", "install", "--quiet", "--compile-bytecode",
-                "--python", str(venv / "bin" / "python"),
-                "-c", str(constraints), "--override", str(overrides), *PEER_PINS,
+                str(uv),
+                "pip",
+                "install",
+                "--quiet",
+                "--compile-bytecode",
+                "--python",
+                str(venv / "bin" / "python"),
+                "-c",
+                str(constraints),
+                "--override",
+                str(overrides),
+                *PEER_PINS,
             ],
             check=True,
             env=clean_env(),
@@ -722,13 +738,30 @@ def ensure_peer_venv(venv: Path) -> Path:
 
 
 def peer_versions(venv: Path) -> str:
-    names = ("mlserver", "feast", "xgboost-cpu", "pandas", "numpy", "redis", "fastapi",
-             "starlette", "protobuf", "uvloop")
+    names = (
+        "mlserver",
+        "feast",
+        "xgboost-cpu",
+        "pandas",
+        "numpy",
+        "redis",
+        "fastapi",
+        "starlette",
+        "protobuf",
+        "uvloop",
+    )
     out = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         "import importlib.metadata as m, json, sys; "
-         "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))", *names],
-        check=True, capture_output=True, text=True, env=clean_env(),
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import importlib.metadata as m, json, sys; "
+            "print(json.dumps({n: m.version(n) for n in sys.argv[1:]}))",
+            *names,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=clean_env(),
     ).stdout
     return ", ".join(f"{k} {v}" for k, v in json.loads(out).items())
 
@@ -812,10 +845,13 @@ def check_peer(running: Running, workload: Workload) -> None:
 # --- (d) the floor: one uvicorn process, the same DecisionService, no Ray ------------------
 
 
-def start_floor(workload: Workload, timeout: float, base_options: dict[str, Any]) -> Running:
+def start_floor(
+    workload: Workload, timeout: float, base_options: dict[str, Any], omp_threads: int
+) -> Running:
     """benchmarks/peers/floor.py from the project venv: uvicorn (1 worker) serving
     build_api(DecisionService(settings)), settings as ours' (ours_app_args), the config's
-    user_config with the drift monitor off."""
+    user_config with the drift monitor off; OMP_NUM_THREADS as MLServer's (1: what Ray gives
+    our replica)."""
     port = free_port()
     spec_path = workload.work_dir / "floor_spec.json"
     spec_path.write_text(
@@ -830,6 +866,8 @@ def start_floor(workload: Workload, timeout: float, base_options: dict[str, Any]
     )
     log_path = workload.work_dir / "logs" / "floor.log"
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_MONITOR_")}
+    if omp_threads > 0:
+        inherited["OMP_NUM_THREADS"] = str(omp_threads)
     command = [sys.executable, str(FLOOR_SCRIPT), str(spec_path)]
     # Not the project root: a .env there must not leak into the benchmark's settings.
     process = launch("floor", command, log_path, workload.work_dir, inherited)
@@ -844,7 +882,147 @@ def start_floor(workload: Workload, timeout: float, base_options: dict[str, Any]
     return running
 
 
-# --- feast serve (the feature fetch alone; not one of the issue's rows) ---------------------------------------------------------------------------------------
+# --- the pure decision path in-process (no HTTP) ------------------------------------------
+
+
+MICRO_BATCH = 16
+
+
+def median_us(samples: list[int]) -> float:
+    return float(np.median(samples)) / 1000.0
+
+
+def time_calls(call: Callable[[int], Any], seconds: float, min_calls: int = 200) -> list[int]:
+    """ns of each call(k) for k = 0, 1, ... over `seconds` (at least `min_calls` calls)."""
+    samples: list[int] = []
+    deadline = time.perf_counter() + seconds
+    k = 0
+    while k < min_calls or time.perf_counter() < deadline:
+        started = time.perf_counter_ns()
+        call(k)
+        samples.append(time.perf_counter_ns() - started)
+        k += 1
+    return samples
+
+
+def micro_benchmark(
+    workload: Workload, base_options: dict[str, Any], seconds: float
+) -> dict[str, Any]:
+    """The request path of one replica without HTTP, Serve or the event loop, in this process:
+    requests parsed beforehand (DecisionRequest), the booster on one thread (nthread 1, as
+    OMP_NUM_THREADS=1 gives the replica).
+
+      read      `reader.read(ids)`: the online-store round trip to the private Redis
+                (`open_reader(settings)`, what `fetch_features` calls), alone
+      pure      `features_of(rows, requests)` + `decide_batch(requests, features, models,
+                config)` on rows read beforehand: request-time features, routing, scoring,
+                reasons, the responses and prediction-log records; the pure path, the
+                network read excluded. decide_us_single / decide_us_per_row_batch16
+      fetch     `fetch_features(reader, requests, ...)` + `decide_batch`: the whole of
+                `DecisionService._decide_now`, read included
+      score     `ServedModel.compiled.score(columns, n, threshold)`: encode, XGBoost
+                contributions, PD, decisions and reasons alone
+
+    each for one request and for batches of MICRO_BATCH distinct applicants (rotating over
+    the bodies), median over `seconds` of calls (>= 200) per figure."""
+    from app.features.online import open_reader
+    from app.serving.decide import decide_batch, features_of, fetch_features
+    from app.serving.models import ModelSet, ServedModel
+    from app.serving.routing import RoutingConfig
+    from app.serving.schemas import DecisionRequest
+    from app.training.model import CreditModel
+
+    settings = workload.settings
+    model = CreditModel.load(workload.model_dir)
+    model.estimator.set_param({"nthread": 1})
+    served = ServedModel(settings.model_name, "bench", model)
+    models = ModelSet(champion=served)
+    config = RoutingConfig.model_validate(base_options.get("user_config", {}))
+    requests = [DecisionRequest.model_validate(ours_body(row)) for row in workload.rows]
+    n = len(requests)
+    batches = {
+        1: [[requests[i]] for i in range(n)],
+        MICRO_BATCH: [
+            [requests[(i * MICRO_BATCH + j) % n] for j in range(MICRO_BATCH)]
+            for i in range(max(1, n // MICRO_BATCH))
+        ],
+    }
+    reader = open_reader(settings)
+    try:
+        # Everything read once beforehand for the figures that exclude the read.
+        read = {
+            size: [reader.read([r.applicant_id for r in group]) for group in groups]
+            for size, groups in batches.items()
+        }
+        features = {
+            size: [features_of(rows, group) for rows, group in zip(read[size], groups, strict=True)]
+            for size, groups in batches.items()
+        }
+        threshold = config.decision_threshold
+        # Answers first: the pure path must give CreditModel.score's answers.
+        for i, (request, feats) in enumerate(zip(batches[1], features[1], strict=True)):
+            if i >= 20:
+                break
+            outcome = decide_batch(request, feats, models, config).outcomes[0]
+            if outcome.status != 200:
+                raise RuntimeError(f"pure path: status {outcome.status} {outcome.detail}")
+            check_answer("pure path", outcome.response.model_dump(), workload, i)
+        results: dict[str, Any] = {"seconds_per_figure": seconds, "batch": MICRO_BATCH}
+        for size, groups in batches.items():
+            m = len(groups)
+            ids = [[r.applicant_id for r in group] for group in groups]
+            calls: dict[str, Callable[[int], Any]] = {
+                "read": lambda k, ids=ids, m=m: reader.read(ids[k % m]),
+                "pure": lambda k, groups=groups, rows=read[size], m=m: decide_batch(
+                    groups[k % m], features_of(rows[k % m], groups[k % m]), models, config
+                ),
+                "fetch": lambda k, groups=groups, m=m: decide_batch(
+                    groups[k % m],
+                    fetch_features(reader, groups[k % m], lambda _ms: None),
+                    models,
+                    config,
+                ),
+                "score": lambda k, feats=features[size], size=size, m=m: served.compiled.score(
+                    feats[k % m].columns, size, threshold
+                ),
+            }
+            for name, call in calls.items():
+                call(0)  # warm
+                samples = time_calls(call, seconds)
+                per_call = median_us(samples)
+                results[f"{name}_us_{size}"] = per_call
+                results[f"{name}_us_per_row_{size}"] = per_call / size
+                results[f"{name}_calls_{size}"] = len(samples)
+    finally:
+        reader.close()
+    results["decide_us_single"] = results["pure_us_1"]
+    results["decide_us_per_row_batch16"] = results[f"pure_us_per_row_{MICRO_BATCH}"]
+    return results
+
+
+def describe_micro(micro: dict[str, Any]) -> str:
+    lines = [
+        f"Pure decision path in-process (median µs; {micro['seconds_per_figure']:g} s of calls "
+        "per figure):",
+        "",
+        f"| step | 1 request | batch of {MICRO_BATCH} | per row in the batch |",
+        "|---|---:|---:|---:|",
+    ]
+    what = {
+        "read": "online-store read (Redis round trip)",
+        "pure": "features_of + decide_batch (the pure path)",
+        "fetch": "fetch_features + decide_batch (read included)",
+        "score": "compiled.score (encode, contributions, reasons)",
+    }
+    for name, text in what.items():
+        lines.append(
+            f"| {text} | {micro[f'{name}_us_1']:,.0f} | {micro[f'{name}_us_{MICRO_BATCH}']:,.0f} "
+            f"| {micro[f'{name}_us_per_row_{MICRO_BATCH}']:,.1f} |"
+        )
+    return "\n".join(lines)
+
+
+# --- feast serve (the feature fetch alone; not one of the issue's rows) ----------------------
 
 
 def write_feast_repo(workload: Workload) -> Path:
@@ -1009,6 +1187,11 @@ VARIANT_HELP = {
     "max_ongoing_<N>": "max_ongoing_requests=N",
     "monitor_off": "user_config drift_monitor: False: replicas feed no rows to the drift "
     "monitor (which then never starts); the other variants run with it on, as deployed",
+    "haproxy": "Serve's HAProxy ingress: RAY_SERVE_ENABLE_HA_PROXY=1 and "
+    "RAY_SERVE_THROUGHPUT_OPTIMIZED=1, HAProxy (nbthread --haproxy-nbthread) on the proxy's "
+    "port balancing over the replicas' direct-ingress ports",
+    "haproxy_threads_<N>": "haproxy with RAY_SERVE_HAPROXY_NBTHREAD=N",
+    "batch<N>": "user_config batch_max_size N (@serve.batch's max_batch_size)",
 }
 # The lever whose cost the report states against its target: the drift monitor on (every
 # other variant) may cost at most this share of the throughput of the same variant with it off.
@@ -1048,8 +1231,16 @@ class OursVariant:
         return frozenset(self.name.split("+")) - {"default", MONITOR_LEVER}
 
     @property
+    def haproxy(self) -> bool:
+        return self.env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1"
+
+    @property
     def direct_ingress(self) -> bool:
+        """Direct ingress with wrk on the replica's own port (one replica): not with HAProxy,
+        which also turns direct ingress on but is itself the one address wrk loads."""
         env = self.env
+        if self.haproxy:
+            return False
         if "RAY_SERVE_ENABLE_DIRECT_INGRESS" in env:
             return env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
         return env.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1"
@@ -1062,19 +1253,27 @@ def parse_variant(name: str) -> OursVariant:
     access_log = True
     what = []
     for part in name.split("+"):
-        number = part.rpartition("_")[2] if "_" in part else part.removeprefix("replicas")
+        if "_" in part:
+            number = part.rpartition("_")[2]
+        else:
+            number = part.removeprefix("replicas").removeprefix("batch")
         if part in (
             "default",
             "direct_ingress",
             "throughput_optimized",
             "no_access_log",
             MONITOR_LEVER,
+            "haproxy",
         ):
             what.append(VARIANT_HELP[part])
         elif part.startswith("replicas") and number.isdigit():
             what.append(VARIANT_HELP["replicas<N>"].replace("N", number, 1))
         elif part.startswith("max_ongoing_") and number.isdigit():
             what.append(VARIANT_HELP["max_ongoing_<N>"].replace("N", number))
+        elif part.startswith("haproxy_threads_") and number.isdigit():
+            what.append(VARIANT_HELP["haproxy_threads_<N>"].replace("N", number))
+        elif part.startswith("batch") and number.isdigit():
+            what.append(VARIANT_HELP["batch<N>"].replace("N", number, 1))
         else:
             known = "; ".join(f"{k}: {v}" for k, v in VARIANT_HELP.items())
             raise argparse.ArgumentTypeError(f"unknown ours variant {part!r} (known: {known})")
@@ -1090,6 +1289,13 @@ def parse_variant(name: str) -> OursVariant:
             options["num_replicas"] = int(number)
         elif part.startswith("max_ongoing_"):
             options["max_ongoing_requests"] = int(number)
+        elif part.startswith("haproxy"):
+            env["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
+            env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+            if part.startswith("haproxy_threads_"):
+                env["RAY_SERVE_HAPROXY_NBTHREAD"] = number
+        elif part.startswith("batch"):
+            user_config["batch_max_size"] = int(number)
     if env:
         # Direct ingress keeps a stopping replica draining for 30 s (for external load
         # balancers): only the benchmark's teardown gets shorter, not what is measured.
@@ -1187,8 +1393,42 @@ def monitor_status(app_args: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def is_serve_process(proc: psutil.Process) -> bool:
-    title = " ".join(proc.cmdline())
-    return title.startswith(SERVE_PROCESS_PREFIXES)
+    command = proc.cmdline()  # psutil errors are the caller's (Running.rss, Monitor)
+    title = " ".join(command)
+    # HAProxy itself (the haproxy lever), a child of its manager actor.
+    return title.startswith(SERVE_PROCESS_PREFIXES) or (
+        bool(command) and Path(command[0]).name == "haproxy"
+    )
+
+
+def haproxy_processes(running: Running) -> list[psutil.Process]:
+    found = []
+    for proc in running.tree():
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            command = proc.cmdline()
+            if command and Path(command[0]).name == "haproxy":
+                found.append(proc)
+    return found
+
+
+def haproxy_env(workload: Workload, slug: str, nbthread: int, variant: OursVariant) -> dict:
+    """The HAProxy lever's environment beyond the variant's: its threads (unless the variant
+    names them) and every file and port HAProxy would otherwise share machine-wide
+    (/tmp/haproxy-serve/..., stats 8404, metrics 9101) made the run's own."""
+    base = workload.work_dir / f"haproxy_{slug}"
+    base.mkdir(exist_ok=True)
+    env = {
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(base / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(base / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(base),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(base / "server-state"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(base / "metrics.sock"),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+    }
+    if "RAY_SERVE_HAPROXY_NBTHREAD" not in variant.env:
+        env["RAY_SERVE_HAPROXY_NBTHREAD"] = str(nbthread)
+    return env
 
 
 def direct_ingress_ports(running: Running) -> list[int]:
@@ -1230,9 +1470,11 @@ def start_ours(
     num_cpus: int,
     variant: OursVariant,
     base_options: dict[str, Any],
+    haproxy_nbthread: int = 1,
 ) -> Running:
     port = free_port()
     slug = variant.name.replace("+", "_")
+    extra_env = haproxy_env(workload, slug, haproxy_nbthread, variant) if variant.haproxy else {}
     options = {**base_options, **variant.options}
     if variant.user_config:
         options["user_config"] = {**options.get("user_config", {}), **variant.user_config}
@@ -1270,7 +1512,10 @@ def start_ours(
         )
     )
     shown = {k: v for k, v in options.items() if k != "user_config"}
-    env_text = " ".join(f"{k}={v}" for k, v in variant.env.items())
+    shown_env = {**variant.env}
+    if "RAY_SERVE_HAPROXY_NBTHREAD" in extra_env:
+        shown_env["RAY_SERVE_HAPROXY_NBTHREAD"] = extra_env["RAY_SERVE_HAPROXY_NBTHREAD"]
+    env_text = " ".join(f"{k}={v}" for k, v in shown_env.items())
     extra = "; " + env_text if env_text else ""
     extra += "" if variant.access_log else "; access log off"
     extra += "; drift monitor " + ("on" if variant.monitor_on else "off (user_config)")
@@ -1282,7 +1527,7 @@ def start_ours(
     dropped = sorted(set(os.environ) - set(inherited))
     if dropped:
         print(f"  not passed to the driver: {', '.join(dropped)}")
-    env = {**inherited, "RAY_USAGE_STATS_ENABLED": "0", **variant.env}
+    env = {**inherited, "RAY_USAGE_STATS_ENABLED": "0", **variant.env, **extra_env}
     command = [sys.executable, str(Path(__file__).resolve()), "--ours-driver", str(spec_path)]
     # Not the project root: a .env there must not leak into the benchmark's settings.
     process = launch("ours", command, log_path, workload.work_dir, env)
@@ -1313,6 +1558,22 @@ def start_ours(
             running.url = f"http://127.0.0.1:{ports[0]}{OURS_ROUTE}"
             proxies = [p for p in running.tree() if "ray::ProxyActor" in " ".join(p.cmdline())]
             print(f"  direct ingress on port {ports[0]} (proxy processes, idle: {len(proxies)})")
+        if variant.haproxy:
+            # HAProxy takes the proxy's port (http_options) and balances over the replicas'
+            # direct-ingress ports: one address for any number of replicas.
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                haproxies = haproxy_processes(running)
+                if haproxies:
+                    break
+                time.sleep(0.5)
+            else:
+                raise RuntimeError("haproxy lever: no haproxy process in the Ray tree")
+            replica_ports = direct_ingress_ports(running)
+            print(
+                f"  HAProxy on port {port} ({len(haproxies)} haproxy process(es)), "
+                f"replicas' direct-ingress ports {replica_ports}"
+            )
         wait_until(running, lambda: http("POST", running.url, first)[0] == 200, 60)
         check_ours(running, workload)
     except BaseException:
@@ -1788,14 +2049,152 @@ def results_document(
     }
 
 
+# --- the issue's summary and targets --------------------------------------------------------
+
+
+SUMMARY_KEYS = (
+    "ours_rps",
+    "ours_p50_ms",
+    "ours_p99_ms",
+    "ours_seq_p50_ms",
+    "mlserver_rps",
+    "mlserver_seq_p50_ms",
+    "peer_rps",
+    "peer_seq_p50_ms",
+    "floor_rps",
+    "floor_seq_p50_ms",
+    "decide_us_single",
+    "decide_us_per_row_batch16",
+    "monitor_on_rps",
+    "monitor_off_rps",
+    "rss_mib",
+)
+SHIPPED = "default"  # the ours variant that is "ours with the shipped config"
+QUICK_SECONDS = 15
+QUICK_WARMUP = 3
+QUICK_MICRO_SECONDS = 1.0
+
+
+def summary_document(
+    results: dict[str, Measured], micro: dict[str, Any] | None
+) -> dict[str, float | None]:
+    """`--json`: exactly SUMMARY_KEYS, null where the row was not run or failed. ours_* and
+    monitor_on_rps: the `default` variant (serve_config.yaml's deployment, num_replicas 1,
+    drift monitor on); monitor_off_rps: `monitor_off`; rss_mib: ours' peak RSS under load,
+    Serve's processes (controller, proxy, replica), as the table's; decide_us_*: the pure path
+    (features_of + decide_batch, the read excluded) of the micro-benchmark."""
+
+    def pick(key: str, run: str, figure: str) -> float | None:
+        m = results.get(key)
+        if m is None:
+            return None
+        return float((m.load if run == "load" else m.sequential).result[figure])
+
+    ours = f"ours:{SHIPPED}"
+    out: dict[str, float | None] = {
+        "ours_rps": pick(ours, "load", "rps"),
+        "ours_p50_ms": pick(ours, "load", "p50_ms"),
+        "ours_p99_ms": pick(ours, "load", "p99_ms"),
+        "ours_seq_p50_ms": pick(ours, "sequential", "p50_ms"),
+    }
+    for name in ("mlserver", "peer", "floor"):
+        out[f"{name}_rps"] = pick(name, "load", "rps")
+        out[f"{name}_seq_p50_ms"] = pick(name, "sequential", "p50_ms")
+    out["decide_us_single"] = micro["decide_us_single"] if micro else None
+    out["decide_us_per_row_batch16"] = micro["decide_us_per_row_batch16"] if micro else None
+    out["monitor_on_rps"] = out["ours_rps"]
+    out["monitor_off_rps"] = pick(f"ours:{MONITOR_LEVER}", "load", "rps")
+    out["rss_mib"] = results[ours].rss_peak[0] / MIB if ours in results else None
+    assert tuple(out) == SUMMARY_KEYS
+    return out
+
+
+def target_checks(summary: dict[str, float | None]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, met) for each of the issue's targets; met None when a figure is
+    missing. Ratios are ours / peer from this one run."""
+
+    def ratio_check(
+        label: str, a: str, b: str, bound: float, higher: bool
+    ) -> tuple[str, str, bool | None]:
+        x, y = summary[a], summary[b]
+        if x is None or y is None or not y:
+            return label, "n/a", None
+        value = x / y
+        return (
+            label,
+            f"{value:.2f}x ({x:,.2f} / {y:,.2f})",
+            (value >= bound if higher else value <= bound),
+        )
+
+    def bound_check(label: str, key: str, bound: float, unit: str):
+        x = summary[key]
+        if x is None:
+            return label, "n/a", None
+        return label, f"{x:,.2f} {unit}", x <= bound
+
+    return [
+        ratio_check("ours req/s >= 1.0x seed stack (c)", "ours_rps", "peer_rps", 1.0, True),
+        ratio_check(
+            "ours seq p50 <= seed stack's (c)", "ours_seq_p50_ms", "peer_seq_p50_ms", 1.0, False
+        ),
+        ratio_check("ours req/s >= 0.8x MLServer (b)", "ours_rps", "mlserver_rps", 0.8, True),
+        ratio_check("ours req/s >= 0.6x floor (d)", "ours_rps", "floor_rps", 0.6, True),
+        bound_check("ours p99 at 16 connections <= 100 ms", "ours_p99_ms", 100.0, "ms"),
+        bound_check("pure path, one decision <= 1 ms", "decide_us_single", 1000.0, "µs"),
+        bound_check(
+            "pure path, batch of 16 <= 0.2 ms per row", "decide_us_per_row_batch16", 200.0, "µs"
+        ),
+        ratio_check(
+            "monitor on >= 0.95x monitor off", "monitor_on_rps", "monitor_off_rps", 0.95, True
+        ),
+    ]
+
+
+def print_targets(summary: dict[str, float | None], disturbed: bool) -> None:
+    print()
+    print("Targets (this run's figures; ratios ours / peer):")
+    print()
+    print("| target | measured | verdict |")
+    print("|---|---:|---|")
+    for label, measured, met in target_checks(summary):
+        verdict = "n/a (not measured)" if met is None else ("PASS" if met else "FAIL")
+        print(f"| {label} | {measured} | {verdict} |")
+    print(
+        "(seq ratios for MLServer and the floor, for reference: ours seq p50 / theirs = "
+        + ", ".join(
+            f"{n} {ratio(summary['ours_seq_p50_ms'] or 0, summary[f'{n}_seq_p50_ms'] or 0)}"
+            for n in ("mlserver", "floor")
+        )
+        + ")"
+    )
+    if disturbed:
+        print(
+            "WARNING: other processes used more than "
+            f"{NOISY_CORES} cores during some runs: the verdicts compare disturbed figures"
+        )
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", choices=sorted(ONLY), default="all", help="services to run")
+    parser.add_argument(
+        "--only",
+        choices=sorted(ONLY),
+        default="all",
+        help="services to run: all (default) = ours, mlserver, peer, floor, feast; required = "
+        "the issue's rows ours, mlserver, peer, floor; micro = the in-process micro-benchmark "
+        "alone",
+    )
     parser.add_argument("--duration", type=int, default=60, help="seconds per wrk run")
     parser.add_argument("--warmup", type=int, default=5, help="untimed wrk seconds first")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"checks: {QUICK_SECONDS} s per wrk run (ours variants too), {QUICK_WARMUP} s "
+        f"warm-up, {QUICK_MICRO_SECONDS:g} s per micro-benchmark figure",
+    )
     parser.add_argument("--connections", type=int, default=16, help="wrk connections (load)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (load)")
     parser.add_argument(
@@ -1809,11 +2208,17 @@ def main() -> int:
         "--mlserver-venv", type=Path, default=DEFAULT_MLSERVER_VENV, help="MLServer's virtualenv"
     )
     parser.add_argument(
+        "--peer-venv",
+        type=Path,
+        default=DEFAULT_PEER_VENV,
+        help="the seed stack's virtualenv (MLServer + Feast), created with PEER_PINS",
+    )
+    parser.add_argument(
         "--mlserver-omp-threads",
         type=int,
         default=1,
-        help="OMP_NUM_THREADS for MLServer (XGBoost's threads per prediction): 1 as Ray sets "
-        "for our replica; 0 leaves it unset (every core)",
+        help="OMP_NUM_THREADS for MLServer, the seed stack and the floor (XGBoost's threads "
+        "per prediction): 1 as Ray sets for our replica; 0 leaves it unset (every core)",
     )
     parser.add_argument(
         "--ours-cpus", type=int, default=2, help="CPUs of the local Ray that runs ours"
@@ -1821,9 +2226,10 @@ def main() -> int:
     parser.add_argument(
         "--ours-variants",
         type=parse_variants,
-        default=[parse_variant("default")],
+        default=parse_variants(f"{SHIPPED},{MONITOR_LEVER}"),
         help="comma-separated Serve levers to run ours under, each a fresh driver and its own "
-        "row; join levers with + to combine them. Known: "
+        f"row; join levers with + to combine them (default: {SHIPPED},{MONITOR_LEVER}, the "
+        "shipped config with the drift monitor on and off). Known: "
         + "; ".join(f"{k}: {v}" for k, v in VARIANT_HELP.items()),
     )
     parser.add_argument(
@@ -1831,6 +2237,13 @@ def main() -> int:
         type=int,
         default=0,
         help="seconds per wrk run for the ours variants (0: --duration)",
+    )
+    parser.add_argument(
+        "--haproxy-nbthread",
+        type=int,
+        default=1,
+        help="RAY_SERVE_HAPROXY_NBTHREAD for the haproxy lever (Ray's default is 4; 1 here, "
+        "on 2 cores shared with the replica and wrk)",
     )
     parser.add_argument(
         "--serve-config",
@@ -1846,6 +2259,12 @@ def main() -> int:
         "own default, 1000, restarts it every ~1000 requests",
     )
     parser.add_argument(
+        "--micro-seconds",
+        type=float,
+        default=5.0,
+        help="seconds of calls per micro-benchmark figure (0: no micro-benchmark)",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=0,
@@ -1857,17 +2276,34 @@ def main() -> int:
     parser.add_argument(
         "--keep-work-dir", action="store_true", help="keep data, model and logs after the run"
     )
-    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        help="write the issue's summary to this JSON file: exactly "
+        + ", ".join(SUMMARY_KEYS)
+        + " (null where not measured)",
+    )
+    parser.add_argument(
+        "--json-details", type=Path, help="write every figure of every row to this JSON file"
+    )
     parser.add_argument("--ours-driver", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.ours_driver is not None:
         return ours_driver(args.ours_driver)
+    if args.quick:
+        args.duration = QUICK_SECONDS
+        args.ours_duration = min(args.ours_duration or QUICK_SECONDS, QUICK_SECONDS)
+        args.warmup = min(args.warmup, QUICK_WARMUP)
+        args.micro_seconds = min(args.micro_seconds, QUICK_MICRO_SECONDS)
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     quiet()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install -y wrk)")
     services = ONLY[args.only]
+    with_micro = args.micro_seconds > 0 and (
+        args.only == "micro" or "ours" in services or "floor" in services
+    )
 
     script_started = time.perf_counter()
     work_root = PROJECT_ROOT / "var" / "bench"
@@ -1885,7 +2321,7 @@ def main() -> int:
 
         wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
         variants: list[OursVariant] = args.ours_variants if "ours" in services else []
-        base_options = serve_config_options(args.serve_config) if variants else {}
+        base_options = serve_config_options(args.serve_config)
         rows: list[tuple[str, str]] = []  # (key, service)
         for service in services:
             if service == "ours":
@@ -1894,32 +2330,59 @@ def main() -> int:
                 rows.append((service, service))
         labels = {**LABELS, **{v.key: v.label for v in variants}}
         print(
-            f"services: {', '.join(labels[key] for key, _ in rows)}; ray {ray.__version__}, "
+            f"services: {', '.join(labels[key] for key, _ in rows) or 'none'}"
+            f"{' + the in-process micro-benchmark' if with_micro else ''}; ray {ray.__version__}, "
             f"feast {feast.__version__}, xgboost {xgboost.__version__}, "
             f"{wrk_version.split(' [')[0].strip()}; work dir {work_dir}"
         )
         if "mlserver" in services:
             ensure_mlserver_venv(args.mlserver_venv)
             print(f"MLServer venv {args.mlserver_venv}: {mlserver_versions(args.mlserver_venv)}")
+        if "peer" in services:
+            ensure_peer_venv(args.peer_venv)
+            print(f"seed stack venv {args.peer_venv}: {peer_versions(args.peer_venv)}")
         redis = start_redis()  # private, non-persistent, on a free port (never 6379)
         workload = build_workload(args, work_dir, redis.port)
         write_bodies(workload)
         quiet()
 
-        if variants:
-            ours_ready(workload)
+        failures: dict[str, str] = {}  # a row that failed does not stop the others
+        micro = None
+        if with_micro:
+            wait_quiet(args.wait_quiet)
+            started = time.perf_counter()
+            try:
+                micro = micro_benchmark(workload, base_options, args.micro_seconds)
+                print(
+                    f"micro-benchmark ({time.perf_counter() - started:.1f} s): pure path "
+                    f"{micro['decide_us_single']:,.0f} µs for one decision, "
+                    f"{micro['decide_us_per_row_batch16']:,.1f} µs per row in a batch of "
+                    f"{MICRO_BATCH}; answers checked"
+                )
+            except Exception as exc:
+                failures["micro"] = f"{type(exc).__name__}: {exc}"
+                print(f"micro-benchmark: FAILED, {failures['micro']}")
+        if variants or "floor" in services:
+            ours_ready(workload)  # the champion in the run's MLflow: ours and the floor load it
         variant_of = {v.key: v for v in variants}
+        omp = args.mlserver_omp_threads
         starters: dict[str, Callable[[str], Running]] = {
             "ours": lambda key: start_ours(
-                workload, args.start_timeout, args.ours_cpus, variant_of[key], base_options
+                workload,
+                args.start_timeout,
+                args.ours_cpus,
+                variant_of[key],
+                base_options,
+                args.haproxy_nbthread,
             ),
             "mlserver": lambda _: start_mlserver(
-                workload, args.mlserver_venv, args.start_timeout, args.mlserver_omp_threads
+                workload, args.mlserver_venv, args.start_timeout, omp
             ),
+            "peer": lambda _: start_peer(workload, args.peer_venv, args.start_timeout, omp),
+            "floor": lambda _: start_floor(workload, args.start_timeout, base_options, omp),
             "feast": lambda _: start_feast(workload, args.start_timeout, args.feast_max_requests),
         }
         results: dict[str, Measured] = {}
-        failures: dict[str, str] = {}  # a row that failed does not stop the others
         for key, service in rows:
             duration = (args.ours_duration or args.duration) if service == "ours" else args.duration
             started = time.perf_counter()
@@ -1954,10 +2417,23 @@ def main() -> int:
                 f"{m.load.errors + m.sequential.errors}; RSS {m.rss_peak[0] / MIB:,.0f} MiB"
             )
         print_report(results, failures, variants, args)
+        if micro is not None:
+            print()
+            print(describe_micro(micro))
+        summary = summary_document(results, micro)
+        disturbed = any(
+            c["other"] > NOISY_CORES for m in results.values() for c in m.cores.values()
+        )
+        print_targets(summary, disturbed)
         if args.json is not None:
+            args.json.write_text(json.dumps(summary, indent=2) + "\n")
+            print(f"summary written to {args.json}")
+        if args.json_details is not None:
             document = results_document(results, failures, variants, args)
-            args.json.write_text(json.dumps(document, indent=2))
-            print(f"results written to {args.json}")
+            document["micro"] = micro
+            document["summary"] = summary
+            args.json_details.write_text(json.dumps(document, indent=2))
+            print(f"details written to {args.json_details}")
         print(f"total run time {math.ceil(time.perf_counter() - script_started)} s")
         return 1 if failures else 0
     finally:

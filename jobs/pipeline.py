@@ -190,10 +190,11 @@ def check_drift(settings: Settings, answered: int, timeout: float) -> str:
     monitor = find_monitor(settings)
     if monitor is None:
         return "no drift monitor running (CREDIT_MONITOR_ENABLED or user_config drift_monitor off)"
-    # Replicas forward rows about once a second; wait for this run's decisions to arrive.
+    # Replicas forward rows about once a second (a sample of them under load); wait for the
+    # rows standing for this run's decisions to arrive.
     deadline = time.monotonic() + timeout
     status = ray.get(monitor.status.remote(), timeout=60)
-    while status["buffered_rows"] < answered and time.monotonic() < deadline:
+    while status["buffered_represented_rows"] < answered and time.monotonic() < deadline:
         time.sleep(0.5)
         status = ray.get(monitor.status.remote(), timeout=60)
     result = ray.get(monitor.check_now.remote(), timeout=timeout)

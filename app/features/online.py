@@ -226,20 +226,13 @@ def open_reader(settings: Settings, store: FeatureStore | None = None) -> Online
     config = store.config
     views = service_views(store, settings.feature_service_name)
     if settings.online_store == "redis":
-        import redis
+        from app.connections import redis_client
 
-        client = redis.Redis(
-            host=settings.redis_host,
-            port=settings.redis_port,
-            db=settings.redis_db,
-            password=(
-                settings.redis_password.get_secret_value() if settings.redis_password else None
-            ),
-            socket_connect_timeout=TIMEOUT_SECONDS,
-            socket_timeout=TIMEOUT_SECONDS,
-        )
         reader: OnlineReader = RedisOnlineReader(
-            views, config.entity_key_serialization_version, config.project, client
+            views,
+            config.entity_key_serialization_version,
+            config.project,
+            redis_client(settings, TIMEOUT_SECONDS),
         )
     else:
         from feast.infra.online_stores.sqlite import _table_id

@@ -55,19 +55,11 @@ def check_online_store(settings: Settings) -> None:
     if settings.online_store != "redis":
         return
     import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
-    client = redis.Redis(
-        host=settings.redis_host,
-        port=settings.redis_port,
-        db=settings.redis_db,
-        password=settings.redis_password.get_secret_value() if settings.redis_password else None,
-        socket_connect_timeout=3,
-        socket_timeout=3,
-        # One attempt: a refused connection is the answer (redis-py retries 3 s by default).
-        retry=Retry(NoBackoff(), 0),
-    )
+    from app.connections import redis_client
+
+    # One attempt with a short timeout: a refused connection is the answer.
+    client = redis_client(settings, timeout=3, retry=False)
     try:
         client.ping()
     except redis.RedisError as exc:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # A job in one of these states no longer blocks a new trigger.
 TERMINAL_JOB_STATES = {"SUCCEEDED", "FAILED", "STOPPED"}
+
+
+SAMPLE_RATE = "sample_rate"
 
 
 def drift_config(settings: Settings) -> DriftConfig:
@@ -58,7 +62,8 @@ def window_schema() -> pa.Schema:
     meta = {"request_id", "applicant_id", "variant", "shadow", "model_name", "decision"}
     meta |= {"reasons", "features_as_of"}
     names = keep + [n for n in full.names if n not in meta and n not in keep]
-    return pa.schema([full.field(n) for n in names])
+    # The share of the replica's traffic the row stands for (MonitorFeed samples under load).
+    return pa.schema([full.field(n) for n in names] + [pa.field(SAMPLE_RATE, pa.float64())])
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -140,6 +145,19 @@ def _write_json(path: Path, payload: Any) -> None:
     os.replace(tmp, path)
 
 
+def budget_hold(cpu_seconds: float, budget: float) -> float:
+    """Seconds the next check waits so checks average at most `budget` of one core."""
+    return cpu_seconds / budget if budget > 0 else 0.0
+
+
+def window_sample_rate(window: pd.DataFrame) -> float:
+    """Rows checked per row answered: kept rows over the traffic they stand for."""
+    if window.empty:
+        return 1.0
+    rates = window[SAMPLE_RATE].astype("float64").fillna(1.0).clip(lower=1e-9)
+    return round(float(len(rates) / (1.0 / rates).sum()), 4)
+
+
 class DriftMonitor:
     """Runs as a Ray actor (see `get_or_create_monitor`); also usable in-process."""
 
@@ -172,6 +190,7 @@ class DriftMonitor:
         self.recovered = 0
         self.last_error: str | None = None
         self._last_check = time.monotonic()
+        self._not_before = 0.0  # the CPU budget's hold on the next check (monotonic time)
         self._reference: Reference | None = None
         self.state = self._load_state()
         self._latest = self._load_latest()
@@ -224,6 +243,8 @@ class DriftMonitor:
                 log.warning("unreadable spool batch %s set aside: %s", path.name, exc)
                 path.rename(path.with_suffix(".bad"))
                 continue
+            if SAMPLE_RATE not in table.column_names:  # spooled before rows carried a rate
+                table = table.append_column(SAMPLE_RATE, pa.array([1.0] * table.num_rows))
             self._batches.append((path, table.cast(self.schema)))
             self._rows += table.num_rows
             self.recovered += table.num_rows
@@ -237,6 +258,8 @@ class DriftMonitor:
     def status(self) -> dict[str, Any]:
         return {
             "buffered_rows": self._rows,
+            # The answered decisions those rows stand for (more than them when sampled).
+            "buffered_represented_rows": self._represented(),
             "received_rows": self.received,
             "recovered_rows": self.recovered,
             "dropped_rows": self.dropped,
@@ -246,8 +269,15 @@ class DriftMonitor:
             "triggers": self.state.triggers[-10:],
             "reference_version": self._reference.model_version if self._reference else None,
             "last_error": self.last_error,
+            "next_check_in_s": round(max(0.0, self._not_before - time.monotonic()), 1),
             "pid": os.getpid(),
         }
+
+    def _represented(self) -> int:
+        with self._lock:
+            tables = [t for _, t in self._batches]
+        rates = [t.column(SAMPLE_RATE).to_numpy(zero_copy_only=False) for t in tables]
+        return round(sum(float((1.0 / np.nan_to_num(r, nan=1.0)).sum()) for r in rates))
 
     def check_now(self) -> dict[str, Any] | None:
         """Check whatever is buffered now (operators and tests); None when nothing is."""
@@ -258,6 +288,8 @@ class DriftMonitor:
 
     # --- checking ------------------------------------------------------------------------
     def _due(self) -> bool:
+        if time.monotonic() < self._not_before:
+            return False
         rows = self._rows
         if rows >= self.settings.monitor_check_rows:
             return True
@@ -277,9 +309,13 @@ class DriftMonitor:
                     log.warning("drift gauges not published: %s", exc)
             if not self._due():
                 continue
+            cpu = time.process_time()
             try:
                 self._check()
                 backoff = 0.0
+                self._not_before = time.monotonic() + budget_hold(
+                    time.process_time() - cpu, self.settings.monitor_cpu_budget
+                )
             except Exception as exc:  # keep the rows, report, retry later
                 self.last_error = f"{type(exc).__name__}: {exc}"[:500]
                 log.warning("drift check failed (rows kept): %s", self.last_error)
@@ -321,6 +357,7 @@ class DriftMonitor:
                 result.window_end = times.max().isoformat()
             self.state.checks += 1
             result.extra["check"] = self.state.checks
+            result.extra[SAMPLE_RATE] = window_sample_rate(window)
             trigger = self._after_check(result, reference)
             if trigger:
                 result.extra["trigger"] = trigger

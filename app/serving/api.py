@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from app.serving.idempotency import KEY_PATTERN
 from app.serving.schemas import (
     BatchError,
     BatchRequest,
@@ -79,11 +80,35 @@ async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONRe
 @router.post(
     "/v1/decisions",
     response_model=DecisionResponse,
-    responses=_errors({404: "Unknown applicant_id.", 422: INVALID, 503: UNAVAILABLE}),
+    responses=_errors(
+        {
+            400: "Malformed Idempotency-Key header.",
+            404: "Unknown applicant_id.",
+            409: "A request with this Idempotency-Key is still being answered.",
+            422: INVALID + " Or an Idempotency-Key first used for a different request.",
+            503: UNAVAILABLE,
+        }
+    ),
 )
-async def decide(body: DecisionRequest, request: Request):
+async def decide(
+    body: DecisionRequest,
+    request: Request,
+    idempotency_key: str | None = Header(
+        None,
+        description="Retries with the same key get the first answer back (same request_id), "
+        "never a second decision. 1-128 characters of A-Z a-z 0-9 _ . : -",
+    ),
+):
     service = _service(request)
-    return _respond(service, await service.decide(body))
+    if idempotency_key is not None and not KEY_PATTERN.match(idempotency_key):
+        return _error(400, "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 _ . : -")
+    outcome = await service.decide(body, idempotency_key)
+    response = _respond(service, outcome)
+    if outcome.replayed:
+        return JSONResponse(
+            outcome.response.model_dump(mode="json"), headers={"Idempotent-Replayed": "true"}
+        )
+    return response
 
 
 @router.post(

@@ -29,6 +29,7 @@ class Outcome:
     status: int
     response: DecisionResponse | None = None
     detail: str = ""
+    replayed: bool = False  # the stored answer to an earlier request with the same key
 
 
 @dataclass

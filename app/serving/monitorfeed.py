@@ -4,24 +4,43 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from app.config import Settings
+from app.monitoring.monitor import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
 MAX_BUFFERED_ROWS = 20_000
 MAX_CALLS_IN_FLIGHT = 8
+RATE_WINDOW_SECONDS = 5.0
 
 
 class MonitorFeed:
     """Rows buffered here (bounded, drops counted) and sent from the replica's upkeep loop at
-    most once a second or every 500 rows; rows a dead monitor never took are sent again."""
+    most once a second or every 500 rows; rows a dead monitor never took are sent again.
 
-    def __init__(self, settings: Settings, dropped_counter) -> None:
+    Above `monitor_max_rows_per_second` answered rows, a random sample at that rate is kept,
+    each row carrying the rate it was kept at: the monitor's cost stays flat under load and
+    its results say what share of traffic they saw.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        dropped_counter,
+        draw: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self._dropped = dropped_counter
+        self._draw = draw
+        self._clock = clock
+        self._offered: deque[tuple[float, int]] = deque()
         self.monitor = None
         self._rows: list[dict[str, Any]] = []
         self._calls: list[tuple[Any, list[dict[str, Any]]]] = []
@@ -31,6 +50,26 @@ class MonitorFeed:
     @property
     def pending(self) -> bool:
         return bool(self._rows or self._calls)
+
+    def sample_rate(self, rows: int) -> float:
+        """The share of rows to keep now, given `rows` more were just answered."""
+        limit = self.settings.monitor_max_rows_per_second
+        now = self._clock()
+        self._offered.append((now, rows))
+        while self._offered and now - self._offered[0][0] > RATE_WINDOW_SECONDS:
+            self._offered.popleft()
+        if not limit:
+            return 1.0
+        offered = sum(n for _, n in self._offered)
+        span = max(1.0, now - self._offered[0][0])
+        return min(1.0, limit / (offered / span))
+
+    def offer(self, rows: list[dict[str, Any]]) -> None:
+        """Answered decisions' records: queue them, or a sample of them under load."""
+        rate = self.sample_rate(len(rows))
+        self.queue(
+            [{**row, SAMPLE_RATE: rate} for row in rows if rate >= 1.0 or self._draw() < rate]
+        )
 
     def queue(self, rows: list[dict[str, Any]], front: bool = False) -> None:
         self._rows = [*rows, *self._rows] if front else self._rows + rows

@@ -42,14 +42,11 @@ def build(spec: dict):
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         await service.start()
-        # The replica's upkeep (CreditDecisions.__init__ starts the same loop).
-        maintain = getattr(service, "_maintain", None)
+        # The replica's upkeep loop, as CreditDecisions.__init__ starts it (`maintain`; named
+        # `_maintain` before the upkeep moved to its own class).
+        maintain = getattr(service, "maintain", None) or getattr(service, "_maintain", None)
         task = asyncio.create_task(maintain()) if maintain is not None else None
-        print(
-            f"FLOOR_STARTED models {service.models.versions()}, "
-            f"store {service.store_error or 'connected'}",
-            flush=True,
-        )
+        print(f"FLOOR_STARTED models {service.models.versions()}", flush=True)
         try:
             yield
         finally:

@@ -178,3 +178,49 @@ def test_batches_never_answer_500(client, items):
 def test_raw_bodies_never_answer_500(client, raw, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
     check_answer(client.post("/v1/decisions", content=raw, headers=headers))
+
+
+def test_a_retry_with_its_idempotency_key_gets_the_first_answer_not_a_second_decision(
+    client, service
+):
+    logged = service.prediction_log.pending
+    headers = {"Idempotency-Key": "loan-7781:attempt"}
+    first = client.post("/v1/decisions", json=body(4), headers=headers)
+    again = client.post("/v1/decisions", json=body(4), headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()  # same request_id, PD, reasons
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert service.prediction_log.pending == logged + 1  # one decision, one log row
+
+    other = client.post("/v1/decisions", json=body(5), headers=headers)
+    assert other.status_code == 422 and "different request" in other.json()["detail"]
+
+    bad = client.post("/v1/decisions", json=body(4), headers={"Idempotency-Key": "a b"})
+    assert bad.status_code == 400 and "Idempotency-Key" in bad.json()["detail"]
+
+    # Without a key every request is its own decision.
+    plain = [client.post("/v1/decisions", json=body(4)).json()["request_id"] for _ in range(2)]
+    assert plain[0] != plain[1]
+
+
+def test_an_unknown_applicant_frees_its_key_and_a_claim_in_flight_is_a_409(
+    client, api_settings, tmp_path
+):
+    from app.serving.idempotency import InProgress, SqliteIdempotency
+
+    headers = {"Idempotency-Key": "k-404"}
+    unknown = {**body(0), "applicant_id": "NOBODY"}
+    assert client.post("/v1/decisions", json=unknown, headers=headers).status_code == 404
+    assert client.post("/v1/decisions", json=body(0), headers=headers).status_code == 200
+
+    # Two replicas sharing the key file: the second sees the first's unanswered claim.
+    path = tmp_path / "keys.db"
+    first, second = SqliteIdempotency(path, 60, 30), SqliteIdempotency(path, 60, 30)
+    assert first.begin("k", "req") is None
+    with pytest.raises(InProgress):
+        second.begin("k", "req")
+    first.finish("k", "req", '{"answer": 1}')
+    assert second.begin("k", "req") == '{"answer": 1}'
+    expired = SqliteIdempotency(tmp_path / "short.db", 60, claim_seconds=-1)
+    assert expired.begin("k", "req") is None and expired.begin("k", "req") is None

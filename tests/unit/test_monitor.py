@@ -132,3 +132,59 @@ def test_the_job_gets_the_settings_back_from_its_environment(make_settings, monk
     assert rebuilt.model_dump(exclude={"redis_password"}) == settings.model_dump(
         exclude={"redis_password"}
     )
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def inc(self, n: int = 1) -> None:
+        self.count += n
+
+
+def test_under_load_the_feed_sends_a_sample_that_carries_its_rate(make_settings):
+    import random
+
+    from app.serving.monitorfeed import MonitorFeed
+
+    now = [0.0]
+    feed = MonitorFeed(
+        make_settings(monitor_max_rows_per_second=100),
+        Counter(),
+        draw=random.Random(3).random,
+        clock=lambda: now[0],
+    )
+    # 50 rows a second: under the limit, every row goes, at rate 1.
+    for second in range(3):
+        now[0] = float(second)
+        feed.offer(records(50))
+    assert len(feed._rows) == 150 and {r["sample_rate"] for r in feed._rows} == {1.0}
+
+    # 1,000 rows a second for 5 s: about 100 a second go, each saying what it stands for.
+    feed._rows.clear()
+    for tick in range(50):
+        now[0] = 10.0 + tick / 10
+        feed.offer(records(100))
+    # (the first ticks of the burst, before the rate estimate has caught up, go whole)
+    assert 450 <= len(feed._rows) <= 750
+    late = [r["sample_rate"] for r in feed._rows[-50:]]
+    assert all(0.09 <= rate <= 0.11 for rate in late)
+
+
+def test_a_check_holds_the_next_back_to_keep_within_its_cpu_share(make_settings):
+    from app.monitoring.monitor import budget_hold, window_sample_rate
+
+    assert budget_hold(2.0, 0.05) == pytest.approx(40.0)
+    assert budget_hold(2.0, 0) == 0.0
+    # 100 rows at rate 1 and 100 at rate 0.1 stand for 1,100 answered rows.
+    window = pd.DataFrame({"sample_rate": [1.0] * 100 + [0.1] * 100})
+    assert window_sample_rate(window) == pytest.approx(200 / 1100, abs=1e-4)
+
+    held = monitor(make_settings(monitor_check_rows=10, monitor_min_rows=10))
+    held.submit(records(20))  # rows without a rate stand for themselves
+    held.submit([{**r, "sample_rate": 0.25} for r in records(10, start=20)])
+    assert held.status()["buffered_represented_rows"] == 20 + 40
+    assert held._due()
+    held._not_before = float("inf")  # what _loop sets after a check, from budget_hold
+    assert not held._due()
+    assert held.status()["next_check_in_s"] > 0

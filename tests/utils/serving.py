@@ -27,9 +27,13 @@ WINDOW = 500
 # The app's settings for the drift monitor, given once for the whole package: no CPU of its own
 # (the package's Ray Data and Ray Train work needs them), a check at exactly WINDOW rows (the
 # timer never fires in a test), two HTML reports kept, and after two drifted checks a quick
-# retraining on the current snapshot (a fresh ingest proves nothing more here).
+# retraining on the current snapshot (a fresh ingest proves nothing more here). Every row is
+# fed and checks run back to back (no CPU budget): the tests count rows and wait for each check
+# (tests/unit/test_monitor.py covers the sampling and the budget).
 MONITOR = {
     "monitor_cpus": 0,
+    "monitor_cpu_budget": 0,
+    "monitor_max_rows_per_second": 0,
     "monitor_check_rows": WINDOW,
     "monitor_min_rows": WINDOW,
     "monitor_check_seconds": 3600,

@@ -128,6 +128,7 @@ def test_drift_is_flagged_reported_and_retrains_once(served, monitored):
     first = drift_check(served, 1)
     assert not first["dataset_drift"], first["drifted_features"]
     assert first["rows"] == WINDOW and first["model_version"] == "1"
+    assert first["extra"]["sample_rate"] == 1.0  # every answered row was fed
     assert len(first["features"]) == 21
     assert first["prediction"]["column"] == "probability_of_default"
 
