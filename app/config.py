@@ -141,6 +141,15 @@ class Settings(BaseSettings):
         description="Cluster to join (`auto`, `ray://...`); unset: RAY_ADDRESS or a new local Ray.",
     )
     ray_num_cpus: int | None = Field(None, ge=1, description="CPUs for a new local Ray.")
+    serve_ingress: Literal["haproxy", "proxy"] = Field(
+        "haproxy",
+        description="HTTP ingress of a local Ray this project starts: Ray Serve's HAProxy in "
+        "front of the replicas (throughput-optimized mode) or Serve's Python proxy. A cluster "
+        "started with `ray start` takes it from that shell's RAY_SERVE_* variables instead.",
+    )
+    serve_haproxy_threads: int = Field(
+        1, ge=1, description="HAProxy threads (RAY_SERVE_HAPROXY_NBTHREAD); 1 suits 2 cores."
+    )
     ingest_parallelism: int = Field(
         -1, description="Read tasks for ingest; -1 lets Ray Data choose."
     )

@@ -6,7 +6,9 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -47,8 +49,57 @@ def init_ray(settings: Settings) -> None:
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        ray.init(address="local", num_cpus=settings.ray_num_cpus, **kwargs)
+        with serve_ingress_env(settings):
+            ray.init(address="local", num_cpus=settings.ray_num_cpus, **kwargs)
     configure_ray_data()
+
+
+def serve_environment(settings: Settings) -> dict[str, str]:
+    """RAY_SERVE_* variables for a Ray this process starts, per `settings.serve_ingress`.
+
+    HAProxy ingress (with Serve's throughput-optimized mode) answers on the http_options
+    address and balances over the replicas' own HTTP ports, skipping the Python proxy hop
+    (docs/benchmarks.md section 4 has the figures). Its config, socket and state files and its
+    stats and metrics ports are made private to this Ray, so two on one machine (a test run
+    beside a laptop service) do not collide. HAProxy binds the stats and metrics ports, and
+    the replicas their HTTP ports, on every interface: firewall them (docs/cluster.md).
+    """
+    import tempfile
+
+    from app.localservices import free_port
+
+    if settings.serve_ingress != "haproxy":
+        return {}
+    run_dir = Path(tempfile.mkdtemp(prefix="credit-haproxy-"))
+    return {
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_HAPROXY_NBTHREAD": str(settings.serve_haproxy_threads),
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+        "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(run_dir / "haproxy.cfg"),
+        "RAY_SERVE_HAPROXY_SOCKET_PATH": str(run_dir / "admin.sock"),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(run_dir),
+        "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(run_dir / "server-state"),
+        # A stopping replica keeps answering this long while HAProxy takes it out of rotation
+        # (config reload within ~0.1 s on a node; health checks every 5 s x 2 otherwise).
+        # Serve's 30 s default made every local shutdown and scale-down wait 30 s.
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "10",
+    }
+
+
+@contextmanager
+def serve_ingress_env(settings: Settings) -> Iterator[None]:
+    """`serve_environment` in os.environ while a local Ray starts (its processes keep what they
+    inherited), then removed: a child process of ours starting its own Ray gets its own ports.
+    Variables the user set win."""
+    added = {k: v for k, v in serve_environment(settings).items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def configure_ray_data() -> None:

@@ -181,18 +181,22 @@ def send_decisions(settings: Settings, url: str, count: int) -> tuple[str, int]:
     return detail, answered
 
 
-def check_drift(settings: Settings, answered: int, timeout: float) -> str:
+def check_drift(settings: Settings, answered: int, monitored: bool, timeout: float) -> str:
     """Ask the live drift monitor to check the decisions it has been sent."""
     import ray
 
     from app.monitoring.monitor import find_monitor
 
-    monitor = find_monitor(settings)
+    if not monitored:
+        return "drift monitor off (CREDIT_MONITOR_ENABLED or user_config drift_monitor)"
+    # The replicas start the monitor with their first rows (about a second after them).
+    deadline = time.monotonic() + timeout
+    while (monitor := find_monitor(settings)) is None and time.monotonic() < deadline:
+        time.sleep(0.5)
     if monitor is None:
-        return "no drift monitor running (CREDIT_MONITOR_ENABLED or user_config drift_monitor off)"
+        return f"no drift monitor appeared within {timeout:g} s of the decisions"
     # Replicas forward rows about once a second (a sample of them under load); wait for the
     # rows standing for this run's decisions to arrive.
-    deadline = time.monotonic() + timeout
     status = ray.get(monitor.status.remote(), timeout=60)
     while status["buffered_represented_rows"] < answered and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -279,10 +283,14 @@ def main() -> int:
     url: str | None = None
     answered = 0
 
+    monitored = False
+
     def run_deploy() -> str:
-        nonlocal url
+        nonlocal url, monitored
         deployed, detail = deploy_service(settings, args)
         url = deployed.url
+        user_config = deployed.options.get("user_config") or {}
+        monitored = settings.monitor_enabled and user_config.get("drift_monitor", True)
         return detail
 
     def run_decisions() -> str:
@@ -298,7 +306,10 @@ def main() -> int:
         if args.decisions > 0:
             stages.run("deploy", run_deploy)
             stages.run("decisions", run_decisions)
-            stages.run("drift check", lambda: check_drift(settings, answered, args.ready_timeout))
+            stages.run(
+                "drift check",
+                lambda: check_drift(settings, answered, monitored, args.ready_timeout),
+            )
     except BaseException:
         # Stop what this run started before the error is reported.
         shut_down(settings, joined, keep_serving=False, url=url)

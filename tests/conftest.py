@@ -40,7 +40,8 @@ def ray_session() -> Iterator[None]:
     import ray
     from ray._private.parameter import RayParams
 
-    from app.runtime import configure_ray_data
+    from app.runtime import configure_ray_data, serve_ingress_env
+    from tests.utils import isolated_settings
 
     # With its dashboard: the drift monitor submits retraining through the Ray Jobs API.
     # Jobs are handed to the node's dashboard agent, which listens on a fixed default port
@@ -55,16 +56,18 @@ def ray_session() -> Iterator[None]:
 
     RayParams.__init__ = with_free_agent_port
     try:
-        ray.init(
-            address="local",
-            num_cpus=2,
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            dashboard_port=free_port(),
-            log_to_driver=False,
-            # Application metrics reach the Prometheus endpoint within a second instead of 10 s.
-            _system_config={"metrics_report_interval_ms": 1000},
-        )
+        # The serving tests run behind the ingress the project ships (HAProxy by default).
+        with serve_ingress_env(isolated_settings()):
+            ray.init(
+                address="local",
+                num_cpus=2,
+                include_dashboard=True,
+                dashboard_host="127.0.0.1",
+                dashboard_port=free_port(),
+                log_to_driver=False,
+                # Application metrics reach the Prometheus endpoint within a second instead of 10 s.
+                _system_config={"metrics_report_interval_ms": 1000},
+            )
     finally:
         RayParams.__init__ = original
     configure_ray_data()

@@ -15,6 +15,7 @@ registry lookup, which cost more than the read itself.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -152,6 +153,8 @@ class SqliteOnlineReader(OnlineReader):
             path, timeout=TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None
         )
         self.tables = tables
+        # One connection: readiness probes and scoring may come from different threads.
+        self._lock = threading.Lock()
 
     def _fetch(self, applicant_ids: list[str]) -> dict[str, tuple[dict[str, Any], list[int]]]:
         keys = {_entity_key(a, self.key_version): a for a in applicant_ids}
@@ -161,7 +164,8 @@ class SqliteOnlineReader(OnlineReader):
             f"WHERE entity_key IN ({marks})"
             for i, table in enumerate(self.tables)
         )
-        rows = self.connection.execute(sql, list(keys) * len(self.tables)).fetchall()
+        with self._lock:
+            rows = self.connection.execute(sql, list(keys) * len(self.tables)).fetchall()
         out: dict[str, tuple[dict[str, Any], dict[int, int]]] = {}
         for key, view, feature, raw, event_ts in rows:
             values, stamps = out.setdefault(keys[key], ({}, {}))
@@ -171,9 +175,10 @@ class SqliteOnlineReader(OnlineReader):
 
     def sample_id(self) -> str | None:
         try:
-            row = self.connection.execute(
-                f'SELECT entity_key FROM "{self.tables[0]}" LIMIT 1'
-            ).fetchone()
+            with self._lock:
+                row = self.connection.execute(
+                    f'SELECT entity_key FROM "{self.tables[0]}" LIMIT 1'
+                ).fetchone()
         except sqlite3.OperationalError as exc:
             raise FeatureStoreError(
                 f"the SQLite online store has no table {self.tables[0]!r} ({exc}): "

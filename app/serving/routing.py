@@ -46,6 +46,11 @@ class RoutingConfig(BaseModel):
         description="@serve.batch: longest wait for a batch to fill; 0 takes what queued "
         "while the previous batch ran, so a lone request never waits.",
     )
+    score_inline: bool = Field(
+        False,
+        description="Score a batch on the replica's event loop instead of its scoring thread: "
+        "no thread hand-off, but the loop waits for the batch (including its store read).",
+    )
     log_flush_rows: int = Field(
         500, ge=1, description="Prediction log: write a Parquet part at this many records."
     )

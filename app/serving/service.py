@@ -134,7 +134,12 @@ class DecisionService:
     async def run(self, requests: list[DecisionRequest]) -> list[Outcome]:
         loop = asyncio.get_running_loop()
         try:
-            features, scored = await loop.run_in_executor(self._work, self._decide_now, requests)
+            if self.config.score_inline:
+                features, scored = self._decide_now(requests)
+            else:
+                features, scored = await loop.run_in_executor(
+                    self._work, self._decide_now, requests
+                )
         except Unavailable as exc:
             self.metrics.errors.inc(tags={"error": "unavailable"})
             return [Outcome(503, detail=str(exc)) for _ in requests]
