@@ -206,8 +206,10 @@ def check_drift(settings: Settings, answered: int, monitored: bool, timeout: flo
         return "no decisions reached the drift monitor"
     drifted = [f["column"] for f in result["features"] if f["drifted"]]
     verdict = "DRIFT" if result["dataset_drift"] else "no drift"
+    rate = result["extra"].get("sample_rate", 1.0)
+    sampled = f" (a {rate:.0%} sample of those answered)" if rate < 1 else ""
     return (
-        f"{verdict} over {result['rows']} decisions vs champion "
+        f"{verdict} over {result['rows']} decisions{sampled} vs champion "
         f"v{result['model_version']}'s training data (drift share {result['drift_share']:.2f}"
         f"{', drifted: ' + ', '.join(drifted) if drifted else ''}); report "
         f"{result['extra']['report']}"

@@ -60,9 +60,10 @@ class MonitorFeed:
             self._offered.popleft()
         if not limit:
             return 1.0
+        # Over a fixed window: a short burst (the main job's sample decisions) goes whole,
+        # sustained load above the limit is sampled down to it.
         offered = sum(n for _, n in self._offered)
-        span = max(1.0, now - self._offered[0][0])
-        return min(1.0, limit / (offered / span))
+        return min(1.0, limit * RATE_WINDOW_SECONDS / offered)
 
     def offer(self, rows: list[dict[str, Any]]) -> None:
         """Answered decisions' records: queue them, or a sample of them under load."""

@@ -160,13 +160,18 @@ def test_under_load_the_feed_sends_a_sample_that_carries_its_rate(make_settings)
         feed.offer(records(50))
     assert len(feed._rows) == 150 and {r["sample_rate"] for r in feed._rows} == {1.0}
 
-    # 1,000 rows a second for 5 s: about 100 a second go, each saying what it stands for.
+    # A burst of 400 rows in a second goes whole: the rate is taken over 5 s.
     feed._rows.clear()
-    for tick in range(50):
-        now[0] = 10.0 + tick / 10
+    now[0] = 10.0
+    feed.offer(records(400))
+    assert len(feed._rows) == 400
+
+    # 1,000 rows a second for 10 s: sampled down, each row saying what it stands for.
+    feed._rows.clear()
+    for tick in range(100):
+        now[0] = 20.0 + tick / 10
         feed.offer(records(100))
-    # (the first ticks of the burst, before the rate estimate has caught up, go whole)
-    assert 450 <= len(feed._rows) <= 750
+    assert 1_000 <= len(feed._rows) <= 2_500  # of 10,000
     late = [r["sample_rate"] for r in feed._rows[-50:]]
     assert all(0.09 <= rate <= 0.11 for rate in late)
 
