@@ -70,7 +70,8 @@ def serve_environment(settings: Settings) -> dict[str, str]:
 
     if settings.serve_ingress != "haproxy":
         return {}
-    run_dir = Path(tempfile.mkdtemp(prefix="credit-haproxy-"))
+    # Short: Serve appends the node id, and HAProxy refuses socket paths over ~100 characters.
+    run_dir = Path(tempfile.mkdtemp(prefix="hap-"))
     return {
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
@@ -79,6 +80,7 @@ def serve_environment(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(run_dir / "haproxy.cfg"),
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(run_dir / "admin.sock"),
+        "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(run_dir / "metrics.sock"),
         "RAY_SERVE_HAPROXY_SERVER_STATE_BASE": str(run_dir),
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(run_dir / "server-state"),
         # A stopping replica keeps answering this long while HAProxy takes it out of rotation
@@ -95,6 +97,13 @@ def serve_ingress_env(settings: Settings) -> Iterator[None]:
     Variables the user set win."""
     added = {k: v for k, v in serve_environment(settings).items() if k not in os.environ}
     os.environ.update(added)
+    run_dir = added.get("RAY_SERVE_HAPROXY_SERVER_STATE_BASE")
+    if run_dir:
+        import atexit
+        import shutil
+
+        # HAProxy's files live as long as this process's Ray.
+        atexit.register(shutil.rmtree, run_dir, ignore_errors=True)
     try:
         yield
     finally:
