@@ -34,15 +34,34 @@ def _replicas() -> list:
 
 
 class Traffic:
-    """Client threads posting decisions back to back; every outcome is kept."""
+    """Client threads posting decisions back to back, as a careful client does: each request
+    with its own Idempotency-Key, retried with that key when the connection fails before an
+    answer (at most twice). Every outcome is kept, with the request ids answered."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.outcomes: list[str] = []
-        self.started: list[float] = []  # when each request (same index) was sent
+        self.started: list[float] = []  # when each request (same index) was first sent
+        self.answered: list[str] = []  # request_id of every 200
+        self.retried = 0
+        self.replayed = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._stream, args=(n,)) for n in range(STREAMS)]
+
+    def _post(self, session: requests.Session, i: int) -> requests.Response:
+        key = {"Idempotency-Key": f"{self.url.rsplit(':', 1)[-1]}-{i}-{time.time_ns()}"}
+        for attempt in range(3):
+            try:
+                return session.post(
+                    f"{self.url}/v1/decisions", json=body(i % 500), headers=key, timeout=30
+                )
+            except requests.ConnectionError:
+                if attempt == 2:
+                    raise
+                with self._lock:
+                    self.retried += 1
+        raise AssertionError("unreachable")
 
     def _stream(self, n: int) -> None:
         session = requests.Session()
@@ -50,13 +69,17 @@ class Traffic:
         while not self._stop.is_set():
             sent = time.monotonic()
             try:
-                response = session.post(f"{self.url}/v1/decisions", json=body(i % 500), timeout=30)
+                response = self._post(session, i)
                 outcome = str(response.status_code)
             except requests.RequestException as exc:
                 outcome = type(exc).__name__
+                response = None
             with self._lock:  # the two lists stay index-aligned
                 self.outcomes.append(outcome)
                 self.started.append(sent)
+                if outcome == "200":
+                    self.answered.append(response.json()["request_id"])
+                    self.replayed += response.headers.get("Idempotent-Replayed") == "true"
             i += STREAMS
 
     def __enter__(self) -> Traffic:
@@ -68,6 +91,16 @@ class Traffic:
         self._stop.set()
         for thread in self._threads:
             thread.join()
+
+
+def _log_rows(served, request_ids: list[str]):
+    """Prediction-log rows (not shadow) of these request ids; asserts none is logged twice."""
+    from app.serving.predlog import read_prediction_log
+
+    logged = read_prediction_log(served.settings.prediction_log_dir).to_pandas()
+    logged = logged[~logged["shadow"] & logged["request_id"].isin(set(request_ids))]
+    assert not logged["request_id"].duplicated().any(), "a request id logged twice"
+    return logged
 
 
 def _running_replicas() -> int:
@@ -118,8 +151,9 @@ def test_a_killed_replica_is_replaced_while_requests_flow(served):
         after_kill = [round(sent - killed, 3) for sent, _ in failed if sent >= killed]
         print(
             f"replica kill: {len(traffic.outcomes)} requests, {len(failed)} failed, all in "
-            f"flight when it died: {dict(failures)}; Serve marked it "
-            f"{dropped_at - killed:.2f} s after the kill"
+            f"flight when it died: {dict(failures)}; {traffic.retried} connection errors "
+            f"retried with their key ({traffic.replayed} answered from the first attempt); "
+            f"Serve marked the replica {dropped_at - killed:.2f} s after the kill"
         )
         # Only requests the dead replica had already taken may fail (HAProxy retries one it
         # could not connect to on the other replica); every request sent after the kill is
@@ -128,6 +162,14 @@ def test_a_killed_replica_is_replaced_while_requests_flow(served):
         assert not after_kill, f"failures sent this long (s) after the kill: {after_kill}"
         assert len(failed) <= STREAMS, failures
         assert set(traffic.outcomes[-40:]) == {"200"}, failures
+        # A retried request is one decision: one request id, never two prediction-log rows.
+        assert len(set(traffic.answered)) == len(traffic.answered)
+        recent = traffic.answered[-40:]
+        wait_for(lambda: len(_log_rows(served, recent)) == 40, "recent answers in the log")
+        logged = _log_rows(served, traffic.answered)
+        # The killed replica's unflushed buffer (up to log_flush_seconds of its answers) dies
+        # with it: the prediction log is written by each replica, not yet durably per answer.
+        print(f"prediction log: {len(traffic.answered) - len(logged)} answers lost with it")
     finally:
         served.deploy()
 
