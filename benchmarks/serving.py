@@ -131,6 +131,7 @@ ingress, every other variant keeps it:
                         controller) and serve.run (the app's replicas)
   replicasN             num_replicas=N (each with the config's num_cpus, 0.5)
   max_ongoing_N         max_ongoing_requests=N
+  inline                user_config score_inline True (score on the replica's event loop)
   batchN                user_config batch_max_size N (@serve.batch's max_batch_size; the
                         config's 16), e.g. batch1 (no batching) or batch32
   monitor_off           user_config `drift_monitor: False` (merged into the config's
@@ -1274,6 +1275,8 @@ VARIANT_HELP = {
     "proxy": "Serve's Python proxy (RAY_SERVE_ENABLE_HA_PROXY=0, no direct ingress), whatever "
     "ingress the settings ship",
     "batch<N>": "user_config batch_max_size N (@serve.batch's max_batch_size)",
+    "inline": "user_config score_inline: True: the batch is scored on the replica's event "
+    "loop instead of its scoring thread",
 }
 # The lever whose cost the report states against its target: the drift monitor on (every
 # other variant) may cost at most this share of the throughput of the same variant with it off.
@@ -1348,6 +1351,7 @@ def parse_variant(name: str) -> OursVariant:
             MONITOR_LEVER,
             "haproxy",
             "proxy",
+            "inline",
         ):
             what.append(VARIANT_HELP[part])
         elif part.startswith("replicas") and number.isdigit():
@@ -1383,6 +1387,8 @@ def parse_variant(name: str) -> OursVariant:
                 env["RAY_SERVE_HAPROXY_NBTHREAD"] = number
         elif part.startswith("batch"):
             user_config["batch_max_size"] = int(number)
+        elif part == "inline":
+            user_config["score_inline"] = True
     if env:
         # Direct ingress keeps a stopping replica draining for 30 s (for external load
         # balancers): only the benchmark's teardown gets shorter, not what is measured.

@@ -50,7 +50,7 @@ class Traffic:
         self._threads = [threading.Thread(target=self._stream, args=(n,)) for n in range(STREAMS)]
 
     def _post(self, session: requests.Session, i: int) -> requests.Response:
-        key = {"Idempotency-Key": f"{self.url.rsplit(':', 1)[-1]}-{i}-{time.time_ns()}"}
+        key = {"Idempotency-Key": f"kill-{i}-{time.time_ns()}"}
         for attempt in range(3):
             try:
                 return session.post(
