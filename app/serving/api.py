@@ -61,7 +61,11 @@ def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> J
 def _respond(service: DecisionService, outcome: Outcome) -> DecisionResponse | JSONResponse:
     if outcome.status == 200:
         return outcome.response
-    headers = service.retry_after() if outcome.status == 503 else None
+    headers = None
+    if outcome.status == 503:
+        headers = service.retry_after()
+    elif outcome.status == 409:  # a claimed key: answered, or freed, within the claim time
+        headers = {"Retry-After": str(round(service.settings.idempotency_claim_seconds))}
     return _error(outcome.status, outcome.detail, headers)
 
 

@@ -158,7 +158,9 @@ def test_a_killed_replica_is_replaced_while_requests_flow(served):
         # Only requests the dead replica had already taken may fail (HAProxy retries one it
         # could not connect to on the other replica); every request sent after the kill is
         # answered, and at most one in flight per client stream is lost.
-        assert set(failures) <= {"500", "502", "503", "ReadTimeout"}, failures
+        # 409: a retry whose first attempt died with the replica, holding its key's claim until
+        # it expires (idempotency_claim_seconds; the answer says when to try again).
+        assert set(failures) <= {"409", "500", "502", "503", "ReadTimeout"}, failures
         assert not after_kill, f"failures sent this long (s) after the kill: {after_kill}"
         assert len(failed) <= STREAMS, failures
         assert set(traffic.outcomes[-40:]) == {"200"}, failures
