@@ -13,14 +13,23 @@ SQLite file beside the data (one machine, which the SQLite online store implies 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import logging
 import re
 import sqlite3
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from app.config import Settings
+from app.serving.decide import Outcome
+from app.serving.schemas import DecisionRequest, DecisionResponse
+
+log = logging.getLogger(__name__)
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 PENDING = "pending"
@@ -128,3 +137,56 @@ def open_idempotency(settings: Settings):
         prefix = f"{settings.feast_project}:idempotency:"
         return RedisIdempotency(redis_client(settings), ttl, claim, prefix)
     return SqliteIdempotency(settings.data_dir / "serving" / "idempotency.db", ttl, claim)
+
+
+class KeyedDecisions:
+    """`decide` at most once per Idempotency-Key; the key store is opened on first use, and
+    used from one thread of its own (its SQLite connection must not be shared)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        opener: Callable[[Settings], Any] = open_idempotency,
+        errors=None,  # a metrics counter with an `error` tag, or None
+    ) -> None:
+        self.settings = settings
+        self._opener = opener
+        self._errors = errors
+        self._store = None
+        self._work = ThreadPoolExecutor(1, thread_name_prefix="idempotency")
+
+    async def _call(self, method: str, *args):
+        loop = asyncio.get_running_loop()
+        if self._store is None:
+            self._store = await loop.run_in_executor(self._work, self._opener, self.settings)
+        return await loop.run_in_executor(self._work, getattr(self._store, method), *args)
+
+    async def decide(
+        self,
+        key: str,
+        request: DecisionRequest,
+        decide: Callable[[DecisionRequest], Awaitable[Outcome]],
+    ) -> Outcome:
+        body = fingerprint(request.model_dump_json())
+        try:
+            replay = await self._call("begin", key, body)
+        except InProgress as exc:
+            return Outcome(409, detail=str(exc))
+        except KeyReused as exc:
+            return Outcome(422, detail=str(exc))
+        except Exception as exc:  # cannot promise "once": refuse rather than risk twice
+            if self._errors is not None:
+                self._errors.inc(tags={"error": "idempotency"})
+            problem = f"idempotency store unavailable: {type(exc).__name__}: {exc}"
+            return Outcome(503, detail=problem[:500])
+        if replay is not None:
+            return Outcome(200, DecisionResponse.model_validate_json(replay), replayed=True)
+        outcome = await decide(request)
+        try:
+            if outcome.status == 200:
+                await self._call("finish", key, body, outcome.response.model_dump_json())
+            else:
+                await self._call("abandon", key)
+        except Exception:  # answered already; the claim expires by itself
+            log.exception("idempotency record not written for a decision")
+        return outcome

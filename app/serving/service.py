@@ -24,13 +24,13 @@ from app.serving.decide import (
     fetch_features,
     shadow_records,
 )
-from app.serving.idempotency import open_idempotency
+from app.serving.idempotency import KeyedDecisions, open_idempotency
 from app.serving.metrics import ServingMetrics
 from app.serving.models import ModelSet, ModelSource, RegistryModelSource
 from app.serving.monitorfeed import MonitorFeed
 from app.serving.predlog import PredictionLog
 from app.serving.routing import RoutingConfig, effective_config
-from app.serving.schemas import DecisionRequest, DecisionResponse, DriftReport, Health
+from app.serving.schemas import DecisionRequest, DriftReport, Health
 from app.serving.upkeep import Upkeep, open_online_reader
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,9 @@ class DecisionService:
         self.metrics = ServingMetrics()
         self.prediction_log = PredictionLog(settings.prediction_log_dir, self.config.log_flush_rows)
         self.monitor_feed = MonitorFeed(settings, self.metrics.monitor_dropped)
-        self._idempotency = None
-        # The key store's own thread: its SQLite connection must not be used concurrently.
-        self._keys_work = ThreadPoolExecutor(1, thread_name_prefix="idempotency")
-        self._open_idempotency = idempotency_factory or open_idempotency
+        self.keyed = KeyedDecisions(
+            settings, idempotency_factory or open_idempotency, self.metrics.errors
+        )
         self.upkeep = Upkeep(
             settings,
             model_source_factory(settings),
@@ -172,7 +171,7 @@ class DecisionService:
         """One application, timed: what POST /v1/decisions answers. With an idempotency key,
         a retry of an answered request gets the first answer back (see idempotency.py)."""
         if idempotency_key is not None:
-            return await self._decide_once(request, idempotency_key)
+            return await self.keyed.decide(idempotency_key, request, self.decide)
         started = time.perf_counter()
         outcome = await self.decide_one(request)
         if outcome.status == 200:
@@ -180,40 +179,6 @@ class DecisionService:
                 (time.perf_counter() - started) * 1000,
                 tags={"variant": outcome.response.model.variant},
             )
-        return outcome
-
-    async def _decide_once(self, request: DecisionRequest, key: str) -> Outcome:
-        from app.serving.idempotency import InProgress, KeyReused, fingerprint
-
-        loop = asyncio.get_running_loop()
-        body = fingerprint(request.model_dump_json())
-        try:
-            if self._idempotency is None:
-                self._idempotency = await loop.run_in_executor(
-                    self._keys_work, self._open_idempotency, self.settings
-                )
-            replay = await loop.run_in_executor(self._keys_work, self._idempotency.begin, key, body)
-        except InProgress as exc:
-            return Outcome(409, detail=str(exc))
-        except KeyReused as exc:
-            return Outcome(422, detail=str(exc))
-        except Exception as exc:  # cannot promise "once": refuse rather than risk twice
-            self.metrics.errors.inc(tags={"error": "idempotency"})
-            problem = f"idempotency store unavailable: {type(exc).__name__}: {exc}"
-            return Outcome(503, detail=problem[:500])
-        if replay is not None:
-            return Outcome(200, DecisionResponse.model_validate_json(replay), replayed=True)
-        outcome = await self.decide(request)
-        try:
-            if outcome.status == 200:
-                answer = outcome.response.model_dump_json()
-                await loop.run_in_executor(
-                    self._keys_work, self._idempotency.finish, key, body, answer
-                )
-            else:
-                await loop.run_in_executor(self._keys_work, self._idempotency.abandon, key)
-        except Exception:  # answered already; the claim expires by itself
-            log.exception("idempotency record not written for a decision")
         return outcome
 
     async def decide_one(self, request: DecisionRequest) -> Outcome:
