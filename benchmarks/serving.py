@@ -691,54 +691,79 @@ def mlserver_versions(venv: Path) -> str:
     )
 
 
-def start_mlserver(workload: Workload, venv: Path, timeout: float, omp_threads: int) -> Running:
-    binary = ensure_mlserver_venv(venv)
-    repo = workload.mlserver_repo
-    port = free_port()
-    # Only the ports (and the loopback host) differ from MLServer's defaults.
-    (repo / "settings.json").write_text(
-        json.dumps(
-            {
-                "host": "127.0.0.1",
-                "http_port": port,
-                "grpc_port": free_port(),
-                "metrics_port": free_port(),
-            }
-        )
-    )
-    (repo / MLSERVER_MODEL / "model-settings.json").write_text(
-        json.dumps(
-            {
-                "name": MLSERVER_MODEL,
-                "implementation": "mlserver_xgboost.XGBoostModel",
-                "parameters": {"uri": "./model.json", "version": "v1"},
-            }
-        )
-    )
-    log_path = workload.work_dir / "logs" / "mlserver.log"
-    # XGBoost predicts on OMP_NUM_THREADS threads (unset: every core). Ray sets it to the CPUs
-    # of a replica (1 for ours), so the same here unless asked otherwise.
-    env = clean_env()
-    if omp_threads > 0:
-        env["OMP_NUM_THREADS"] = str(omp_threads)
-    else:
-        env.pop("OMP_NUM_THREADS", None)
-    process = launch("mlserver", [str(binary), "start", str(repo)], log_path, repo, env)
-    base = f"http://127.0.0.1:{port}"
-    running = Running(
-        "mlserver", f"{base}/v2/models/{MLSERVER_MODEL}/infer", process, log_path, None
-    )
+def started(
+    running: Running,
+    ready: Callable[[], bool],
+    timeout: float,
+    check: Callable[[Running, Workload], None],
+    workload: Workload,
+) -> Running:
+    """`running` once `ready()` and its answers checked; stopped if either fails."""
     try:
-        wait_until(
-            running,
-            lambda: http("GET", f"{base}/v2/models/{MLSERVER_MODEL}/ready", timeout=2)[0] == 200,
-            timeout,
-        )
-        check_mlserver(running, workload)
+        wait_until(running, ready, timeout)
+        check(running, workload)
     except BaseException:
         running.stop()
         raise
     return running
+
+
+def launch_mlserver(
+    name: str,
+    binary: Path,
+    repo: Path,
+    model_settings: dict[str, Any],
+    env: dict[str, str],
+    workload: Workload,
+    timeout: float,
+    omp_threads: int,
+    check: Callable[[Running, Workload], None],
+) -> Running:
+    """An MLServer on `repo` with one model, its defaults but the ports (and the loopback
+    host), started, ready and its answers checked."""
+    port = free_port()
+    settings = {"host": "127.0.0.1", "http_port": port}
+    settings |= {"grpc_port": free_port(), "metrics_port": free_port()}
+    (repo / "settings.json").write_text(json.dumps(settings))
+    model = model_settings["name"]
+    (repo / model).mkdir(parents=True, exist_ok=True)
+    (repo / model / "model-settings.json").write_text(json.dumps(model_settings))
+    # XGBoost predicts on OMP_NUM_THREADS threads (unset: every core). Ray sets it to the CPUs
+    # of a replica (1 for ours), so the same here unless asked otherwise.
+    if omp_threads > 0:
+        env["OMP_NUM_THREADS"] = str(omp_threads)
+    else:
+        env.pop("OMP_NUM_THREADS", None)
+    log_path = workload.work_dir / "logs" / f"{name}.log"
+    process = launch(name, [str(binary), "start", str(repo)], log_path, repo, env)
+    base = f"http://127.0.0.1:{port}"
+    running = Running(name, f"{base}/v2/models/{model}/infer", process, log_path, None)
+
+    def ready() -> bool:
+        return http("GET", f"{base}/v2/models/{model}/ready", timeout=2)[0] == 200
+
+    return started(running, ready, timeout, check, workload)
+
+
+def start_mlserver(workload: Workload, venv: Path, timeout: float, omp_threads: int) -> Running:
+    model = {
+        "name": MLSERVER_MODEL,
+        "implementation": "mlserver_xgboost.XGBoostModel",
+        "parameters": {"uri": "./model.json", "version": "v1"},
+    }
+    binary = ensure_mlserver_venv(venv)
+    repo = workload.mlserver_repo
+    return launch_mlserver(
+        "mlserver",
+        binary,
+        repo,
+        model,
+        clean_env(),
+        workload,
+        timeout,
+        omp_threads,
+        check_mlserver,
+    )
 
 
 def check_mlserver(running: Running, workload: Workload) -> None:
@@ -852,35 +877,18 @@ def start_peer(workload: Workload, venv: Path, timeout: float, omp_threads: int)
     equivalent to repo_config(settings) and the private Redis."""
     binary = ensure_peer_venv(venv)
     feast_repo = write_feast_repo(workload)
-    repo = workload.work_dir / "mlserver_peer"
-    (repo / PEER_MODEL).mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    (repo / "settings.json").write_text(
-        json.dumps(
-            {
-                "host": "127.0.0.1",
-                "http_port": port,
-                "grpc_port": free_port(),
-                "metrics_port": free_port(),
-            }
-        )
-    )
-    (repo / PEER_MODEL / "model-settings.json").write_text(
-        json.dumps(
-            {
-                "name": PEER_MODEL,
-                "implementation": PEER_RUNTIME,
-                "parameters": {
-                    "uri": str(workload.model_dir),
-                    "version": "v1",
-                    "extra": {
-                        "feature_repo": str(feast_repo),
-                        "feature_service": workload.settings.feature_service_name,
-                    },
-                },
-            }
-        )
-    )
+    model = {
+        "name": PEER_MODEL,
+        "implementation": PEER_RUNTIME,
+        "parameters": {
+            "uri": str(workload.model_dir),
+            "version": "v1",
+            "extra": {
+                "feature_repo": str(feast_repo),
+                "feature_service": workload.settings.feature_service_name,
+            },
+        },
+    }
     # Only `app` of the project on the path (a symlink), not the whole root, whose other
     # folders (tests, data, ...) could shadow the peer venv's packages.
     path_dir = workload.work_dir / "peer_path"
@@ -888,25 +896,10 @@ def start_peer(workload: Workload, venv: Path, timeout: float, omp_threads: int)
     if not (path_dir / "app").exists():
         (path_dir / "app").symlink_to(PROJECT_ROOT / "app")
     env = clean_env(PYTHONPATH=os.pathsep.join([str(PEERS_DIR), str(path_dir)]))
-    if omp_threads > 0:
-        env["OMP_NUM_THREADS"] = str(omp_threads)
-    else:
-        env.pop("OMP_NUM_THREADS", None)
-    log_path = workload.work_dir / "logs" / "peer.log"
-    process = launch("peer", [str(binary), "start", str(repo)], log_path, repo, env)
-    base = f"http://127.0.0.1:{port}"
-    running = Running("peer", f"{base}/v2/models/{PEER_MODEL}/infer", process, log_path, None)
-    try:
-        wait_until(
-            running,
-            lambda: http("GET", f"{base}/v2/models/{PEER_MODEL}/ready", timeout=2)[0] == 200,
-            timeout,
-        )
-        check_peer(running, workload)
-    except BaseException:
-        running.stop()
-        raise
-    return running
+    repo = workload.work_dir / "mlserver_peer"
+    return launch_mlserver(
+        "peer", binary, repo, model, env, workload, timeout, omp_threads, check_peer
+    )
 
 
 def check_peer(running: Running, workload: Workload) -> None:
@@ -953,13 +946,11 @@ def start_floor(
     process = launch("floor", command, log_path, workload.work_dir, inherited)
     base = f"http://127.0.0.1:{port}"
     running = Running("floor", f"{base}{OURS_ROUTE}", process, log_path, None)
-    try:
-        wait_until(running, lambda: http("GET", f"{base}/readyz", timeout=5)[0] == 200, timeout)
-        check_ours(running, workload)
-    except BaseException:
-        running.stop()
-        raise
-    return running
+
+    def ready() -> bool:
+        return http("GET", f"{base}/readyz", timeout=5)[0] == 200
+
+    return started(running, ready, timeout, check_ours, workload)
 
 
 # --- the pure decision path in-process (no HTTP) ------------------------------------------
@@ -1150,13 +1141,11 @@ def start_feast(workload: Workload, timeout: float, max_requests: int) -> Runnin
     process = launch("feast", command, log_path, repo, env)
     base = f"http://127.0.0.1:{port}"
     running = Running("feast", f"{base}/get-online-features", process, log_path, None)
-    try:
-        wait_until(running, lambda: http("GET", f"{base}/health", timeout=2)[0] == 200, timeout)
-        check_feast(running, workload)
-    except BaseException:
-        running.stop()
-        raise
-    return running
+
+    def ready() -> bool:
+        return http("GET", f"{base}/health", timeout=2)[0] == 200
+
+    return started(running, ready, timeout, check_feast, workload)
 
 
 def check_feast(running: Running, workload: Workload) -> None:
