@@ -20,9 +20,10 @@ running) is started, its answers checked, warmed up for `--warmup` s and measure
               from Feast's Redis layout, scores the booster, adds reason codes, and (drift
               monitor on, as deployed) feeds the answered rows to the drift monitor actor, which
               runs its Evidently checks on the same cores. Deployed with the settings of
-              serve_config.yaml's `deployments[0]` (`--serve-config`: ray_actor_options num_cpus
-              0.5, max_ongoing_requests 32, user_config), its autoscaling_config replaced by
-              num_replicas 1 so every run has the same replicas, and the shipped ingress: the
+              serve_config.yaml's `deployments[0]` (`--serve-config`: ray_actor_options num_cpus,
+              max_ongoing_requests, user_config), its autoscaling_config replaced by its
+              min_replicas as num_replicas so every run has the same replicas, and the shipped
+              ingress: the
               RAY_SERVE_* variables `app.runtime.serve_environment(settings)` gives a local Ray
               the project starts (HAProxy when settings.serve_ingress is "haproxy"; Serve's
               Python proxy with an app without that function). Answers checked against the
@@ -129,7 +130,7 @@ ingress, every other variant keeps it:
                         replica's main event loop, no copy of Serve's logs to stderr
   no_access_log         logging_config {"enable_access_log": False} for serve.start (proxy,
                         controller) and serve.run (the app's replicas)
-  replicasN             num_replicas=N (each with the config's num_cpus, 0.5)
+  replicasN             num_replicas=N (each with the config's num_cpus)
   max_ongoing_N         max_ongoing_requests=N
   inline                user_config score_inline True (score on the replica's event loop)
   batchN                user_config batch_max_size N (@serve.batch's max_batch_size; the
@@ -1246,7 +1247,8 @@ def ours_app_args(
 # The Serve levers `--ours-variants` compares. A variant is a name, or several joined by "+"
 # (e.g. direct_ingress+no_access_log); each runs in a fresh driver on its own local Ray.
 VARIANT_HELP = {
-    "default": "serve_config.yaml's deployment settings, num_replicas fixed at 1, the "
+    "default": "serve_config.yaml's deployment settings, num_replicas fixed at its "
+    "min_replicas, the "
     "shipped ingress (app.runtime.serve_environment of the settings)",
     "direct_ingress": "RAY_SERVE_ENABLE_DIRECT_INGRESS=1: wrk talks to the replica's own "
     "HTTP server, bypassing the proxy (which still runs, idle)",
@@ -1397,14 +1399,14 @@ def parse_variants(text: str) -> list[OursVariant]:
 
 def serve_config_options(path: Path) -> dict[str, Any]:
     """Deployment.options of `deployments[0]` of the serve config's first application
-    (ray_actor_options, max_ongoing_requests, user_config...), with num_replicas 1 in place
-    of its autoscaling_config, so every run has the same replicas throughout."""
+    (ray_actor_options, max_ongoing_requests, user_config...), with its autoscaling floor
+    (min_replicas) as a fixed num_replicas, so every run has the same replicas throughout."""
     import yaml
 
     document = yaml.safe_load(path.read_text())
     deployment = dict(document["applications"][0]["deployments"][0])
-    deployment.pop("autoscaling_config", None)
-    deployment["num_replicas"] = 1
+    autoscaling = deployment.pop("autoscaling_config", None) or {}
+    deployment.setdefault("num_replicas", autoscaling.get("min_replicas", 1))
     return deployment
 
 
@@ -2059,7 +2061,8 @@ def print_report(
     if ours:
         print(
             "ours variants (each its own driver and local Ray; base: serve_config.yaml's "
-            f"deployments[0] from {args.serve_config}, autoscaling replaced by num_replicas 1):"
+            f"deployments[0] from {args.serve_config}, autoscaling replaced by its "
+            "min_replicas):"
         )
         for variant in ours:
             print(f"  {variant.name}: {variant.what}")
@@ -2215,7 +2218,7 @@ def summary_document(
     results: dict[str, Measured], micro: dict[str, Any] | None
 ) -> dict[str, float | None]:
     """`--json`: exactly SUMMARY_KEYS, null where the row was not run or failed. ours_* and
-    monitor_on_rps: the `default` variant (serve_config.yaml's deployment, num_replicas 1,
+    monitor_on_rps: the `default` variant (serve_config.yaml's deployment, min_replicas,
     drift monitor on); monitor_off_rps: `monitor_off`; rss_mib: ours' peak RSS under load,
     Serve's processes (controller, proxy, replica), as the table's; decide_us_*: the pure path
     (features_of + decide_batch, the read excluded) of the micro-benchmark."""

@@ -114,12 +114,10 @@ def deploy_service(settings: Settings, args: argparse.Namespace):
     registry.client(settings)
     deployed = deploy_app(settings, args.serve_config, args.host, args.port, access_log=False)
     health = wait_ready(deployed.url, args.ready_timeout)
-    replicas = deployed.options.get("autoscaling_config") or {}
-    scale = (
-        f"{replicas.get('min_replicas', 1)}-{replicas.get('max_replicas', 1)} replicas"
-        if replicas
-        else f"{deployed.options.get('num_replicas', 1)} replica(s)"
-    )
+    autoscaling = deployed.options.get("autoscaling_config") or {}
+    low = autoscaling.get("min_replicas", deployed.options.get("num_replicas", 1))
+    high = autoscaling.get("max_replicas", low)
+    scale = f"{low} replica{'s' if high > 1 else ''}" if low == high else f"{low}-{high} replicas"
     detail = (
         f"app {deployed.name!r} at {deployed.url} ({scale}), champion v{health['champion']}; "
         f"API docs {deployed.url}/docs"

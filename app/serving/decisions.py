@@ -23,9 +23,9 @@ from app.serving.service import DecisionService, Outcome
 
 @serve.deployment(
     name="CreditDecisions",
-    # Fractional CPU so the app, a second replica and the drift monitor fit on 2 cores; the
-    # real limit is max_ongoing_requests and autoscaling (serve_config.yaml).
-    ray_actor_options={"num_cpus": 0.5},
+    # Fractional CPU so two replicas, the drift monitor and a retraining worker fit on 2
+    # cores; the real limit is max_ongoing_requests and autoscaling (serve_config.yaml).
+    ray_actor_options={"num_cpus": 0.25},
     max_ongoing_requests=32,
     health_check_period_s=10,
 )

@@ -69,7 +69,7 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     assert "19 features for A0000001 from the online store" in first.stdout
     assert "full load of applicant_profile, applicant_financials" in first.stdout
     assert "credit_risk v1 (champion), test AUC" in first.stdout
-    assert f"app 'credit' at http://127.0.0.1:{port} (1-2 replicas), champion v1" in first.stdout
+    assert f"app 'credit' at http://127.0.0.1:{port} (2 replicas), champion v1" in first.stdout
     assert "120/120 answered" in first.stdout
     # The decisions reached the live drift monitor and it checked them against training data.
     assert "over 120 decisions vs champion v1's training data" in first.stdout

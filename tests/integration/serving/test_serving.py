@@ -276,7 +276,7 @@ def test_batch_job_equals_the_online_answers(served):
         served.settings,
         output_path=served.settings.data_dir / "scored",
         input_path=input_path,
-        cpus_per_actor=0.25,  # beside the replica's 0.5 CPU in the 2-CPU test Ray
+        cpus_per_actor=0.25,  # beside the test replica (0.25 CPU) in the 2-CPU test Ray
     )
     assert (report.rows, report.scored, report.unknown) == (61, 60, 1)
     batch = pd.read_parquet(scores_path(served.settings.data_dir / "scored"))
