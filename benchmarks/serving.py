@@ -722,6 +722,7 @@ def launch_mlserver(
 ) -> Running:
     """An MLServer on `repo` with one model, its defaults but the ports (and the loopback
     host), started, ready and its answers checked."""
+    repo.mkdir(parents=True, exist_ok=True)
     port = free_port()
     settings = {"host": "127.0.0.1", "http_port": port}
     settings |= {"grpc_port": free_port(), "metrics_port": free_port()}
