@@ -42,18 +42,15 @@ def build(spec: dict):
     @contextlib.asynccontextmanager
     async def lifespan(_app):
         await service.start()
-        # The replica's upkeep loop, as CreditDecisions.__init__ starts it (`maintain`; named
-        # `_maintain` before the upkeep moved to its own class).
-        maintain = getattr(service, "maintain", None) or getattr(service, "_maintain", None)
-        task = asyncio.create_task(maintain()) if maintain is not None else None
+        # The replica's upkeep loop, as CreditDecisions.__init__ starts it.
+        task = asyncio.create_task(service.maintain())
         print(f"FLOOR_STARTED models {service.models.versions()}", flush=True)
         try:
             yield
         finally:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             service.close()
 
     app.router.lifespan_context = lifespan
