@@ -34,8 +34,10 @@ from app.monitoring.reference import Reference, load_reference
 
 log = logging.getLogger(__name__)
 
-# A job in one of these states no longer blocks a new trigger.
-TERMINAL_JOB_STATES = {"SUCCEEDED", "FAILED", "STOPPED"}
+# A job in one of these states no longer blocks a new trigger. LOST: the Jobs API no longer
+# knows it (the cluster it ran on was restarted).
+LOST = "LOST"
+TERMINAL_JOB_STATES = {"SUCCEEDED", "FAILED", "STOPPED", LOST}
 
 
 SAMPLE_RATE = "sample_rate"
@@ -126,7 +128,14 @@ class RayJobs:
         )
 
     def status(self, job_id: str) -> str:
-        return str(self.client().get_job_status(job_id).value)
+        """The job's state; LOST when the Jobs API answers that it does not know it. Any other
+        failure (API unreachable) raises: the job may still be running."""
+        try:
+            return str(self.client().get_job_status(job_id).value)
+        except RuntimeError as exc:
+            if "status code 404" in str(exc):
+                return LOST
+            raise
 
 
 @dataclass
@@ -358,6 +367,8 @@ class DriftMonitor:
             self.state.checks += 1
             result.extra["check"] = self.state.checks
             result.extra[SAMPLE_RATE] = window_sample_rate(window)
+            # A finished retraining job is cleared at every check, drift or not.
+            self._settle_active_job()
             trigger = self._after_check(result, reference)
             if trigger:
                 result.extra["trigger"] = trigger
@@ -422,18 +433,14 @@ class DriftMonitor:
             f"{', '.join(result.drifted_features) or 'predicted PD'}"
         )
         event: dict[str, Any] = {"at": datetime.now(UTC).isoformat(), "reason": reason}
+        status = self._settle_active_job()
+        if self.state.active_job:
+            event |= {"action": "suppressed", "job": self.state.active_job, "status": status}
+            log.info("retraining not triggered: job %s is %s", self.state.active_job, status)
+            self._log_trigger(event)
+            return event
         if self._jobs is None:
             self._jobs = self._jobs_factory(self.settings)
-        if self.state.active_job:
-            try:
-                status = self._jobs.status(self.state.active_job)
-            except Exception as exc:
-                status = f"unknown ({type(exc).__name__})"
-            if status not in TERMINAL_JOB_STATES:
-                event |= {"action": "suppressed", "job": self.state.active_job, "status": status}
-                log.info("retraining not triggered: job %s is %s", self.state.active_job, status)
-                self._log_trigger(event)
-                return event
         try:
             job = self._jobs.submit(reason)
         except Exception as exc:
@@ -449,6 +456,25 @@ class DriftMonitor:
         if self._metrics:
             self._metrics.triggers.inc()
         return event
+
+    def _settle_active_job(self) -> str | None:
+        """Clear the retraining job once it has ended in any state (or the Jobs API has lost
+        it), recording how it ended; returns its state ("unknown (...)" if the API cannot be
+        asked, which keeps it active: it may still be running)."""
+        job = self.state.active_job
+        if not job:
+            return None
+        if self._jobs is None:
+            self._jobs = self._jobs_factory(self.settings)
+        try:
+            status = self._jobs.status(job)
+        except Exception as exc:
+            return f"unknown ({type(exc).__name__})"
+        if status in TERMINAL_JOB_STATES:
+            self.state.active_job = None
+            event = {"at": datetime.now(UTC).isoformat(), "action": "ended", "job": job}
+            self._log_trigger(event | {"status": status})
+        return status
 
     def _log_trigger(self, event: dict[str, Any]) -> None:
         self.state.triggers.append(event)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -113,8 +114,61 @@ def test_retraining_fires_after_k_drifted_checks_and_never_while_its_job_runs(se
     m._jobs.state = "SUCCEEDED"  # the job is done: drift that still holds may fire again
     again = m._after_check(result(True), REFERENCE)
     assert again["action"] == "submitted" and again["job"] == "job-2"
-    logged = (m.root / "triggers.jsonl").read_text().splitlines()
-    assert [line.count('"action"') for line in logged] == [1, 1, 1]
+    logged = [json.loads(line) for line in (m.root / "triggers.jsonl").read_text().splitlines()]
+    assert [e["action"] for e in logged] == ["submitted", "suppressed", "ended", "submitted"]
+    assert logged[2] | {"at": None} == {
+        "at": None,
+        "action": "ended",
+        "job": "job-1",
+        "status": "SUCCEEDED",
+    }
+
+
+@pytest.mark.parametrize("ended", ["SUCCEEDED", "FAILED", "STOPPED", "LOST"])
+def test_the_retraining_job_is_cleared_however_it_ends(settings, ended):
+    m = monitor(settings)
+    m._after_check(result(True), REFERENCE)
+    assert m._after_check(result(True), REFERENCE)["action"] == "submitted"
+    m._jobs.state = ended
+    m._settle_active_job()  # what every check does first
+    assert m.state.active_job is None and m.status()["active_job"] is None
+    m._after_check(result(True), REFERENCE)
+    assert m._after_check(result(True), REFERENCE)["job"] == "job-2"
+
+
+def test_a_jobs_api_that_cannot_be_asked_keeps_the_job_active(settings):
+    m = monitor(settings)
+    m._after_check(result(True), REFERENCE)
+    m._after_check(result(True), REFERENCE)
+
+    def unreachable(job_id):
+        raise ConnectionError("dashboard at 127.0.0.1:8265 refused the connection")
+
+    m._jobs.status = unreachable
+    m._after_check(result(True), REFERENCE)
+    held = m._after_check(result(True), REFERENCE)
+    assert held["action"] == "suppressed" and held["status"] == "unknown (ConnectionError)"
+    assert m._jobs.submitted == [m.state.triggers[0]["reason"]]  # never a second job
+
+
+def test_the_jobs_api_saying_it_does_not_know_the_job_is_lost(make_settings):
+    from app.monitoring.monitor import LOST, RayJobs
+
+    class Client:
+        def get_job_status(self, job_id):
+            raise RuntimeError(f"Request failed with status code 404: Job {job_id} not found.")
+
+    jobs = RayJobs(make_settings())
+    jobs._client = Client()
+    assert jobs.status("credit-retrain-1") == LOST
+
+    class Down:
+        def get_job_status(self, job_id):
+            raise RuntimeError("Request failed with status code 503: unavailable.")
+
+    jobs._client = Down()
+    with pytest.raises(RuntimeError):
+        jobs.status("credit-retrain-1")
 
 
 def test_no_trigger_when_retraining_is_off(make_settings):
