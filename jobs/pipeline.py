@@ -179,13 +179,15 @@ def send_decisions(settings: Settings, url: str, count: int) -> tuple[str, int]:
     return detail, answered
 
 
-def check_drift(settings: Settings, answered: int, monitored: bool, timeout: float) -> str:
-    """Ask the live drift monitor to check the decisions it has been sent."""
+def check_drift(settings: Settings, answered: int, options: dict, timeout: float) -> str:
+    """Ask the live drift monitor to check the decisions it has been sent (`options`: the
+    deployment's, whose user_config may turn the feed off)."""
     import ray
 
     from app.monitoring.monitor import find_monitor
 
-    if not monitored:
+    user_config = options.get("user_config") or {}
+    if not (settings.monitor_enabled and user_config.get("drift_monitor", True)):
         return "drift monitor off (CREDIT_MONITOR_ENABLED or user_config drift_monitor)"
     # The replicas start the monitor with their first rows (about a second after them).
     deadline = time.monotonic() + timeout
@@ -280,23 +282,21 @@ def main() -> int:
         kind = "incremental" if report.incremental else "full"
         return f"{kind} load of {', '.join(report.views)} into {report.online_store}"
 
-    url: str | None = None
+    deployed = None
     answered = 0
 
-    monitored = False
-
     def run_deploy() -> str:
-        nonlocal url, monitored
+        nonlocal deployed
         deployed, detail = deploy_service(settings, args)
-        url = deployed.url
-        user_config = deployed.options.get("user_config") or {}
-        monitored = settings.monitor_enabled and user_config.get("drift_monitor", True)
         return detail
 
     def run_decisions() -> str:
         nonlocal answered
-        detail, answered = send_decisions(settings, url, args.decisions)
+        detail, answered = send_decisions(settings, deployed.url, args.decisions)
         return detail
+
+    def drift_check() -> str:
+        return check_drift(settings, answered, deployed.options, args.ready_timeout)
 
     try:
         stages.run("ingest", run_ingest)
@@ -306,14 +306,12 @@ def main() -> int:
         if args.decisions > 0:
             stages.run("deploy", run_deploy)
             stages.run("decisions", run_decisions)
-            stages.run(
-                "drift check",
-                lambda: check_drift(settings, answered, monitored, args.ready_timeout),
-            )
+            stages.run("drift check", drift_check)
     except BaseException:
         # Stop what this run started before the error is reported.
-        shut_down(settings, joined, keep_serving=False, url=url)
+        shut_down(settings, joined, keep_serving=False, url=deployed and deployed.url)
         raise
+    url = deployed and deployed.url
     stages.run("shutdown", lambda: shut_down(settings, joined, args.keep_serving, url))
     stages.summary()
     print(

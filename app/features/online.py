@@ -2,9 +2,8 @@
 
 Feast stays the source of truth: it defines the views and materializes them; this module only
 reads what it wrote, with Feast's own key serialisation and field hashing (pinned by the lock
-file, and checked at start against `get_online_features`, see `verify_layout`). What it saves
-per batch is Feast's generic response assembly: protobuf FeatureVectors, `to_dict` and a
-registry lookup, which cost more than the read itself.
+file, checked at start against `get_online_features`: `verify_layout`). It saves Feast's
+generic response assembly (FeatureVectors, `to_dict`), which costs more than the read itself.
 
 - Redis: both views of an applicant live in one hash (key = serialised entity key + project,
   field = murmur3 of "view:feature", "_ts:view" the view's event time), so a batch is one
@@ -97,7 +96,7 @@ class OnlineReader:
         raise NotImplementedError
 
     def sample_id(self) -> str | None:
-        """Some applicant the store holds (None if it holds none): the layout check's sentinel."""
+        """Some applicant the store holds (None if none): the layout check's sentinel."""
         raise NotImplementedError
 
     def probe(self) -> None:

@@ -368,12 +368,9 @@ def explain_rows(
     take: int,
     require: np.ndarray | None = None,
 ) -> list[list[dict]]:
-    """The reasons of each row from per-column contributions (rows x `citable`, margin scale).
-
-    `value_of(column, rows)` gives the applicants' raw values of a cited column for the row
-    indices `rows` (the texts quote them). Shared by the DataFrame path (`reason_codes`) and
-    the request path (`app.training.compiled`), so both rank and phrase reasons identically.
-    """
+    """The reasons of each row from per-column contributions (rows x `citable`, margin scale);
+    `value_of(column, rows)` gives the raw values the texts quote. Shared by `reason_codes` and
+    the request path (`app.training.compiled`): both rank and phrase reasons identically."""
     # Rounded first so a reported contribution is never 0.0 and float noise cannot reorder
     # reasons; non-positive and NaN contributions are never reasons, and -inf sorts them last.
     rounded = np.round(aggregated, 6)

@@ -10,7 +10,8 @@ import pytest
 
 from app.config import load_settings
 from app.monitoring.drift import DriftResult
-from app.monitoring.monitor import DriftMonitor, settings_env, window_schema
+from app.monitoring.jobs import settings_env
+from app.monitoring.monitor import DriftMonitor, window_schema
 from app.monitoring.reference import Reference
 
 
@@ -152,7 +153,7 @@ def test_a_jobs_api_that_cannot_be_asked_keeps_the_job_active(settings):
 
 
 def test_the_jobs_api_saying_it_does_not_know_the_job_is_lost(make_settings):
-    from app.monitoring.monitor import LOST, RayJobs
+    from app.monitoring.jobs import LOST, RayJobs
 
     class Client:
         def get_job_status(self, job_id):

@@ -219,7 +219,7 @@ def test_unreachable_mlflow_error_has_no_password(planted):
 
 
 def test_retraining_jobs_get_no_secret_fields(planted):
-    from app.monitoring.monitor import settings_env
+    from app.monitoring.jobs import settings_env
 
     env = settings_env(planted)
     assert "CREDIT_SNOWFLAKE_PASSWORD" not in env and "CREDIT_REDIS_PASSWORD" not in env
@@ -231,7 +231,7 @@ def test_retraining_jobs_get_no_secret_fields(planted):
 
 
 def test_retraining_jobs_get_no_database_password(planted):
-    from app.monitoring.monitor import settings_env
+    from app.monitoring.jobs import settings_env
 
     assert_no_secret(str(settings_env(planted)))
 
