@@ -1214,7 +1214,10 @@ def register_ours_model(workload: Workload) -> str:
             pip_requirements=pip_requirements(),
             code_paths=[str(PROJECT_ROOT / "app")],
         )
-    version = str(mlflow.register_model(info.model_uri, settings.model_name).version)
+    # Through the registry module, so the version carries the artifact digest serving checks.
+    version = registry.register_version(
+        settings, mlflow_client, info.model_uri, {}, "serving benchmark"
+    )
     registry.move_alias(
         mlflow_client, settings.model_name, "champion", version, "promote", "serving benchmark"
     )

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.config import Settings
+from app.serving.routing import bounded_traffic
 from app.training.compiled import CompiledModel
 from app.training.model import CreditModel
 
@@ -17,8 +18,11 @@ class ServedModel:
     name: str
     version: str
     model: CreditModel
-    # The version's `traffic` registry tag (drift-triggered retraining sets it).
+    # The version's `traffic` registry tag (drift-triggered retraining sets it), as honoured
+    # within settings.serve_max_tag_traffic (None: no tag, or ignored).
     traffic: str | None = None
+    # What was done with the tag (honoured / ignored and why), for the log and /readyz.
+    traffic_note: str | None = None
     # The request path's form of `model`, prepared once per loaded version.
     compiled: CompiledModel = field(init=False, repr=False, compare=False)
 
@@ -63,21 +67,24 @@ class RegistryModelSource:
         return self._client
 
     def aliases(self) -> dict[str, str | None]:
+        """Raises RegistryError when MLflow cannot answer: never "no champion" for "down"."""
         from app.training import registry
 
-        mlflow_client = self._registry()
-        return {
-            alias: registry.alias_version(mlflow_client, self.settings.model_name, alias)
-            for alias in ALIASES
-        }
+        named = registry.aliases(self._registry(), self.settings.model_name)
+        return {alias: named.get(alias) for alias in ALIASES}
 
     def load(self, version: str) -> ServedModel:
-        from app.training.pyfunc import load_credit_model
+        """The version, after its files matched the digest recorded at registration
+        (ArtifactRefused otherwise: a tampered version is never loaded)."""
+        from app.training import registry
+        from app.training.pyfunc import load_registered
 
-        client = self._registry()  # also sets the URIs the models:/ URI resolves against
         name = self.settings.model_name
-        traffic = client.get_model_version(name, version).tags.get("traffic")
-        return ServedModel(name, version, load_credit_model(f"models:/{name}/{version}"), traffic)
+        model, tags = load_registered(self._registry(), name, version)
+        traffic, note = bounded_traffic(
+            tags.get(registry.TRAFFIC_TAG), self.settings.serve_max_tag_traffic
+        )
+        return ServedModel(name, version, model, traffic, note)
 
 
 def refresh_models(current: ModelSet, source: ModelSource) -> ModelSet:

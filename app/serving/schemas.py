@@ -92,6 +92,19 @@ class Health(BaseModel):
     detail: str | None = None
     replica: str | None = Field(None, description="Which replica answered (Serve replica id).")
     routing: dict | None = Field(None, description="The user_config this replica applies.")
+    registry: Literal["ok", "unavailable"] | None = Field(
+        None,
+        description="The MLflow registry at the last alias check; while unavailable the "
+        "loaded models keep answering (status stays ok with a champion loaded).",
+    )
+    model_error: str | None = Field(
+        None,
+        description="Why the last model refresh failed (registry unreachable, a version "
+        "refused for a digest mismatch); the loaded models are kept.",
+    )
+    traffic: str | None = Field(
+        None, description="What was done with the challenger's registry `traffic` tag."
+    )
 
 
 class FeatureDriftOut(BaseModel):

@@ -10,7 +10,7 @@ from app.config import Settings
 from app.data.schema import LABEL
 from app.training import registry
 from app.training.dataset import load_training_frame, split_frame
-from app.training.pyfunc import load_credit_model
+from app.training.pyfunc import load_registered
 
 
 class PromotionRefused(registry.RegistryError):
@@ -37,11 +37,12 @@ def _held_out_auc(settings: Settings, versions: list[str]) -> dict[str, float]:
         settings.validation_fraction,
         settings.test_fraction,
     ).test
+    mlflow_client = registry.client(settings)
     return {
         v: float(
             roc_auc_score(
                 test[LABEL],
-                load_credit_model(f"models:/{settings.model_name}/{v}").predict_pd(test),
+                load_registered(mlflow_client, settings.model_name, v)[0].predict_pd(test),
             )
         )
         for v in versions

@@ -56,6 +56,24 @@ def model_input(raw_df: pd.DataFrame, encoder: FeatureEncoder) -> pd.DataFrame:
 
 
 def load_credit_model(model_uri: str) -> CreditModel:
-    """The scoring object behind a registered model (`models:/credit_risk@champion`)."""
+    """The scoring object behind a model URI or local model directory, unchecked: registered
+    versions load through `load_registered`, which verifies their files first."""
     loaded = mlflow.pyfunc.load_model(model_uri)
     return loaded.unwrap_python_model().model
+
+
+def load_registered(mlflow_client, name: str, version: str) -> tuple[CreditModel, dict[str, str]]:
+    """A registered version's model and its tags, loaded only after its files matched the
+    digest recorded at registration (a pyfunc load unpickles, which runs code).
+
+    The files are downloaded once and loaded from that copy, so what was verified is what is
+    loaded. Raises ArtifactRefused (tampered, or no digest) or RegistryError (MLflow down).
+    """
+    from app.training import artifacts, registry
+
+    uri = registry.tracking_uri(mlflow_client)
+    with registry.failures_named(uri, f"reading {name} v{version}", quick=False):
+        tags = dict(mlflow_client.get_model_version(name, version).tags)
+        with artifacts.downloaded(f"models:/{name}/{version}") as local:
+            artifacts.verify(local, tags, f"{name} v{version}")
+            return load_credit_model(str(local)), tags

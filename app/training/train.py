@@ -142,7 +142,22 @@ def train_and_register(
     with_baseline: bool = True,
     version_tags: dict[str, str] | None = None,
 ) -> TrainReport:
-    """Fit, evaluate and log a model; register it and move aliases only if it earned it."""
+    """Fit, evaluate and log a model; register it and move aliases only if it earned it.
+
+    MLflow failing part-way (logging, registering) is one RegistryError line, never a
+    traceback; the champion is only ever moved after the registry answered that it has none.
+    """
+    with registry.failures_named(settings.mlflow_tracking_uri, "training", quick=False):
+        return _train_and_register(settings, workers, trials, with_baseline, version_tags)
+
+
+def _train_and_register(
+    settings: Settings,
+    workers: int | None,
+    trials: int,
+    with_baseline: bool,
+    version_tags: dict[str, str] | None,
+) -> TrainReport:
     import mlflow
 
     from app.training.pyfunc import ARTIFACT_KEY, CreditRiskPyfunc, model_input, pip_requirements
@@ -267,39 +282,49 @@ def train_and_register(
             f"model not registered: gate failed ({failed}); metrics are in MLflow run "
             f"{run.info.run_id}"
         )
+    report.version, alias = register_version(
+        settings, mlflow_client, info.model_uri, run.info.run_id, metrics, checks, version_tags
+    )
+    report.aliases.append(alias)
+    return report
+
+
+def register_version(
+    settings: Settings,
+    mlflow_client,
+    model_uri: str,
+    run_id: str,
+    metrics: dict[str, float],
+    checks: dict[str, bool],
+    version_tags: dict[str, str] | None,
+) -> tuple[str, str]:
+    """Register a model that passed the gates; champion only if the registry says there is
+    none, else challenger. -> (version, alias).
+
+    The champion is looked up before anything is written: a registry that cannot answer
+    (down, 5xx) raises RegistryError, so neither a new version nor an alias appears and the
+    champion stays what it was.
+    """
+    name = settings.model_name
+    champion = registry.alias_version(mlflow_client, name, registry.CHAMPION)
     # Tags go on at registration, before any alias names the version, so a replica that
     # loads it sees them (serving reads `traffic` once per loaded version).
-    version = str(
-        mlflow.register_model(info.model_uri, settings.model_name, tags=version_tags).version
+    version = registry.register_version(
+        settings, mlflow_client, model_uri, version_tags or {}, f"run {run_id}"
     )
-    report.version = version
     registry.record(
         mlflow_client,
-        settings.model_name,
+        name,
         "register",
         None,
         version,
         None,
-        f"run {run.info.run_id}, test AUC {metrics['test_auc']:.4f}",
+        f"run {run_id}, test AUC {metrics['test_auc']:.4f}",
     )
-    if registry.alias_version(mlflow_client, settings.model_name, registry.CHAMPION) is None:
-        registry.move_alias(
-            mlflow_client,
-            settings.model_name,
-            registry.CHAMPION,
-            version,
-            "champion",
-            "first model to pass the gates",
-        )
-        report.aliases.append(registry.CHAMPION)
+    if champion is None:
+        alias, action, reason = registry.CHAMPION, "champion", "first model to pass the gates"
     else:
-        registry.move_alias(
-            mlflow_client,
-            settings.model_name,
-            registry.CHALLENGER,
-            version,
-            "challenger",
-            f"passed gates: {', '.join(checks)}",
-        )
-        report.aliases.append(registry.CHALLENGER)
-    return report
+        reason = f"passed gates: {', '.join(checks)}"
+        alias, action = registry.CHALLENGER, "challenger"
+    registry.move_alias(mlflow_client, name, alias, version, action, reason)
+    return version, alias

@@ -56,7 +56,9 @@ def test_registry_down_keeps_the_loaded_models_and_says_so(api_settings, models,
     source.down = True
     upkeep.load_models()
     assert upkeep.models is loaded
-    assert "model registry: ConnectionError" in upkeep.model_error
+    assert upkeep.model_error.startswith("model registry unreachable: ConnectionError")
+    assert upkeep.model_error.endswith("(serving the loaded champion v1)")
+    assert upkeep.registry == "unavailable"
 
     source.down = False
     upkeep.load_models()

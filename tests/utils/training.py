@@ -11,13 +11,12 @@ QUICK_FIT = {"train_workers": 1, "num_boost_round": 200, "early_stopping_rounds"
 def register_copy(settings, version: str, reason: str) -> str:
     """Register the model of `version` again, as the challenger, without fitting: for tests
     that need a second version only to route to, promote or roll back."""
-    import mlflow
-
     from app.training import registry
 
     client = registry.client(settings)
     source = client.get_model_version(settings.model_name, version).source
-    new = str(mlflow.register_model(source, settings.model_name).version)
+    # register_version digests the files, as training does: serving refuses a version without.
+    new = registry.register_version(settings, client, source, {}, reason)
     registry.record(client, settings.model_name, "register", None, new, None, reason)
     registry.move_alias(client, settings.model_name, registry.CHALLENGER, new, "challenger", reason)
     return new
