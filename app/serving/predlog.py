@@ -1,28 +1,45 @@
-"""The prediction log: every decision (and shadow score) as Parquet parts, written in batches.
+"""The prediction log: every decision (and shadow score), on disk before its answer leaves.
 
-Each replica buffers records and writes a part file when `flush_rows` are pending or on the
-periodic flush; a part is written to a hidden temp name and renamed, so readers never see a
-half-written file. Writing must never fail a request: errors are counted and the records kept
-for the next attempt, up to `max_pending` (the oldest are dropped beyond it, and counted).
+`append` writes each batch to this writer's append-only journal segment (journal.py) with one
+`write()`: once it returns, the records are in the kernel's page cache, so a killed replica
+(SIGKILL, OOM) loses nothing; a later compaction, by this writer or any other, turns them into
+Parquet parts `date=YYYY-MM-DD/part-*.parquet`, the format readers see. A crash of the machine
+itself can lose what the kernel had not yet written back: a background thread fsyncs the open
+segment every `fsync_seconds`, which bounds that window (compacted parts are fsynced).
+
+A disk that refuses writes never fails a request: the records are held in memory (at most
+`max_pending`; beyond it the oldest are dropped, and counted) and retried with exponential
+backoff by the log's own thread, which also does all compaction, so a slow or failing disk
+never holds up the replica's upkeep (alias polling).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import threading
-import uuid
+import time
 from collections import deque
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from app.serving.journal import (
+    JOURNAL_DIR,
+    Backoff,
+    compact_journal,
+    encode_records,
+    read_log,
+    writer_id,
+)
 from app.training.preprocess import FeatureEncoder
 
 log = logging.getLogger(__name__)
+
+DRAIN_CHUNK = 1000  # held records rewritten per write() once the disk is back
 
 META_FIELDS: list[pa.Field] = [
     pa.field("request_id", pa.string()),
@@ -36,6 +53,7 @@ META_FIELDS: list[pa.Field] = [
     pa.field("decision", pa.string()),
     pa.field("reasons", pa.string()),  # JSON list, as in the response
     pa.field("features_as_of", pa.timestamp("us", tz="UTC")),
+    pa.field("caller", pa.string()),  # the API key id (or jwt:<subject>) that asked
 ]
 
 
@@ -54,79 +72,228 @@ class PredictionLog:
         flush_rows: int = 500,
         max_pending: int = 100_000,
         schema: pa.Schema | None = None,
+        fsync_seconds: float = 1.0,
     ) -> None:
         self.directory = Path(directory)
         self.flush_rows = flush_rows
         self.max_pending = max_pending
         self.schema = schema or log_schema()
-        self._pending: deque[dict[str, Any]] = deque()
-        self._lock = threading.Lock()
-        self._write_lock = threading.Lock()
-        self._writer_id = uuid.uuid4().hex[:8]
+        self.fsync_seconds = fsync_seconds
+        self.writer = writer_id()
         self._seq = 0
-        self.written = 0
-        self.dropped = 0
-        self.errors = 0
+        self._fd: int | None = None  # the open segment, flock'ed while open
+        self._segment_rows = 0
+        self._dirty = False  # written since its last fsync
+        self._held: deque[dict[str, Any]] = deque()  # what the disk refused, oldest first
+        self._journal_rows = 0  # this writer's records in segments not yet compacted
+        self._lock = threading.Lock()  # the request path's: fd, held records, counters
+        self._flush_lock = threading.Lock()  # one compaction at a time
+        self._append_backoff = Backoff()
+        self._flush_backoff = Backoff()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.journaled = 0  # records appended to the journal
+        self.written = 0  # records compacted into Parquet (any writer's segments)
+        self.dropped = 0  # records lost: held in memory beyond max_pending
+        self.errors = 0  # failed disk operations (each retried)
+        self.torn = 0  # records skipped in compaction: torn lines, segments set aside (.bad)
         self.last_error: str | None = None
+        self._reported = (0, 0)
 
     @property
     def pending(self) -> int:
-        return len(self._pending)
+        """This writer's records not yet in a Parquet part (journal and memory)."""
+        return self._journal_rows + len(self._held)
+
+    @property
+    def held(self) -> int:
+        """Records only in memory (the disk refused them): the ones a kill would lose."""
+        return len(self._held)
 
     def append(self, records: list[dict[str, Any]]) -> bool:
-        """Queue records; True when enough are pending that the caller should flush."""
+        """Journal a batch before its answers are returned; True when a compaction is due (the
+        log's thread is woken for it). Never raises for a disk error."""
+        if not records:
+            return False
+        data = encode_records(records)  # outside the lock: the costly part
         with self._lock:
-            self._pending.extend(records)
-            overflow = len(self._pending) - self.max_pending
-            for _ in range(max(0, overflow)):
-                self._pending.popleft()
-            if overflow > 0:
-                self.dropped += overflow
-            return len(self._pending) >= self.flush_rows
+            if self._held or not self._append_backoff.ready():
+                self._hold(records)  # the disk failed lately: the log's thread retries
+            else:
+                self._write(records, data)
+            due = self._segment_rows >= self.flush_rows
+            if self._thread is None:
+                self._start()
+        if due:
+            self._wake.set()
+        return due
 
-    def flush(self) -> int:
-        """Write everything pending as one part; returns the records written (0 on failure)."""
-        with self._write_lock:
+    def _write(self, records: list[dict[str, Any]], data: bytes) -> None:
+        """Append to the open segment (under `_lock`); what the disk refuses is held."""
+        try:
+            if self._fd is None:
+                self._open_segment()
+            done = os.write(self._fd, data)
+        except OSError as exc:
+            self._failed(exc, self._append_backoff)
+            self._abandon_segment()
+            self._hold(records, front=True)
+            return
+        whole = len(records) if done == len(data) else data.count(b"\n", 0, done)
+        if whole < len(records):  # a disk filling mid-write: its torn tail is skipped on read
+            self._failed(
+                OSError(f"short write ({done} of {len(data)} bytes)"), self._append_backoff
+            )
+            self._abandon_segment()
+            self._hold(records[whole:], front=True)
+        else:
+            self._append_backoff.ok()
+        self.journaled += whole
+        self._journal_rows += whole
+        self._segment_rows += whole
+        self._dirty = self._dirty or whole > 0
+
+    def _open_segment(self) -> None:
+        journal = self.directory / JOURNAL_DIR
+        journal.mkdir(parents=True, exist_ok=True)
+        self._seq += 1
+        path = journal / f"{self.writer}-{self._seq:06d}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
+        # Held until the segment is closed (or the process dies): no one compacts it meanwhile.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fd, self._segment_rows, self._dirty = fd, 0, False
+
+    def _close_segment(self) -> int | None:
+        """Detach the open segment (under `_lock`); the caller syncs and closes what it gets."""
+        fd, self._fd, self._segment_rows = self._fd, None, 0
+        return fd
+
+    def _abandon_segment(self) -> None:
+        """Close a segment the disk failed on (no fsync: the disk is failing); compaction
+        takes what reached it."""
+        fd = self._close_segment()
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def _hold(self, records: list[dict[str, Any]], front: bool = False) -> None:
+        if front:
+            self._held.extendleft(reversed(records))
+        else:
+            self._held.extend(records)
+        overflow = len(self._held) - self.max_pending
+        for _ in range(max(0, overflow)):
+            self._held.popleft()
+        if overflow > 0:
+            self.dropped += overflow
+            log.error("prediction log: %d records dropped (disk failing, memory full)", overflow)
+
+    def _failed(self, exc: Exception, backoff: Backoff) -> None:
+        self.errors += 1
+        backoff.failed()
+        self.last_error = f"{type(exc).__name__}: {exc}"[:300]
+        wait = max(0.0, backoff.next_try - time.monotonic())
+        log.warning("prediction log: %s (retry in %.1f s)", self.last_error, wait)
+
+    # --- the log's own thread: fsync, retries, compaction --------------------------------
+    def _start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            woken = self._wake.wait(self.fsync_seconds)
+            self._wake.clear()
+            try:
+                self.sync()
+                if woken or self._held:
+                    self.flush()
+            except Exception:  # the thread must outlive any single failure
+                log.exception("prediction log upkeep failed")
+
+    def request_flush(self) -> None:
+        """Ask the log's thread to compact now (returns at once; never touches the disk)."""
+        self._wake.set()
+
+    def sync(self) -> None:
+        """fsync what was appended since the last call: bounds a machine crash's loss."""
+        with self._lock:
+            if self._fd is None or not self._dirty:
+                return
+            fd, self._dirty = os.dup(self._fd), False  # a dup: rotation may close the original
+        self._sync_and_close(fd)
+
+    def flush(self, force: bool = False) -> int:
+        """Rewrite held records to the journal, close the open segment and compact every
+        closed or orphaned segment; returns the records compacted. Skipped while backing off
+        from a failure (unless `force`); never raises for a disk error."""
+        with self._flush_lock:
+            self._drain(force)
             with self._lock:
-                batch = list(self._pending)
-            if not batch:
+                fd = self._close_segment()
+            if fd is not None:
+                self._sync_and_close(fd)
+            # Backing off from a failed compaction, or from a disk refusing journal writes.
+            if not (force or (self._flush_backoff.ready() and self._append_backoff.ready())):
                 return 0
             try:
-                self._write(batch)
-            except Exception as exc:  # a full disk or lost volume must not reach a request
-                self.errors += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("prediction log write failed (%d pending): %s", len(batch), exc)
+                done = compact_journal(self.directory, self.schema, own=self.writer)
+            except Exception as exc:
+                with self._lock:
+                    self._failed(exc, self._flush_backoff)
                 return 0
             with self._lock:
-                for _ in range(min(len(batch), len(self._pending))):
-                    self._pending.popleft()
-            self.written += len(batch)
-            return len(batch)
+                self._flush_backoff.ok()
+                self.written += done.rows
+                self.torn += done.torn
+                self._journal_rows -= done.own_rows
+            return done.rows
 
-    def _write(self, batch: list[dict[str, Any]]) -> Path:
-        now = datetime.now(UTC)
-        table = pa.Table.from_pylist(batch, schema=self.schema)
-        folder = self.directory / f"date={now:%Y-%m-%d}"
-        folder.mkdir(parents=True, exist_ok=True)
-        self._seq += 1
-        name = f"part-{now:%H%M%S%f}-{self._writer_id}-{self._seq:06d}.parquet"
-        tmp = folder / f".{name}.tmp"
+    def _drain(self, force: bool) -> None:
+        """Held records back to the journal, a chunk per write, once the backoff allows."""
+        while self._held and (force or self._append_backoff.ready()):
+            with self._lock:
+                chunk = [self._held.popleft() for _ in range(min(DRAIN_CHUNK, len(self._held)))]
+            data = encode_records(chunk)
+            with self._lock:
+                self._write(chunk, data)
+                if self._fd is None:  # refused again: wait for the backoff
+                    return
+
+    def _sync_and_close(self, fd: int) -> None:
         try:
-            pq.write_table(table, tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, folder / name)
+            os.fsync(fd)
+        except OSError as exc:
+            with self._lock:
+                self._failed(exc, self._flush_backoff)
         finally:
-            tmp.unlink(missing_ok=True)
-        return folder / name
+            os.close(fd)  # the segment's last fd releases the flock: it is compactable now
+
+    def take_counts(self) -> tuple[int, int]:
+        """(errors, dropped) since the last call: for counters kept elsewhere."""
+        with self._lock:
+            now = (self.errors, self.dropped)
+            before, self._reported = self._reported, now
+        return now[0] - before[0], now[1] - before[1]
+
+    def close(self) -> None:
+        """Stop the log's thread and compact what this writer journaled (never raises)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.flush(force=True)
+        if self._held:
+            log.error("prediction log: %d records never reached the disk", len(self._held))
+
+
+def compact_prediction_log(directory: Path) -> int:
+    """Compact every segment no live writer holds (a killed replica's); returns the rows."""
+    return compact_journal(Path(directory), log_schema()).rows
 
 
 def read_prediction_log(directory: Path) -> pa.Table:
-    """Every written record (hidden temp files are skipped by the dataset reader)."""
-    import pyarrow.dataset as ds
-
-    if not Path(directory).exists():
-        return log_schema().empty_table()
-    dataset = ds.dataset(directory, format="parquet", partitioning="hive", schema=None)
-    return dataset.to_table()
+    """Every logged record: the Parquet parts and journal segments not compacted yet (a live
+    or a killed writer's), each record once."""
+    return read_log(Path(directory), log_schema())

@@ -1,14 +1,34 @@
-"""The prediction log: batched Parquet parts, atomic, and failures that never lose records."""
+"""The prediction log: journaled before the answer leaves, compacted to Parquet by any process,
+nothing lost to a killed writer, a race or a failing disk (and every loss counted)."""
 
-from datetime import UTC, datetime
+from __future__ import annotations
 
-from app.serving.predlog import PredictionLog, log_schema, read_prediction_log
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.serving.journal import JOURNAL_DIR, encode_records
+from app.serving.predlog import (
+    PredictionLog,
+    compact_prediction_log,
+    log_schema,
+    read_prediction_log,
+)
+from tests.utils import ROOT, wait_for
 
 
-def record(i: int) -> dict:
+def record(i: int, logged_at: datetime | None = None) -> dict:
     return {
         "request_id": f"r{i}",
-        "logged_at": datetime.now(UTC),
+        "logged_at": logged_at or datetime.now(UTC),
         "applicant_id": f"A{i}",
         "variant": "champion",
         "shadow": False,
@@ -23,39 +43,283 @@ def record(i: int) -> dict:
     }
 
 
-def test_records_are_written_in_parts_and_read_back(tmp_path):
+def ids(directory) -> list[str]:
+    return read_prediction_log(directory).column("request_id").to_pylist()
+
+
+def segments(directory) -> list:
+    return sorted((directory / JOURNAL_DIR).glob("*.jsonl"))
+
+
+def test_a_batch_is_on_disk_when_append_returns_and_compacts_to_parquet(tmp_path):
     plog = PredictionLog(tmp_path / "log", flush_rows=3)
-    assert not plog.append([record(0), record(1)])
-    assert plog.append([record(2)])  # the caller is told to flush
-    assert plog.flush() == 3 and plog.pending == 0
-    plog.append([record(3)])
-    assert plog.flush() == 1 and plog.flush() == 0
+    try:
+        assert not plog.append([record(0), record(1)])
+        # No flush yet: a reader already sees them, from the journal.
+        assert sorted(ids(tmp_path / "log")) == ["r0", "r1"]
+        assert plog.append([record(2)])  # a compaction is due (the log's thread is woken)
+        plog.flush()  # whichever thread compacts, this returns once it is done
+        assert plog.pending == 0 and plog.written == 3
+        plog.append([record(3)])
+        plog.flush()
+        assert plog.pending == 0 and plog.written == 4 and plog.flush() == 0
+    finally:
+        plog.close()
     table = read_prediction_log(tmp_path / "log")
     assert sorted(table.column("request_id").to_pylist()) == ["r0", "r1", "r2", "r3"]
     assert set(log_schema().names) <= set(table.schema.names)
+    assert table.column("logged_at").type == log_schema().field("logged_at").type
+    assert not segments(tmp_path / "log") and list((tmp_path / "log").glob("date=*/*.parquet"))
     assert not list((tmp_path / "log").rglob(".*.tmp"))
 
 
-def test_a_failed_write_keeps_the_records_for_the_next_flush(tmp_path):
+@pytest.mark.parametrize("disk", ["working", "failing, then back"])
+def test_concurrent_appends_and_flushes_lose_nothing_uncounted(tmp_path, disk):
+    directory = tmp_path / "log"
+    if disk != "working":
+        directory.write_text("a file where the directory should be")
+    # A small memory bound, so a failing disk makes drops race with flushes.
+    plog = PredictionLog(directory, flush_rows=50, max_pending=300)
+    writers, batches, size = 4, 100, 16
+    stop = threading.Event()
+
+    def write(w: int) -> None:
+        for b in range(batches):
+            base = (w * batches + b) * size
+            plog.append([record(base + k) for k in range(size)])
+            if w == 0 and b == batches // 2 and disk != "working":
+                directory.unlink()  # the disk comes back while the others keep writing
+
+    def flush() -> None:
+        while not stop.is_set():
+            plog.flush()
+
+    flusher = threading.Thread(target=flush)
+    flusher.start()
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    flusher.join()
+    plog.close()
+    logged = ids(directory)
+    assert len(logged) == len(set(logged))
+    assert len(logged) + plog.dropped == writers * batches * size
+    assert plog.pending == 0 and plog.written == plog.journaled == len(logged)
+    if disk == "working":
+        assert plog.dropped == plog.errors == 0
+    else:
+        assert plog.dropped > 0 and plog.errors > 0
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from datetime import UTC, datetime
+    from app.serving.predlog import PredictionLog
+
+    plog = PredictionLog(sys.argv[1], flush_rows=64)
+    for b in range(100_000):
+        plog.append([{"request_id": f"b{b}-{k}", "logged_at": datetime.now(UTC),
+                      "shadow": False} for k in range(16)])
+        print(b, flush=True)  # the "answer": sent only once append returned
+        if b % 7 == 0:
+            plog.flush()
+    """
+)
+
+
+def test_a_killed_writer_loses_no_answered_batch_and_any_process_compacts_it(tmp_path):
+    directory = tmp_path / "log"
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(directory)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    answered = []
+    try:
+        for line in writer.stdout:
+            answered.append(int(line))
+            if len(answered) == 300:
+                break
+    finally:
+        os.kill(writer.pid, signal.SIGKILL)
+        writer.wait(timeout=30)
+    assert len(answered) == 300, "the writer stopped early"
+    wanted = {f"b{b}-{k}" for b in answered for k in range(16)}
+    assert wanted <= set(ids(directory))  # read straight from the dead writer's journal
+    assert segments(directory), "nothing was left to compact"
+    # Another process (a replacement replica, a job) compacts what the dead one left.
+    assert compact_prediction_log(directory) > 0
+    assert not segments(directory)
+    after = ids(directory)
+    assert wanted <= set(after) and len(after) == len(set(after))
+
+
+def test_a_crash_between_writing_the_part_and_removing_the_segment_duplicates_nothing(tmp_path):
+    directory = tmp_path / "log"
+    plog = PredictionLog(directory, flush_rows=1000)
+    plog.append([record(i) for i in range(5)])
+    plog.close()  # compacts, so the segment exists no more
+    plog = PredictionLog(directory, flush_rows=1000)
+    plog.append([record(i) for i in range(5, 8)])
+    with plog._lock:
+        os.close(plog._close_segment())  # closed, not compacted: as after a crash
+    (segment,) = segments(directory)
+    kept = segment.read_bytes()
+    assert plog.flush() == 3
+    segment.write_bytes(kept)  # the part is written but the segment "was never removed"
+    assert sorted(ids(directory)) == [f"r{i}" for i in range(8)]
+    assert compact_prediction_log(directory) == 3  # recompaction overwrites the same part
+    assert sorted(ids(directory)) == [f"r{i}" for i in range(8)]
+
+
+def test_a_torn_last_line_is_skipped_and_counted(tmp_path):
+    directory = tmp_path / "log"
+    plog = PredictionLog(directory)
+    plog.append([record(0), record(1)])
+    with plog._lock:
+        os.close(plog._close_segment())
+    (segment,) = segments(directory)
+    with open(segment, "ab") as f:  # a machine crash mid-write: half a line
+        f.write(encode_records([record(2)])[:40])
+    assert sorted(ids(directory)) == ["r0", "r1"]
+    assert plog.flush() == 2 and plog.torn == 1
+    assert sorted(ids(directory)) == ["r0", "r1"]
+
+
+def test_a_segment_the_schema_cannot_hold_is_set_aside_not_blocking_the_rest(tmp_path):
+    directory = tmp_path / "log"
+    bad = PredictionLog(directory)
+    bad.append([{**record(0), "credit_amount": "not a number"}])
+    with bad._lock:
+        os.close(bad._close_segment())
+    good = PredictionLog(directory)
+    good.append([record(1)])
+    assert ids(directory) == ["r1"]  # the reader skips what it cannot read
+    good.close()
+    assert ids(directory) == ["r1"] and good.torn == 1 and not segments(directory)
+    assert len(list((directory / JOURNAL_DIR).glob("*.jsonl.bad"))) == 1
+
+
+def test_a_failing_disk_never_raises_never_blocks_and_is_retried_with_backoff(tmp_path):
     blocked = tmp_path / "log"
     blocked.write_text("a file where the directory should be")
-    plog = PredictionLog(blocked, flush_rows=1)
-    plog.append([record(0), record(1)])
+    plog = PredictionLog(blocked, flush_rows=1, fsync_seconds=60)
+    plog.append([record(0), record(1)])  # never raises into the request
+    assert plog.errors == 1 and plog.held == 2 and "Error" in plog.last_error
+    plog.append([record(2)])  # backing off: held without touching the disk again
+    assert plog.errors == 1 and plog.held == 3
+    started = time.perf_counter()
     assert plog.flush() == 0
-    assert plog.errors == 1 and plog.pending == 2 and "Error" in plog.last_error
+    assert time.perf_counter() - started < 0.5  # within the backoff: no disk work at all
+    assert plog.errors == 1
     blocked.unlink()
-    assert plog.flush() == 2 and plog.pending == 0
-    assert read_prediction_log(blocked).num_rows == 2
+    # The retry comes after the backoff (0.5 s at first), then everything reaches the disk.
+    wait_for(lambda: plog.flush() and plog.held == 0, "the held records to be written", 10, 0.1)
+    plog.close()
+    assert sorted(ids(blocked)) == ["r0", "r1", "r2"] and plog.dropped == 0
 
 
-def test_the_buffer_is_bounded_and_counts_what_it_drops(tmp_path):
-    plog = PredictionLog(tmp_path / "log", flush_rows=100, max_pending=5)
+def test_what_a_failing_disk_holds_is_bounded_and_every_drop_counted(tmp_path):
+    blocked = tmp_path / "log"
+    blocked.write_text("not a directory")
+    plog = PredictionLog(blocked, max_pending=5, fsync_seconds=60)
     plog.append([record(i) for i in range(8)])
-    assert plog.pending == 5 and plog.dropped == 3
-    plog.flush()
-    kept = read_prediction_log(tmp_path / "log").column("request_id").to_pylist()
-    assert sorted(kept) == ["r3", "r4", "r5", "r6", "r7"]
+    assert plog.held == 5 and plog.dropped == 3
+    assert plog.take_counts() == (1, 3) and plog.take_counts() == (0, 0)
+    blocked.unlink()
+    plog.close()  # a final attempt ignores the backoff
+    assert sorted(ids(blocked)) == ["r3", "r4", "r5", "r6", "r7"]
+
+
+def test_upkeep_never_waits_for_the_log_disk(tmp_path):
+    from app.config import load_settings
+    from app.serving.metrics import ServingMetrics
+    from app.serving.upkeep import Upkeep
+
+    plog = PredictionLog(tmp_path / "log")
+    upkeep = Upkeep(load_settings(_env_file=None), None, None, plog, ServingMetrics(), None)
+    plog.append([record(0)])
+    stuck, release = threading.Event(), threading.Event()
+
+    def stuck_compaction() -> None:  # a compaction hung on a dead disk, for up to 5 s
+        with plog._flush_lock:
+            stuck.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=stuck_compaction)
+    holder.start()
+    stuck.wait(5)
+    started = time.perf_counter()
+    upkeep.flush_log()  # what the upkeep step runs between its alias polls
+    elapsed = time.perf_counter() - started
+    release.set()
+    holder.join()
+    assert elapsed < 0.5, f"the upkeep step waited {elapsed:.2f} s for the log's disk"
+    plog.close()
+    assert ids(tmp_path / "log") == ["r0"]
 
 
 def test_reading_a_missing_log_gives_an_empty_table(tmp_path):
     assert read_prediction_log(tmp_path / "none").num_rows == 0
+
+
+def test_retention_deletes_older_days_and_records_what_it_removed(tmp_path):
+    from app.serving.retention import RECORD_FILE, RetentionError, apply_retention
+
+    directory = tmp_path / "log"
+    now = datetime(2026, 6, 30, 12, tzinfo=UTC)
+    plog = PredictionLog(directory)
+    for age, n in ((40, 3), (31, 2), (30, 4), (0, 1)):
+        day = now - timedelta(days=age)
+        plog.append([record(age * 100 + i, day) for i in range(n)])
+    plog.close()
+    assert apply_retention(directory, 30, now, dry_run=True).rows == 5
+    assert read_prediction_log(directory).num_rows == 10 and not (directory / RECORD_FILE).exists()
+
+    done = apply_retention(directory, 30, now)
+    assert done.partitions == ["date=2026-05-21", "date=2026-05-30"]
+    assert (done.rows, done.files, done.cutoff) == (5, 2, "2026-05-31")
+    kept = read_prediction_log(directory)
+    assert kept.num_rows == 5 and set(kept.column("date").to_pylist()) == {
+        "2026-05-31",
+        "2026-06-30",
+    }
+    (line,) = (directory / RECORD_FILE).read_text().splitlines()
+    assert json.loads(line) | {"time": None} == {
+        "time": None,
+        "days": 30,
+        "cutoff": "2026-05-31",
+        "dry_run": False,
+        "partitions": ["date=2026-05-21", "date=2026-05-30"],
+        "rows": 5,
+        "files": 2,
+    }
+    assert apply_retention(directory, 30, now).partitions == []
+    with pytest.raises(RetentionError, match="--days"):
+        apply_retention(directory, -1, now)
+
+
+def test_the_retention_job_prints_one_line_and_exits_cleanly(tmp_path):
+    directory = tmp_path / "log"
+    plog = PredictionLog(directory)
+    plog.append([record(0, datetime.now(UTC) - timedelta(days=10)), record(1)])
+    plog.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+    env |= {"CREDIT_DATA_DIR": str(tmp_path), "CREDIT_PREDICTION_LOG_DIR": str(directory)}
+
+    def job(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "jobs.retention", *args]
+        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+
+    done = job("--days", "5")
+    assert done.returncode == 0, done.stderr
+    assert "removed 1 day(s)" in done.stdout and "1 records in 1 files" in done.stdout
+    assert ids(directory) == ["r1"]
+    bad = job("--days", "-1")
+    assert bad.returncode == 2 and "--days must be >= 0" in bad.stderr
+    assert "Traceback" not in bad.stderr

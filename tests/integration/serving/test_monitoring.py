@@ -16,7 +16,7 @@ from app.data.schema import REQUEST_COLUMNS
 from app.data.warehouse import source_tables
 from app.training import registry
 from tests.utils import ROOT
-from tests.utils.serving import APPLICANTS, WINDOW, reset_monitor, wait_for
+from tests.utils.serving import APPLICANTS, WINDOW, kill_monitor, reset_monitor, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 
@@ -113,6 +113,30 @@ def test_monitor_restart_loses_no_rows(served, monitored):
     result = ray.get(monitor_of(monitored).check_now.remote(), timeout=120)
     assert result["rows"] == 200
     assert status(monitored)["buffered_rows"] == 0
+
+
+def test_rows_a_dead_monitor_never_took_reach_the_next_monitor(served, monitored):
+    bodies = requests_for(served.settings)[:300]
+    send(served, bodies[:100])
+    first = wait_for(
+        lambda: (s := status(monitored))["buffered_rows"] == 100 and s, "100 rows in the monitor"
+    )
+    # Gone for good (no Ray restart), as with a lost node: the replica still holds a handle to
+    # it, so its next call fails and the replica must keep those rows and send them again.
+    kill_monitor(monitored)
+    send(served, bodies[100:])  # answered while no monitor exists
+
+    def successor():
+        try:
+            now = status(monitored)
+        except Exception:  # not created yet, or starting
+            return None
+        return now if now["pid"] != first["pid"] and now["buffered_rows"] >= 300 else None
+
+    after = wait_for(successor, "the rows to reach a new monitor", 120, 0.5)
+    # The spooled 100 recovered from disk, the 200 the replica re-sent: none lost, none twice.
+    assert (after["recovered_rows"], after["received_rows"]) == (100, 200), after
+    assert after["buffered_rows"] == 300 and after["dropped_rows"] == 0
 
 
 def test_drift_is_flagged_reported_and_retrains_once(served, monitored):
