@@ -131,6 +131,12 @@ class Settings(BaseSettings):
     redis_port: int = Field(6379, ge=1, le=65535, description="Redis online store port.")
     redis_db: int = Field(0, ge=0, description="Redis database number.")
     redis_password: SecretStr | None = Field(None, description="Redis password (never logged).")
+    redis_timeout_seconds: float = Field(
+        5,
+        gt=0,
+        description="Connect and socket timeout of Feast's Redis client (jobs); the decision "
+        "path's own reader gives up after 1 s.",
+    )
     feature_service_name: str = Field(
         "credit_risk_v1", description="FeatureService the model version is trained and served on."
     )
@@ -222,12 +228,31 @@ class Settings(BaseSettings):
     )
 
     seed: int = Field(42, description="Seed for ids, timestamps, splits and synthetic data.")
+    serve_max_tag_traffic: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Largest A/B weight a version's registry `traffic` tag may give a "
+        "challenger without a redeploy; a larger one is ignored (and shown on /readyz). "
+        "`shadow` is always honoured.",
+    )
 
     # --- serving ---------------------------------------------------------------------------
     prediction_log_dir: Path | None = Field(
         None,
-        description="Where replicas write the prediction log as Parquet parts "
-        "(default: `<data_dir>/predictions`).",
+        description="The prediction log, the lender's decision record: Parquet parts "
+        "`date=YYYY-MM-DD/part-*.parquet` plus each replica's append-only journal `_journal/` "
+        "(default: `<data_dir>/predictions`). Personal data: per decision the applicant id, the "
+        "raw features the model saw (age, employment, job, housing, property, telephone, "
+        "checking and savings status, credit history, credit amount, duration, purpose, "
+        "dependants, ...), PD, decision, reason codes, model version and the caller's key id; "
+        "kept until `jobs.retention` deletes it (prediction_log_retention_days).",
+    )
+    serve_store_unhealthy_seconds: float = Field(
+        30,
+        gt=0,
+        description="A replica whose online store has been unreachable or hung this long "
+        "fails Serve's health check, so Serve replaces it (meanwhile it answers 503 at once).",
     )
     serve_retry_after_seconds: int = Field(
         5, ge=1, description="Retry-After sent with a 503 (feature store or model unavailable)."
@@ -240,6 +265,64 @@ class Settings(BaseSettings):
         gt=0,
         description="How long an unanswered Idempotency-Key stays claimed (a retry meanwhile "
         "gets 409); a replica lost mid-request frees its keys after this.",
+    )
+    prediction_log_fsync_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Prediction log: fsync each replica's journal this often. A killed "
+        "replica loses no answered decision (each batch is written before its answers leave); "
+        "a crash of the machine itself can lose at most about this many seconds of them.",
+    )
+    prediction_log_max_pending: int = Field(
+        100_000,
+        ge=1,
+        description="Prediction log: records a replica holds in memory while the disk refuses "
+        "writes (retried with backoff); beyond it the oldest are dropped and counted "
+        "(`credit_prediction_log_dropped_total`).",
+    )
+    prediction_log_retention_days: int = Field(
+        365,
+        ge=0,
+        description="`python -m jobs.retention` (run it daily) deletes prediction-log days "
+        "older than this many days, and records what it removed in `_retention.jsonl`.",
+    )
+
+    # --- API access (app/serving/auth.py, guard.py) ------------------------------------------
+    api_auth: Literal["enabled", "disabled"] = Field(
+        "enabled",
+        description="Bearer-token authentication on every `/v1/*` route (`/healthz`, `/readyz` "
+        "stay open). `disabled` is for development only and is logged as a warning at every "
+        "start.",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="API keys as SHA-256 hashes with their scopes, written by `python -m "
+        "jobs.api_keys`; re-read when it changes, so keys rotate without a restart (default: "
+        "`<data_dir>/api_keys.json`; on a cluster, a path every node can read).",
+    )
+    api_jwt_issuer: str | None = Field(
+        None, description="Also accept JWTs from this issuer (`iss`); unset: API keys only."
+    )
+    api_jwt_audience: str | None = Field(None, description="Required `aud` of those JWTs.")
+    api_jwt_key_file: Path | None = Field(
+        None,
+        description="The issuer's PEM public key (or, for HS256, a shared secret) in a file; "
+        "re-read when it changes.",
+    )
+    api_jwt_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"], description="Accepted JWT algorithms (JSON)."
+    )
+    api_rate_per_second: float = Field(
+        100,
+        ge=0,
+        description="Requests per second each caller may send to each replica on average "
+        "(a key's own `rate_per_second` wins; 0 = no limit); over it: 429 + Retry-After.",
+    )
+    api_rate_burst: int = Field(200, ge=1, description="Requests a caller may send at once.")
+    api_max_body_bytes: int = Field(
+        262_144,
+        ge=1024,
+        description="Largest request body; a larger one gets 413 before it is parsed.",
     )
 
     # --- monitoring ------------------------------------------------------------------------
@@ -391,6 +474,9 @@ class Settings(BaseSettings):
         self.feast_dir = _resolve(self.feast_dir, self.data_dir / "feast")
         self.raw_data_path = self.raw_data_path.expanduser().resolve()
         self.prediction_log_dir = _resolve(self.prediction_log_dir, self.data_dir / "predictions")
+        self.api_keys_file = _resolve(self.api_keys_file, self.data_dir / "api_keys.json")
+        if self.api_jwt_issuer and self.api_jwt_key_file is None:
+            raise ValueError("api_jwt_issuer needs api_jwt_key_file (the issuer's public key)")
         self.monitor_dir = _resolve(self.monitor_dir, self.data_dir / "monitoring")
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.data_dir / 'mlflow.db'}"
@@ -416,7 +502,14 @@ class Settings(BaseSettings):
     @property
     def redis_connection_string(self) -> str:
         """Feast's `host:port,db=N[,password=...]` form; contains the secret, never log it."""
-        parts = [f"{self.redis_host}:{self.redis_port}", f"db={self.redis_db}"]
+        # Feast hands these to redis.Redis(): without them a hung server blocks forever.
+        timeout = f"{self.redis_timeout_seconds:g}"
+        parts = [
+            f"{self.redis_host}:{self.redis_port}",
+            f"db={self.redis_db}",
+            f"socket_timeout={timeout}",
+            f"socket_connect_timeout={timeout}",
+        ]
         if self.redis_password is not None:
             parts.append(f"password={self.redis_password.get_secret_value()}")
         return ",".join(parts)

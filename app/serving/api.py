@@ -6,12 +6,15 @@ around itself in each replica, tests around an in-process service.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPBearer, SecurityScopes
 
+from app.serving.auth import Caller
+from app.serving.guard import REALM, Guard
 from app.serving.idempotency import KEY_PATTERN
 from app.serving.schemas import (
     BatchError,
@@ -28,10 +31,41 @@ from app.serving.service import DecisionService, Outcome
 router = APIRouter()
 INVALID = "Invalid body; names the field."
 UNAVAILABLE = "Feature store or model unavailable."
+# What every /v1 route may answer before it does any work (guard.py), and for a missing scope.
+REFUSALS = {
+    401: "No bearer token, or one that is unknown, expired or revoked.",
+    403: "The token lacks this route's scope.",
+    413: "Body larger than api_max_body_bytes.",
+    429: "This caller's rate limit is exceeded; see Retry-After.",
+}
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API key (`python -m jobs.api_keys create`) or a JWT from the configured "
+    "issuer. Scopes: `decisions`, `decisions:batch`, `monitoring:read`.",
+)
+
+
+def caller(
+    security_scopes: SecurityScopes, request: Request, _: Annotated[Any, Depends(bearer)]
+) -> Caller:
+    """The caller the guard admitted, if it holds every scope the route needs (else 403)."""
+    admitted: Caller = request.state.caller
+    missing = [scope for scope in security_scopes.scopes if scope not in admitted.scopes]
+    if missing:
+        raise HTTPException(
+            403,
+            detail=f"this token lacks the scope {missing[0]!r}",
+            headers={
+                "WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{missing[0]}"'
+            },
+        )
+    return admitted
 
 
 def _errors(descriptions: dict[int, str]) -> dict[int, dict[str, Any]]:
     """OpenAPI `responses` for error answers, all in the ErrorBody shape."""
+    descriptions = {**REFUSALS, **descriptions}
     return {status: {"model": ErrorBody, "description": d} for status, d in descriptions.items()}
 
 
@@ -47,6 +81,7 @@ def build_api(service: DecisionService) -> FastAPI:
     app.state.service = service
     app.add_exception_handler(RequestValidationError, _invalid_body)
     app.include_router(router)
+    app.add_middleware(Guard, gate=service.gate)
     return app
 
 
@@ -97,6 +132,7 @@ async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONRe
 async def decide(
     body: DecisionRequest,
     request: Request,
+    who: Annotated[Caller, Security(caller, scopes=["decisions"])],
     idempotency_key: str | None = Header(
         None,
         description="Retries with the same key get the first answer back (same request_id), "
@@ -106,7 +142,7 @@ async def decide(
     service = _service(request)
     if idempotency_key is not None and not KEY_PATTERN.match(idempotency_key):
         return _error(400, "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 _ . : -")
-    outcome = await service.decide(body, idempotency_key)
+    outcome = await service.decide(body, idempotency_key, who.id)
     response = _respond(service, outcome)
     if outcome.replayed:
         return JSONResponse(
@@ -119,15 +155,23 @@ async def decide(
     "/v1/decisions/batch",
     response_model=BatchResponse,
     responses=_errors(
-        {413: "More requests than max_batch_requests.", 422: INVALID, 503: UNAVAILABLE}
+        {
+            413: "Body larger than api_max_body_bytes, or more requests than max_batch_requests.",
+            422: INVALID,
+            503: UNAVAILABLE,
+        }
     ),
 )
-async def decide_batch(body: BatchRequest, request: Request):
+async def decide_batch(
+    body: BatchRequest,
+    request: Request,
+    who: Annotated[Caller, Security(caller, scopes=["decisions:batch"])],
+):
     service = _service(request)
     limit = service.config.max_batch_requests
     if len(body.requests) > limit:
         return _error(413, f"{len(body.requests)} requests in one batch; the limit is {limit}")
-    outcomes = await service.run(body.requests)
+    outcomes = await service.run(body.requests, [who.id] * len(body.requests))
     if outcomes and outcomes[0].status in (500, 503):
         return _respond(service, outcomes[0])
     decisions = [o.response for o in outcomes if o.status == 200]
@@ -160,7 +204,9 @@ async def readyz(request: Request):
         {404: "No drift check has run yet.", 503: "The drift monitor is not running."}
     ),
 )
-async def drift(request: Request):
+async def drift(
+    request: Request, _: Annotated[Caller, Security(caller, scopes=["monitoring:read"])]
+):
     """The drift monitor's latest check: per-feature scores, PD drift, trigger state."""
     service = _service(request)
     report = await service.drift_report()

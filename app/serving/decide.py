@@ -24,6 +24,10 @@ class Unavailable(Exception):
     """A dependency (feature store, models) is down: 503 with Retry-After."""
 
 
+class StoreUnavailable(Unavailable):
+    """The online store failed or timed out on a read."""
+
+
 @dataclass
 class Outcome:
     status: int
@@ -50,6 +54,8 @@ class Scored:
     records: list[dict[str, Any]] = field(default_factory=list)
     # What the challenger should also score after the answers are out (shadow traffic).
     shadow_rows: list[int] = field(default_factory=list)
+    # request_id -> the caller's key id, for the log records of both answers.
+    callers: dict[str, str] = field(default_factory=dict)
 
 
 def fetch_features(
@@ -60,7 +66,7 @@ def fetch_features(
     try:
         rows: OnlineRows = reader.read([r.applicant_id for r in requests])
     except Exception as exc:
-        raise Unavailable(f"feature store unavailable: {type(exc).__name__}: {exc}") from None
+        raise StoreUnavailable(f"feature store unavailable: {type(exc).__name__}: {exc}") from None
     finally:
         observe((time.perf_counter() - started) * 1000)
     return features_of(rows, requests)

@@ -28,6 +28,7 @@ from app.serving.service import DecisionService, Outcome
     ray_actor_options={"num_cpus": 0.25},
     max_ongoing_requests=32,
     health_check_period_s=10,
+    health_check_timeout_s=30,
 )
 @serve.ingress()
 class CreditDecisions(DecisionService):
@@ -54,12 +55,20 @@ class CreditDecisions(DecisionService):
         self._decide_batched.set_batch_wait_timeout_s(config.batch_wait_timeout_s)
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
-    async def _decide_batched(self, requests: list[DecisionRequest]) -> list[Outcome]:
+    async def _decide_batched(
+        self, requests: list[DecisionRequest], callers: list[str]
+    ) -> list[Outcome]:
         # Concurrent requests share one feature-store round trip and one model call.
-        return await self.run(requests)
+        return await self.run(requests, callers)
 
-    async def decide_one(self, request: DecisionRequest) -> Outcome:
-        return await self._decide_batched(request)
+    async def decide_one(self, request: DecisionRequest, caller: str = "-") -> Outcome:
+        return await self._decide_batched(request, caller)
+
+    async def check_health(self) -> None:
+        # Serve calls this every health_check_period_s; raising has the replica replaced.
+        problem = self.health_problem()
+        if problem:
+            raise RuntimeError(problem)
 
     def __del__(self) -> None:
         # Serve calls this on graceful shutdown: write what is still buffered.

@@ -14,8 +14,15 @@ class ServingMetrics:
     def __init__(self) -> None:
         self.decisions = metrics.Counter(
             "credit_decisions_total",
-            description="Decisions made, by answering variant, decision and shadow flag.",
-            tag_keys=("variant", "decision", "shadow"),
+            description="Decisions made, by answering variant, decision, shadow flag and the "
+            "caller's key id.",
+            tag_keys=("variant", "decision", "shadow", "caller"),
+        )
+        self.refused = metrics.Counter(
+            "credit_requests_refused_total",
+            description="Requests refused before any work, by HTTP status (401 no or bad "
+            "token, 413 body too large, 429 rate limit).",
+            tag_keys=("status",),
         )
         self.errors = metrics.Counter(
             "credit_decision_errors_total",
@@ -35,11 +42,18 @@ class ServingMetrics:
         )
         self.log_failures = metrics.Counter(
             "credit_prediction_log_failures_total",
-            description="Prediction-log writes that failed (records are kept and retried).",
+            description="Prediction-log disk operations that failed (records are kept and "
+            "retried with backoff).",
         )
         self.log_pending = metrics.Gauge(
             "credit_prediction_log_pending",
-            description="Prediction-log records waiting to be written.",
+            description="Prediction-log records held in memory because the disk refused them "
+            "(retried with backoff; the ones a replica crash would lose).",
+        )
+        self.log_dropped = metrics.Counter(
+            "credit_prediction_log_dropped_total",
+            description="Prediction-log records lost: held beyond prediction_log_max_pending "
+            "while the disk refused writes.",
         )
         self.monitor_dropped = metrics.Counter(
             "credit_monitor_rows_dropped_total",

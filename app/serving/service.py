@@ -19,11 +19,13 @@ from app.serving.decide import (
     Features,
     Outcome,
     Scored,
+    StoreUnavailable,
     Unavailable,
     decide_batch,
     fetch_features,
     shadow_records,
 )
+from app.serving.guard import Gate
 from app.serving.idempotency import KeyedDecisions, open_idempotency
 from app.serving.metrics import ServingMetrics
 from app.serving.models import ModelSet, ModelSource, RegistryModelSource
@@ -36,6 +38,8 @@ from app.serving.upkeep import Upkeep, open_online_reader
 log = logging.getLogger(__name__)
 
 __all__ = ["DecisionService", "Outcome", "Unavailable"]
+
+PROBE_TIMEOUT_SECONDS = 2.0
 
 
 class DecisionService:
@@ -54,8 +58,17 @@ class DecisionService:
         self.config = RoutingConfig()
         # One thread scores: the GIL gains nothing from more, and the reader is not shared.
         self._work = ThreadPoolExecutor(1, thread_name_prefix="decide")
+        self._probe = ThreadPoolExecutor(1, thread_name_prefix="probe")
         self.metrics = ServingMetrics()
-        self.prediction_log = PredictionLog(settings.prediction_log_dir, self.config.log_flush_rows)
+        self.gate = Gate(
+            settings, lambda status: self.metrics.refused.inc(tags={"status": str(status)})
+        )
+        self.prediction_log = PredictionLog(
+            settings.prediction_log_dir,
+            self.config.log_flush_rows,
+            max_pending=settings.prediction_log_max_pending,
+            fsync_seconds=settings.prediction_log_fsync_seconds,
+        )
         self.monitor_feed = MonitorFeed(settings, self.metrics.monitor_dropped)
         self.keyed = KeyedDecisions(
             settings, idempotency_factory or open_idempotency, self.metrics.errors
@@ -75,6 +88,17 @@ class DecisionService:
 
     async def start(self) -> None:
         """Load the models the aliases name and connect the online store."""
+        authenticator = self.gate.authenticator
+        if authenticator.enabled:
+            log.info("%s", authenticator.describe())
+            if not len(authenticator.keys) and authenticator.jwt is None:
+                log.error(
+                    "no API key in %s and no JWT issuer: every /v1 request will get 401 "
+                    "(create a key: python -m jobs.api_keys create --id NAME)",
+                    authenticator.keys.path,
+                )
+        else:
+            log.warning("%s", authenticator.describe())
         await self.upkeep.start()
 
     async def maintain(self) -> None:
@@ -88,8 +112,8 @@ class DecisionService:
         log.info("routing config applied: %s", config.model_dump())
 
     def close(self) -> None:
-        """Write what the prediction log still buffers (flush never raises)."""
-        self.prediction_log.flush()
+        """Compact what this replica journaled into Parquet (never raises)."""
+        self.prediction_log.close()
 
     # --- the decision itself --------------------------------------------------------------
     def _decide_now(self, requests: list[DecisionRequest]) -> tuple[Features, Scored]:
@@ -98,7 +122,7 @@ class DecisionService:
         models, reader = upkeep.models, upkeep.reader
         if models.champion is None:
             raise Unavailable(upkeep.model_error or "no champion model loaded")
-        if reader is None:
+        if reader is None or upkeep.store_down_since is not None:
             raise Unavailable(upkeep.store_error or "feature store not connected")
         challenger_traffic = models.challenger.traffic if models.challenger else None
         config = effective_config(self.config, challenger_traffic)
@@ -113,9 +137,17 @@ class DecisionService:
         try:
             threshold = effective_config(self.config, served.traffic).decision_threshold
             records = shadow_records(served, features, scored, threshold)
+            for record in records:
+                record["caller"] = scored.callers.get(record["request_id"], "-")
             for decision, count in Counter(r["decision"] for r in records).items():
                 self.metrics.decisions.inc(
-                    count, tags={"variant": "challenger", "decision": decision, "shadow": "1"}
+                    count,
+                    tags={
+                        "variant": "challenger",
+                        "decision": decision,
+                        "shadow": "1",
+                        "caller": "-",
+                    },
                 )
             self._log(records)
         except Exception:
@@ -123,14 +155,17 @@ class DecisionService:
             log.exception("shadow scoring failed")
 
     def _log(self, records: list[dict[str, Any]]) -> None:
+        # On disk (the journal) before the answers leave; the log compacts on its own thread.
         try:
-            if self.prediction_log.append(records):
-                self.upkeep.executor.submit(self.upkeep.flush_log)
+            self.prediction_log.append(records)
         except Exception:  # the log must never cost a decision
             self.metrics.log_failures.inc()
             log.exception("prediction log append failed")
 
-    async def run(self, requests: list[DecisionRequest]) -> list[Outcome]:
+    async def run(
+        self, requests: list[DecisionRequest], callers: list[str] | None = None
+    ) -> list[Outcome]:
+        """Decide a batch; `callers[i]` (the key id that sent request i) goes into its records."""
         loop = asyncio.get_running_loop()
         try:
             if self.config.score_inline:
@@ -140,12 +175,16 @@ class DecisionService:
                     self._work, self._decide_now, requests
                 )
         except Unavailable as exc:
+            if isinstance(exc, StoreUnavailable):
+                self.upkeep.store_failed(str(exc))
             self.metrics.errors.inc(tags={"error": "unavailable"})
             return [Outcome(503, detail=str(exc)) for _ in requests]
         except Exception as exc:
             self.metrics.errors.inc(tags={"error": type(exc).__name__})
             log.exception("decision failed")
             return [Outcome(500, detail=f"internal error ({type(exc).__name__})") for _ in requests]
+        if callers is not None:
+            _attribute(scored, callers)
         self._log(scored.records)
         if self.config.drift_monitor and self.settings.monitor_enabled and scored.records:
             self.monitor_feed.offer(scored.records)
@@ -154,26 +193,32 @@ class DecisionService:
             self._work.submit(self._score_shadow, features, scored)
         # One metric update per distinct tag set and batch: each update costs a Ray call.
         counts = Counter(
-            (o.response.model.variant, o.response.decision)
-            for o in scored.outcomes
+            (o.response.model.variant, o.response.decision, caller)
+            for o, caller in zip(scored.outcomes, callers or ["-"] * len(requests), strict=True)
             if o.status == 200
         )
-        for (variant, decision), count in counts.items():
-            self.metrics.decisions.inc(
-                count, tags={"variant": variant, "decision": decision, "shadow": "0"}
-            )
+        for (variant, decision, caller), count in counts.items():
+            tags = {"variant": variant, "decision": decision, "shadow": "0", "caller": caller}
+            self.metrics.decisions.inc(count, tags=tags)
         unknown = sum(o.status == 404 for o in scored.outcomes)
         if unknown:
             self.metrics.errors.inc(unknown, tags={"error": "unknown_applicant"})
         return scored.outcomes
 
-    async def decide(self, request: DecisionRequest, idempotency_key: str | None = None) -> Outcome:
+    async def decide(
+        self, request: DecisionRequest, idempotency_key: str | None = None, caller: str = "-"
+    ) -> Outcome:
         """One application, timed: what POST /v1/decisions answers. With an idempotency key,
-        a retry of an answered request gets the first answer back (see idempotency.py)."""
+        a retry of an answered request gets the first answer back (see idempotency.py); keys
+        are the caller's own, so one caller can never replay another's answer."""
         if idempotency_key is not None:
-            return await self.keyed.decide(idempotency_key, request, self.decide)
+            return await self.keyed.decide(
+                f"{caller}/{idempotency_key}",
+                request,
+                lambda r: self.decide(r, caller=caller),
+            )
         started = time.perf_counter()
-        outcome = await self.decide_one(request)
+        outcome = await self.decide_one(request, caller)
         if outcome.status == 200:
             self.metrics.latency.observe(
                 (time.perf_counter() - started) * 1000,
@@ -181,10 +226,20 @@ class DecisionService:
             )
         return outcome
 
-    async def decide_one(self, request: DecisionRequest) -> Outcome:
+    async def decide_one(self, request: DecisionRequest, caller: str = "-") -> Outcome:
         """One request alone; the Serve deployment batches concurrent ones instead."""
-        (outcome,) = await self.run([request])
+        (outcome,) = await self.run([request], [caller])
         return outcome
+
+    def health_problem(self) -> str | None:
+        """Why Serve should replace this replica: its online store has been down too long."""
+        since = self.upkeep.store_down_since
+        if since is None:
+            return None
+        down = time.monotonic() - since
+        if down <= self.settings.serve_store_unhealthy_seconds:
+            return None
+        return f"online store unavailable for {down:.0f} s: {self.upkeep.store_error}"
 
     def retry_after(self) -> dict[str, str]:
         """Headers of every 503: when a client should try again."""
@@ -192,7 +247,10 @@ class DecisionService:
 
     # --- health and monitoring ------------------------------------------------------------
     async def readiness(self) -> Health:
-        """Health with status "unavailable" and a detail when a dependency is down."""
+        """Health with status "unavailable" and a detail when a dependency is down.
+
+        A registry that stops answering after the champion loaded is not one: the loaded
+        models keep deciding, so the replica stays ready and the detail says so."""
         loop = asyncio.get_running_loop()
         upkeep = self.upkeep
         problem = upkeep.model_error if upkeep.models.champion is None else None
@@ -202,19 +260,28 @@ class DecisionService:
             store = "unavailable"
         else:
             try:
-                await loop.run_in_executor(self._work, upkeep.reader.probe)
+                # Its own thread and a deadline: a probe never queues behind scoring, and a
+                # hung store answers "unavailable" in bounded time.
+                probe = loop.run_in_executor(self._probe, upkeep.reader.probe)
+                await asyncio.wait_for(probe, PROBE_TIMEOUT_SECONDS)
             except Exception as exc:
                 store = "unavailable"
                 problem = problem or f"feature store unavailable: {type(exc).__name__}: {exc}"
         versions = self.models.versions()
+        challenger = self.models.challenger
         health = Health(
             status="unavailable" if problem else "ok",
             champion=versions["champion"],
             challenger=versions["challenger"],
             feature_store=store,
-            detail=problem,
+            detail=problem or upkeep.model_error,
             replica=self.replica,
             routing=self.config.model_dump(),
+            registry=upkeep.registry,
+            model_error=upkeep.model_error,
+            traffic=f"v{challenger.version}: {challenger.traffic_note}"
+            if challenger is not None and challenger.traffic_note
+            else None,
         )
         return health
 
@@ -245,3 +312,15 @@ class DecisionService:
                 f"{self.settings.monitor_min_rows})",
             )
         return DriftReport.model_validate({**latest, "monitor": status})
+
+
+def _attribute(scored: Scored, callers: list[str]) -> None:
+    """Each answer's log record (and its shadow's, later) names the caller that asked."""
+    by_request = {
+        o.response.request_id: caller
+        for o, caller in zip(scored.outcomes, callers, strict=True)
+        if o.status == 200
+    }
+    scored.callers = by_request
+    for record in scored.records:
+        record["caller"] = by_request.get(record["request_id"], "-")

@@ -51,8 +51,13 @@ class Upkeep:
         self.monitor_feed = monitor_feed
         self.models = ModelSet()
         self.model_error: str | None = "models not loaded yet"
+        # "ok" once MLflow answered, "unavailable" while it does not (the loaded models serve).
+        self.registry: str | None = None
         self.reader = None
         self.store_error: str | None = "feature store not connected yet"
+        # Set while the store fails: requests get 503 at once (not a timeout each) until a
+        # probe here succeeds; past serve_store_unhealthy_seconds the health check fails.
+        self.store_down_since: float | None = None
         # Its own thread, so a slow MLflow or disk never stalls decisions.
         self.executor: Executor = ThreadPoolExecutor(1, thread_name_prefix="upkeep")
         self._last_poll = 0.0
@@ -63,31 +68,76 @@ class Upkeep:
         self._last_poll = 0.0
 
     def load_models(self) -> None:
+        """The versions the aliases name now. Any failure leaves the loaded set in service:
+        an unreachable registry is never "no champion", a refused version never replaces one."""
         try:
             models = refresh_models(self.models, self.source)
         except Exception as exc:  # keep serving what is loaded; report it on /readyz
-            self.model_error = f"model registry: {type(exc).__name__}: {exc}"[:500]
+            self.model_error = self._failure(exc)
             log.warning("%s", self.model_error)
             return
+        self.registry = "ok"
         if models.versions() != self.models.versions():
             log.info("models now %s (were %s)", models.versions(), self.models.versions())
+            self._note_traffic(models)
         self.models = models
         self.model_error = None if models.champion else "no model holds the champion alias"
+
+    def _failure(self, exc: Exception) -> str:
+        from app.training.artifacts import ArtifactRefused
+        from app.training.registry import RegistryError
+
+        champion = self.models.champion
+        serving = f" (serving the loaded champion v{champion.version})" if champion else ""
+        if isinstance(exc, ArtifactRefused):  # MLflow answered; the version's files are wrong
+            self.registry = "ok"
+            return f"model refused: {exc}{serving}"[:500]
+        if isinstance(exc, RegistryError | OSError):
+            self.registry = "unavailable"
+            return f"model registry unreachable: {type(exc).__name__}: {exc}"[:440] + serving
+        return f"model load failed: {type(exc).__name__}: {exc}"[:440] + serving
+
+    def _note_traffic(self, models: ModelSet) -> None:
+        """A registry `traffic` tag moves live traffic without a redeploy: say so in the log."""
+        challenger = models.challenger
+        if challenger is not None and challenger.traffic_note:
+            log.warning("challenger v%s: %s", challenger.version, challenger.traffic_note)
 
     def connect_store(self) -> None:
         try:
             self.reader = self.reader_factory(self.settings)
-            self.store_error = None
         except Exception as exc:
-            self.store_error = f"feature store: {type(exc).__name__}: {exc}"[:500]
-            log.warning("%s", self.store_error)
+            self.store_failed(f"feature store: {type(exc).__name__}: {exc}")
+            return
+        self.store_error, self.store_down_since = None, None
+
+    def store_failed(self, detail: str) -> None:
+        """A read or connect failed or timed out (any thread may call this)."""
+        if self.store_down_since is None:
+            self.store_down_since = time.monotonic()
+            log.warning("%s", detail[:500])
+        self.store_error = detail[:500]
+
+    def probe_store(self) -> None:
+        """While the store is down: one round trip (1 s timeout); success lifts the 503s."""
+        try:
+            self.reader.probe()
+        except Exception as exc:
+            self.store_failed(f"feature store unavailable: {type(exc).__name__}: {exc}")
+            return
+        log.info("online store answers again")
+        self.store_error, self.store_down_since = None, None
 
     def flush_log(self) -> None:
-        before = self.prediction_log.errors
-        self.prediction_log.flush()
-        if self.prediction_log.errors > before:
-            self.metrics.log_failures.inc()
-        self.metrics.log_pending.set(self.prediction_log.pending)
+        """Ask the log's own thread to compact, and report on it: no disk work here, so a
+        slow or failing disk never holds up alias polling."""
+        self.prediction_log.request_flush()
+        errors, dropped = self.prediction_log.take_counts()
+        if errors:
+            self.metrics.log_failures.inc(errors)
+        if dropped:
+            self.metrics.log_dropped.inc(dropped)
+        self.metrics.log_pending.set(self.prediction_log.held)
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -104,9 +154,11 @@ class Upkeep:
             await loop.run_in_executor(self.executor, self.load_models)
         if self.reader is None:
             await loop.run_in_executor(self.executor, self.connect_store)
+        elif self.store_down_since is not None:
+            await loop.run_in_executor(self.executor, self.probe_store)
         if now - self._last_flush >= config.log_flush_seconds:
             self._last_flush = now
-            await loop.run_in_executor(self.executor, self.flush_log)
+            self.flush_log()
         if self.monitor_feed.pending:
             await self.monitor_feed.send(self.executor, now)
 

@@ -53,14 +53,60 @@ def service(api_settings, models):
 
 
 @pytest.fixture(scope="session")
-def client(service) -> Iterator[TestClient]:
-    """HTTP requests to the app in this process (Starlette's TestClient, no server)."""
+def tokens(api_settings) -> dict[str, str]:
+    """Bearer tokens by key id, written to the service's keys file as `jobs.api_keys` does:
+    `all` (every scope, no rate limit) is what the client fixture sends."""
+    from app.serving.auth import KeyFile
+
+    keys = KeyFile.read(api_settings.api_keys_file)
+    made = {
+        "all": keys.add("all", ["decisions", "decisions:batch", "monitoring:read"], rate=0),
+        "decide": keys.add("decide", ["decisions"], rate=0),
+        "batch": keys.add("batch", ["decisions:batch"], rate=0),
+        "monitor": keys.add("monitor", ["monitoring:read"], rate=0),
+        # No rate of their own: the settings' rate applies.
+        "limited": keys.add("limited", ["decisions"]),
+        "limited-2": keys.add("limited-2", ["decisions"]),
+    }
+    keys.write()
+    return made
+
+
+@pytest.fixture(scope="session")
+def client(service, tokens) -> Iterator[TestClient]:
+    """HTTP requests to the app in this process (Starlette's TestClient, no server), sent
+    with the `all` key."""
     from app.serving.api import build_api
 
-    with TestClient(build_api(service)) as http:
+    headers = {"Authorization": f"Bearer {tokens['all']}"}
+    with TestClient(build_api(service), headers=headers) as http:
         http.portal.call(service.start)
         yield http
     service.close()
+
+
+@pytest.fixture
+def make_client(api_settings, models, tokens):
+    """Another service over the same store and models, with these settings changed (limits,
+    JWT); no default token."""
+    from app.serving.api import build_api
+    from app.serving.service import DecisionService
+
+    opened = []
+
+    def make(**overrides) -> TestClient:
+        settings = api_settings.model_copy(update=overrides)
+        service = DecisionService(settings, model_source_factory=lambda _: models)
+        http = TestClient(build_api(service))
+        http.__enter__()
+        http.portal.call(service.start)
+        opened.append((http, service))
+        return http
+
+    yield make
+    for http, service in opened:
+        http.__exit__(None, None, None)
+        service.close()
 
 
 @pytest.fixture

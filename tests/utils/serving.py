@@ -6,6 +6,7 @@ import copy
 import shlex
 import shutil
 import sys
+from pathlib import Path
 
 import requests
 import yaml
@@ -65,12 +66,25 @@ class Service:
     def __init__(self, overrides: dict, url: str, name: str) -> None:
         """`overrides`: the app's settings (its `args`), which the tests' settings match."""
         from app.config import load_settings
+        from app.serving.auth import KeyFile
 
-        self.overrides = {**overrides, "data_dir": str(overrides["data_dir"])}
+        # The keys file named explicitly, so apps deployed with copies of these overrides
+        # (another data_dir) admit the same key.
+        keys_file = Path(overrides["data_dir"]) / "api_keys.json"
+        self.overrides = {
+            **overrides,
+            "data_dir": str(overrides["data_dir"]),
+            "api_keys_file": str(keys_file),
+        }
         self.settings = load_settings(**self.overrides, _env_file=None)
         self.url = url
         self.name = name
+        keys = KeyFile.read(keys_file)
+        # Every scope and no rate limit: the tests send bursts from one key.
+        token = keys.add("tests", ["decisions", "decisions:batch", "monitoring:read"], rate=0)
+        keys.write()
         self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {token}"
         self.deployed: dict | None = None
 
     def deploy(

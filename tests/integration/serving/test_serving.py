@@ -248,6 +248,9 @@ def test_metrics_count_decisions_by_variant(served):
     text = wait_for(counted, "the new decisions on Ray's Prometheus endpoint", 90, 1.0)
     for decision, count in expected.items():
         assert grown(text, decisions, variant="champion", decision=decision, shadow="0") == count
+        # Attributed to the key that asked (tests/utils/serving.py's `tests` key).
+        tagged = grown(text, decisions, decision=decision, shadow="0", caller="tests")
+        assert tagged == count
     assert grown(text, decisions, variant="challenger") == 0
     assert grown(text, errors, error="unknown_applicant") == 1
     for histogram in ("ray_credit_decision_latency_ms", "ray_credit_feature_fetch_latency_ms"):
