@@ -21,6 +21,7 @@ _OPTIONS = (
     "max_ongoing_requests",
     "user_config",
     "health_check_period_s",
+    "health_check_timeout_s",
     "graceful_shutdown_timeout_s",
 )
 
@@ -65,7 +66,11 @@ def deploy_app(
     (deployment,) = app["deployments"]
     options = {k: deployment[k] for k in _OPTIONS if k in deployment}
     route = app.get("route_prefix", "/")
-    serve.start(http_options={"host": host, "port": port})
+    # The config's request timeout too: a request stuck behind a hung dependency is cut off.
+    timeout = (yaml.safe_load(config_path.read_text()).get("http_options") or {}).get(
+        "request_timeout_s"
+    )
+    serve.start(http_options={"host": host, "port": port, "request_timeout_s": timeout})
     serve.run(
         CreditDecisions.options(**options).bind(settings),
         name=app["name"],

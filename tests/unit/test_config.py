@@ -172,7 +172,10 @@ def test_redis_settings_build_feasts_connection_string(tmp_path):
         redis_password="pw",
         _env_file=None,
     )
-    assert settings.redis_connection_string == "redis.internal:6380,db=2,password=pw"
+    # Feast passes every `key=value` to redis.Redis(): the timeouts reach its client.
+    assert settings.redis_connection_string == (
+        "redis.internal:6380,db=2,socket_timeout=5,socket_connect_timeout=5,password=pw"
+    )
     # Not cached: a copy with another port must not keep the first one's string.
     moved = settings.model_copy(update={"redis_port": 7000})
     assert moved.redis_connection_string.startswith("redis.internal:7000,")
