@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +18,24 @@ from app.config import Settings
 from app.errors import CreditRiskError
 
 EXIT_USER_ERROR = 2
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`ray job stop`, systemd, Kubernetes): the same orderly stop as Ctrl-C."""
+
+
+def stop_on_sigterm() -> None:
+    """Make SIGTERM raise Terminated in the main thread, as Ctrl-C raises KeyboardInterrupt,
+    so every `finally` and shutdown path runs. ray.init installs its own handler (a bare
+    sys.exit mid-statement): called again after it."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, terminate)
 
 
 def setup_logging(verbose: bool = False) -> None:
@@ -51,6 +71,7 @@ def init_ray(settings: Settings) -> None:
     else:
         with serve_ingress_env(settings):
             ray.init(address="local", num_cpus=settings.ray_num_cpus, **kwargs)
+    stop_on_sigterm()
     configure_ray_data()
 
 
@@ -125,6 +146,7 @@ def configure_ray_data() -> None:
 
 def run_job(main: Callable[[], int | None]) -> None:
     """Run a job's main; a known failure prints one line and exits 2, never a traceback."""
+    stop_on_sigterm()
     try:
         code = main()
     except CreditRiskError as exc:
@@ -136,6 +158,9 @@ def run_job(main: Callable[[], int | None]) -> None:
         )
         print(f"error: invalid settings: {problems}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
+    except Terminated:
+        print("stopped: SIGTERM received", file=sys.stderr)
+        sys.exit(EXIT_TERMINATED)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

@@ -2,6 +2,10 @@
 
 On embedded defaults it starts a local Ray and shuts everything down at the end; joined to a
 cluster (`ray job submit`, CREDIT_RAY_ADDRESS) it leaves the decision service deployed.
+
+Schedule beside it, daily: `python -m jobs.retention` (cron, or `ray job submit -- python -m
+jobs.retention --days 365`) deletes prediction-log days past `prediction_log_retention_days`:
+the log holds applicants' personal data.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -93,8 +98,10 @@ def train_model(settings: Settings) -> str:
     client = registry.client(settings)
     champion = registry.alias_version(client, settings.model_name, registry.CHAMPION)
     if champion is not None:
-        run_id = client.get_model_version(settings.model_name, champion).run_id
-        if client.get_run(run_id).data.tags.get("snapshot_id") == snapshot_id:
+        with registry.failures_named(settings.mlflow_tracking_uri, f"reading v{champion}"):
+            run_id = client.get_model_version(settings.model_name, champion).run_id
+            trained_on = client.get_run(run_id).data.tags.get("snapshot_id")
+        if trained_on == snapshot_id:
             return f"champion v{champion} was trained on snapshot {snapshot_id}: kept"
     report = train_and_register(settings)
     aliases = ", ".join(report.aliases)
@@ -112,6 +119,7 @@ def deploy_service(settings: Settings, args: argparse.Namespace):
     # The replicas load the champion from MLflow: an unreachable registry is named here, in
     # one line, rather than as replicas that never become ready.
     registry.client(settings)
+    access = api_access(settings)
     deployed = deploy_app(settings, args.serve_config, args.host, args.port, access_log=False)
     health = wait_ready(deployed.url, args.ready_timeout)
     autoscaling = deployed.options.get("autoscaling_config") or {}
@@ -120,9 +128,29 @@ def deploy_service(settings: Settings, args: argparse.Namespace):
     scale = f"{low} replica{'s' if high > 1 else ''}" if low == high else f"{low}-{high} replicas"
     detail = (
         f"app {deployed.name!r} at {deployed.url} ({scale}), champion v{health['champion']}; "
-        f"API docs {deployed.url}/docs"
+        f"API docs {deployed.url}/docs; {access}"
     )
     return deployed, detail
+
+
+def api_access(settings: Settings) -> str:
+    """How a caller gets in: the local key's token file (made on first run), or a warning."""
+    from app.serving.auth import local_token
+
+    if settings.api_auth == "disabled":
+        return "API authentication DISABLED (CREDIT_API_AUTH=disabled)"
+    _, made = local_token(settings)
+    token_path = settings.data_dir / "api_token"
+    return (
+        f"API key {'created, ' if made else ''}token in {token_path} "
+        f'(curl -H "Authorization: Bearer $(cat {token_path})" ...)'
+    )
+
+
+def bearer_headers(settings: Settings) -> dict[str, str]:
+    if settings.api_auth == "disabled":
+        return {}
+    return {"Authorization": f"Bearer {(settings.data_dir / 'api_token').read_text().strip()}"}
 
 
 def send_decisions(settings: Settings, url: str, count: int) -> tuple[str, int]:
@@ -131,6 +159,7 @@ def send_decisions(settings: Settings, url: str, count: int) -> tuple[str, int]:
 
     applications = load_snapshot(settings.offline_dir, "loan_applications").head(count)
     session = requests.Session()
+    session.headers.update(bearer_headers(settings))
     latencies: list[float] = []
     decisions: dict[str, int] = {}
     variants: dict[str, int] = {}
@@ -223,12 +252,13 @@ def shut_down(settings: Settings, joined: bool, keep_serving: bool, url: str | N
 
     if url and (keep_serving or joined):
         if keep_serving and not joined:
-            print(f"\nserving at {url} (API docs {url}/docs); Ctrl-C to stop", flush=True)
+            print(f"\nserving at {url} (API docs {url}/docs); Ctrl-C or SIGTERM stops it")
+            sys.stdout.flush()
             try:
                 while True:
                     time.sleep(3600)
-            except KeyboardInterrupt:
-                pass
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as runtime.Terminated
+                print("stopping: the service, the drift monitor and the local Ray", flush=True)
         else:
             return f"decision service left running at {url} (remove with `serve shutdown`)"
     from app.monitoring.monitor import find_monitor
@@ -317,7 +347,7 @@ def main() -> int:
     print(
         "\nWhere to look\n"
         f"  MLflow UI         {mlflow_ui(settings)}\n"
-        f"  prediction log    {settings.prediction_log_dir}\n"
+        f"  prediction log    {settings.prediction_log_dir} (daily: python -m jobs.retention)\n"
         f"  drift reports     {settings.monitor_dir}"
     )
     return 0

@@ -1,13 +1,17 @@
 """The jobs as a user runs them: exit codes, one-line errors, the main pipeline end to end."""
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 
-import pandas as pd
 import pytest
+import requests
 
-from tests.utils import ROOT, free_port
+from app.serving.predlog import read_prediction_log
+from tests.utils import ROOT, free_port, wait_for
+from tests.utils.serving import application
 
 pytestmark = pytest.mark.integration
 
@@ -59,12 +63,62 @@ def test_snowflake_without_credentials_names_the_settings(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+def serve_until_sigterm(port: str, env: dict[str, str], data_dir) -> subprocess.CompletedProcess:
+    """The main job with --keep-serving, as a service manager runs it: once it serves, the
+    API answers only with the local key, and SIGTERM (not Ctrl-C) stops it in order."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+    command = ["jobs.pipeline", "--port", port, "--decisions", "120", "--keep-serving"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", *command],
+        cwd=ROOT,
+        env={**clean, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: list[str] = []
+    errors: list[str] = []
+    readers = [
+        threading.Thread(target=lines.extend, args=(process.stdout,), daemon=True),
+        threading.Thread(target=errors.extend, args=(process.stderr,), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        wait_for(
+            lambda: process.poll() is not None or any("serving at" in x for x in lines),
+            "the main job to serve",
+            600,
+            0.5,
+        )
+        assert process.poll() is None, "".join(errors)[-3000:]
+        url = f"http://127.0.0.1:{port}/v1/decisions"
+        payload = {"applicant_id": "A0000001", "application": application(0)}
+        assert requests.post(url, json=payload, timeout=30).status_code == 401
+        token = (data_dir / "api_token").read_text().strip()
+        assert oct((data_dir / "api_token").stat().st_mode & 0o777) == "0o600"
+        auth = {"Authorization": f"Bearer {token}"}
+        assert requests.post(url, json=payload, headers=auth, timeout=30).status_code == 200
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    for reader in readers:
+        reader.join(timeout=30)
+    return subprocess.CompletedProcess(
+        process.args, process.returncode, "".join(lines), "".join(errors)
+    )
+
+
 @pytest.mark.own_ray
 def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     env = {"CREDIT_DATA_DIR": str(tmp_path)}
     port = str(free_port())
-    first = run_job("jobs.pipeline", "--port", port, "--decisions", "120", env=env)
+    first = serve_until_sigterm(port, env, tmp_path)
     assert first.returncode == 0, first.stderr[-3000:]
+    assert "Traceback" not in first.stderr, first.stderr[-3000:]
+    assert "API key created, token in" in first.stdout
     assert "Summary" in first.stdout
     assert "19 features for A0000001 from the online store" in first.stdout
     assert "full load of applicant_profile, applicant_financials" in first.stdout
@@ -77,8 +131,9 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     assert len(reports) == 1
     assert "Serve app, drift monitor and the local Ray stopped" in first.stdout
     # Every answered decision is in the prediction log once the app has shut down cleanly.
-    log = pd.concat(pd.read_parquet(p) for p in (tmp_path / "predictions").rglob("*.parquet"))
-    assert len(log) == 120
+    log = read_prediction_log(tmp_path / "predictions").to_pandas()
+    assert len(log) == 121  # the 120 of the job and the one sent above
+    assert set(log["caller"]) == {"local"}
 
     # The re-run's data stages are what idempotence is about; the serving path above is the
     # same on every run, so it is skipped here (`--decisions 0`).
