@@ -493,8 +493,26 @@ def get_or_create_monitor(settings: Settings):
         num_cpus=settings.monitor_cpus,
         # Serve replicas and an operator may call at once; submit and latest are quick.
         max_concurrency=4,
+        scheduling_strategy=_near_the_jobs_api(),
     )
     return actor.remote(settings)
+
+
+def _near_the_jobs_api():
+    """On the head when it has room: the Jobs API that retraining goes through listens on the
+    head's loopback in cluster.yaml (docs/cluster.md); elsewhere CREDIT_RETRAIN_JOBS_ADDRESS."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    head = next(
+        (
+            n["NodeID"]
+            for n in ray.nodes()
+            if n["Alive"] and "node:__internal_head__" in n["Resources"]
+        ),
+        None,
+    )
+    return NodeAffinitySchedulingStrategy(head, soft=True) if head else "DEFAULT"
 
 
 def find_monitor(settings: Settings):

@@ -94,7 +94,8 @@ def test_head_and_workers_meet_on_one_port_with_one_auth_mode():
     assert _flag(worker, "address") == f"$RAY_HEAD_IP:{port}"
     assert "--head" in head and "--head" not in worker
     assert "--autoscaling-config=~/ray_bootstrap_config.yaml" in head
-    assert _flag(head, "dashboard-host") == "0.0.0.0"
+    # The Jobs API runs code: loopback only, reached over `ray dashboard`'s SSH tunnel.
+    assert _flag(head, "dashboard-host") == "127.0.0.1"
     assert _flag(head, "dashboard-port") == "8265"
     # Ray refuses mixed auth modes; the token every node uses is the one mounted for it.
     modes = {re.search(r"RAY_AUTH_MODE=(\w+)", c).group(1) for c in (head, worker)}
@@ -132,6 +133,7 @@ def _check_cluster_spec(spec: dict) -> None:
     lock = (ROOT / "requirements.lock").read_text()
     assert re.search(rf"^ray(\[.*\])?=={re.escape(spec['rayVersion'])}\b", lock, re.M)
     assert spec["authOptions"]["mode"] == "token"
+    # The pod's address, for the KubeRay operator; token auth guards it (docs/cluster.md).
     assert spec["headGroupSpec"]["rayStartParams"]["dashboard-host"] == "0.0.0.0"
     for group in spec["workerGroupSpecs"]:
         assert 1 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
