@@ -349,6 +349,13 @@ def build_workload(args: argparse.Namespace, work_dir: Path, redis_port: int) ->
     settings = load_settings(
         data_dir=work_dir / "data", online_store="redis", redis_port=redis_port, _env_file=None
     )
+    # One key, every scope, no rate limit: ours and the floor read this keys file.
+    from app.serving.auth import SCOPES, KeyFile
+
+    keys = KeyFile.read(settings.api_keys_file)
+    token = keys.add("benchmark", list(SCOPES), rate=0)
+    keys.write()
+    AUTH_HEADERS["Authorization"] = f"Bearer {token}"
     started = time.perf_counter()
     tables = source_tables(settings.raw_data_path, settings.seed, rows=args.applicants)
     write_local_tables(tables, settings.local_source_dir)
@@ -612,11 +619,15 @@ def launch(
         )
 
 
+# The bearer token of the key build_workload makes for every service (peers ignore it).
+AUTH_HEADERS: dict[str, str] = {}
+
+
 def http(
     method: str, url: str, body: str | bytes | None = None, timeout: float = 10
 ) -> tuple[int, bytes]:
     data = body.encode() if isinstance(body, str) else body
-    request = urllib.request.Request(url, data=data, method=method)
+    request = urllib.request.Request(url, data=data, method=method, headers=AUTH_HEADERS)
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
@@ -1767,6 +1778,7 @@ def run_wrk(
         f"-d{seconds}s",
         "--timeout",
         "10s",
+        *[f"-H{name}: {value}" for name, value in AUTH_HEADERS.items()],
         "-s",
         str(WRK_SCRIPT),
         *(["--latency"] if latency else []),

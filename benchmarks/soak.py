@@ -72,6 +72,7 @@ import psutil
 
 # `python benchmarks/soak.py`: the script's folder is on sys.path, so its sibling imports.
 from serving import (
+    AUTH_HEADERS,
     DEFAULT_SERVE_CONFIG,
     MIB,
     Running,
@@ -357,7 +358,7 @@ async def drive(
     rate = schedule.rate
     connector = aiohttp.TCPConnector(limit=connections, limit_per_host=connections)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
-    headers = {"Content-Type": "application/json"}
+    headers = {"Content-Type": "application/json", **AUTH_HEADERS}
 
     async def one(session: aiohttp.ClientSession, i: int, due: float, at: float) -> None:
         sent = loop.time()

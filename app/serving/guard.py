@@ -25,7 +25,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-PROTECTED_PREFIX = "/v1/"
+# Deny by default: only the probes and the API's own documentation are open.
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 REALM = 'Bearer realm="credit-decisions"'
 MAX_TRACKED_CALLERS = 10_000
 
@@ -134,14 +135,15 @@ class Gate:
 
 
 class Guard:
-    """ASGI middleware: /v1/* requests reach the app only when the gate admits them."""
+    """ASGI middleware: a request for anything but OPEN_PATHS reaches the app only when the
+    gate admits it (an unknown path too: a stranger learns nothing of the routes)."""
 
     def __init__(self, app: ASGIApp, gate: Gate) -> None:
         self.app = app
         self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _route_path(scope).startswith(PROTECTED_PREFIX):
+        if scope["type"] != "http" or _route_path(scope) in OPEN_PATHS:
             await self.app(scope, receive, send)
             return
         try:

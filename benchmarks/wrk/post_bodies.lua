@@ -22,7 +22,12 @@ function init(args)
   if path == nil then
     error("usage: wrk ... -s post_bodies.lua <url> -- <bodies.jsonl>")
   end
-  local headers = { ["Content-Type"] = "application/json" }
+  -- The -H headers (a bearer token for an authenticated API) plus the body's type.
+  local headers = {}
+  for name, value in pairs(wrk.headers) do
+    headers[name] = value
+  end
+  headers["Content-Type"] = "application/json"
   prepared = {}
   for line in io.lines(path) do
     if #line > 0 then

@@ -86,6 +86,10 @@ def test_a_stranger_learns_nothing_about_applicants(client):
     )
     assert known.status_code == unknown.status_code == garbage.status_code == 401
     assert known.json() == unknown.json()
+    # Nor which routes exist: anything but the probes and docs is closed to strangers.
+    assert call(client, "GET", "/v1/nothing-here", None).status_code == 401
+    assert call(client, "GET", "/admin", None).status_code == 401
+    assert client.get("/v1/nothing-here").status_code == 404  # with the client's key
 
 
 def _api_keys(settings, *args: str) -> str:
