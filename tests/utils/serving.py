@@ -126,6 +126,12 @@ class Service:
         live = response.json()["routing"]
         return all(live[k] == v for k, v in {**BASE_CONFIG, **config}.items())
 
+    def new_session(self) -> requests.Session:
+        """A session of its own (its own connections), with the tests' key."""
+        session = requests.Session()
+        session.headers.update(self.session.headers)
+        return session
+
     def get(self, path: str) -> requests.Response:
         return self.session.get(self.url + path, timeout=30)
 

@@ -236,7 +236,9 @@ def test_empty_or_unreachable_registry_at_deploy_answers_503_naming_it(served, t
             url = f"{base}/{name}"
             ready = wait_for(lambda url=url: _answer(url + "/readyz"), f"the {name} app", 180)
             assert ready.status_code == 503 and expected in ready.json()["detail"], ready.text
-            response = served.session.post(url + "/v1/decisions", json=body(0), timeout=30)
+            # A new connection: a kept-alive one may still reach the HAProxy process from
+            # before this deploy's reload, whose routes lack the new apps (404).
+            response = served.new_session().post(url + "/v1/decisions", json=body(0), timeout=30)
             assert response.status_code == 503, response.text
             assert response.headers["Retry-After"] == "5"
             assert expected in response.json()["detail"]

@@ -76,7 +76,7 @@ def test_ab_split_follows_the_weight_and_is_sticky(served):
 
     def variant(i: int) -> str:
         if not hasattr(local, "session"):
-            local.session = requests.Session()
+            local.session = served.new_session()
         response = local.session.post(f"{served.url}/v1/decisions", json=body(i), timeout=30)
         assert response.status_code == 200, response.text
         return response.json()["model"]["variant"]
@@ -346,7 +346,7 @@ def test_promotion_during_traffic_drops_no_request(served):
     stop = threading.Event()
 
     def stream():
-        session = requests.Session()
+        session = served.new_session()
         i = 0
         while not stop.is_set():
             # Every outcome is kept: a dropped connection or timeout is a failure too, and a

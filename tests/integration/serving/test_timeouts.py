@@ -61,24 +61,30 @@ def hang_and_recover(http: TestClient, service, proxy: HangingProxy, settings) -
     first, took = timed(http, "POST", "/v1/decisions", json=body(1))
     assert first.status_code == 503, first.text
     assert took < BOUND_SECONDS, took
+    seen = {"first 503": took}
     assert first.headers["Retry-After"] == str(settings.serve_retry_after_seconds)
     assert "feature store" in first.json()["detail"]
     # Until a probe gets an answer, requests do not wait on the store at all.
     again, took = timed(http, "POST", "/v1/decisions", json=body(2))
     assert again.status_code == 503 and took < 0.5, took
+    seen["next 503"] = took
     ready, took = timed(http, "GET", "/readyz")
     assert ready.status_code == 503 and took < BOUND_SECONDS, took
+    seen["/readyz 503"] = took
     assert ready.json()["feature_store"] == "unavailable"
     assert http.get("/healthz").status_code == 200  # the process itself is alive
     problem = wait_for(service.health_problem, "the health check to fail", 10, 0.1)
     assert "online store unavailable" in problem
 
     proxy.resume()
+    resumed = time.monotonic()
     wait_for(
         lambda: http.post("/v1/decisions", json=body(3)).status_code == 200,
         "decisions to come back by themselves",
         15,
         0.2,
     )
+    seen["back to 200"] = time.monotonic() - resumed
     assert service.health_problem() is None
     assert http.get("/readyz").json()["feature_store"] == "connected"
+    print("hung Redis, seconds: " + ", ".join(f"{k} {v:.3f}" for k, v in seen.items()))
