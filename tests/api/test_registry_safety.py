@@ -6,10 +6,7 @@ after registration is refused and never loaded."""
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +16,7 @@ from app.serving.models import RegistryModelSource
 from app.training import artifacts, registry
 from app.training.model import BOOSTER_FILE
 from app.training.pyfunc import ARTIFACT_KEY
-from tests.utils import ROOT, isolated_settings
+from tests.utils import isolated_settings, run_job
 from tests.utils.registry import register_fitted, start_mlflow_server
 from tests.utils.serving import body
 
@@ -113,18 +110,6 @@ def test_a_tampered_version_is_refused_and_the_loaded_champion_kept(api_settings
     assert upkeep.registry == "ok"
 
 
-def run_job(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @contextlib.contextmanager
 def aliases_unreadable(registry_db: Path):
     """The registry store erroring on every read of a model (its aliases table gone) while
@@ -165,7 +150,7 @@ def test_registry_erroring_moves_no_champion_in_training_or_promotion(
         with pytest.raises(registry.RegistryError, match="is unreachable or erroring"):
             register_version(settings, client, logged, "run", {"test_auc": 0.9}, {}, None)
         for args in (["jobs.promote"], ["jobs.promote", "--force"]):
-            done = run_job(*args, env=env)
+            done = run_job(*args, env=env, timeout=300)
             assert done.returncode == 2, done.stderr
             assert "Traceback" not in done.stderr
             (line,) = [x for x in done.stderr.splitlines() if x.startswith("error:")]

@@ -10,22 +10,10 @@ import pytest
 import requests
 
 from app.serving.predlog import read_prediction_log
-from tests.utils import ROOT, free_port, wait_for
+from tests.utils import ROOT, free_port, run_job, wait_for
 from tests.utils.serving import application
 
 pytestmark = pytest.mark.integration
-
-
-def run_job(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_ingest_without_a_source_exits_2_with_one_line(tmp_path):

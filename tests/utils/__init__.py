@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +16,7 @@ __all__ = [
     "ROOT",
     "free_port",
     "isolated_settings",
+    "run_job",
     "snowflake_overrides",
     "start_redis",
     "wait_for",
@@ -55,3 +58,17 @@ def isolated_settings(**overrides):
         for name in [n for n in os.environ if n.startswith("CREDIT_")]:
             env.delenv(name)
         return load_settings(_env_file=None, **overrides)
+
+
+def run_job(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
+    """`python -m <job> ...` as a user runs it: the shell's environment without CREDIT_*,
+    plus `env`; output captured."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
