@@ -1,16 +1,20 @@
-"""Local instances of the real services (Redis, fakesnow's Snowflake server) for tests,
-benchmarks and trying the Snowflake path without an account."""
+"""Local instances of the real services (Redis, fakesnow's Snowflake server, `mlflow server`)
+for tests, benchmarks and trying the Snowflake path without an account, each a ManagedProcess."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.waiting import poll
 
 
 def free_port() -> int:
@@ -19,43 +23,104 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout: float = 60) -> None:
-    """Poll until something accepts connections on the port (or the process died)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with code {process.returncode} before listening")
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} did not listen on port {port} within {timeout} s")
-
-
-def stop_process(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
 
 
 @dataclass
-class Service:
-    """A server process we started, on its own port; stopping it touches nothing else."""
+class ManagedProcess:
+    """A process we started, in its own session: stop() signals that process group and nothing
+    else on the machine (never `pkill` by name)."""
 
-    port: int
+    name: str
     process: subprocess.Popen
+    port: int | None = None
+    log_path: Path | None = None
     data_dir: Path | None = None
 
-    def stop(self) -> None:
-        stop_process(self.process)
+    @classmethod
+    def launch(
+        cls,
+        name: str,
+        argv: list[str],
+        *,
+        port: int | None = None,
+        log_path: Path | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        data_dir: Path | None = None,
+    ) -> ManagedProcess:
+        """Start `argv` with its output to `log_path` (discarded without one)."""
+        with open(log_path, "ab") if log_path else contextlib.nullcontext() as out:
+            process = subprocess.Popen(
+                argv,
+                stdout=out or subprocess.DEVNULL,
+                stderr=subprocess.STDOUT if out else subprocess.DEVNULL,
+                env=env,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        return cls(name, process, port, log_path, data_dir)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, chars: int = 2000) -> str:
+        if self.log_path is None:
+            return ""
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def _check_alive(self) -> None:
+        if not self.alive():
+            log = f" (log: {self.log_path}):\n{self.log_tail()}" if self.log_path else ""
+            raise RuntimeError(f"{self.name} exited with code {self.process.returncode}{log}")
+
+    def wait_listening(self, timeout: float = 60) -> None:
+        """Until something accepts connections on the port (RuntimeError if the process died)."""
+        assert self.port is not None
+
+        def listening() -> bool:
+            self._check_alive()
+            return port_open(self.port)
+
+        poll(listening, f"{self.name} listening on port {self.port}", timeout)
+
+    def wait_http(self, path: str, timeout: float = 60) -> None:
+        """Until GET `path` answers 200 (RuntimeError if the process died)."""
+
+        def healthy() -> bool:
+            self._check_alive()
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(f"{self.url}{path}", timeout=3) as response,
+            ):
+                return response.status == 200
+            return False
+
+        poll(healthy, f"{self.name} answering {path}", timeout, interval=0.5)
+
+    def stop(self, grace: float = 15) -> None:
+        """SIGTERM to the group, SIGKILL whatever is left after `grace` s; idempotent."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=grace)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
 
 
-def start_redis(port: int | None = None, data_dir: Path | None = None) -> Service:
+def start_redis(port: int | None = None, data_dir: Path | None = None) -> ManagedProcess:
     """A private Redis on a free port (needs `redis-server` on PATH). Non-persistent unless
     given a directory: then an append-only file there lets a restart on the same port come
     back with its data, as a production Redis would."""
@@ -67,28 +132,62 @@ def start_redis(port: int | None = None, data_dir: Path | None = None) -> Servic
     if data_dir is not None:
         data_dir.mkdir(parents=True, exist_ok=True)
         persistence = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(data_dir)]
-    process = subprocess.Popen(
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", *persistence],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    wait_for_port(port, process, "redis-server")
-    return Service(port, process, data_dir)
+    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", *persistence]
+    redis = ManagedProcess.launch("redis-server", argv, port=port, data_dir=data_dir)
+    redis.wait_listening()
+    return redis
 
 
-def restart_redis(service: Service) -> None:
-    """Start a stopped Redis again on its port and data directory, in the same Service."""
-    service.process = start_redis(service.port, service.data_dir).process
+def restart_redis(redis: ManagedProcess) -> None:
+    """Start a stopped Redis again on its port and data directory, in the same object."""
+    redis.process = start_redis(redis.port, redis.data_dir).process
 
 
-def start_fakesnow(log_path: Path) -> Service:
+def start_fakesnow(log_path: Path) -> ManagedProcess:
     """fakesnow's server mode on a free port: the real Snowflake connector talks HTTP to it."""
     port = free_port()
-    with open(log_path, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fakesnow", "-s", "-p", str(port)],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    wait_for_port(port, process, f"fakesnow (log: {log_path})")
-    return Service(port, process)
+    argv = [sys.executable, "-m", "fakesnow", "-s", "-p", str(port)]
+    fakesnow = ManagedProcess.launch("fakesnow", argv, port=port, log_path=log_path)
+    fakesnow.wait_listening()
+    return fakesnow
+
+
+def start_mlflow_server(
+    root: Path,
+    backend_uri: str,
+    registry_uri: str | None = None,
+    timeout: float = 180,
+    wait: bool = True,
+) -> ManagedProcess:
+    """`mlflow server` on `backend_uri` (and `registry_uri`, if the registry is kept apart),
+    artifacts proxied to `root`/artifacts, log in `root`/server.log; returns once /health
+    answers (or at once without `wait`: call wait_http("/health") before using it)."""
+    root.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")},
+        # The server's job runner (GenAI jobs) starts a dozen consumers we do not use.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    argv = [str(Path(sys.executable).with_name("mlflow")), "server"]
+    argv += ["--backend-store-uri", backend_uri]
+    argv += ["--registry-store-uri", registry_uri] if registry_uri else []
+    argv += ["--artifacts-destination", str(root / "artifacts")]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    server = ManagedProcess.launch(
+        "mlflow server",
+        argv,
+        port=port,
+        log_path=root / "server.log",
+        env=env,
+        cwd=root,
+        data_dir=root,
+    )
+    if wait:
+        try:
+            server.wait_http("/health", timeout)
+        except Exception:
+            server.stop()
+            raise
+    return server

@@ -56,7 +56,7 @@ class BatchScorer:
 
     def __init__(self, settings: Settings, version: str, decision_threshold: float | None):
         from app.features.online import open_reader
-        from app.serving.models import RegistryModelSource
+        from app.training.source import RegistryModelSource
 
         self.reader = open_reader(settings)
         self.served = RegistryModelSource(settings).load(version)
@@ -153,7 +153,7 @@ def score_table(
     cpus_per_actor: float = 1.0,
 ) -> ScoreReport:
     """Score every row, then write all results at once (Parquet directory or Snowflake table)."""
-    from app.serving.models import RegistryModelSource
+    from app.training.source import RegistryModelSource
 
     version = RegistryModelSource(settings).aliases().get(alias)
     if version is None:

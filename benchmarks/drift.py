@@ -116,7 +116,7 @@ class Frames:
     def draw(self, n: int, seed: int) -> pd.DataFrame:
         from app.data.synthetic import generate_raw
         from app.features.transforms import application_features
-        from app.monitoring.reference import reference_frame
+        from app.training.reference import reference_frame
 
         raw = generate_raw(self.real, n, seed)
         features = pd.concat([raw, application_features(raw)], axis=1)

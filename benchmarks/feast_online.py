@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from app.localservices import Service, start_redis
+from app.localservices import ManagedProcess, start_redis
 
 BLOCK = 100  # lookups per variant before switching to the next one
 
@@ -80,7 +80,7 @@ def main() -> int:
 
     script_started = time.perf_counter()
     work_dir = Path(tempfile.mkdtemp(prefix="bench_feast_online_"))
-    redis: Service | None = None
+    redis: ManagedProcess | None = None
     ray_started = False
     try:
         redis = start_redis()  # private, non-persistent, on a free port (never 6379)

@@ -33,7 +33,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
-from app.localservices import Service, start_fakesnow
+from app.localservices import ManagedProcess, start_fakesnow
 
 TABLE = "loan_applications"
 
@@ -41,7 +41,7 @@ TABLE = "loan_applications"
 # --- processes this script starts ------------------------------------------------------------
 
 
-def start_fakesnow_in(work_dir: Path) -> Service:
+def start_fakesnow_in(work_dir: Path) -> ManagedProcess:
     """fakesnow's server, logging to `work_dir`, with its stage bucket under `work_dir` too.
 
     fakesnow creates the bucket that PUT copies files into with `tempfile.mkdtemp` when it is
@@ -123,7 +123,7 @@ def main() -> int:
 
     script_started = time.perf_counter()
     work_dir = Path(tempfile.mkdtemp(prefix="bench_ingest_snowflake_"))
-    fakesnow: Service | None = None
+    fakesnow: ManagedProcess | None = None
     ray_started = False
     try:
         fakesnow = start_fakesnow_in(work_dir)

@@ -1011,10 +1011,11 @@ def micro_benchmark(
     the bodies), median over `seconds` of calls (>= 200) per figure."""
     from app.features.online import open_reader
     from app.serving.decide import decide_batch, features_of, fetch_features
-    from app.serving.models import ModelSet, ServedModel
+    from app.serving.models import ModelSet
     from app.serving.routing import RoutingConfig
     from app.serving.schemas import DecisionRequest
     from app.training.model import CreditModel
+    from app.training.source import ServedModel
 
     settings = workload.settings
     model = CreditModel.load(workload.model_dir)
@@ -1201,10 +1202,10 @@ def register_ours_model(workload: Workload) -> str:
     import mlflow
 
     from app.data.snapshot import current_snapshot
-    from app.monitoring.reference import log_reference
     from app.training import registry
     from app.training.model import CreditModel
     from app.training.pyfunc import ARTIFACT_KEY, CreditRiskPyfunc, pip_requirements
+    from app.training.reference import log_reference
 
     settings = workload.settings
     mlflow_client = registry.client(settings)

@@ -5,22 +5,9 @@ from __future__ import annotations
 import argparse
 
 from app.config import load_settings
-from app.data.ingest import IngestReport, ingest
+from app.data.ingest import ingest
 from app.data.sources import check_source
 from app.runtime import init_ray, run_job, setup_logging
-
-
-def print_report(report: IngestReport) -> None:
-    for table in report.tables:
-        print(
-            f"{table.name:<22} read {table.read:>9,}  valid {table.valid:>9,}  "
-            f"rejected {table.rejected:>7,}"
-        )
-        for reason, count in table.top_reasons.items():
-            print(f"    {count:>7,} x {reason}")
-    print(f"snapshot {report.snapshot_id} -> {report.snapshot_path} ({report.seconds:.1f} s)")
-    if report.rejected:
-        print(f"rejected rows and their reasons: {report.snapshot_path}/rejects_<table>.csv")
 
 
 def main() -> int:
@@ -32,7 +19,7 @@ def main() -> int:
     settings = load_settings(**overrides)
     check_source(settings)
     init_ray(settings)
-    print_report(ingest(settings))
+    print(ingest(settings).summary())
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from app.config import Settings, load_settings
+from app.domain import CHAMPION
 from app.errors import CreditRiskError
 from app.runtime import run_job, setup_logging
 
@@ -37,14 +38,14 @@ def answered_decisions(
     settings: Settings, since: pd.Timestamp | None, until: pd.Timestamp | None
 ) -> pd.DataFrame:
     """Decisions returned to callers (shadow scores left out) logged in [since, until)."""
-    from app.serving.predlog import read_prediction_log
+    from app.predictions.log import answered, read_prediction_log
 
     frame = read_prediction_log(settings.prediction_log_dir).to_pandas()
     if frame.empty:
         raise MonitorInputError(
             f"the prediction log in {settings.prediction_log_dir} is empty: serve decisions first"
         )
-    frame = frame[~frame["shadow"].astype(bool)]
+    frame = answered(frame)
     logged = pd.to_datetime(frame["logged_at"], utc=True)
     if since is not None:
         frame = frame[logged >= since]
@@ -60,7 +61,7 @@ def answered_decisions(
 def run_drift(settings: Settings, args: argparse.Namespace) -> int:
     from app.monitoring.drift import compute_drift
     from app.monitoring.monitor import drift_config
-    from app.monitoring.reference import load_reference
+    from app.training.reference import load_reference
 
     until = _time(args.until) if args.until else None
     since = _time(args.since) if args.since else None
@@ -122,7 +123,7 @@ def run_performance(settings: Settings, args: argparse.Namespace) -> int:
             f"none of the {len(labels):,} labels in {args.labels} matches a logged decision"
         )
     client = registry.client(settings)
-    champion = registry.alias_version(client, settings.model_name, registry.CHAMPION)
+    champion = registry.alias_version(client, settings.model_name, CHAMPION)
     baseline = registry.version_metrics(client, settings.model_name, champion) if champion else {}
     table = performance_by_period(joined, args.period, baseline or None)
     nan = float("nan")

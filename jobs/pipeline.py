@@ -11,6 +11,7 @@ the log holds applicants' personal data.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -26,10 +27,11 @@ from app.data.schema import TABLES
 from app.data.snapshot import load_snapshot
 from app.data.sources import local_table_path
 from app.data.warehouse import source_tables, write_local_tables
+from app.domain import CHAMPION
 from app.errors import SourceError
 from app.features.store import get_online_features, get_store, materialize, request_row
 from app.runtime import init_ray, run_job, setup_logging
-from jobs.ingest import print_report
+from app.waiting import WaitTimeout, poll
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,7 +98,7 @@ def train_model(settings: Settings) -> str:
 
     snapshot_id = read_manifest(settings.offline_dir)["snapshot_id"]
     client = registry.client(settings)
-    champion = registry.alias_version(client, settings.model_name, registry.CHAMPION)
+    champion = registry.alias_version(client, settings.model_name, CHAMPION)
     if champion is not None:
         with registry.failures_named(settings.mlflow_tracking_uri, f"reading v{champion}"):
             run_id = client.get_model_version(settings.model_name, champion).run_id
@@ -220,16 +222,19 @@ def check_drift(settings: Settings, answered: int, options: dict, timeout: float
         return "drift monitor off (CREDIT_MONITOR_ENABLED or user_config drift_monitor)"
     # The replicas start the monitor with their first rows (about a second after them).
     deadline = time.monotonic() + timeout
-    while (monitor := find_monitor(settings)) is None and time.monotonic() < deadline:
-        time.sleep(0.5)
-    if monitor is None:
+    try:
+        monitor = poll(lambda: find_monitor(settings), "a drift monitor", timeout, 0.5)
+    except WaitTimeout:
         return f"no drift monitor appeared within {timeout:g} s of the decisions"
+
     # Replicas forward rows about once a second (a sample of them under load); wait for the
-    # rows standing for this run's decisions to arrive.
-    status = ray.get(monitor.status.remote(), timeout=60)
-    while status["buffered_represented_rows"] < answered and time.monotonic() < deadline:
-        time.sleep(0.5)
+    # rows standing for this run's decisions to arrive (what arrived is checked either way).
+    def arrived() -> bool:
         status = ray.get(monitor.status.remote(), timeout=60)
+        return status["buffered_represented_rows"] >= answered
+
+    with contextlib.suppress(WaitTimeout):
+        poll(arrived, "the decisions' rows at the monitor", deadline - time.monotonic(), 0.5)
     result = ray.get(monitor.check_now.remote(), timeout=timeout)
     if result is None:
         return "no decisions reached the drift monitor"
@@ -304,7 +309,7 @@ def main() -> int:
     def run_ingest() -> str:
         init_ray(settings)
         report = ingest(settings)
-        print_report(report)
+        print(report.summary())
         return f"snapshot {report.snapshot_id} ({report.rejected:,} rows rejected)"
 
     def run_materialize() -> str:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 
 from app.config import load_settings
+from app.predictions.retention import apply_retention
 from app.runtime import run_job, setup_logging
-from app.serving.retention import apply_retention
 
 
 def main() -> int:

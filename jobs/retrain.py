@@ -10,9 +10,9 @@ import argparse
 
 from app.config import load_settings
 from app.data.ingest import ingest
+from app.domain import CHALLENGER
 from app.features.store import materialize
 from app.runtime import init_ray, run_job, setup_logging
-from app.training import registry
 from app.training.promote import PromotionRefused, promote
 from app.training.train import train_and_register
 
@@ -40,7 +40,7 @@ def main() -> int:
         f"registered {trained.model_name} v{trained.version} ({aliases}), test AUC "
         f"{trained.metrics['test_auc']:.4f}, traffic: {tags.get('traffic', 'none')}"
     )
-    if settings.retrain_auto_promote and registry.CHALLENGER in trained.aliases:
+    if settings.retrain_auto_promote and CHALLENGER in trained.aliases:
         try:
             result = promote(settings)
         except PromotionRefused as exc:  # the gate said no: the challenger stays a challenger

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.config import Settings, load_settings
-from app.localservices import Service, free_port, start_fakesnow, start_redis
+from app.localservices import ManagedProcess, free_port, start_fakesnow, start_redis
 from tests.utils import ROOT
 
 
@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def redis_service() -> Iterator[Service]:
+def redis_service() -> Iterator[ManagedProcess]:
     """A private Redis, so tests can stop it without touching anyone else's."""
     service = start_redis()
     yield service
@@ -28,7 +28,7 @@ def redis_service() -> Iterator[Service]:
 
 
 @pytest.fixture(scope="session")
-def fakesnow_service(tmp_path_factory) -> Iterator[Service]:
+def fakesnow_service(tmp_path_factory) -> Iterator[ManagedProcess]:
     service = start_fakesnow(tmp_path_factory.mktemp("fakesnow") / "server.log")
     yield service
     service.stop()

@@ -41,6 +41,22 @@ class IngestReport:
     def rejected(self) -> int:
         return sum(t.rejected for t in self.tables)
 
+    def summary(self) -> str:
+        """Rows read, kept and rejected per table, the top reject reasons, and where it went."""
+        lines = []
+        for table in self.tables:
+            lines.append(
+                f"{table.name:<22} read {table.read:>9,}  valid {table.valid:>9,}  "
+                f"rejected {table.rejected:>7,}"
+            )
+            lines += [f"    {count:>7,} x {reason}" for reason, count in table.top_reasons.items()]
+        lines.append(f"snapshot {self.snapshot_id} -> {self.snapshot_path} ({self.seconds:.1f} s)")
+        if self.rejected:
+            lines.append(
+                f"rejected rows and their reasons: {self.snapshot_path}/rejects_<table>.csv"
+            )
+        return "\n".join(lines)
+
 
 def _root_cause(exc: BaseException) -> BaseException:
     """Ray wraps task failures; the user needs the original error."""

@@ -185,3 +185,11 @@ REQUEST_COLUMNS: tuple[str, ...] = (
     "purpose",
     "installment_rate_in_percentage_of_disposable_income",
 )
+
+# The shipped CSV's columns (and a synthetic frame's): every raw feature plus the raw label.
+RAW_COLUMNS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [c for t in TABLES.values() for c in t.feature_columns if c not in ("applicant_id", LABEL)]
+        + [RAW_LABEL]
+    )
+)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import socket
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ import pyarrow.parquet as pq
 
 from app.data.schema import TABLES
 from app.errors import SnapshotError
+from app.fs import atomic_path
+from app.waiting import WaitTimeout, poll
 
 CURRENT = "current"
 SNAPSHOTS = "snapshots"
@@ -89,9 +91,8 @@ def _hold_for_tests(tmp: Path) -> None:
     if not marker:
         return
     Path(marker).write_text(str(tmp))
-    deadline = time.monotonic() + 600
-    while Path(marker).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with contextlib.suppress(WaitTimeout):
+        poll(lambda: not Path(marker).exists(), "the test to kill this writer", 600, 0.05)
 
 
 def _encode_tables(valid: dict[str, pd.DataFrame]) -> dict[str, bytes]:
@@ -166,9 +167,8 @@ def write_snapshot(
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    link_tmp = offline_dir / f".{CURRENT}-{uuid.uuid4().hex}"
-    link_tmp.symlink_to(Path(SNAPSHOTS) / snapshot_id, target_is_directory=True)
-    os.replace(link_tmp, offline_dir / CURRENT)
+    with atomic_path(offline_dir / CURRENT) as link:
+        link.symlink_to(Path(SNAPSHOTS) / snapshot_id, target_is_directory=True)
     return snapshot_id, final
 
 

@@ -35,8 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.data.schema import CATEGORIES, RANGES, RAW_LABEL
-from app.data.warehouse import RAW_COLUMNS
+from app.data.schema import CATEGORIES, RANGES, RAW_COLUMNS, RAW_LABEL
 
 GOOD, BAD = "good", "bad"
 AGE = "age_in_years"

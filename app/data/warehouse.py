@@ -8,7 +8,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from app.data.schema import APPLICATIONS, FINANCIALS, LABEL, PROFILE, RAW_LABEL, TABLES, TableSpec
+from app.data.schema import (
+    APPLICATIONS,
+    FINANCIALS,
+    LABEL,
+    PROFILE,
+    RAW_COLUMNS,
+    RAW_LABEL,
+    TABLES,
+    TableSpec,
+)
+from app.data.synthetic import generate_raw
 from app.errors import SourceError
 
 # Applications fall in a fixed two-year window so snapshots are reproducible and an
@@ -18,13 +28,6 @@ APPLICATION_WINDOW_DAYS = 730
 # The profile and financial records were last updated some days before the application.
 MAX_PROFILE_AGE_DAYS = 180
 MAX_FINANCIALS_AGE_DAYS = 90
-
-RAW_COLUMNS: tuple[str, ...] = tuple(
-    dict.fromkeys(
-        [c for t in TABLES.values() for c in t.feature_columns if c not in ("applicant_id", LABEL)]
-        + [RAW_LABEL]
-    )
-)
 
 
 def load_raw(path: Path) -> pd.DataFrame:
@@ -91,8 +94,6 @@ def source_tables(
     real_df = load_raw(raw_path)
     if rows is None and shift is None:
         return build_warehouse_tables(real_df, seed=seed, id_prefix="A")
-    from app.data.synthetic import generate_raw
-
     synthetic_df = generate_raw(real_df, n=rows or len(real_df), seed=seed, shift=shift)
     return build_warehouse_tables(synthetic_df, seed=seed, id_prefix="S")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-PREDICTION = "probability_of_default"
+from app.domain import PREDICTION
 
 
 @dataclass(frozen=True)

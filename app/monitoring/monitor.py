@@ -27,9 +27,10 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from app.config import Settings
+from app.domain import CHAMPION
 from app.monitoring.drift import PREDICTION, DriftConfig, DriftResult, compute_drift
 from app.monitoring.jobs import TERMINAL_JOB_STATES, RayJobs
-from app.monitoring.reference import Reference, load_reference
+from app.training.reference import Reference, load_reference
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ def drift_config(settings: Settings) -> DriftConfig:
 
 def window_schema() -> pa.Schema:
     """What the monitor keeps of a prediction-log record: time, version, PD and features."""
-    from app.serving.predlog import log_schema
+    from app.predictions.log import log_schema
 
     full = log_schema()
     keep = ["request_id", "logged_at", "model_version", PREDICTION]
@@ -261,7 +262,7 @@ class DriftMonitor:
         from app.training import registry
 
         client = registry.client(self.settings)
-        champion = registry.alias_version(client, self.settings.model_name, registry.CHAMPION)
+        champion = registry.alias_version(client, self.settings.model_name, CHAMPION)
         if self._reference is None or champion != self._reference.model_version:
             self._reference = self._load_reference(self.settings)
         return self._reference

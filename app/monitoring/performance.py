@@ -17,13 +17,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from app.domain import APPROVE, PREDICTION
 from app.errors import CreditRiskError
+from app.predictions.log import answered as answered_only
 
-# The private helpers are reused on purpose: live AUC/KS must be computed exactly as the
-# training run computed test_auc/test_ks, or a delta would partly measure the code difference.
-from app.training.evaluate import _auc, _ks
-
-APPROVE = "approve"  # DecisionLabel in app/serving/schemas.py; the other value is "decline"
+# Live AUC/KS are computed by the functions that computed the training run's test_auc/test_ks,
+# or a delta would partly measure the code difference.
+from app.training.evaluate import ks_statistic, roc_auc
 
 LABEL_REQUIRED = ("applicant_id", "defaulted")
 LABEL_OPTIONAL = ("request_id", "observed_at")
@@ -35,7 +35,7 @@ PREDICTION_REQUIRED = (
     "variant",
     "shadow",
     "model_version",
-    "probability_of_default",
+    PREDICTION,
     "decision",
 )
 JOINED_COLUMNS = [
@@ -44,7 +44,7 @@ JOINED_COLUMNS = [
     "logged_at",
     "variant",
     "model_version",
-    "probability_of_default",
+    PREDICTION,
     "decision",
     "defaulted",
 ]
@@ -209,10 +209,7 @@ def _answered(predictions: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in PREDICTION_REQUIRED if c not in predictions.columns]
     if missing:
         raise ValueError(f"predictions are missing column(s): {', '.join(missing)}")
-    # eq(False) rather than ~shadow: a row whose shadow flag is unknown is not counted as an
-    # answer the applicant received.
-    answered = predictions.loc[predictions["shadow"].eq(False), PREDICTION_REQUIRED].copy()
-    answered = answered.drop(columns="shadow")
+    answered = answered_only(predictions)[list(PREDICTION_REQUIRED)].drop(columns="shadow")
     answered["logged_at"] = pd.to_datetime(answered["logged_at"], utc=True)
     for column in ("request_id", "applicant_id", "model_version"):
         answered[column] = answered[column].astype(str)
@@ -304,7 +301,7 @@ def _check_period(period: str) -> None:
 def _group_metrics(group: pd.DataFrame, min_labelled: int) -> dict[str, Any]:
     labelled = group[group["defaulted"].notna()]
     y = labelled["defaulted"].to_numpy(dtype="int64")
-    scores = labelled["probability_of_default"].to_numpy(dtype="float64")
+    scores = labelled[PREDICTION].to_numpy(dtype="float64")
     n_labelled = len(y)
     defaults = int(y.sum())
     auc = ks = math.nan
@@ -316,7 +313,7 @@ def _group_metrics(group: pd.DataFrame, min_labelled: int) -> dict[str, Any]:
         note = "auc/ks undefined: " + ("no defaults" if defaults == 0 else "only defaults")
     else:
         note = ""
-        auc, ks = _auc(y, scores), _ks(y, scores)
+        auc, ks = roc_auc(y, scores), ks_statistic(y, scores)
     return {
         "model_versions": ",".join(sorted(group["model_version"].astype(str).unique())),
         "decisions": len(group),

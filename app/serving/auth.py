@@ -23,6 +23,7 @@ from typing import Any
 
 from app.config import Settings
 from app.errors import ConfigError
+from app.fs import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +104,7 @@ class KeyFile:
     def write(self) -> None:
         """Atomically (temp file + rename), owner-only: a reader never sees half a file."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump({"keys": self.keys}, out, indent=2)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps({"keys": self.keys}, indent=2), fsync=True, mode=0o600)
 
 
 LOCAL_KEY_ID = "local"

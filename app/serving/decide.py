@@ -14,10 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.data.schema import REQUEST_COLUMNS
+from app.domain import CHALLENGER, VARIANTS
 from app.features.online import OnlineRows, model_inputs
-from app.serving.models import ModelSet, ServedModel
+from app.serving.models import ModelSet
 from app.serving.routing import RoutingConfig, choose_variant, shadows
 from app.serving.schemas import DecisionRequest, DecisionResponse
+from app.training.source import ServedModel
 
 
 class Unavailable(Exception):
@@ -86,7 +88,7 @@ def decide_batch(
     has_challenger = models.challenger is not None
     outcomes: list[Outcome | None] = [None] * len(requests)
     records: list[dict[str, Any]] = []
-    routed: dict[str, list[int]] = {"champion": [], "challenger": []}
+    routed: dict[str, list[int]] = {variant: [] for variant in VARIANTS}
     for i, request in enumerate(requests):
         if features.known[i]:
             routed[choose_variant(request.applicant_id, config, has_challenger)].append(i)
@@ -177,5 +179,5 @@ def shadow_records(
     """The challenger's answers to champion traffic, as log records (never returned)."""
     rows = scored.shadow_rows
     request_ids = [scored.outcomes[i].response.request_id for i in rows]
-    answers = answer(served, "challenger", features, rows, threshold, request_ids, shadow=True)
+    answers = answer(served, CHALLENGER, features, rows, threshold, request_ids, shadow=True)
     return [record for _, record in answers]

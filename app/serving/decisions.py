@@ -15,10 +15,10 @@ from ray import serve
 
 from app.config import Settings
 from app.serving.api import build_api
-from app.serving.models import ModelSource, RegistryModelSource
 from app.serving.routing import RoutingConfig
 from app.serving.schemas import DecisionRequest
 from app.serving.service import DecisionService, Outcome
+from app.training.source import ModelSource, RegistryModelSource
 
 
 @serve.deployment(

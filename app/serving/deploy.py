@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import yaml
 
 from app.config import Settings
 from app.errors import CreditRiskError
+from app.waiting import WaitTimeout, poll
 
 # Deployment options of serve_config.yaml that `Deployment.options` takes as they are.
 _OPTIONS = (
@@ -83,9 +83,10 @@ def deploy_app(
 
 def wait_ready(url: str, timeout: float) -> dict[str, Any]:
     """Poll /readyz until 200; on timeout name what the service last said was missing."""
-    deadline = time.monotonic() + timeout
     last = "no answer"
-    while time.monotonic() < deadline:
+
+    def ready() -> dict[str, Any] | None:
+        nonlocal last
         try:
             response = requests.get(f"{url}/readyz", timeout=10)
             if response.status_code == 200:
@@ -93,5 +94,11 @@ def wait_ready(url: str, timeout: float) -> dict[str, Any]:
             last = response.json().get("detail") or f"HTTP {response.status_code}"
         except (requests.RequestException, ValueError) as exc:
             last = f"{type(exc).__name__}"
-        time.sleep(0.5)
-    raise DeployError(f"the decision service at {url} was not ready after {timeout:g} s: {last}")
+        return None
+
+    try:
+        return poll(ready, "ready", timeout, interval=0.5)
+    except WaitTimeout:
+        raise DeployError(
+            f"the decision service at {url} was not ready after {timeout:g} s: {last}"
+        ) from None

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.serving.schemas import Variant
+from app.domain import CHALLENGER, CHAMPION, Variant
 
 
 class RoutingConfig(BaseModel):
@@ -89,33 +89,6 @@ def effective_config(config: RoutingConfig, challenger_traffic: str | None) -> R
     return config
 
 
-def bounded_traffic(tag: str | None, max_weight: float) -> tuple[str | None, str | None]:
-    """A version's registry `traffic` tag within the operator's bound -> (the tag to honour
-    or None, a note saying what was done with it, or None for no tag).
-
-    Registry write access should not be a way to move live traffic at will: `shadow` (no
-    answer changes) is always honoured; an A/B weight only up to `max_weight`
-    (settings.serve_max_tag_traffic), above it the tag is ignored; anything else is ignored.
-    """
-    if not tag or not tag.strip() or tag.strip().lower() == "none":
-        return None, None
-    value = tag.strip().lower()
-    if value == "shadow":
-        return value, f"traffic={tag!r} honoured (shadow scoring only)"
-    try:
-        weight = float(value.removeprefix("weight="))
-    except ValueError:
-        return None, f"traffic={tag!r} ignored: not `shadow` or `weight=<0..1>`"
-    if not 0 < weight <= 1:
-        return None, f"traffic={tag!r} ignored: weight outside (0, 1]"
-    if weight > max_weight:
-        return None, (
-            f"traffic={tag!r} ignored: above serve_max_tag_traffic {max_weight:g} "
-            "(set the weight with a redeploy instead)"
-        )
-    return f"weight={weight:g}", f"traffic={tag!r} honoured (A/B weight floor {weight:g})"
-
-
 def sticky_bucket(applicant_id: str, salt: str) -> float:
     """A stable point in [0, 1) for an applicant: the same on every replica and every restart."""
     digest = hashlib.blake2b(f"{salt}:{applicant_id}".encode(), digest_size=8).digest()
@@ -134,11 +107,11 @@ def choose_variant(
     only moves applicants from champion to challenger (never back), and lowering it the reverse.
     """
     if not has_challenger or config.challenger_weight <= 0:
-        return "champion"
+        return CHAMPION
     point = sticky_bucket(applicant_id, config.salt) if config.sticky else draw()
-    return "challenger" if point < config.challenger_weight else "champion"
+    return CHALLENGER if point < config.challenger_weight else CHAMPION
 
 
 def shadows(answering: Variant, config: RoutingConfig, has_challenger: bool) -> bool:
     """Whether the challenger also scores this request, off the response path."""
-    return config.shadow and has_challenger and answering == "champion"
+    return config.shadow and has_challenger and answering == CHAMPION

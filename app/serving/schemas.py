@@ -8,10 +8,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.data.schema import CATEGORIES, RANGES
+from app.domain import Decision, Variant
 
 Purpose = Literal[CATEGORIES["purpose"]]  # type: ignore[valid-type]
-Variant = Literal["champion", "challenger"]
-DecisionLabel = Literal["approve", "decline"]
 
 
 class Application(BaseModel):
@@ -51,7 +50,7 @@ class DecisionResponse(BaseModel):
     request_id: str
     applicant_id: str
     probability_of_default: float = Field(ge=0, le=1)
-    decision: DecisionLabel
+    decision: Decision
     reasons: list[Reason] = Field(max_length=4, description="At most 4; at least one on a decline.")
     model: ModelInfo
     features_as_of: datetime | None = Field(

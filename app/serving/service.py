@@ -15,6 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from app.config import Settings
+from app.domain import CHALLENGER, CHAMPION
+from app.predictions.log import PredictionLog
 from app.serving.decide import (
     Features,
     Outcome,
@@ -28,12 +30,12 @@ from app.serving.decide import (
 from app.serving.guard import Gate
 from app.serving.idempotency import KeyedDecisions, open_idempotency
 from app.serving.metrics import ServingMetrics
-from app.serving.models import ModelSet, ModelSource, RegistryModelSource
+from app.serving.models import ModelSet
 from app.serving.monitorfeed import MonitorFeed
-from app.serving.predlog import PredictionLog
 from app.serving.routing import RoutingConfig, effective_config
 from app.serving.schemas import DecisionRequest, DriftReport, Health
 from app.serving.upkeep import Upkeep, open_online_reader
+from app.training.source import ModelSource, RegistryModelSource
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +145,7 @@ class DecisionService:
                 self.metrics.decisions.inc(
                     count,
                     tags={
-                        "variant": "challenger",
+                        "variant": CHALLENGER,
                         "decision": decision,
                         "shadow": "1",
                         "caller": "-",
@@ -271,8 +273,8 @@ class DecisionService:
         challenger = self.models.challenger
         health = Health(
             status="unavailable" if problem else "ok",
-            champion=versions["champion"],
-            challenger=versions["challenger"],
+            champion=versions[CHAMPION],
+            challenger=versions[CHALLENGER],
             feature_store=store,
             detail=problem or upkeep.model_error,
             replica=self.replica,

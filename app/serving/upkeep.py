@@ -16,10 +16,11 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 from app.config import Settings
-from app.serving.models import ModelSet, ModelSource, refresh_models
+from app.predictions.log import PredictionLog
+from app.serving.models import ModelSet, refresh_models
 from app.serving.monitorfeed import MonitorFeed
-from app.serving.predlog import PredictionLog
 from app.serving.routing import RoutingConfig
+from app.training.source import ModelSource
 
 log = logging.getLogger(__name__)
 

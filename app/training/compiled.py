@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.data.schema import CATEGORIES
+from app.domain import APPROVE, DECLINE
 from app.training.model import CreditModel, _sigmoid
 from app.training.preprocess import safe_name
 from app.training.reasons import _as_float, _citable, explain_rows
@@ -127,5 +128,5 @@ class CompiledModel:
             self.take,
             declined,
         )
-        decisions = ["decline" if d else "approve" for d in declined.tolist()]
+        decisions = [DECLINE if d else APPROVE for d in declined.tolist()]
         return Scores(pd_scores, decisions, reasons)

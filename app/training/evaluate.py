@@ -102,12 +102,12 @@ def _has_both_classes(y: np.ndarray) -> bool:
     return bool(y.min() != y.max())
 
 
-def _auc(y: np.ndarray, scores: np.ndarray) -> float:
+def roc_auc(y: np.ndarray, scores: np.ndarray) -> float:
     # roc_auc_score raises on one class; NaN lets the caller decide (e.g. a tiny holdout).
     return float(roc_auc_score(y, scores)) if _has_both_classes(y) else math.nan
 
 
-def _ks(y: np.ndarray, scores: np.ndarray) -> float:
+def ks_statistic(y: np.ndarray, scores: np.ndarray) -> float:
     """Largest gap between the empirical score CDFs of defaulters and non-defaulters."""
     if not _has_both_classes(y):
         return math.nan
@@ -131,7 +131,7 @@ def evaluate_scores(y_true: Any, pd_scores: Any, threshold: float) -> dict[str, 
     y, scores = _validate(y_true, pd_scores)
     threshold = _check_threshold(threshold)
 
-    auc = _auc(y, scores)
+    auc = roc_auc(y, scores)
     clipped = np.clip(scores, _EPS, 1.0 - _EPS)
     log_loss = -np.mean(y * np.log(clipped) + (1 - y) * np.log(1.0 - clipped))
 
@@ -148,7 +148,7 @@ def evaluate_scores(y_true: Any, pd_scores: Any, threshold: float) -> dict[str, 
         "default_rate": float(y.mean()),
         "auc": auc,
         "gini": 2.0 * auc - 1.0,
-        "ks": _ks(y, scores),
+        "ks": ks_statistic(y, scores),
         "brier": float(np.mean((scores - y) ** 2)),
         "log_loss": float(log_loss),
         "approval_rate": float(approved.mean()),
@@ -259,7 +259,7 @@ def fairness_report(
                 "n": n,
                 "approval_rate": float(np.mean(group_scores < threshold)),
                 "default_rate": float(group_y.mean()),
-                "auc": _auc(group_y, group_scores) if n >= MIN_GROUP_AUC_N else math.nan,
+                "auc": roc_auc(group_y, group_scores) if n >= MIN_GROUP_AUC_N else math.nan,
             }
         )
     report = pd.DataFrame(rows, columns=["group", "n", "approval_rate", "default_rate", "auc"])
@@ -409,7 +409,7 @@ def plot_roc(y_true: Any, pd_scores: Any) -> Figure:
         ax.plot([0.0, 1.0], [0.0, 1.0], linestyle="--", color="grey", label="random")
         if _has_both_classes(y):
             fpr, tpr, _ = roc_curve(y, scores)
-            auc = _auc(y, scores)
+            auc = roc_auc(y, scores)
             ax.plot(fpr, tpr, label="model")
             ax.set_title(f"ROC (AUC {auc:.3f}, Gini {2 * auc - 1:.3f})")
         else:

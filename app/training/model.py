@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from app.domain import APPROVE, DECLINE, PREDICTION
 from app.training.preprocess import FeatureEncoder
 
 META_FILE = "credit_model.json"
@@ -58,7 +59,7 @@ class CreditModel:
 
     def decide(self, pd_scores: np.ndarray, threshold: float | None = None) -> np.ndarray:
         cut = self.threshold if threshold is None else threshold
-        return np.where(pd_scores >= cut, "decline", "approve")
+        return np.where(pd_scores >= cut, DECLINE, APPROVE)
 
     def score(
         self, raw_df: pd.DataFrame, threshold: float | None = None, explain: bool = True
@@ -67,19 +68,15 @@ class CreditModel:
         if not explain:
             pd_scores = self.predict_pd(raw_df)
             decisions = self.decide(pd_scores, threshold)
-            return pd.DataFrame(
-                {"probability_of_default": pd_scores, "decision": decisions}, index=raw_df.index
-            )
+            return pd.DataFrame({PREDICTION: pd_scores, "decision": decisions}, index=raw_df.index)
         # One contributions pass gives both the score (contributions + bias = margin) and the
         # reasons, instead of a second pass through the trees.
         contribs = self.contributions(raw_df)
         margin = contribs.to_numpy(dtype="float64").sum(axis=1)
         pd_scores = _sigmoid(margin)
         decisions = self.decide(pd_scores, threshold)
-        out = pd.DataFrame(
-            {"probability_of_default": pd_scores, "decision": decisions}, index=raw_df.index
-        )
-        out["reasons"] = self._reasons(contribs, raw_df, 4, decisions == "decline")
+        out = pd.DataFrame({PREDICTION: pd_scores, "decision": decisions}, index=raw_df.index)
+        out["reasons"] = self._reasons(contribs, raw_df, 4, decisions == DECLINE)
         return out
 
     def contributions(self, raw_df: pd.DataFrame) -> pd.DataFrame:

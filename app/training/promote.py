@@ -8,6 +8,7 @@ from sklearn.metrics import roc_auc_score
 
 from app.config import Settings
 from app.data.schema import LABEL
+from app.domain import CHALLENGER, CHAMPION
 from app.training import registry
 from app.training.dataset import load_training_frame, split_frame
 from app.training.pyfunc import load_registered
@@ -52,12 +53,12 @@ def _held_out_auc(settings: Settings, versions: list[str]) -> dict[str, float]:
 def promote(settings: Settings, force: bool = False) -> PromotionResult:
     mlflow_client = registry.client(settings)
     name = settings.model_name
-    challenger = registry.alias_version(mlflow_client, name, registry.CHALLENGER)
+    challenger = registry.alias_version(mlflow_client, name, CHALLENGER)
     if challenger is None:
         raise registry.RegistryError(
             f"model {name!r} has no challenger to promote: train one with `python -m jobs.train`"
         )
-    champion = registry.alias_version(mlflow_client, name, registry.CHAMPION)
+    champion = registry.alias_version(mlflow_client, name, CHAMPION)
     challenger_auc = champion_auc = None
     if champion is not None and not force:
         aucs = _held_out_auc(settings, [challenger, champion])
@@ -75,8 +76,8 @@ def promote(settings: Settings, force: bool = False) -> PromotionResult:
         if champion is not None
         else "no champion yet"
     )
-    registry.move_alias(mlflow_client, name, registry.CHAMPION, challenger, "promote", reason)
-    registry.clear_alias(mlflow_client, name, registry.CHALLENGER, f"promoted v{challenger}")
+    registry.move_alias(mlflow_client, name, CHAMPION, challenger, "promote", reason)
+    registry.clear_alias(mlflow_client, name, CHALLENGER, f"promoted v{challenger}")
     return PromotionResult(challenger, champion, challenger_auc, champion_auc, force)
 
 
@@ -84,10 +85,10 @@ def rollback(settings: Settings) -> PromotionResult:
     """Restore the champion that the most recent promotion replaced."""
     mlflow_client = registry.client(settings)
     name = settings.model_name
-    current = registry.alias_version(mlflow_client, name, registry.CHAMPION)
+    current = registry.alias_version(mlflow_client, name, CHAMPION)
     for event in reversed(registry.history(mlflow_client, name)):
         if (
-            event.alias == registry.CHAMPION
+            event.alias == CHAMPION
             and event.action in ("promote", "champion")
             and event.version == current
             and event.previous_version
@@ -95,7 +96,7 @@ def rollback(settings: Settings) -> PromotionResult:
             registry.move_alias(
                 mlflow_client,
                 name,
-                registry.CHAMPION,
+                CHAMPION,
                 event.previous_version,
                 "rollback",
                 f"rolled back v{current}",

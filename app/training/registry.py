@@ -14,8 +14,6 @@ from typing import Any
 from app.config import Settings
 from app.errors import CreditRiskError
 
-CHAMPION = "champion"
-CHALLENGER = "challenger"
 AUDIT_PREFIX = "audit."
 # A version tag that moves live traffic (routing.effective_config): `shadow` or `weight=0.1`.
 TRAFFIC_TAG = "traffic"

@@ -16,13 +16,14 @@ import pandas as pd
 from app.config import PROJECT_ROOT, Settings
 from app.data.schema import LABEL
 from app.data.snapshot import current_snapshot, read_manifest
-from app.monitoring.reference import log_reference
+from app.domain import CHALLENGER, CHAMPION
 from app.training import registry
 from app.training.dataset import Splits, TrainingDataError, load_training_frame, split_frame
 from app.training.evaluate import evaluation_bundle
 from app.training.fit import FitResult, encoded_dataset, fit_baseline, fit_xgboost, xgb_params
 from app.training.model import CreditModel, used_columns_of
 from app.training.preprocess import FeatureEncoder
+from app.training.reference import log_reference
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +307,7 @@ def register_version(
     champion stays what it was.
     """
     name = settings.model_name
-    champion = registry.alias_version(mlflow_client, name, registry.CHAMPION)
+    champion = registry.alias_version(mlflow_client, name, CHAMPION)
     # Tags go on at registration, before any alias names the version, so a replica that
     # loads it sees them (serving reads `traffic` once per loaded version).
     version = registry.register_version(
@@ -322,9 +323,9 @@ def register_version(
         f"run {run_id}, test AUC {metrics['test_auc']:.4f}",
     )
     if champion is None:
-        alias, action, reason = registry.CHAMPION, "champion", "first model to pass the gates"
+        alias, action, reason = CHAMPION, "champion", "first model to pass the gates"
     else:
         reason = f"passed gates: {', '.join(checks)}"
-        alias, action = registry.CHALLENGER, "challenger"
+        alias, action = CHALLENGER, "challenger"
     registry.move_alias(mlflow_client, name, alias, version, action, reason)
     return version, alias

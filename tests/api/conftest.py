@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from app.serving.models import ServedModel
+from app.training.source import ServedModel
 from tests.utils import isolated_settings
 from tests.utils.api import FixedModels, fit_in_process
 

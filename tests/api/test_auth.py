@@ -128,7 +128,7 @@ def test_keys_rotate_and_revoke_without_a_restart(client, api_settings):
 
 
 def test_the_prediction_log_names_the_caller(client, service, tokens):
-    from app.serving.predlog import read_prediction_log
+    from app.predictions.log import read_prediction_log
 
     out = call(client, "POST", "/v1/decisions", body(3), tokens["decide"]).json()
     service.close()  # write what is buffered

@@ -12,19 +12,20 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from app.serving.models import RegistryModelSource
+from app.domain import CHALLENGER, CHAMPION
 from app.training import artifacts, registry
 from app.training.model import BOOSTER_FILE
 from app.training.pyfunc import ARTIFACT_KEY
+from app.training.source import RegistryModelSource
 from tests.utils import isolated_settings, run_job
-from tests.utils.registry import register_fitted, start_mlflow_server
+from tests.utils.registry import register_fitted, start_sqlite_mlflow_server
 from tests.utils.serving import body
 
 
 @pytest.fixture
 def mlflow_server(tmp_path):
     """A real `mlflow server` (SQLite, proxied artifacts) this test may stop."""
-    server = start_mlflow_server(tmp_path / "mlflow")
+    server = start_sqlite_mlflow_server(tmp_path / "mlflow")
     yield server
     server.stop()
 
@@ -67,9 +68,9 @@ def test_registry_stopped_after_loading_keeps_deciding_and_readyz_says_so(
 
 
 def test_a_tampered_version_is_refused_and_the_loaded_champion_kept(api_settings, models, tmp_path):
+    from app.predictions.log import PredictionLog
     from app.serving.metrics import ServingMetrics
     from app.serving.monitorfeed import MonitorFeed
-    from app.serving.predlog import PredictionLog
     from app.serving.upkeep import Upkeep, open_online_reader
 
     settings = isolated_settings(
@@ -134,8 +135,8 @@ def test_registry_erroring_moves_no_champion_in_training_or_promotion(
     )
     name = settings.model_name
     model = models.by_alias["champion"].model
-    assert register_fitted(settings, model, registry.CHAMPION) == "1"
-    assert register_fitted(settings, model, registry.CHALLENGER) == "2"
+    assert register_fitted(settings, model, CHAMPION) == "1"
+    assert register_fitted(settings, model, CHALLENGER) == "2"
     client = registry.client(settings)
     logged = client.get_model_version(name, "2").source
     before = [e.__dict__ for e in registry.history(client, name)]
@@ -144,7 +145,7 @@ def test_registry_erroring_moves_no_champion_in_training_or_promotion(
         "CREDIT_MLFLOW_TRACKING_URI": mlflow_server.url,
     }
 
-    with aliases_unreadable(mlflow_server.root / "registry.db"):
+    with aliases_unreadable(mlflow_server.data_dir / "registry.db"):
         # Training's registration step: the champion lookup fails, so nothing is registered
         # (it used to read "no champion" and make the new version champion, skipping the gate).
         with pytest.raises(registry.RegistryError, match="is unreachable or erroring"):
@@ -170,8 +171,8 @@ def test_a_traffic_tag_above_the_bound_is_ignored_audited_and_shown(api_settings
         mlflow_artifact_root=tmp_path / "artifacts",
     )
     model = models.by_alias["champion"].model
-    register_fitted(settings, model, registry.CHAMPION)
-    register_fitted(settings, model, registry.CHALLENGER, tags={"traffic": "weight=0.5"})
+    register_fitted(settings, model, CHAMPION)
+    register_fitted(settings, model, CHALLENGER, tags={"traffic": "weight=0.5"})
     source = RegistryModelSource(settings)
     served = source.load("2")
     assert served.traffic is None

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+from app.predictions.log import PredictionLog
 from app.serving.monitorfeed import MonitorFeed
-from app.serving.predlog import PredictionLog
 from app.serving.routing import RoutingConfig
 from app.serving.upkeep import Upkeep, open_online_reader
 

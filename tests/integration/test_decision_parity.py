@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.serving.models import ModelSet, ServedModel
+from app.serving.models import ModelSet
 from app.serving.routing import RoutingConfig
 from app.serving.schemas import DecisionRequest
+from app.training.source import ServedModel
 from tests.utils import isolated_settings
 from tests.utils.api import fit_in_process
 

@@ -9,7 +9,7 @@ import threading
 import pytest
 import requests
 
-from app.serving.predlog import read_prediction_log
+from app.predictions.log import read_prediction_log
 from tests.utils import ROOT, free_port, run_job, wait_for
 from tests.utils.serving import application
 

@@ -11,11 +11,6 @@ import contextlib
 import io
 import logging
 import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,12 +21,14 @@ import pytest
 from app.config import Settings, load_settings
 from app.data.ingest import ingest
 from app.data.warehouse import source_tables, write_local_tables
+from app.domain import CHALLENGER, CHAMPION
+from app.localservices import ManagedProcess, start_mlflow_server
 from app.training import registry
 from app.training.dataset import load_training_frame
 from app.training.promote import PromotionRefused, promote, rollback
 from app.training.pyfunc import load_credit_model, model_input
 from app.training.train import TrainReport, train_and_register
-from tests.utils import free_port, isolated_settings
+from tests.utils import isolated_settings
 from tests.utils.training import QUICK_FIT, register_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
@@ -40,7 +37,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 REQUIRE_POSTGRES = os.environ.get("CREDIT_TEST_REQUIRE_POSTGRES") == "1"
 PG_HOST, PG_PORT = "127.0.0.1", 5432
 ADMIN_URI = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
-MLFLOW_CLI = Path(sys.executable).with_name("mlflow")
 SERVER_START_SECONDS = 300  # migrations on a fresh database; this machine's 2 cores are shared
 
 SF_PASSWORD = "planted-sf-pw-4b7d"
@@ -57,30 +53,22 @@ def assert_no_secret(text: str, where: str) -> None:
 
 @dataclass
 class Server:
-    url: str
+    """The `mlflow server` process and the database it keeps its runs and registry in."""
+
+    process: ManagedProcess
     database: str
-    artifacts: Path
-    log: Path
-    process: subprocess.Popen
 
-    def wait_healthy(self) -> None:
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"mlflow server exited with {self.process.returncode}:\n{self._log_tail()}"
-                )
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.url}/health", timeout=3) as response,
-            ):
-                if response.status == 200:
-                    return
-            time.sleep(1)
-        pytest.fail(f"mlflow server not healthy in {SERVER_START_SECONDS} s:\n{self._log_tail()}")
+    @property
+    def url(self) -> str:
+        return self.process.url
 
-    def _log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-2000:]
+    @property
+    def artifacts(self) -> Path:
+        return self.process.data_dir / "artifacts"
+
+    @property
+    def log(self) -> Path:
+        return self.process.log_path
 
 
 @pytest.fixture(scope="module")
@@ -109,59 +97,17 @@ def database():
             )
 
 
-def _stop_group(process: subprocess.Popen) -> None:
-    """The server and its uvicorn worker: the process group we started, nothing else."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(timeout=20)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(database, tmp_path_factory):
     """`mlflow server` on the database, artifacts proxied to a directory of its own; started
     here, waited for by `settings` after ingest, so its migrations overlap with that."""
-    root = tmp_path_factory.mktemp("mlflow_server")
-    artifacts = root / "artifacts"
-    port = free_port()
     backend = f"postgresql+psycopg://postgres:{PG_PASSWORD}@{PG_HOST}:{PG_PORT}/{database}"
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")},
-        # The server's job runner (GenAI jobs) starts a dozen consumers we do not use.
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-    }
-    log = root / "server.log"
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [
-                str(MLFLOW_CLI),
-                "server",
-                "--backend-store-uri",
-                backend,
-                "--artifacts-destination",
-                str(artifacts),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-            env=env,
-            start_new_session=True,
-        )
+    root = tmp_path_factory.mktemp("mlflow_server")
+    server = start_mlflow_server(root, backend, wait=False)
     try:
-        yield Server(f"http://127.0.0.1:{port}", database, artifacts, log, process)
+        yield Server(server, database)
     finally:
-        _stop_group(process)
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +125,7 @@ def settings(mlflow_server, tmp_path_factory) -> Settings:
         source_tables(settings.raw_data_path, settings.seed), settings.local_source_dir
     )
     ingest(settings)
-    mlflow_server.wait_healthy()
+    mlflow_server.process.wait_http("/health", SERVER_START_SECONDS)
     return settings
 
 
@@ -254,7 +200,7 @@ def test_champion_is_registered_in_postgres_with_proxied_artifacts(
     assert not (settings.data_dir / "mlflow.db").exists()
 
     client = registry.client(settings)
-    assert registry.alias_version(client, name, registry.CHAMPION) == "1"
+    assert registry.alias_version(client, name, CHAMPION) == "1"
     run = client.get_run(report.run_id)
     # The server chose the location (no artifact root in the settings): proxied, and the files
     # are under its --artifacts-destination, none on the client's side.
@@ -296,14 +242,14 @@ def test_challenger_promotion_and_rollback_through_the_server(settings, champion
     # server; the fit and its logging through the server are the champion's).
     assert register_copy(settings, "1", "a second version to promote") == "2"
     client = registry.client(settings)
-    assert registry.alias_version(client, name, registry.CHALLENGER) == "2"
+    assert registry.alias_version(client, name, CHALLENGER) == "2"
 
     # Unforced promotion loads both versions' artifacts through the server to compare them.
     strict = settings.model_copy(update={"promote_min_auc_gain": 0.5})
     with pytest.raises(PromotionRefused, match="does not beat champion v1"):
         promote(strict)
     assert promote(settings, force=True).champion == "2"
-    assert registry.alias_version(client, name, registry.CHALLENGER) is None
+    assert registry.alias_version(client, name, CHALLENGER) is None
     assert _query(
         mlflow_server.database,
         "SELECT alias, version FROM registered_model_aliases WHERE name = %s",
@@ -311,7 +257,7 @@ def test_challenger_promotion_and_rollback_through_the_server(settings, champion
     ) == [("champion", 2)]
 
     assert rollback(settings).champion == "1"
-    assert registry.alias_version(client, name, registry.CHAMPION) == "1"
+    assert registry.alias_version(client, name, CHAMPION) == "1"
     actions = [(e.action, e.alias, e.version) for e in registry.history(client, name)]
     assert actions[-4:] == [
         ("challenger", "challenger", "2"),
@@ -335,10 +281,8 @@ def test_direct_postgres_tracking_uri_reads_the_same_registry(settings, champion
         name = settings.model_name
         versions = client.search_model_versions(f"name='{name}'")
         assert {str(v.version) for v in versions} >= {"1"}
-        champion_version = registry.alias_version(client, name, registry.CHAMPION)
-        assert champion_version == registry.alias_version(
-            registry.client(settings), name, registry.CHAMPION
-        )
+        champion_version = registry.alias_version(client, name, CHAMPION)
+        assert champion_version == registry.alias_version(registry.client(settings), name, CHAMPION)
         assert registry.version_metrics(client, name, "1")["test_auc"] > 0.7
         assert (
             registry.experiment_id(direct, client)

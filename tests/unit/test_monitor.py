@@ -12,7 +12,7 @@ from app.config import load_settings
 from app.monitoring.drift import DriftResult
 from app.monitoring.jobs import settings_env
 from app.monitoring.monitor import DriftMonitor, window_schema
-from app.monitoring.reference import Reference
+from app.training.reference import Reference
 
 
 def records(n: int, start: int = 0) -> list[dict]:

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.serving.journal import JOURNAL_DIR, encode_records
-from app.serving.predlog import (
+from app.predictions.journal import JOURNAL_DIR, encode_records
+from app.predictions.log import (
     PredictionLog,
     compact_prediction_log,
     log_schema,
@@ -118,7 +118,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from datetime import UTC, datetime
-    from app.serving.predlog import PredictionLog
+    from app.predictions.log import PredictionLog
 
     plog = PredictionLog(sys.argv[1], flush_rows=64)
     for b in range(100_000):
@@ -269,7 +269,7 @@ def test_reading_a_missing_log_gives_an_empty_table(tmp_path):
 
 
 def test_retention_deletes_older_days_and_records_what_it_removed(tmp_path):
-    from app.serving.retention import RECORD_FILE, RetentionError, apply_retention
+    from app.predictions.retention import RECORD_FILE, RetentionError, apply_retention
 
     directory = tmp_path / "log"
     now = datetime(2026, 6, 30, 12, tzinfo=UTC)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from app.domain import CHALLENGER, CHAMPION
 from app.training import artifacts, registry
 from tests.utils import free_port
 
@@ -29,7 +30,7 @@ def template_db(tmp_path_factory) -> Path:
     for _ in range(2):
         version = client.create_model_version(NAME, source=str(path.parent / "model")).version
         registry.record(client, NAME, "register", None, str(version), None, "test")
-    registry.move_alias(client, NAME, registry.CHAMPION, "1", "champion", "first")
+    registry.move_alias(client, NAME, CHAMPION, "1", "champion", "first")
     return path
 
 
@@ -53,16 +54,16 @@ def audit_tags(uri: str) -> dict[str, str]:
 
 def test_unset_alias_and_missing_model_read_as_absent(sqlite_uri):
     client = MlflowClient(sqlite_uri, sqlite_uri)
-    assert registry.alias_version(client, NAME, registry.CHAMPION) == "1"
-    assert registry.alias_version(client, NAME, registry.CHALLENGER) is None
-    assert registry.alias_version(client, "never_registered", registry.CHAMPION) is None
+    assert registry.alias_version(client, NAME, CHAMPION) == "1"
+    assert registry.alias_version(client, NAME, CHALLENGER) is None
+    assert registry.alias_version(client, "never_registered", CHAMPION) is None
     assert registry.history(client, "never_registered") == []
 
 
 def test_unreachable_registry_is_an_error_not_absent_and_fails_fast(down_client):
     started = time.monotonic()
     with pytest.raises(registry.RegistryError, match="is unreachable or erroring") as caught:
-        registry.alias_version(down_client, NAME, registry.CHAMPION)
+        registry.alias_version(down_client, NAME, CHAMPION)
     # No retries: MLflow's defaults would retry for minutes.
     assert time.monotonic() - started < 15
     assert "\n" not in str(caught.value)
@@ -75,9 +76,9 @@ def test_no_write_when_the_registry_cannot_be_read(sqlite_uri, down_client):
     with pytest.raises(registry.RegistryError):
         registry.record(down_client, NAME, "register", None, "3", None, "test")
     with pytest.raises(registry.RegistryError):
-        registry.move_alias(down_client, NAME, registry.CHAMPION, "2", "promote", "test")
+        registry.move_alias(down_client, NAME, CHAMPION, "2", "promote", "test")
     client = MlflowClient(sqlite_uri, sqlite_uri)
-    assert registry.alias_version(client, NAME, registry.CHAMPION) == "1"
+    assert registry.alias_version(client, NAME, CHAMPION) == "1"
     assert audit_tags(sqlite_uri) == before
 
 
@@ -116,7 +117,7 @@ def test_training_places_no_version_when_the_champion_lookup_fails(
     with pytest.raises(registry.RegistryError, match="is unreachable or erroring"):
         register_version(settings, down_client, "models:/m-x", "run", metrics, checks, None)
     client = MlflowClient(sqlite_uri, sqlite_uri)
-    assert registry.alias_version(client, NAME, registry.CHAMPION) == "1"
+    assert registry.alias_version(client, NAME, CHAMPION) == "1"
     assert len(client.search_model_versions(f"name='{NAME}'")) == 2
 
 
@@ -190,7 +191,8 @@ def test_a_version_without_a_digest_or_with_a_forged_listing_is_refused(tmp_path
     ],
 )
 def test_a_traffic_tag_is_honoured_only_within_the_bound(tag, honoured, note):
-    from app.serving.routing import RoutingConfig, bounded_traffic, effective_config
+    from app.serving.routing import RoutingConfig, effective_config
+    from app.training.source import bounded_traffic
 
     got, said = bounded_traffic(tag, 0.1)
     assert got == honoured

@@ -237,7 +237,7 @@ def test_retraining_jobs_get_no_database_password(planted):
 
 
 def test_prediction_log_holds_no_settings():
-    from app.serving.predlog import log_schema
+    from app.predictions.log import log_schema
 
     names = set(log_schema().names)
     # Decision metadata and model features only: nothing a setting (or credential) could fill.

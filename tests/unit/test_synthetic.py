@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from app.config import SHIPPED_DATA_PATH
-from app.data.schema import CATEGORIES, LABEL, RANGES, RAW_LABEL
+from app.data.schema import CATEGORIES, LABEL, RANGES, RAW_COLUMNS, RAW_LABEL
 from app.data.synthetic import (
     AUC_BAR,
     NUMERIC_COLUMNS,
@@ -15,7 +15,7 @@ from app.data.synthetic import (
     generate_raw,
     real_vs_synthetic_auc,
 )
-from app.data.warehouse import RAW_COLUMNS, build_warehouse_tables, load_raw
+from app.data.warehouse import build_warehouse_tables, load_raw
 
 N = 30_000
 SEED = 7

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from app.localservices import free_port, start_redis
+from app.waiting import WaitTimeout, poll
 
 __all__ = [
     "ROOT",
@@ -26,15 +26,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def wait_for(check, what: str, timeout: float = 60.0, interval: float = 0.2):
-    """Poll `check` until it returns something other than None/False, within a deadline."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last is not None and last is not False:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+    """app.waiting.poll, failing the test (AssertionError) when the deadline passes."""
+    try:
+        return poll(check, what, timeout, interval)
+    except WaitTimeout as exc:
+        raise AssertionError(f"timed out: {exc}") from None
 
 
 def snowflake_overrides(port: int, **extra) -> dict:

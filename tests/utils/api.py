@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from app.config import Settings
-from app.serving.models import ServedModel
 from app.training.model import CreditModel
+from app.training.source import ServedModel
 
 
 def fit_in_process(settings: Settings, frame, rounds: int = 60) -> CreditModel:

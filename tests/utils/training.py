@@ -11,6 +11,7 @@ QUICK_FIT = {"train_workers": 1, "num_boost_round": 200, "early_stopping_rounds"
 def register_copy(settings, version: str, reason: str) -> str:
     """Register the model of `version` again, as the challenger, without fitting: for tests
     that need a second version only to route to, promote or roll back."""
+    from app.domain import CHALLENGER
     from app.training import registry
 
     client = registry.client(settings)
@@ -18,5 +19,5 @@ def register_copy(settings, version: str, reason: str) -> str:
     # register_version digests the files, as training does: serving refuses a version without.
     new = registry.register_version(settings, client, source, {}, reason)
     registry.record(client, settings.model_name, "register", None, new, None, reason)
-    registry.move_alias(client, settings.model_name, registry.CHALLENGER, new, "challenger", reason)
+    registry.move_alias(client, settings.model_name, CHALLENGER, new, "challenger", reason)
     return new

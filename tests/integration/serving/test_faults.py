@@ -97,7 +97,7 @@ class Traffic:
 
 def _log_rows(served, request_ids: list[str]):
     """Prediction-log rows (not shadow) of these request ids; asserts none is logged twice."""
-    from app.serving.predlog import read_prediction_log
+    from app.predictions.log import read_prediction_log
 
     logged = read_prediction_log(served.settings.prediction_log_dir).to_pandas()
     logged = logged[~logged["shadow"] & logged["request_id"].isin(set(request_ids))]
@@ -106,7 +106,7 @@ def _log_rows(served, request_ids: list[str]):
 
 
 def _journal(log_dir) -> list:
-    from app.serving.journal import JOURNAL_DIR
+    from app.predictions.journal import JOURNAL_DIR
 
     return list((log_dir / JOURNAL_DIR).glob("*.jsonl"))
 

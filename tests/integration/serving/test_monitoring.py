@@ -14,6 +14,7 @@ import requests
 
 from app.data.schema import REQUEST_COLUMNS
 from app.data.warehouse import source_tables
+from app.domain import CHALLENGER, CHAMPION
 from app.training import registry
 from tests.utils import ROOT
 from tests.utils.serving import APPLICANTS, WINDOW, kill_monitor, reset_monitor, wait_for
@@ -84,7 +85,7 @@ def monitored(served):
 
 
 def registry_aliases() -> tuple[str, str]:
-    return (registry.CHAMPION, registry.CHALLENGER)
+    return (CHAMPION, CHALLENGER)
 
 
 def test_monitor_restart_loses_no_rows(served, monitored):
@@ -194,7 +195,7 @@ def test_drift_is_flagged_reported_and_retrains_once(served, monitored):
     client = registry.client(monitored)
     version = client.get_model_version(monitored.model_name, "3")
     assert version.tags["traffic"] == "shadow" and "consecutive" in version.tags["retrain_reason"]
-    assert registry.alias_version(client, monitored.model_name, registry.CHAMPION) == "1"
+    assert registry.alias_version(client, monitored.model_name, CHAMPION) == "1"
     wait_for(lambda: served.get("/readyz").json()["challenger"] == "3", "the replica to load v3")
 
     # Results everywhere a user looks: the stored JSON records, bounded HTML reports, the
@@ -246,7 +247,7 @@ def run_job(settings, *args: str) -> subprocess.CompletedProcess:
 def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_path):
     import pandas as pd
 
-    from app.serving.predlog import read_prediction_log
+    from app.predictions.log import read_prediction_log
 
     started = pd.Timestamp.now(tz="UTC")
     send(served, requests_for(served.settings, shift="purpose_mix")[:300])

@@ -41,7 +41,7 @@ def test_decision_has_the_documented_shape(served):
 
 def test_declines_always_carry_reasons_and_answers_match_feast_and_the_model(served):
     from app.features.store import get_online_features, get_store
-    from app.serving.models import RegistryModelSource
+    from app.training.source import RegistryModelSource
 
     batch = {"requests": [body(i) for i in range(100)]}
     out = served.post("/v1/decisions/batch", batch).json()
@@ -111,7 +111,7 @@ def test_weights_change_with_a_redeploy_and_no_restart(served):
 
 
 def test_shadow_scores_a_copy_and_never_changes_the_response(served):
-    from app.serving.predlog import read_prediction_log
+    from app.predictions.log import read_prediction_log
 
     served.deploy(challenger_weight=0.0, shadow=False)
     plain = [served.post("/v1/decisions", body(i)).json() for i in range(40)]
@@ -139,7 +139,7 @@ def test_shadow_scores_a_copy_and_never_changes_the_response(served):
 
 
 def test_prediction_log_keeps_features_and_reasons(served):
-    from app.serving.predlog import read_prediction_log
+    from app.predictions.log import read_prediction_log
 
     out = served.post("/v1/decisions", body(7)).json()
 

@@ -15,8 +15,10 @@ from pathlib import Path
 import pandas as pd
 
 from app.config import Settings
+from app.domain import CHAMPION, PREDICTION
 from app.errors import CreditRiskError
-from app.monitoring.drift import PREDICTION
+from app.training import registry
+from app.training.preprocess import FeatureEncoder
 
 REFERENCE_DIR = "monitoring"
 REFERENCE_FILE = "reference.parquet"
@@ -60,12 +62,9 @@ def load_reference(settings: Settings, version: str | None = None) -> Reference:
     """The reference of `version` (default: the champion) from its training run."""
     import mlflow
 
-    from app.training import registry
-    from app.training.preprocess import FeatureEncoder
-
     client = registry.client(settings)
     name = settings.model_name
-    version = version or registry.alias_version(client, name, registry.CHAMPION)
+    version = version or registry.alias_version(client, name, CHAMPION)
     if version is None:
         raise ReferenceError(f"model {name!r} has no champion: nothing to compare traffic with")
     run_id = client.get_model_version(name, version).run_id

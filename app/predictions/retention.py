@@ -18,7 +18,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from app.errors import CreditRiskError
-from app.serving.predlog import compact_prediction_log
+from app.predictions.log import compact_prediction_log
 
 RECORD_FILE = "_retention.jsonl"  # a leading `_`: Parquet readers skip it
 

@@ -25,9 +25,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pyarrow as pa
 
-from app.serving.journal import (
+from app.domain import PREDICTION
+from app.predictions.journal import (
     JOURNAL_DIR,
     Backoff,
     compact_journal,
@@ -49,7 +51,7 @@ META_FIELDS: list[pa.Field] = [
     pa.field("shadow", pa.bool_()),
     pa.field("model_name", pa.string()),
     pa.field("model_version", pa.string()),
-    pa.field("probability_of_default", pa.float64()),
+    pa.field(PREDICTION, pa.float64()),
     pa.field("decision", pa.string()),
     pa.field("reasons", pa.string()),  # JSON list, as in the response
     pa.field("features_as_of", pa.timestamp("us", tz="UTC")),
@@ -297,3 +299,9 @@ def read_prediction_log(directory: Path) -> pa.Table:
     """Every logged record: the Parquet parts and journal segments not compacted yet (a live
     or a killed writer's), each record once."""
     return read_log(Path(directory), log_schema())
+
+
+def answered(frame: pd.DataFrame) -> pd.DataFrame:
+    """The decisions returned to callers: shadow scores left out, and so is a row whose shadow
+    flag is unknown (it is not known to be an answer the applicant received)."""
+    return frame[frame["shadow"].eq(False)]

@@ -30,6 +30,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from app.fs import atomic_path
+
 log = logging.getLogger(__name__)
 
 JOURNAL_DIR = "_journal"  # a leading `_`: Parquet dataset readers skip it
@@ -205,14 +207,8 @@ def _write_parts(table: pa.Table, directory: Path, name: str) -> None:
         mask = pa.array([d == day for d in days])
         folder = directory / f"date={day:%Y-%m-%d}"
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{name}.tmp"
-        try:
+        with atomic_path(folder / name, fsync=True) as tmp:
             pq.write_table(table.filter(mask), tmp)
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, folder / name)
-        finally:
-            tmp.unlink(missing_ok=True)
         # The rename must be on disk before the segment's unlink can be.
         dir_fd = os.open(folder, os.O_RDONLY)
         try:

@@ -1,0 +1,1 @@
+"""Benchmarks against the peers named in docs/benchmarks.md: `python -m benchmarks.<name>`."""
