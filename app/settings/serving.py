@@ -1,0 +1,99 @@
+"""Settings of serving: the prediction log, replica health, idempotency and API access.
+Fields only; app.config.Settings combines the groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ServingSettings(BaseModel):
+    # --- serving ---------------------------------------------------------------------------
+    prediction_log_dir: Path | None = Field(
+        None,
+        description="The prediction log, the lender's decision record: Parquet parts "
+        "`date=YYYY-MM-DD/part-*.parquet` plus each replica's append-only journal `_journal/` "
+        "(default: `<data_dir>/predictions`). Personal data: per decision the applicant id, the "
+        "raw features the model saw (age, employment, job, housing, property, telephone, "
+        "checking and savings status, credit history, credit amount, duration, purpose, "
+        "dependants, ...), PD, decision, reason codes, model version and the caller's key id; "
+        "kept until `jobs.retention` deletes it (prediction_log_retention_days).",
+    )
+    serve_store_unhealthy_seconds: float = Field(
+        30,
+        gt=0,
+        description="A replica whose online store has been unreachable or hung this long "
+        "fails Serve's health check, so Serve replaces it (meanwhile it answers 503 at once).",
+    )
+    serve_retry_after_seconds: int = Field(
+        5, ge=1, description="Retry-After sent with a 503 (feature store or model unavailable)."
+    )
+    idempotency_ttl_seconds: float = Field(
+        86_400, gt=0, description="How long an answer is replayed for its Idempotency-Key."
+    )
+    idempotency_claim_seconds: float = Field(
+        30,
+        gt=0,
+        description="How long an unanswered Idempotency-Key stays claimed (a retry meanwhile "
+        "gets 409); a replica lost mid-request frees its keys after this.",
+    )
+    prediction_log_fsync_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Prediction log: fsync each replica's journal this often. A killed "
+        "replica loses no answered decision (each batch is written before its answers leave); "
+        "a crash of the machine itself can lose at most about this many seconds of them.",
+    )
+    prediction_log_max_pending: int = Field(
+        100_000,
+        ge=1,
+        description="Prediction log: records a replica holds in memory while the disk refuses "
+        "writes (retried with backoff); beyond it the oldest are dropped and counted "
+        "(`credit_prediction_log_dropped_total`).",
+    )
+    prediction_log_retention_days: int = Field(
+        365,
+        ge=0,
+        description="`python -m jobs.retention` (run it daily) deletes prediction-log days "
+        "older than this many days, and records what it removed in `_retention.jsonl`.",
+    )
+
+    # --- API access (app/serving/auth.py, guard.py) ------------------------------------------
+    api_auth: Literal["enabled", "disabled"] = Field(
+        "enabled",
+        description="Bearer-token authentication on every `/v1/*` route (`/healthz`, `/readyz` "
+        "stay open). `disabled` is for development only and is logged as a warning at every "
+        "start.",
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="API keys as SHA-256 hashes with their scopes, written by `python -m "
+        "jobs.api_keys`; re-read when it changes, so keys rotate without a restart (default: "
+        "`<data_dir>/api_keys.json`; on a cluster, a path every node can read).",
+    )
+    api_jwt_issuer: str | None = Field(
+        None, description="Also accept JWTs from this issuer (`iss`); unset: API keys only."
+    )
+    api_jwt_audience: str | None = Field(None, description="Required `aud` of those JWTs.")
+    api_jwt_key_file: Path | None = Field(
+        None,
+        description="The issuer's PEM public key (or, for HS256, a shared secret) in a file; "
+        "re-read when it changes.",
+    )
+    api_jwt_algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256"], description="Accepted JWT algorithms (JSON)."
+    )
+    api_rate_per_second: float = Field(
+        100,
+        ge=0,
+        description="Requests per second each caller may send to each replica on average "
+        "(a key's own `rate_per_second` wins; 0 = no limit); over it: 429 + Retry-After.",
+    )
+    api_rate_burst: int = Field(200, ge=1, description="Requests a caller may send at once.")
+    api_max_body_bytes: int = Field(
+        262_144,
+        ge=1024,
+        description="Largest request body; a larger one gets 413 before it is parsed.",
+    )

@@ -1,0 +1,158 @@
+"""Settings of training and the registry: MLflow, Ray Train, the XGBoost model, the gates.
+Fields only; app.config.Settings combines the groups."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, field_validator
+
+# Artifact stores MLflow 3 can write a new experiment to (its artifact repository registry,
+# less `runs:`/`models:`, which name existing artifacts rather than a root).
+ARTIFACT_URI_SCHEMES = frozenset(
+    {
+        "abfss",
+        "b2",
+        "dbfs",
+        "file",
+        "ftp",
+        "gs",
+        "hdfs",
+        "http",
+        "https",
+        "mlflow-artifacts",
+        "r2",
+        "s3",
+        "sftp",
+        "viewfs",
+        "wasbs",
+    }
+)
+_URI_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+
+
+class TrainingSettings(BaseModel):
+    # --- training and registry ---------------------------------------------------------
+    mlflow_tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking and registry URI (default: SQLite file "
+        "`<data_dir>/mlflow.db`; `http://host:5000` for an `mlflow server`, or "
+        "`postgresql+psycopg://user@host:5432/db` directly). No password in an `http(s)` URI: "
+        "use MLflow's `MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`.",
+    )
+    mlflow_artifact_root: Path | str | None = Field(
+        None,
+        description="Artifact location for new experiments: a local path or a URI "
+        "(`s3://...`, `gs://...`, `mlflow-artifacts:/...`); default `<data_dir>/mlartifacts`, "
+        "or, with an `http(s)` tracking URI, the server's `--artifacts-destination`.",
+    )
+    mlflow_experiment: str = Field("credit-risk", description="MLflow experiment name.")
+    model_name: str = Field("credit_risk", description="Registered model name.")
+    train_workers: int = Field(2, ge=1, description="Ray Train workers for XGBoost.")
+    train_max_failures: int = Field(
+        2, ge=-1, description="Worker-group restarts after a lost worker (-1: unlimited)."
+    )
+    train_cpus_per_worker: float = Field(
+        1.0, gt=0, description="CPUs each training worker reserves."
+    )
+    split_method: Literal["random", "out_of_time"] = Field(
+        "random",
+        description="`random` (seeded, stratified) or `out_of_time` (train on older "
+        "applications, validate and test on newer ones).",
+    )
+    validation_fraction: float = Field(0.2, gt=0, lt=0.5, description="Share for validation.")
+    test_fraction: float = Field(0.2, gt=0, lt=0.5, description="Share held out for test.")
+    xgb_params: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "max_depth": 3,
+            "eta": 0.05,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "min_child_weight": 1,
+            "lambda": 2.0,
+        },
+        description="XGBoost booster parameters (JSON).",
+    )
+    num_boost_round: int = Field(1000, ge=1, description="Maximum boosting rounds.")
+    early_stopping_rounds: int = Field(100, ge=1, description="Stop after N rounds w/o gain.")
+    monotone_constraints: dict[str, int] = Field(
+        default_factory=lambda: {"duration_in_month": 1, "age_in_years": -1},
+        description="Raw numeric feature -> +1 (PD rises with it) or -1 (JSON).",
+    )
+    decision_threshold: float = Field(
+        1 / 6,
+        gt=0,
+        lt=1,
+        description="Decline when PD >= this; 1/6 is cost-optimal for the data's 5:1 cost of "
+        "approving a bad vs declining a good applicant.",
+    )
+    gate_min_auc: float = Field(0.70, description="Gate: minimum test AUC for a challenger.")
+    gate_max_brier: float = Field(0.25, description="Gate: maximum test Brier score.")
+    gate_min_approval_ratio: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Gate: minimum approval-rate ratio across age bands (0.8 = four-fifths "
+        "rule; 0 disables).",
+    )
+    promote_min_auc_gain: float = Field(
+        0.005, description="Challenger must beat the champion's test AUC by this to promote."
+    )
+
+    seed: int = Field(42, description="Seed for ids, timestamps, splits and synthetic data.")
+    serve_max_tag_traffic: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="Largest A/B weight a version's registry `traffic` tag may give a "
+        "challenger without a redeploy; a larger one is ignored (and shown on /readyz). "
+        "`shadow` is always honoured.",
+    )
+
+    @field_validator("mlflow_tracking_uri")
+    @classmethod
+    def _check_tracking_uri(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        parts = urlsplit(value)
+        if parts.scheme in ("http", "https") and parts.password is not None:
+            # MLflow prints the tracking URI in every run link it writes to stdout.
+            raise ValueError(
+                "an http(s) tracking URI must not embed a password: set MLFLOW_TRACKING_USERNAME "
+                "and MLFLOW_TRACKING_PASSWORD instead"
+            )
+        if (
+            parts.scheme in ("postgresql", "postgres")
+            and importlib.util.find_spec("psycopg2") is None
+        ):
+            raise ValueError(
+                "a PostgreSQL tracking URI needs the psycopg 3 driver: "
+                "postgresql+psycopg://user@host:5432/db"
+            )
+        return value
+
+    @field_validator("mlflow_artifact_root", mode="before")
+    @classmethod
+    def _check_artifact_root(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if not value:
+            return None
+        match = _URI_SCHEME.match(value)
+        if match is None:
+            return Path(value)
+        scheme = match.group(1).lower()
+        if scheme == "file":
+            return Path(urlsplit(value).path)
+        if scheme not in ARTIFACT_URI_SCHEMES:
+            raise ValueError(
+                f"unsupported artifact store {scheme!r}: use a local path or one of "
+                + ", ".join(f"{s}:" for s in sorted(ARTIFACT_URI_SCHEMES))
+            )
+        return value
