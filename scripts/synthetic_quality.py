@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 
 from app.config import SHIPPED_DATA_PATH
-from app.data.synthetic import AUC_BAR, generate_raw, real_vs_synthetic_auc
+from app.data.fidelity import AUC_BAR, real_vs_synthetic_auc
+from app.data.synthetic import generate_raw
 from app.data.warehouse import load_raw
 
 SEEDS = range(5)

@@ -91,7 +91,7 @@ def check_source(settings: Settings) -> None:
 def read_table(spec: TableSpec, settings: Settings) -> Dataset:
     """One warehouse table from the configured source."""
     if settings.source == "snowflake":
-        from app.data.snowflake import read_snowflake_table
+        from app.data.snowflake_reader import read_snowflake_table
 
         return read_snowflake_table(spec, settings)
     return read_local_table(spec, settings.local_source_dir, settings.ingest_parallelism)
