@@ -25,10 +25,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pyarrow as pa
 
-from app.domain import PREDICTION
 from app.predictions.journal import (
     JOURNAL_DIR,
     Backoff,
@@ -37,34 +35,11 @@ from app.predictions.journal import (
     read_log,
     writer_id,
 )
-from app.training.preprocess import FeatureEncoder
+from app.predictions.schema import log_schema
 
 log = logging.getLogger(__name__)
 
 DRAIN_CHUNK = 1000  # held records rewritten per write() once the disk is back
-
-META_FIELDS: list[pa.Field] = [
-    pa.field("request_id", pa.string()),
-    pa.field("logged_at", pa.timestamp("us", tz="UTC")),
-    pa.field("applicant_id", pa.string()),
-    pa.field("variant", pa.string()),
-    pa.field("shadow", pa.bool_()),
-    pa.field("model_name", pa.string()),
-    pa.field("model_version", pa.string()),
-    pa.field(PREDICTION, pa.float64()),
-    pa.field("decision", pa.string()),
-    pa.field("reasons", pa.string()),  # JSON list, as in the response
-    pa.field("features_as_of", pa.timestamp("us", tz="UTC")),
-    pa.field("caller", pa.string()),  # the API key id (or jwt:<subject>) that asked
-]
-
-
-def log_schema(encoder: FeatureEncoder | None = None) -> pa.Schema:
-    """Decision metadata plus every raw feature the model saw (for drift checks and audit)."""
-    encoder = encoder or FeatureEncoder.default()
-    features = [pa.field(c, pa.float64()) for c in encoder.numeric]
-    features += [pa.field(c, pa.string()) for c in encoder.categorical]
-    return pa.schema(META_FIELDS + features)
 
 
 class PredictionLog:
@@ -299,9 +274,3 @@ def read_prediction_log(directory: Path) -> pa.Table:
     """Every logged record: the Parquet parts and journal segments not compacted yet (a live
     or a killed writer's), each record once."""
     return read_log(Path(directory), log_schema())
-
-
-def answered(frame: pd.DataFrame) -> pd.DataFrame:
-    """The decisions returned to callers: shadow scores left out, and so is a row whose shadow
-    flag is unknown (it is not known to be an answer the applicant received)."""
-    return frame[frame["shadow"].eq(False)]

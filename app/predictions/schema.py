@@ -1,0 +1,39 @@
+"""What the prediction log holds: its Arrow schema (decision metadata plus every raw feature the
+model saw) and the one rule for which records were answers callers received."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+
+from app.domain import PREDICTION
+from app.training.preprocess import FeatureEncoder
+
+META_FIELDS: list[pa.Field] = [
+    pa.field("request_id", pa.string()),
+    pa.field("logged_at", pa.timestamp("us", tz="UTC")),
+    pa.field("applicant_id", pa.string()),
+    pa.field("variant", pa.string()),
+    pa.field("shadow", pa.bool_()),
+    pa.field("model_name", pa.string()),
+    pa.field("model_version", pa.string()),
+    pa.field(PREDICTION, pa.float64()),
+    pa.field("decision", pa.string()),
+    pa.field("reasons", pa.string()),  # JSON list, as in the response
+    pa.field("features_as_of", pa.timestamp("us", tz="UTC")),
+    pa.field("caller", pa.string()),  # the API key id (or jwt:<subject>) that asked
+]
+
+
+def log_schema(encoder: FeatureEncoder | None = None) -> pa.Schema:
+    """Decision metadata plus every raw feature the model saw (for drift checks and audit)."""
+    encoder = encoder or FeatureEncoder.default()
+    features = [pa.field(c, pa.float64()) for c in encoder.numeric]
+    features += [pa.field(c, pa.string()) for c in encoder.categorical]
+    return pa.schema(META_FIELDS + features)
+
+
+def answered(frame: pd.DataFrame) -> pd.DataFrame:
+    """The decisions returned to callers: shadow scores left out, and so is a row whose shadow
+    flag is unknown (it is not known to be an answer the applicant received)."""
+    return frame[frame["shadow"].eq(False)]
