@@ -116,7 +116,7 @@ def read_input(settings: Settings, input_path: Path | None, snowflake_table: str
     import ray
 
     if snowflake_table:
-        from app.data.snowflake import read_snowflake_table
+        from app.data.snowflake_reader import read_snowflake_table
 
         spec = TableSpec(
             name=snowflake_table,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -111,11 +110,9 @@ LOCAL_KEY_ID = "local"
 
 
 def write_token(path: Path, token: str) -> None:
-    """A token file readable by its owner only."""
+    """A token file readable by its owner only (and whole: a client never reads half a token)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(token + "\n")
+    atomic_write(path, token + "\n", mode=0o600)
 
 
 def local_token(settings: Settings) -> tuple[str, bool]:

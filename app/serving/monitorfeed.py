@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.config import Settings
-from app.monitoring.monitor import SAMPLE_RATE
+from app.monitoring.window import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 

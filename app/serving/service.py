@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from app.config import Settings
-from app.domain import CHALLENGER, CHAMPION
+from app.domain import CHALLENGER
 from app.predictions.log import PredictionLog
 from app.serving.decide import (
     Features,
@@ -28,6 +28,7 @@ from app.serving.decide import (
     shadow_records,
 )
 from app.serving.guard import Gate
+from app.serving.health import drift_report, readiness
 from app.serving.idempotency import KeyedDecisions, open_idempotency
 from app.serving.metrics import ServingMetrics
 from app.serving.models import ModelSet
@@ -40,8 +41,6 @@ from app.training.source import ModelSource, RegistryModelSource
 log = logging.getLogger(__name__)
 
 __all__ = ["DecisionService", "Outcome", "Unavailable"]
-
-PROBE_TIMEOUT_SECONDS = 2.0
 
 
 class DecisionService:
@@ -249,71 +248,10 @@ class DecisionService:
 
     # --- health and monitoring ------------------------------------------------------------
     async def readiness(self) -> Health:
-        """Health with status "unavailable" and a detail when a dependency is down.
-
-        A registry that stops answering after the champion loaded is not one: the loaded
-        models keep deciding, so the replica stays ready and the detail says so."""
-        loop = asyncio.get_running_loop()
-        upkeep = self.upkeep
-        problem = upkeep.model_error if upkeep.models.champion is None else None
-        store = "connected"
-        if upkeep.reader is None:
-            problem = problem or upkeep.store_error
-            store = "unavailable"
-        else:
-            try:
-                # Its own thread and a deadline: a probe never queues behind scoring, and a
-                # hung store answers "unavailable" in bounded time.
-                probe = loop.run_in_executor(self._probe, upkeep.reader.probe)
-                await asyncio.wait_for(probe, PROBE_TIMEOUT_SECONDS)
-            except Exception as exc:
-                store = "unavailable"
-                problem = problem or f"feature store unavailable: {type(exc).__name__}: {exc}"
-        versions = self.models.versions()
-        challenger = self.models.challenger
-        health = Health(
-            status="unavailable" if problem else "ok",
-            champion=versions[CHAMPION],
-            challenger=versions[CHALLENGER],
-            feature_store=store,
-            detail=problem or upkeep.model_error,
-            replica=self.replica,
-            routing=self.config.model_dump(),
-            registry=upkeep.registry,
-            model_error=upkeep.model_error,
-            traffic=f"v{challenger.version}: {challenger.traffic_note}"
-            if challenger is not None and challenger.traffic_note
-            else None,
-        )
-        return health
+        return await readiness(self.upkeep, self.config, self.replica, self._probe)
 
     async def drift_report(self) -> DriftReport | Outcome:
-        """The drift monitor's latest check (per-feature scores, PD drift, trigger state), or
-        an Outcome saying why there is none (404 no check yet, 503 monitor down)."""
-        loop = asyncio.get_running_loop()
-        try:
-            feed = self.monitor_feed
-            if feed.monitor is None:
-                feed.monitor = await loop.run_in_executor(self.upkeep.executor, feed.find)
-            if feed.monitor is None:
-                raise LookupError("no drift monitor actor")
-            latest, status = await asyncio.wait_for(
-                asyncio.gather(feed.monitor.latest.remote(), feed.monitor.status.remote()), 10
-            )
-        except Exception as exc:
-            # A handle to a monitor that is gone stays dead: look it up afresh next time.
-            self.monitor_feed.monitor = None
-            detail = f"drift monitor unavailable: {type(exc).__name__}: {exc}"[:300]
-            return Outcome(503, detail=detail)
-        if latest is None:
-            return Outcome(
-                404,
-                detail=f"no drift check has run yet ({status['buffered_rows']} rows buffered; "
-                f"a check runs at {self.settings.monitor_check_rows} rows or every "
-                f"{self.settings.monitor_check_seconds:g} s with >= "
-                f"{self.settings.monitor_min_rows})",
-            )
-        return DriftReport.model_validate({**latest, "monitor": status})
+        return await drift_report(self.monitor_feed, self.upkeep.executor, self.settings)
 
 
 def _attribute(scored: Scored, callers: list[str]) -> None:

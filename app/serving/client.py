@@ -1,0 +1,81 @@
+"""The decision API as a client calls it: request bodies, the local key's bearer header, and a
+sample of applications sent one by one (the main job's "decisions" stage)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from app.config import Settings
+from app.data.schema import REQUEST_COLUMNS
+from app.domain import APPROVE, DECLINE
+
+
+def decision_body(row: Mapping[str, Any]) -> dict[str, Any]:
+    """POST /v1/decisions's body for a row holding applicant_id and the request-time fields."""
+    return {
+        "applicant_id": row["applicant_id"],
+        "application": {c: row[c] for c in REQUEST_COLUMNS},
+    }
+
+
+def bearer_headers(settings: Settings) -> dict[str, str]:
+    """The local key's Authorization header (the main job writes `<data_dir>/api_token`)."""
+    if settings.api_auth == "disabled":
+        return {}
+    return {"Authorization": f"Bearer {(settings.data_dir / 'api_token').read_text().strip()}"}
+
+
+@dataclass
+class SampleRun:
+    """What a sample of decisions came back with."""
+
+    sent: int = 0
+    latencies: list[float] = field(default_factory=list)
+    decisions: Counter = field(default_factory=Counter)
+    variants: Counter = field(default_factory=Counter)
+    failures: Counter = field(default_factory=Counter)
+    first_decline: dict[str, Any] | None = None
+
+    @property
+    def answered(self) -> int:
+        return sum(self.decisions.values())
+
+    def summary(self) -> str:
+        p50 = statistics.median(self.latencies) * 1000 if self.latencies else float("nan")
+        detail = (
+            f"{self.answered}/{self.sent} answered ({self.decisions.get(APPROVE, 0)} approve, "
+            f"{self.decisions.get(DECLINE, 0)} decline; {dict(self.variants)}), p50 {p50:.0f} ms"
+        )
+        return detail + (f"; failed: {dict(self.failures)}" if self.failures else "")
+
+
+def send_sample(url: str, bodies: Iterable[dict[str, Any]], headers: dict[str, str]) -> SampleRun:
+    """Each body POSTed in turn, as a client would; failures counted by kind, never raised."""
+    run = SampleRun()
+    with requests.Session() as session:
+        session.headers.update(headers)
+        for body in bodies:
+            run.sent += 1
+            started = time.perf_counter()
+            try:
+                response = session.post(f"{url}/v1/decisions", json=body, timeout=30)
+            except requests.RequestException as exc:
+                run.failures[type(exc).__name__] += 1
+                continue
+            run.latencies.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                run.failures[f"HTTP {response.status_code}"] += 1
+                continue
+            answer = response.json()
+            run.decisions[answer["decision"]] += 1
+            run.variants[answer["model"]["variant"]] += 1
+            if run.first_decline is None and answer["decision"] == DECLINE:
+                run.first_decline = answer
+    return run
