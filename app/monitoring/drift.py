@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from app.config import Settings
 from app.domain import PREDICTION
 
 
@@ -37,6 +38,19 @@ class DriftConfig:
     # rows is far below any threshold, and a check stays under 2 s here at any traffic rate.
     max_rows: int = 20_000
     seed: int = 0
+
+
+def drift_config(settings: Settings) -> DriftConfig:
+    """The drift check's view of the settings."""
+    return DriftConfig(
+        num_method=settings.monitor_num_method,
+        num_threshold=settings.monitor_num_threshold,
+        cat_method=settings.monitor_cat_method,
+        cat_threshold=settings.monitor_cat_threshold,
+        min_drifted_features=settings.monitor_min_drifted_features,
+        max_rows=settings.monitor_max_rows,
+        seed=settings.seed,
+    )
 
 
 @dataclass
@@ -98,31 +112,45 @@ def _prepare(
     return pd.DataFrame(out)
 
 
-def compute_drift(
+@dataclass(frozen=True)
+class _Columns:
+    """The columns a check compares, each by how it is compared."""
+
+    order: list[str]  # every checked column: numeric features, the PD, categorical features
+    numeric: list[str]  # compared as numbers (the PD among them, when checked)
+    discrete: list[str]  # numbers with few reference levels, compared as categories
+    categorical: list[str]
+    prediction: str | None
+
+    @property
+    def labelled(self) -> list[str]:
+        return [*self.discrete, *self.categorical]
+
+    def kinds(self) -> dict[str, str]:
+        kinds = {c: "numerical" for c in self.numeric} | {
+            c: "categorical" for c in self.categorical
+        }
+        return kinds | {c: "discrete" for c in self.discrete}
+
+
+def _columns(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     numeric: list[str],
     categorical: list[str],
-    config: DriftConfig | None = None,
-    prediction: str | None = PREDICTION,
-    with_report: bool = False,
-) -> tuple[DriftResult, Any]:
-    """Per-feature drift of `current` vs `reference`, plus drift of the predicted PD.
-
-    Returns the result and, when `with_report`, Evidently's snapshot (for `save_html`).
-    """
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-
-    config = config or DriftConfig()
+    config: DriftConfig,
+    prediction: str | None,
+) -> _Columns:
+    """The columns both frames must have, sorted by kind; DriftInputError when they cannot be
+    compared. The PD is checked only when both frames carry it."""
     numeric = list(numeric)
     if prediction and prediction in reference.columns and prediction in current.columns:
         numeric.append(prediction)
     else:
         prediction = None
-    columns = numeric + list(categorical)
+    order = numeric + list(categorical)
     for name, frame in (("reference", reference), ("current window", current)):
-        missing = [c for c in columns if c not in frame.columns]
+        missing = [c for c in order if c not in frame.columns]
         if missing:
             raise DriftInputError(f"the {name} lacks columns: {', '.join(missing)}")
         if frame.empty:
@@ -130,32 +158,44 @@ def compute_drift(
     discrete = [
         c for c in numeric if c != prediction and reference[c].nunique() <= config.discrete_levels
     ]
-    numeric = [c for c in numeric if c not in discrete]
-    rows = len(current)
-    if rows > config.max_rows:
-        current = current.sample(n=config.max_rows, random_state=config.seed)
-    labelled = [*discrete, *categorical]
-    definition = DataDefinition(numerical_columns=numeric, categorical_columns=labelled)
-    kinds = {c: "numerical" for c in numeric} | {c: "categorical" for c in categorical}
-    kinds |= {c: "discrete" for c in discrete}
+    return _Columns(
+        order=order,
+        numeric=[c for c in numeric if c not in discrete],
+        discrete=discrete,
+        categorical=list(categorical),
+        prediction=prediction,
+    )
+
+
+def _run_evidently(
+    reference: pd.DataFrame, current: pd.DataFrame, columns: _Columns, config: DriftConfig
+) -> Any:
+    """Evidently's snapshot of one ValueDrift per column, with its pass/fail tests."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    definition = DataDefinition(
+        numerical_columns=columns.numeric, categorical_columns=columns.labelled
+    )
     # One ValueDrift per column and no DriftedColumnsCount: the count metric would run every
-    # column's test a second time; the count is taken from the per-column results below.
+    # column's test a second time; the count is taken from the per-column results instead.
     metrics = [
         ValueDrift(column=c, method=config.num_method, threshold=config.num_threshold)
-        for c in numeric
+        for c in columns.numeric
     ] + [
         ValueDrift(column=c, method=config.cat_method, threshold=config.cat_threshold)
-        for c in labelled
+        for c in columns.labelled
     ]
-    snapshot = Report(metrics, include_tests=True).run(
-        Dataset.from_pandas(
-            _prepare(current, numeric, discrete, categorical), data_definition=definition
-        ),
-        Dataset.from_pandas(
-            _prepare(reference, numeric, discrete, categorical), data_definition=definition
-        ),
-    )
-    payload = snapshot.dict()
+
+    def dataset(frame: pd.DataFrame) -> Any:
+        prepared = _prepare(frame, columns.numeric, columns.discrete, columns.categorical)
+        return Dataset.from_pandas(prepared, data_definition=definition)
+
+    return Report(metrics, include_tests=True).run(dataset(current), dataset(reference))
+
+
+def _feature_drifts(payload: dict[str, Any], kinds: dict[str, str]) -> dict[str, FeatureDrift]:
+    """Each column's drift, read from the snapshot's dict (a column drifts if its test fails)."""
     failed = {
         t["metric_config"]["params"]["column"]
         for t in payload.get("tests", [])
@@ -174,21 +214,64 @@ def compute_drift(
             threshold=float(params.get("threshold") or float("nan")),
             drifted=column in failed,
         )
-    features = [results[c] for c in columns if c != prediction]
+    return results
+
+
+def _to_result(
+    results: dict[str, FeatureDrift],
+    columns: _Columns,
+    config: DriftConfig,
+    *,
+    rows: int,
+    rows_used: int,
+    reference_rows: int,
+) -> DriftResult:
+    """The check's verdict from its columns' drift."""
+    prediction = columns.prediction
+    features = [results[c] for c in columns.order if c != prediction]
     predicted = results.get(prediction) if prediction else None
     drifted = [f.column for f in features if f.drifted]
     dataset_drift = len(drifted) >= config.min_drifted_features or bool(
         predicted and predicted.drifted
     )
-    result = DriftResult(
+    return DriftResult(
         checked_at=datetime.now(UTC).isoformat(),
         rows=rows,
-        rows_used=len(current),
-        reference_rows=len(reference),
+        rows_used=rows_used,
+        reference_rows=reference_rows,
         dataset_drift=dataset_drift,
         drifted_features=drifted,
         drift_share=len(drifted) / max(len(features), 1),
         features=features,
         prediction=predicted,
+    )
+
+
+def compute_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    config: DriftConfig | None = None,
+    prediction: str | None = PREDICTION,
+    with_report: bool = False,
+) -> tuple[DriftResult, Any]:
+    """Per-feature drift of `current` vs `reference`, plus drift of the predicted PD.
+
+    Returns the result and, when `with_report`, Evidently's snapshot (for `save_html`).
+    """
+    config = config or DriftConfig()
+    columns = _columns(reference, current, numeric, categorical, config, prediction)
+    rows = len(current)
+    if rows > config.max_rows:
+        current = current.sample(n=config.max_rows, random_state=config.seed)
+    snapshot = _run_evidently(reference, current, columns, config)
+    result = _to_result(
+        _feature_drifts(snapshot.dict(), columns.kinds()),
+        columns,
+        config,
+        rows=rows,
+        rows_used=len(current),
+        reference_rows=len(reference),
     )
     return result, (snapshot if with_report else None)

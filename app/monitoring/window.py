@@ -1,0 +1,62 @@
+"""A check's window: what the monitor keeps of each answered decision, and its drift.
+
+A row is a prediction-log record cut to time, model version, PD and the raw features, plus
+the share of the replica's traffic it stands for (MonitorFeed samples under load).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+
+from app.domain import PREDICTION
+from app.monitoring.drift import DriftConfig, DriftResult, compute_drift
+from app.predictions.schema import log_schema
+from app.training.reference import Reference
+
+# The share of the replica's traffic a row stands for (MonitorFeed samples under load).
+SAMPLE_RATE = "sample_rate"
+
+
+def window_schema() -> pa.Schema:
+    """What the monitor keeps of a prediction-log record: time, version, PD and features."""
+    full = log_schema()
+    keep = ["request_id", "logged_at", "model_version", PREDICTION]
+    meta = {"request_id", "applicant_id", "variant", "shadow", "model_name", "decision"}
+    meta |= {"reasons", "features_as_of"}
+    names = keep + [n for n in full.names if n not in meta and n not in keep]
+    return pa.schema([full.field(n) for n in names] + [pa.field(SAMPLE_RATE, pa.float64())])
+
+
+def window_sample_rate(window: pd.DataFrame) -> float:
+    """Rows checked per row answered: kept rows over the traffic they stand for."""
+    if window.empty:
+        return 1.0
+    rates = window[SAMPLE_RATE].astype("float64").fillna(1.0).clip(lower=1e-9)
+    return round(float(len(rates) / (1.0 / rates).sum()), 4)
+
+
+def check_window(
+    tables: list[pa.Table], reference: Reference, config: DriftConfig, check: int
+) -> tuple[DriftResult, Any]:
+    """Drift of these spooled rows against the reference, as check number `check`; with
+    Evidently's snapshot (for the HTML report)."""
+    window = pa.concat_tables(tables).to_pandas()
+    result, snapshot = compute_drift(
+        reference.frame,
+        window,
+        reference.numeric,
+        reference.categorical,
+        config,
+        with_report=True,
+    )
+    result.model_version = reference.model_version
+    times = pd.to_datetime(window["logged_at"], utc=True).dropna()
+    if not times.empty:
+        result.window_start = times.min().isoformat()
+        result.window_end = times.max().isoformat()
+    result.extra["check"] = check
+    result.extra[SAMPLE_RATE] = window_sample_rate(window)
+    return result, snapshot
