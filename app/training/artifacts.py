@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.training.registry import RegistryError
+from app.training.tracking import RegistryError
 
 # Model-version tags written at registration (set with the version, in one call).
 DIGEST_TAG = "artifact_sha256"

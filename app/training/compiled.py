@@ -14,12 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from app.data.schema import CATEGORIES
 from app.domain import APPROVE, DECLINE
-from app.training.model import CreditModel, _sigmoid
+from app.training.model import CreditModel, sigmoid
 from app.training.preprocess import safe_name
-from app.training.reasons import _as_float, _citable, explain_rows
+from app.training.reason_catalog import as_float
+from app.training.reasons import citable_columns, explain_rows
 
 MAX_REASONS = 4
 
@@ -55,7 +57,7 @@ class CompiledModel:
             )
             for column in encoder.categorical
         )
-        citable = _citable(encoder)
+        citable = citable_columns(encoder)
         if model.used_columns:  # empty means "not recorded", not "uses nothing"
             citable = [c for c in citable if c in set(model.used_columns)]
         self.citable = tuple(citable)
@@ -80,7 +82,7 @@ class CompiledModel:
             if isinstance(values, np.ndarray) and values.dtype.kind == "f":
                 out[:, j] = values
             else:
-                out[:, j] = [_as_float(v) for v in values]
+                out[:, j] = [as_float(v) for v in values]
         for column, positions in self.categories:
             for i, value in enumerate(columns[column]):
                 j = positions.get(value) if isinstance(value, str) else None
@@ -99,8 +101,6 @@ class CompiledModel:
             dmatrix = xgb.DMatrix(matrix, missing=np.nan)
             values = model.estimator.predict(dmatrix, pred_contribs=True, validate_features=False)
             return np.asarray(values, dtype="float64")
-        import pandas as pd
-
         # The baseline's scikit-learn steps were fitted on named columns: give them a frame.
         frame = pd.DataFrame(matrix, columns=self.feature_names)
         linear = model.estimator[-1]
@@ -117,7 +117,7 @@ class CompiledModel:
             return Scores(np.empty(0), [], [])
         contribs = self.contributions(self.encode(columns, n))
         # Contributions + bias add up to the margin: one pass gives score and reasons.
-        pd_scores = _sigmoid(contribs.sum(axis=1))
+        pd_scores = sigmoid(contribs.sum(axis=1))
         cut = self.threshold if threshold is None else threshold
         declined = pd_scores >= cut
         aggregated = contribs[:, :-1] @ self.membership

@@ -11,6 +11,7 @@ from app.config import Settings
 from app.data.schema import LABEL
 from app.errors import CreditRiskError
 from app.features.store import get_training_frame
+from app.training.preprocess import FeatureEncoder
 
 
 class TrainingDataError(CreditRiskError):
@@ -38,6 +39,32 @@ def load_training_frame(settings: Settings) -> pd.DataFrame:
     if frame.empty:
         raise TrainingDataError("the training set is empty: ingest and materialize data first")
     return frame
+
+
+def check_features(frame: pd.DataFrame, encoder: FeatureEncoder) -> None:
+    """TrainingDataError unless every encoder column has values and the labels two classes."""
+    missing = [c for c in encoder.raw_columns if c not in frame.columns]
+    if missing:
+        raise TrainingDataError(f"training set lacks features: {', '.join(missing)}")
+    empty = [c for c in encoder.raw_columns if frame[c].isna().all()]
+    if empty:
+        raise TrainingDataError(f"training set has no values for features: {', '.join(empty)}")
+    if frame[LABEL].nunique() < 2:
+        raise TrainingDataError(
+            f"training labels have a single class ({LABEL}={frame[LABEL].iloc[0]})"
+        )
+
+
+def configured_split(frame: pd.DataFrame, settings: Settings) -> Splits:
+    """split_frame with the settings' method, seed and fractions (training and promotion
+    compare models on the same rows)."""
+    return split_frame(
+        frame,
+        settings.split_method,
+        settings.seed,
+        settings.validation_fraction,
+        settings.test_fraction,
+    )
 
 
 def split_frame(

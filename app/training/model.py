@@ -13,13 +13,15 @@ import pandas as pd
 
 from app.domain import APPROVE, DECLINE, PREDICTION
 from app.training.preprocess import FeatureEncoder
+from app.training.reasons import reason_codes
 
 META_FILE = "credit_model.json"
 BOOSTER_FILE = "booster.json"
 PIPELINE_FILE = "pipeline.pkl"
 
 
-def _sigmoid(margin: np.ndarray) -> np.ndarray:
+def sigmoid(margin: np.ndarray) -> np.ndarray:
+    """Margin (log-odds) -> probability of default."""
     return 1.0 / (1.0 + np.exp(-margin))
 
 
@@ -55,7 +57,7 @@ class CreditModel:
         return self.estimator.decision_function(self.encode(raw_df))
 
     def predict_pd(self, raw_df: pd.DataFrame) -> np.ndarray:
-        return _sigmoid(np.asarray(self.margin(raw_df), dtype="float64"))
+        return sigmoid(np.asarray(self.margin(raw_df), dtype="float64"))
 
     def decide(self, pd_scores: np.ndarray, threshold: float | None = None) -> np.ndarray:
         cut = self.threshold if threshold is None else threshold
@@ -73,7 +75,7 @@ class CreditModel:
         # reasons, instead of a second pass through the trees.
         contribs = self.contributions(raw_df)
         margin = contribs.to_numpy(dtype="float64").sum(axis=1)
-        pd_scores = _sigmoid(margin)
+        pd_scores = sigmoid(margin)
         decisions = self.decide(pd_scores, threshold)
         out = pd.DataFrame({PREDICTION: pd_scores, "decision": decisions}, index=raw_df.index)
         out["reasons"] = self._reasons(contribs, raw_df, 4, decisions == DECLINE)
@@ -110,8 +112,6 @@ class CreditModel:
         max_reasons: int,
         require: np.ndarray | None,
     ) -> list[list[dict]]:
-        from app.training.reasons import reason_codes
-
         return reason_codes(
             contribs,
             raw_df,

@@ -10,7 +10,7 @@ from app.config import Settings
 from app.data.schema import LABEL
 from app.domain import CHALLENGER, CHAMPION
 from app.training import registry
-from app.training.dataset import load_training_frame, split_frame
+from app.training.dataset import configured_split, load_training_frame
 from app.training.pyfunc import load_registered
 
 
@@ -30,14 +30,7 @@ class PromotionResult:
 def _held_out_auc(settings: Settings, versions: list[str]) -> dict[str, float]:
     """Each version's AUC on today's test split of the current snapshot: the same rows for
     all, so the comparison is fair whatever data each model was trained on."""
-    frame = load_training_frame(settings)
-    test = split_frame(
-        frame,
-        settings.split_method,
-        settings.seed,
-        settings.validation_fraction,
-        settings.test_fraction,
-    ).test
+    test = configured_split(load_training_frame(settings), settings).test
     mlflow_client = registry.client(settings)
     return {
         v: float(
@@ -89,7 +82,7 @@ def rollback(settings: Settings) -> PromotionResult:
     for event in reversed(registry.history(mlflow_client, name)):
         if (
             event.alias == CHAMPION
-            and event.action in ("promote", "champion")
+            and event.action in ("promote", CHAMPION)
             and event.version == current
             and event.previous_version
         ):

@@ -11,6 +11,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from app.data.schema import TABLES
+from app.training import artifacts, registry
 from app.training.model import CreditModel
 from app.training.preprocess import FeatureEncoder
 
@@ -69,8 +70,6 @@ def load_registered(mlflow_client, name: str, version: str) -> tuple[CreditModel
     The files are downloaded once and loaded from that copy, so what was verified is what is
     loaded. Raises ArtifactRefused (tampered, or no digest) or RegistryError (MLflow down).
     """
-    from app.training import artifacts, registry
-
     uri = registry.tracking_uri(mlflow_client)
     with registry.failures_named(uri, f"reading {name} v{version}", quick=False):
         tags = dict(mlflow_client.get_model_version(name, version).tags)

@@ -1,0 +1,135 @@
+"""Fairness of PD decisions: approval rates, default rates and AUC per group (age band, sex and
+marital status), with the four-fifths approval ratio."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app.training.metrics import check_threshold, roc_auc, validate
+
+# Below this many rows a group AUC is mostly noise, so it is reported as NaN rather than logged.
+MIN_GROUP_AUC_N = 10
+
+AGE_BANDS: tuple[str, ...] = ("18-25", "26-35", "36-50", "51+")
+# Left-closed edges so a fractional age belongs with its completed years (25.5 -> 18-25);
+# below 18 is outside the credit-eligible population and becomes NaN.
+_AGE_EDGES: tuple[float, ...] = (18, 26, 36, 51, math.inf)
+
+# Rows whose group value is missing are reported as their own group rather than dropped, so a
+# fairness table always accounts for every scored applicant.
+MISSING_GROUP = "(missing)"
+
+
+def _group_labels(groups: pd.Series) -> tuple[np.ndarray, list[str]]:
+    """Per-row group labels as strings, and the groups present in report order."""
+    series = pd.Series(groups).reset_index(drop=True)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        # Keep the category order (e.g. age bands youngest first) rather than sorting by name.
+        order = [str(c) for c in series.cat.categories]
+    else:
+        order = sorted({str(v) for v in series.dropna()})
+    labels = series.astype("object").where(series.notna(), MISSING_GROUP).map(str).to_numpy()
+    present = set(labels)
+    ordered = [g for g in order if g in present]
+    if MISSING_GROUP in present and MISSING_GROUP not in ordered:
+        ordered.append(MISSING_GROUP)
+    return labels, ordered
+
+
+def fairness_report(
+    y_true: Any, pd_scores: Any, groups: pd.Series, threshold: float
+) -> pd.DataFrame:
+    """Per-group approval rate, default rate and AUC, with the four-fifths approval ratio.
+
+    `groups` is aligned with the labels and scores by position, not by index. Columns:
+    group, n, approval_rate, default_rate, auc (NaN for one class or fewer than
+    MIN_GROUP_AUC_N rows), approval_rate_ratio (group approval rate / highest group approval
+    rate; below 0.8 is the usual disparate-impact flag). Empty groups are omitted.
+    """
+    y, scores = validate(y_true, pd_scores)
+    threshold = check_threshold(threshold)
+    if len(groups) != len(y):
+        raise ValueError(f"groups has {len(groups)} rows but y_true has {len(y)}")
+    labels, order = _group_labels(groups)
+
+    rows = []
+    for group in order:
+        mask = labels == group
+        group_y, group_scores = y[mask], scores[mask]
+        n = int(mask.sum())
+        rows.append(
+            {
+                "group": group,
+                "n": n,
+                "approval_rate": float(np.mean(group_scores < threshold)),
+                "default_rate": float(group_y.mean()),
+                "auc": roc_auc(group_y, group_scores) if n >= MIN_GROUP_AUC_N else math.nan,
+            }
+        )
+    report = pd.DataFrame(rows, columns=["group", "n", "approval_rate", "default_rate", "auc"])
+    best = report["approval_rate"].max()
+    # If no group has any approvals, the ratio is undefined rather than "perfectly equal".
+    report["approval_rate_ratio"] = report["approval_rate"] / best if best > 0 else math.nan
+    return report
+
+
+def age_band(ages: pd.Series) -> pd.Series:
+    """Ordered age bands 18-25, 26-35, 36-50, 51+; under 18 or missing ages become NaN."""
+    numeric = pd.to_numeric(pd.Series(ages), errors="coerce")
+    bands = pd.cut(numeric, bins=list(_AGE_EDGES), right=False, labels=list(AGE_BANDS))
+    return bands.rename("age_band")
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(f"fairness evaluation needs columns: {', '.join(missing)}")
+
+
+def fairness_summary(
+    y_true: Any, pd_scores: Any, frame: pd.DataFrame, threshold: float
+) -> dict[str, pd.DataFrame]:
+    """fairness_report per grouping: age_band (from age_in_years) and personal_status_and_sex.
+
+    `frame` holds the raw attributes of the same rows, in the same order, as the scores.
+    """
+    _require_columns(frame, ("age_in_years", "personal_status_and_sex"))
+    groupings = {
+        "age_band": age_band(frame["age_in_years"]),
+        "personal_status_and_sex": frame["personal_status_and_sex"],
+    }
+    return {
+        name: fairness_report(y_true, pd_scores, groups, threshold)
+        for name, groups in groupings.items()
+    }
+
+
+def flatten_fairness(summary: dict[str, pd.DataFrame]) -> dict[str, float]:
+    """A fairness_summary as loggable floats (see fairness_metrics for the keys)."""
+    metrics: dict[str, float] = {}
+    for name, report in summary.items():
+        values = {
+            f"fairness_{name}_min_approval_ratio": report["approval_rate_ratio"].min(),
+            f"fairness_{name}_auc_min": report["auc"].min(),
+            f"fairness_{name}_auc_max": report["auc"].max(),
+        }
+        # pandas min/max skip NaN and give NaN only when nothing is defined; such keys are
+        # omitted so the dict can go straight to mlflow.log_metrics.
+        metrics.update({k: float(v) for k, v in values.items() if pd.notna(v)})
+    return metrics
+
+
+def fairness_metrics(
+    y_true: Any, pd_scores: Any, frame: pd.DataFrame, threshold: float
+) -> dict[str, float]:
+    """Worst approval-rate ratio and min/max group AUC per grouping, as loggable floats.
+
+    Keys: fairness_<grouping>_min_approval_ratio, fairness_<grouping>_auc_min and
+    fairness_<grouping>_auc_max for each grouping of fairness_summary; undefined ones omitted.
+    """
+    return flatten_fairness(fairness_summary(y_true, pd_scores, frame, threshold))

@@ -1,0 +1,125 @@
+"""What a training run logs to MLflow: its tags and parameters, evaluations, the pyfunc model.
+
+mlflow (~11 s to import) and the pyfunc wrapper, which imports it, are imported inside the
+functions, so importing training (jobs.train --help, unit tests) does not pay for them.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from app.config import PROJECT_ROOT, Settings
+from app.data.schema import LABEL
+from app.training.dataset import Splits
+from app.training.evaluate import evaluation_bundle
+from app.training.model import CreditModel
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def log_setup(
+    settings: Settings,
+    snapshot_id: str,
+    splits: Splits,
+    params: dict[str, Any],
+    workers: int,
+    trials: int,
+) -> None:
+    """Inside an active run: what the model was trained on and with (tags and parameters)."""
+    import mlflow
+
+    mlflow.set_tags(
+        {
+            "snapshot_id": snapshot_id,
+            "feature_service": settings.feature_service_name,
+            "git_commit": git_commit(),
+            "model_kind": "xgboost",
+        }
+    )
+    mlflow.log_params(
+        {
+            **{f"xgb_{k}": v for k, v in params.items() if k not in ("nthread",)},
+            "num_boost_round": settings.num_boost_round,
+            "early_stopping_rounds": settings.early_stopping_rounds,
+            "train_workers": workers,
+            "split_method": splits.method,
+            "seed": settings.seed,
+            "decision_threshold": settings.decision_threshold,
+            "snapshot_id": snapshot_id,
+            "feature_service": settings.feature_service_name,
+            "tune_trials": trials,
+            **{f"rows_{k}": v for k, v in splits.sizes().items()},
+        }
+    )
+
+
+def log_evaluation(
+    prefix: str, model: CreditModel, frame: pd.DataFrame, threshold: float, artifacts: bool
+) -> dict[str, float]:
+    """Inside an active run: the model's metrics on `frame` as `<prefix>_<metric>` (undefined
+    ones left out), and with `artifacts` its figures and tables. -> the metrics logged."""
+    import mlflow
+
+    scores = model.predict_pd(frame)
+    result = evaluation_bundle(frame[LABEL].to_numpy(), scores, frame, threshold)
+    try:
+        metrics = {f"{prefix}_{k}": float(v) for k, v in result.metrics.items() if v == v}
+        mlflow.log_metrics(metrics)
+        if artifacts:
+            for file_name, figure in result.figures.items():
+                mlflow.log_figure(figure, f"evaluation/{prefix}/{file_name}")
+            for table_name, table in result.tables.items():
+                mlflow.log_text(table.to_csv(index=False), f"evaluation/{prefix}/{table_name}.csv")
+    finally:
+        result.close()
+    return metrics
+
+
+def log_model(model: CreditModel, test: pd.DataFrame) -> str:
+    """Inside an active run: the model as an MLflow pyfunc with its signature. -> its URI."""
+    import mlflow
+
+    from app.training.pyfunc import ARTIFACT_KEY, CreditRiskPyfunc, model_input, pip_requirements
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = model.save(Path(tmp) / "credit_model")
+        # The signature keeps the warehouse types (integers stay `long`), so callers pass
+        # values as they come from the feature store; serving and batch scoring call the
+        # unwrapped model, which also takes missing values.
+        complete = test.dropna(subset=model.encoder.raw_columns).head(5)
+        example = model_input(complete, model.encoder).reset_index(drop=True)
+        output = CreditRiskPyfunc()
+        output.model = model
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            signature = mlflow.models.infer_signature(
+                example, output.predict(None, example), params={"explain": False}
+            )
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=CreditRiskPyfunc(),
+            artifacts={ARTIFACT_KEY: str(model_dir)},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            code_paths=[str(PROJECT_ROOT / "app")],
+        )
+    return info.model_uri
