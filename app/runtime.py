@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -165,3 +166,24 @@ def run_job(main: Callable[[], int | None]) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
+
+
+class Stages:
+    """Runs stages in order, printing what each did, how long it took and where to look."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, float, str]] = []
+
+    def run(self, name: str, step: Callable[[], str]) -> None:
+        print(f"\n==> {name}", flush=True)
+        started = time.perf_counter()
+        detail = step()
+        elapsed = time.perf_counter() - started
+        self.rows.append((name, elapsed, detail))
+        print(f"    done in {elapsed:.1f} s: {detail}", flush=True)
+
+    def summary(self) -> None:
+        width = max(len(name) for name, _, _ in self.rows)
+        print("\nSummary")
+        for name, elapsed, detail in self.rows:
+            print(f"  {name:<{width}}  {elapsed:>6.1f} s  {detail}")

@@ -38,7 +38,8 @@ def answered_decisions(
     settings: Settings, since: pd.Timestamp | None, until: pd.Timestamp | None
 ) -> pd.DataFrame:
     """Decisions returned to callers (shadow scores left out) logged in [since, until)."""
-    from app.predictions.log import answered, read_prediction_log
+    from app.predictions.log import read_prediction_log
+    from app.predictions.schema import answered
 
     frame = read_prediction_log(settings.prediction_log_dir).to_pandas()
     if frame.empty:
@@ -59,8 +60,7 @@ def answered_decisions(
 
 
 def run_drift(settings: Settings, args: argparse.Namespace) -> int:
-    from app.monitoring.drift import compute_drift
-    from app.monitoring.monitor import drift_config
+    from app.monitoring.drift import compute_drift, drift_config
     from app.training.reference import load_reference
 
     until = _time(args.until) if args.until else None
@@ -107,12 +107,9 @@ def run_drift(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_performance(settings: Settings, args: argparse.Namespace) -> int:
-    from app.monitoring.performance import (
-        format_table,
-        join_outcomes,
-        load_labels,
-        performance_by_period,
-    )
+    from app.monitoring.labels import load_labels
+    from app.monitoring.outcomes import join_outcomes
+    from app.monitoring.performance import format_table, performance_by_period
     from app.training import registry
 
     labels = load_labels(Path(args.labels))

@@ -13,13 +13,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-
-import requests
 
 from app.config import Settings, load_settings
 from app.data.ingest import ingest
@@ -27,34 +23,12 @@ from app.data.schema import TABLES
 from app.data.snapshot import load_snapshot
 from app.data.sources import local_table_path
 from app.data.warehouse import source_tables, write_local_tables
-from app.domain import CHAMPION
 from app.errors import SourceError
 from app.features.store import get_online_features, get_store, materialize, request_row
-from app.runtime import init_ray, run_job, setup_logging
+from app.runtime import Stages, init_ray, run_job, setup_logging
 from app.waiting import WaitTimeout, poll
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class Stages:
-    """Runs stages in order, printing what each did, how long it took and where to look."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, float, str]] = []
-
-    def run(self, name: str, step: Callable[[], str]) -> None:
-        print(f"\n==> {name}", flush=True)
-        started = time.perf_counter()
-        detail = step()
-        elapsed = time.perf_counter() - started
-        self.rows.append((name, elapsed, detail))
-        print(f"    done in {elapsed:.1f} s: {detail}", flush=True)
-
-    def summary(self) -> None:
-        width = max(len(name) for name, _, _ in self.rows)
-        print("\nSummary")
-        for name, elapsed, detail in self.rows:
-            print(f"  {name:<{width}}  {elapsed:>6.1f} s  {detail}")
 
 
 def prepare_local_source(settings: Settings) -> str:
@@ -92,19 +66,11 @@ def mlflow_ui(settings: Settings) -> str:
 
 def train_model(settings: Settings) -> str:
     """Train and register a model unless the champion was already trained on this snapshot."""
-    from app.data.snapshot import read_manifest
-    from app.training import registry
-    from app.training.train import train_and_register
+    from app.training.train import needs_training, train_and_register
 
-    snapshot_id = read_manifest(settings.offline_dir)["snapshot_id"]
-    client = registry.client(settings)
-    champion = registry.alias_version(client, settings.model_name, CHAMPION)
-    if champion is not None:
-        with registry.failures_named(settings.mlflow_tracking_uri, f"reading v{champion}"):
-            run_id = client.get_model_version(settings.model_name, champion).run_id
-            trained_on = client.get_run(run_id).data.tags.get("snapshot_id")
-        if trained_on == snapshot_id:
-            return f"champion v{champion} was trained on snapshot {snapshot_id}: kept"
+    skip = needs_training(settings)
+    if skip is not None:
+        return skip
     report = train_and_register(settings)
     aliases = ", ".join(report.aliases)
     return (
@@ -149,65 +115,24 @@ def api_access(settings: Settings) -> str:
     )
 
 
-def bearer_headers(settings: Settings) -> dict[str, str]:
-    if settings.api_auth == "disabled":
-        return {}
-    return {"Authorization": f"Bearer {(settings.data_dir / 'api_token').read_text().strip()}"}
-
-
 def send_decisions(settings: Settings, url: str, count: int) -> tuple[str, int]:
     """A sample of real applications through the HTTP API, as a client would send them."""
-    from app.data.schema import REQUEST_COLUMNS
+    from app.serving.client import bearer_headers, decision_body, send_sample
 
     applications = load_snapshot(settings.offline_dir, "loan_applications").head(count)
-    session = requests.Session()
-    session.headers.update(bearer_headers(settings))
-    latencies: list[float] = []
-    decisions: dict[str, int] = {}
-    variants: dict[str, int] = {}
-    failures: dict[str, int] = {}
-    sample = None
-    for _, application in applications.iterrows():
-        row = request_row(application)
-        body = {
-            "applicant_id": row["applicant_id"],
-            "application": {c: row[c] for c in REQUEST_COLUMNS},
-        }
-        started = time.perf_counter()
-        try:
-            response = session.post(f"{url}/v1/decisions", json=body, timeout=30)
-        except requests.RequestException as exc:
-            failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
-            continue
-        latencies.append(time.perf_counter() - started)
-        if response.status_code != 200:
-            key = f"HTTP {response.status_code}"
-            failures[key] = failures.get(key, 0) + 1
-            continue
-        answer = response.json()
-        decisions[answer["decision"]] = decisions.get(answer["decision"], 0) + 1
-        variant = answer["model"]["variant"]
-        variants[variant] = variants.get(variant, 0) + 1
-        if sample is None and answer["decision"] == "decline":
-            sample = answer
-    answered = sum(decisions.values())
-    if not answered:
-        raise SourceError(f"the decision service answered none of {len(applications)}: {failures}")
-    if sample is not None:
+    bodies = (decision_body(request_row(a)) for _, a in applications.iterrows())
+    run = send_sample(url, bodies, bearer_headers(settings))
+    if not run.answered:
+        failures = dict(run.failures)
+        raise SourceError(f"the decision service answered none of {run.sent}: {failures}")
+    if (sample := run.first_decline) is not None:
         print(
             f"    e.g. {sample['applicant_id']}: decline, PD {sample['probability_of_default']:.2f}"
             f", model v{sample['model']['version']}, reasons:"
         )
         for reason in sample["reasons"]:
             print(f"      {reason['code']} {reason['description']}")
-    p50 = statistics.median(latencies) * 1000
-    detail = (
-        f"{answered}/{len(applications)} answered ({decisions.get('approve', 0)} approve, "
-        f"{decisions.get('decline', 0)} decline; {variants}), p50 {p50:.0f} ms"
-    )
-    if failures:
-        detail += f"; failed: {failures}"
-    return detail, answered
+    return run.summary(), run.answered
 
 
 def check_drift(settings: Settings, answered: int, options: dict, timeout: float) -> str:
