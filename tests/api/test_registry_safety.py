@@ -128,7 +128,7 @@ def aliases_unreadable(registry_db: Path):
 def test_registry_erroring_moves_no_champion_in_training_or_promotion(
     api_settings, models, mlflow_server
 ):
-    from app.training.train import register_version
+    from app.training.registry import register as register_version
 
     settings = isolated_settings(
         data_dir=api_settings.data_dir, mlflow_tracking_uri=mlflow_server.url

@@ -13,8 +13,9 @@ import pytest
 from app.config import SHIPPED_DATA_PATH
 from app.data.synthetic import SHIFTS, generate_raw
 from app.data.warehouse import load_raw
+from app.domain import PREDICTION
 from app.features.transforms import application_features
-from app.monitoring.drift import PREDICTION, DriftConfig, DriftInputError, compute_drift
+from app.monitoring.drift import DriftConfig, DriftInputError, compute_drift
 from app.training.preprocess import FeatureEncoder
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,10 @@ import pytest
 from app.data.ingest import ingest
 from app.data.warehouse import source_tables, write_local_tables
 from app.training import registry
+from app.training.gates import GateFailed
 from app.training.promote import PromotionRefused, promote, rollback
 from app.training.pyfunc import load_credit_model, model_input
-from app.training.train import GateFailed, train_and_register
+from app.training.train import train_and_register
 from tests.utils import free_port, wait_for
 from tests.utils.training import QUICK_FIT
 

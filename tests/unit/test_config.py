@@ -7,8 +7,6 @@ from pathlib import Path
 import pytest
 
 from app.config import ENV_PREFIX, Settings, load_settings
-from app.data.snowflake import connection_parameters, qualified_table, quote_identifier
-from app.errors import ConfigError
 
 
 def test_env_prefix_and_derived_paths(tmp_path, monkeypatch):
@@ -45,52 +43,6 @@ def test_invalid_value_is_rejected():
         Settings(online_store="memcached", _env_file=None)
 
 
-@pytest.mark.parametrize("name", ["CREDIT", "raw_2024", "A$B", "_x"])
-def test_identifiers_are_upper_cased_and_quoted(name):
-    assert quote_identifier(name) == f'"{name.upper()}"'
-
-
-@pytest.mark.parametrize(
-    "name", ['x"; DROP TABLE t; --', "a.b", "1abc", "", "a b", "x" * 300, "tab\tle"]
-)
-def test_unsafe_identifiers_are_refused(name):
-    with pytest.raises(ConfigError, match="invalid Snowflake identifier"):
-        quote_identifier(name)
-
-
-def test_qualified_table_quotes_every_part(tmp_path):
-    settings = load_settings(
-        data_dir=tmp_path, snowflake_database="credit", snowflake_schema="raw", _env_file=None
-    )
-    assert qualified_table(settings, "loan_applications") == '"CREDIT"."RAW"."LOAN_APPLICATIONS"'
-    with pytest.raises(ValueError, match="snowflake_schema"):
-        load_settings(data_dir=tmp_path, snowflake_schema="raw; drop", _env_file=None)
-    # A copy with updates skips validation: the query builder checks again.
-    bad = settings.model_copy(update={"snowflake_schema": "raw; drop"})
-    with pytest.raises(ConfigError, match="CREDIT_SNOWFLAKE_SCHEMA"):
-        qualified_table(bad, "loan_applications")
-
-
-def test_missing_snowflake_settings_are_named(tmp_path):
-    with pytest.raises(ConfigError, match=r"CREDIT_SNOWFLAKE_ACCOUNT.*CREDIT_SNOWFLAKE_USER"):
-        connection_parameters(load_settings(data_dir=tmp_path, _env_file=None))
-
-
-def test_key_pair_auth_needs_no_password(tmp_path):
-    settings = load_settings(
-        data_dir=tmp_path,
-        snowflake_account="acme-x1",
-        snowflake_user="loader",
-        snowflake_private_key_path=tmp_path / "key.p8",
-        snowflake_private_key_passphrase="pp",
-        _env_file=None,
-    )
-    params = connection_parameters(settings)
-    assert params["private_key_file"] == str(tmp_path / "key.p8")
-    assert params["private_key_file_pwd"] == "pp"
-    assert "password" not in params
-
-
 # --- production settings: MLflow, Redis ----------------------------------------------------
 
 
@@ -123,7 +75,7 @@ def test_artifact_schemes_are_ones_mlflow_can_store_to():
         _artifact_repository_registry,
     )
 
-    from app.config import ARTIFACT_URI_SCHEMES
+    from app.settings.training import ARTIFACT_URI_SCHEMES
 
     assert set(_artifact_repository_registry._registry) >= ARTIFACT_URI_SCHEMES
 

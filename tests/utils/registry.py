@@ -8,6 +8,9 @@ from pathlib import Path
 
 from app.localservices import ManagedProcess, start_mlflow_server
 
+# The registered model of the registry unit tests (the settings' default model_name).
+NAME = "credit_risk"
+
 
 def start_sqlite_mlflow_server(root: Path) -> ManagedProcess:
     """`mlflow server` on SQLite files (tracking in mlflow.db, the registry apart in
@@ -41,3 +44,13 @@ def register_fitted(settings, model, alias: str | None, tags: dict | None = None
     if alias:
         registry.move_alias(client, settings.model_name, alias, version, alias, "test")
     return version
+
+
+def audit_tags(uri: str) -> dict[str, str]:
+    """The audit.* tags of NAME in the registry at `uri`."""
+    from mlflow import MlflowClient
+
+    from app.training.audit import AUDIT_PREFIX
+
+    tags = MlflowClient(uri, uri).get_registered_model(NAME).tags
+    return {k: v for k, v in tags.items() if k.startswith(AUDIT_PREFIX)}

@@ -12,6 +12,7 @@ import requests
 import yaml
 
 from app.data.schema import CATEGORIES
+from app.serving.client import decision_body
 from tests.utils import ROOT, wait_for
 from tests.utils.training import QUICK_FIT
 
@@ -60,7 +61,7 @@ def app_config(name: str, settings_overrides: dict, user_config: dict, replicas:
     return app
 
 
-class Service:
+class ServedApp:
     """The running app, deployed the way `serve deploy serve_config.yaml` does it."""
 
     def __init__(self, overrides: dict, url: str, name: str) -> None:
@@ -151,7 +152,7 @@ def application(i: int) -> dict:
 
 def body(i: int, prefix: str = "S") -> dict:
     """Applicant i's request: S-ids are the synthetic applicants, A-ids the shipped ones."""
-    return {"applicant_id": f"{prefix}{i + 1:07d}", "application": application(i)}
+    return decision_body({"applicant_id": f"{prefix}{i + 1:07d}", **application(i)})
 
 
 def reset_monitor(settings) -> None:

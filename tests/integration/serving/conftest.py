@@ -13,7 +13,7 @@ from app.features.store import materialize
 from app.localservices import start_redis
 from app.training.train import train_and_register
 from tests.utils import free_port
-from tests.utils.serving import APPLICANTS, MONITOR, Service, kill_monitor
+from tests.utils.serving import APPLICANTS, MONITOR, ServedApp, kill_monitor
 from tests.utils.training import register_copy
 
 
@@ -31,7 +31,7 @@ def served(tmp_path_factory, redis, ray_session):
     from ray import serve
 
     port = free_port()
-    service = Service(
+    service = ServedApp(
         {
             "data_dir": tmp_path_factory.mktemp("serving"),
             "online_store": "redis",

@@ -144,7 +144,7 @@ def test_drift_is_flagged_reported_and_retrains_once(served, monitored):
     import ray
     from ray.job_submission import JobSubmissionClient
 
-    from app.monitoring.jobs import dashboard_url
+    from app.monitoring.retrain import dashboard_url
 
     same = requests_for(served.settings)
     shifted = requests_for(served.settings, shift="larger_loans")

@@ -7,14 +7,9 @@ import pandas as pd
 import pytest
 
 from app.config import SHIPPED_DATA_PATH
+from app.data.fidelity import AUC_BAR, real_vs_synthetic_auc
 from app.data.schema import CATEGORIES, LABEL, RANGES, RAW_COLUMNS, RAW_LABEL
-from app.data.synthetic import (
-    AUC_BAR,
-    NUMERIC_COLUMNS,
-    SHIFTS,
-    generate_raw,
-    real_vs_synthetic_auc,
-)
+from app.data.synthetic import NUMERIC_COLUMNS, SHIFTS, generate_raw
 from app.data.warehouse import build_warehouse_tables, load_raw
 
 N = 30_000

@@ -16,12 +16,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.predictions.journal import JOURNAL_DIR, encode_records
-from app.predictions.log import (
-    PredictionLog,
-    compact_prediction_log,
-    log_schema,
-    read_prediction_log,
-)
+from app.predictions.log import PredictionLog, compact_prediction_log, read_prediction_log
+from app.predictions.schema import log_schema
 from tests.utils import ROOT, wait_for
 
 

@@ -1,0 +1,34 @@
+"""The drift gauges are set again while idle, at most every REPUBLISH_SECONDS, never raising."""
+
+from __future__ import annotations
+
+from app.monitoring.metrics import REPUBLISH_SECONDS, DriftMetrics
+from tests.utils.monitoring import result
+
+
+class Gauge:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def set(self, value: float, tags: dict | None = None) -> None:
+        self.values.append(value)
+
+
+def metrics() -> DriftMetrics:
+    return DriftMetrics(*(Gauge() for _ in range(9)))
+
+
+def test_the_latest_result_is_republished_only_once_its_gauges_may_have_gone():
+    gauges = metrics()
+    gauges.keep_fresh(result(True).to_dict())
+    assert gauges.detected.values == []
+    gauges.republished -= REPUBLISH_SECONDS
+    gauges.keep_fresh(result(True).to_dict())
+    assert gauges.detected.values == [1.0] and gauges.share.values == [0.05]
+
+
+def test_an_unreadable_latest_result_is_not_fatal():
+    gauges = metrics()
+    gauges.republished -= REPUBLISH_SECONDS
+    gauges.keep_fresh({"not": "a result"})
+    assert gauges.detected.values == []
