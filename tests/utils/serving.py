@@ -31,7 +31,8 @@ WINDOW = 500
 # timer never fires in a test), two HTML reports kept, and after two drifted checks a quick
 # retraining on the current snapshot (a fresh ingest proves nothing more here). Every row is
 # fed and checks run back to back (no CPU budget): the tests count rows and wait for each check
-# (tests/unit/test_monitor.py covers the sampling and the budget).
+# (tests/unit/serving/test_monitorfeed.py and tests/unit/monitoring/test_schedule.py cover
+# the sampling and the budget).
 MONITOR = {
     "monitor_cpus": 0,
     "monitor_cpu_budget": 0,
