@@ -1,40 +1,31 @@
-"""What the API's front door costs a request: the guard's authentication (SHA-256 of the token,
-one dict lookup), token bucket, and the body read and replayed before the app parses it.
-
-    .venv/bin/python benchmarks/gate.py [--requests N]
-
-In process, no server: the figure to set beside a decision's ~2 ms (docs/benchmarks.md).
-"""
+"""What the API's front door costs a request, in process and with no server: the guard's
+authentication (token SHA-256 and lookup), token bucket, and the body read and replayed."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import statistics
-import tempfile
 import time
-from pathlib import Path
+from typing import Any
 
-from app.config import load_settings
-from app.serving.auth import SCOPES, KeyFile
-from app.serving.guard import Gate
+from benchmarks.harness.cli import parser
+from benchmarks.harness.procs import work_dir
+from benchmarks.harness.stats import median
 
-BODY = json.dumps(
-    {
-        "applicant_id": "A0000001",
-        "application": {
-            "credit_amount": 2500,
-            "duration_in_month": 24,
-            "purpose": "car (used)",
-            "installment_rate_in_percentage_of_disposable_income": 2,
-        },
-    }
-).encode()
+PASSES = 7
+APPLICATION = {
+    "credit_amount": 2500,
+    "duration_in_month": 24,
+    "purpose": "car (used)",
+    "installment_rate_in_percentage_of_disposable_income": 2,
+}
+BODY = json.dumps({"applicant_id": "A0000001", "application": APPLICATION}).encode()
 
 
-async def one_pass(gate: Gate, scope: dict, count: int) -> float:
-    async def receive():
+async def one_pass(gate: Any, scope: dict[str, Any], count: int) -> float:
+    """Seconds per request over `count` requests through the guard."""
+
+    async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": BODY, "more_body": False}
 
     started = time.perf_counter()
@@ -45,31 +36,26 @@ async def one_pass(gate: Gate, scope: dict, count: int) -> float:
     return (time.perf_counter() - started) / count
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=20_000)
-    args = parser.parse_args()
-    settings = load_settings(data_dir=Path(tempfile.mkdtemp()), _env_file=None)
-    keys = KeyFile.read(settings.api_keys_file)
-    token = keys.add("bench", list(SCOPES), rate=1e9)  # a bucket that never empties
-    keys.write()
-    gate = Gate(settings)
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/v1/decisions",
-        "headers": [
-            (b"authorization", f"Bearer {token}".encode()),
-            (b"content-length", str(len(BODY)).encode()),
-        ],
-    }
-    runs = [asyncio.run(one_pass(gate, scope, args.requests)) for _ in range(7)]
+def main(argv: list[str] | None = None) -> int:
+    args = parser(__doc__, [("--requests", int, 20_000, "requests per pass")]).parse_args(argv)
+    from app.serving.guard import Gate
+    from benchmarks.harness.workload import add_key, bench_settings
+
+    with work_dir("bench_gate_") as folder:
+        settings = bench_settings(folder)
+        token = add_key(settings, rate=1e9)  # a bucket that never empties
+        headers = [(b"authorization", f"Bearer {token}".encode())]
+        headers.append((b"content-length", str(len(BODY)).encode()))
+        scope = {"type": "http", "method": "POST", "path": "/v1/decisions", "headers": headers}
+        gate = Gate(settings)
+        runs = [asyncio.run(one_pass(gate, scope, args.requests)) for _ in range(PASSES)]
+    us = [run * 1e6 for run in runs]
     print(
-        f"guard per request ({len(BODY)} B body): median {statistics.median(runs) * 1e6:.2f} us "
-        f"over 7 passes of {args.requests:,} (min {min(runs) * 1e6:.2f}, "
-        f"max {max(runs) * 1e6:.2f})"
+        f"guard per request ({len(BODY)} B body): median {median(us):.2f} us over {PASSES} "
+        f"passes of {args.requests:,} (min {min(us):.2f}, max {max(us):.2f})"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

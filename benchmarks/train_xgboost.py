@@ -1,30 +1,6 @@
-"""Benchmark: XGBoost through Ray Train (`fit_xgboost`) vs plain in-process `xgboost.train`.
-
-Self-contained: generates `--rows` synthetic applicants, builds the training frame directly
-(no Feast: `generate_raw` -> `assign_ids_and_times` -> `application_features`, with
-`application_timestamp` renamed to `event_timestamp`), splits it 60/20/20 with
-`split_frame(..., "random", seed, 0.2, 0.2)`, starts one local Ray (2 CPUs, no dashboard)
-and, with the project's default XGBoost settings, times:
-
-  plain            `xgboost.train` in this process on the encoded matrix (nthread=2): DMatrix
-                   construction + training, with the same evals and early stopping as ours
-  ours WxC[:tN]    `encoded_dataset` for train and validation (encoding + `ray.data.from_pandas`)
-                   + `fit_xgboost` with W workers of C CPUs each (XGBoost nthread N, default
-                   int(C) as the training job sets it): Ray Train start-up, the workers reading
-                   their shards, training, the checkpoint, teardown and loading the booster
-
-Both models are scored on the same held-out test split (AUC). Every pass runs plain first,
-then each configuration. Pass 1 uses the default early stopping (so the rounds can differ);
-pass 2 (`--fixed-rounds`) trains exactly that many rounds in every variant. A tiny fit
-(`--overhead-rows`) per configuration first measures Ray Train's fixed cost.
-
-The workers' training function is wrapped (in this process only, `app/` is unchanged) to
-record when the worker starts, when `xgboost.train` starts and ends, how many rounds it
-trained, and when the worker returns; the wrapper then calls the project's own worker
-function. Run from the project root:
-
-    .venv/bin/python benchmarks/train_xgboost.py --rows 1000000 --workers 2 --repeats 1
-"""
+"""XGBoost through Ray Train (`fit_xgboost`) vs plain in-process `xgboost.train` on the same
+synthetic training frame, with where Ray Train's time goes. Method and figures:
+docs/benchmarks.md, section 3."""
 
 from __future__ import annotations
 
@@ -32,35 +8,27 @@ import argparse
 import contextlib
 import importlib
 import json
-import logging
-import os
-import shutil
-import statistics
-import sys
-import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
+from benchmarks.harness.cli import parser
+from benchmarks.harness.machine import load
+from benchmarks.harness.procs import local_ray, quiet, work_dir
+from benchmarks.harness.stats import median
+from benchmarks.harness.tables import markdown_table
 
-PLAIN = "plain"
-PLAIN_NTHREAD = 2
-AUC_TARGET = 0.005
-RATIO_TARGET = 1.5
-
-
-# --- configurations --------------------------------------------------------------------------
+PLAIN, PLAIN_NTHREAD = "plain", 2
+AUC_TARGET, RATIO_TARGET = 0.005, 1.5
+PHASES = ("ingest", "startup", "read", "train", "report", "teardown")
 
 
 @dataclass(frozen=True)
 class Config:
-    """One Ray Train resource setting."""
+    """One Ray Train resource setting: workers x CPUs each, XGBoost threads per worker."""
 
     workers: int
     cpus_per_worker: float
@@ -69,16 +37,8 @@ class Config:
     @property
     def name(self) -> str:
         name = f"ours {self.workers}x{self.cpus_per_worker:g}"
-        if self.nthread != max(1, int(self.cpus_per_worker)):
-            name += f":t{self.nthread}"
-        return name
-
-    @property
-    def description(self) -> str:
-        return (
-            f"{self.workers} worker(s) x {self.cpus_per_worker:g} CPU, nthread {self.nthread} "
-            f"({self.workers * self.cpus_per_worker:g} of 2 CPUs reserved, "
-            f"{self.workers * self.nthread} threads)"
+        return name + (
+            f":t{self.nthread}" if self.nthread != max(1, int(self.cpus_per_worker)) else ""
         )
 
 
@@ -87,14 +47,20 @@ def parse_config(text: str) -> Config:
     try:
         shape, _, threads = text.partition(":t")
         workers, cpus = shape.split("x")
-        cpus_per_worker = float(cpus)
-        nthread = int(threads) if threads else max(1, int(cpus_per_worker))
-        return Config(int(workers), cpus_per_worker, nthread)
+        nthread = int(threads) if threads else max(1, int(float(cpus)))
+        return Config(int(workers), float(cpus), nthread)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"bad configuration {text!r}: use WxC or WxC:tN") from exc
 
 
-# --- results ---------------------------------------------------------------------------------
+OPTIONS = [
+    ("--rows", int, 1_000_000, "synthetic applicants"),
+    ("--workers", int, 2, "workers of the headline configuration (1 CPU each, the default)"),
+    ("--repeats", int, 1, "passes (medians reported)"),
+    ("--fixed-rounds", int, 300, "a second comparison with exactly this many rounds (0: skip)"),
+    ("--overhead-rows", int, 10_000, "rows of the tiny fit measuring the fixed cost (0: skip)"),
+    ("--overhead-rounds", int, 10, "rounds of the tiny fit"),
+]
 
 
 @dataclass
@@ -107,15 +73,29 @@ class Run:
     phases: dict[str, float] = field(default_factory=dict)
 
 
-def median(values: list[float]) -> float:
-    return float(statistics.median(values)) if values else float("nan")
+@dataclass
+class Data:
+    """The splits (ours' ingest encodes them) and the matrices plain trains on (untimed)."""
+
+    splits: Any
+    features: list[str]
+    x: dict[str, Any]  # train, validation: encoded frames
+    y: dict[str, Any]  # their labels
+    test: Any  # xgboost.DMatrix
+    test_y: Any
+
+    def auc(self, booster: Any) -> float:
+        from sklearn.metrics import roc_auc_score
+
+        return float(roc_auc_score(self.test_y, booster.predict(self.test)))
 
 
-# --- data ------------------------------------------------------------------------------------
-
-
-def build_splits(settings: Any, rows: int) -> Any:
+def build_data(settings: Any, encoder: Any, rows: int) -> Data:
     """The training frame built directly (no Feast), split 60/20/20 at random (seeded)."""
+    import pandas as pd
+    import xgboost as xgb
+
+    from app.data.schema import LABEL
     from app.data.synthetic import generate_raw
     from app.data.warehouse import assign_ids_and_times, load_raw
     from app.features.transforms import application_features
@@ -123,85 +103,39 @@ def build_splits(settings: Any, rows: int) -> Any:
 
     raw = generate_raw(load_raw(settings.raw_data_path), n=rows, seed=settings.seed)
     frame = assign_ids_and_times(raw, seed=settings.seed, id_prefix="S")
-    del raw
     frame = pd.concat([frame, application_features(frame)], axis=1)
     frame = frame.rename(columns={"application_timestamp": "event_timestamp"})
-    return split_frame(frame, "random", settings.seed, 0.2, 0.2)
+    s = split_frame(frame, "random", settings.seed, 0.2, 0.2)
+    parts = {"train": s.train, "validation": s.validation}
+    x = {name: encoder.transform(part) for name, part in parts.items()}
+    y = {name: part[LABEL].to_numpy(dtype="float32") for name, part in parts.items()}
+    test = xgb.DMatrix(encoder.transform(s.test), feature_names=encoder.feature_names)
+    return Data(s, encoder.feature_names, x, y, test, s.test[LABEL].to_numpy())
 
 
-@dataclass
-class Matrices:
-    """The encoded matrices plain trains on (built untimed, as the brief's plain path)."""
-
-    features: list[str]
-    train: pd.DataFrame
-    train_y: np.ndarray
-    valid: pd.DataFrame
-    valid_y: np.ndarray
-    test: Any  # xgboost.DMatrix
-    test_y: np.ndarray
-
-
-def encode(splits: Any, encoder: Any) -> Matrices:
-    import xgboost as xgb
-
-    from app.data.schema import LABEL
-
-    features = encoder.feature_names
-    test_x = encoder.transform(splits.test)
-    return Matrices(
-        features=features,
-        train=encoder.transform(splits.train),
-        train_y=splits.train[LABEL].to_numpy(dtype="float32"),
-        valid=encoder.transform(splits.validation),
-        valid_y=splits.validation[LABEL].to_numpy(dtype="float32"),
-        test=xgb.DMatrix(test_x, feature_names=features),
-        test_y=splits.test[LABEL].to_numpy(),
-    )
-
-
-def test_auc(booster: Any, m: Matrices) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(m.test_y, booster.predict(m.test)))
-
-
-# --- plain -----------------------------------------------------------------------------------
-
-
-def run_plain(m: Matrices, params: dict[str, Any], rounds: int, patience: int) -> Run:
+def run_plain(d: Data, params: dict[str, Any], rounds: int, patience: int) -> Run:
     """DMatrix construction + `xgboost.train`, evaluated exactly as the Ray Train worker does."""
     import xgboost as xgb
 
     started = time.perf_counter()
-    dtrain = xgb.DMatrix(m.train[m.features], label=m.train_y, feature_names=m.features)
-    dvalid = xgb.DMatrix(m.valid[m.features], label=m.valid_y, feature_names=m.features)
-    built = time.perf_counter()
-    booster = xgb.train(
-        params,
-        dtrain,
-        num_boost_round=rounds,
-        evals=[(dtrain, "train"), (dvalid, "validation")],
-        early_stopping_rounds=patience,
-        verbose_eval=False,
+    train, valid = (
+        xgb.DMatrix(d.x[part][d.features], label=d.y[part], feature_names=d.features)
+        for part in ("train", "validation")
     )
-    ended = time.perf_counter()
-    best = booster.best_iteration
-    trained = booster.num_boosted_rounds()
-    auc = test_auc(booster[: best + 1], m)
+    built = time.perf_counter()
+    evals = [(train, "train"), (valid, "validation")]
+    booster = xgb.train(
+        params, train, rounds, evals, early_stopping_rounds=patience, verbose_eval=False
+    )
+    ended, best = time.perf_counter(), booster.best_iteration
     phases = {"dmatrix": built - started, "train": ended - built}
-    return Run(PLAIN, ended - started, auc, best + 1, trained, phases)
-
-
-# --- ours ------------------------------------------------------------------------------------
+    auc = d.auc(booster[: best + 1])
+    return Run(PLAIN, ended - started, auc, best + 1, booster.num_boosted_rounds(), phases)
 
 
 def timed_worker(marks_dir: str) -> Callable[[dict[str, Any]], None]:
-    """A training function that records timestamps around the project's own worker function.
-
-    Defined here (pickled by value), it imports `app.training.fit` in the worker process, where
-    the module is unpatched, and runs its `_xgb_worker` unchanged.
-    """
+    """A training function recording timestamps around the project's own worker function,
+    which it imports in the worker process (unpatched there) and runs unchanged."""
 
     def worker(config: dict[str, Any]) -> None:
         import ray.train
@@ -213,16 +147,14 @@ def timed_worker(marks_dir: str) -> Callable[[dict[str, Any]], None]:
         def train(*args: Any, **kwargs: Any) -> Any:
             marks["train_start"] = time.time()
             booster = real_train(*args, **kwargs)
-            marks["train_end"] = time.time()
-            marks["rounds_trained"] = booster.num_boosted_rounds()
+            marks["train_end"], marks["rounds_trained"] = time.time(), booster.num_boosted_rounds()
             return booster
 
         xgboost.train = train
         try:
             importlib.import_module("app.training.fit")._xgb_worker(config)
         finally:
-            xgboost.train = real_train
-            marks["end"] = time.time()
+            xgboost.train, marks["end"] = real_train, time.time()
             rank = ray.train.get_context().get_world_rank()
             Path(marks_dir, f"rank{rank}.json").write_text(json.dumps(marks))
 
@@ -235,8 +167,7 @@ def instrumented(marks_dir: Path) -> Iterator[None]:
     import app.training.fit as fit_module
 
     marks_dir.mkdir(parents=True)
-    original = fit_module._xgb_worker
-    fit_module._xgb_worker = timed_worker(str(marks_dir))
+    original, fit_module._xgb_worker = fit_module._xgb_worker, timed_worker(str(marks_dir))
     try:
         yield
     finally:
@@ -244,320 +175,188 @@ def instrumented(marks_dir: Path) -> Iterator[None]:
 
 
 def run_ours(
-    splits: Any,
-    encoder: Any,
-    m: Matrices,
-    params: dict[str, Any],
-    rounds: int,
-    patience: int,
-    config: Config,
-    work_dir: Path,
+    d: Data, encoder: Any, params: dict, rounds: int, patience: int, config: Config, folder: Path
 ) -> Run:
     """Ingest into Ray (`encoded_dataset`) + `fit_xgboost`; the wall time includes both."""
     from app.training.fit import encoded_dataset, fit_xgboost
 
-    marks_dir = work_dir / "marks" / uuid.uuid4().hex[:8]
+    marks_dir = folder / "marks" / uuid.uuid4().hex[:8]
     started = time.perf_counter()
-    train_ds = encoded_dataset(splits.train, encoder)
-    valid_ds = encoded_dataset(splits.validation, encoder)
-    ingested = time.perf_counter()
-    fit_called = time.time()
+    train, valid = (
+        encoded_dataset(part, encoder) for part in (d.splits.train, d.splits.validation)
+    )
+    ingested, fit_called = time.perf_counter(), time.time()
     with instrumented(marks_dir):
+        shape = (config.workers, config.cpus_per_worker)
         result = fit_xgboost(
-            train_ds,
-            valid_ds,
-            encoder,
-            params,
-            rounds,
-            patience,
-            config.workers,
-            config.cpus_per_worker,
-            work_dir / "ray_results",
+            train, valid, encoder, params, rounds, patience, *shape, folder / "ray"
         )
-    ended = time.perf_counter()
-    fit_returned = time.time()
-    del train_ds, valid_ds
+    ended, fit_returned = time.perf_counter(), time.time()
     marks = [json.loads(p.read_text()) for p in sorted(marks_dir.glob("rank*.json"))]
-    first_start = min(mk["start"] for mk in marks)
+    slowest = {
+        phase: max(m[b] - m[a] for m in marks)
+        for phase, a, b in (("read", "start", "train_start"), ("train", "train_start", "train_end"))
+    }
     phases = {
         "ingest": ingested - started,
         "fit": ended - ingested,
-        # fit() called -> first worker function running: controller, placement group, workers,
-        # XGBoost's collective (tracker) set-up.
-        "startup": first_start - fit_called,
-        # worker running -> xgboost.train called: reading the shards (Ray Data streaming split,
-        # materialize, to_pandas) and building the DMatrix (slowest rank).
-        "read": max(mk["train_start"] - mk["start"] for mk in marks),
-        "train": max(mk["train_end"] - mk["train_start"] for mk in marks),
-        # xgboost.train done -> worker returns: metrics, checkpoint written and reported.
-        "report": max(mk["end"] - mk["train_end"] for mk in marks),
-        # last worker returned -> fit_xgboost returned: shutdown + loading the checkpoint.
-        "teardown": fit_returned - max(mk["end"] for mk in marks),
+        # fit() called -> first worker running: controller, placement group, workers, collective.
+        "startup": min(m["start"] for m in marks) - fit_called,
+        **slowest,  # read: shards -> DMatrix; train: xgboost.train (slowest rank each)
+        "report": max(m["end"] - m["train_end"] for m in marks),  # metrics + checkpoint
+        "teardown": fit_returned - max(m["end"] for m in marks),  # shutdown + loading it
     }
-    best = int(result.metrics["best_iteration"])
-    trained = int(max(mk["rounds_trained"] for mk in marks))
-    return Run(
-        config.name, ended - started, test_auc(result.estimator, m), best + 1, trained, phases
-    )
+    best, trained = int(result.metrics["best_iteration"]), max(m["rounds_trained"] for m in marks)
+    auc = d.auc(result.estimator)
+    return Run(config.name, ended - started, auc, best + 1, int(trained), phases)
 
 
-# --- reporting -------------------------------------------------------------------------------
-
-
-def summarise(runs: list[Run]) -> dict[str, dict[str, Any]]:
-    by_variant: dict[str, list[Run]] = {}
-    for run in runs:
-        by_variant.setdefault(run.variant, []).append(run)
-    summary: dict[str, dict[str, Any]] = {}
-    for variant, group in by_variant.items():
-        phase_names = list(group[0].phases)
-        summary[variant] = {
-            "wall": median([r.wall_s for r in group]),
-            "walls": [r.wall_s for r in group],
-            "auc": median([r.auc for r in group]),
-            "best": "/".join(str(r.best_round) for r in group),
-            "trained": "/".join(str(r.rounds_trained) for r in group),
-            "phases": {p: median([r.phases[p] for r in group]) for p in phase_names},
-        }
-    return summary
-
-
-def print_table(title: str, summary: dict[str, dict[str, Any]], repeats: int) -> None:
-    plain = summary[PLAIN]
-    wall_head = "wall s (median)" if repeats > 1 else "wall s"
-    print(f"\n### {title}\n")
-    print(
-        f"| Variant | {wall_head} | ours / plain | test AUC | Δ AUC vs plain | best round "
-        "| rounds trained | where the time goes (s) |"
-    )
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
-    for variant, row in summary.items():
-        ratio = row["wall"] / plain["wall"]
-        delta = row["auc"] - plain["auc"]
-        phases = ", ".join(f"{k} {v:.1f}" for k, v in row["phases"].items())
-        walls = " (" + ", ".join(f"{w:.1f}" for w in row["walls"]) + ")" if repeats > 1 else ""
-        print(
-            f"| {variant} | {row['wall']:.1f}{walls} | "
-            f"{'-' if variant == PLAIN else f'{ratio:.2f}x'} | {row['auc']:.4f} | "
-            f"{'-' if variant == PLAIN else f'{delta:+.4f}'} | {row['best']} | "
-            f"{row['trained']} | {phases} |"
-        )
-    print()
-    for variant, row in summary.items():
-        if variant == PLAIN:
-            continue
-        ratio = row["wall"] / plain["wall"]
-        delta = row["auc"] - plain["auc"]
+def print_table(title: str, runs: list[Run], repeats: int) -> None:
+    """Medians per variant against plain, in Markdown, then each against the targets."""
+    variants = {r.variant: [x for x in runs if x.variant == r.variant] for r in runs}
+    wall = {v: median(r.wall_s for r in rs) for v, rs in variants.items()}
+    auc = {v: median(r.auc for r in rs) for v, rs in variants.items()}
+    header = ["Variant", "wall s (median)" if repeats > 1 else "wall s", "ours / plain", "test AUC"]
+    header += ["Δ AUC vs plain", "best round", "rounds trained", "where the time goes (s)"]
+    rows = []
+    for v, rs in variants.items():
+        walls = f" ({', '.join(f'{r.wall_s:.1f}' for r in rs)})" if repeats > 1 else ""
+        ratio = "-" if v == PLAIN else f"{wall[v] / wall[PLAIN]:.2f}x"
+        delta = "-" if v == PLAIN else f"{auc[v] - auc[PLAIN]:+.4f}"
+        phases = ", ".join(f"{k} {median(r.phases[k] for r in rs):.1f}" for k in rs[0].phases)
+        rounds = [
+            "/".join(str(getattr(r, k)) for r in rs) for k in ("best_round", "rounds_trained")
+        ]
+        rows.append([v, f"{wall[v]:.1f}{walls}", ratio, f"{auc[v]:.4f}", delta, *rounds, phases])
+    print(f"\n### {title}\n\n{markdown_table(header, rows, 'lrrrrrrl')}\n")
+    for v in (v for v in variants if v != PLAIN):
+        ratio, delta = wall[v] / wall[PLAIN], auc[v] - auc[PLAIN]
         time_ok = "met" if ratio <= RATIO_TARGET else "NOT met"
         auc_ok = "met" if abs(delta) <= AUC_TARGET else "NOT met"
         print(
-            f"- {variant}: time ≤ {RATIO_TARGET}x plain {time_ok} ({ratio:.2f}x); "
+            f"- {v}: time ≤ {RATIO_TARGET}x plain {time_ok} ({ratio:.2f}x); "
             f"|Δ AUC| ≤ {AUC_TARGET} {auc_ok} ({delta:+.4f})"
         )
+    print(f"- fastest configuration: {min((v for v in variants if v != PLAIN), key=wall.get)}")
 
 
-def quiet() -> None:
-    """Silence library chatter (re-applied after Ray starts, which resets some of it)."""
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    for noisy in ("ray", "ray.data", "ray.train"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+@dataclass
+class Bench:
+    """The project's defaults (settings, encoder, XGBoost parameters) and the run's folder."""
 
+    folder: Path
+    configs: list[Config]
+    settings: Any = None
+    encoder: Any = None
 
-def load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    def __post_init__(self) -> None:
+        from app.training.preprocess import FeatureEncoder
+        from benchmarks.harness.workload import bench_settings
 
+        self.settings, self.encoder = bench_settings(self.folder), FeatureEncoder.default()
 
-# --- main ------------------------------------------------------------------------------------
+    def params(self, nthread: int) -> dict[str, Any]:
+        from app.training.fit import xgb_params
 
+        s = self.settings
+        return xgb_params(s.xgb_params, s.monotone_constraints, self.encoder, nthread, s.seed)
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="synthetic applicants")
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=2,
-        help="Ray Train workers of the headline configuration (1 CPU each, the project default)",
-    )
-    parser.add_argument(
-        "--configs",
-        type=parse_config,
-        nargs="*",
-        default=None,
-        help="further configurations, WxC or WxC:tN (default: 1x2 1x1:t2)",
-    )
-    parser.add_argument("--repeats", type=int, default=1, help="passes (medians reported)")
-    parser.add_argument(
-        "--fixed-rounds",
-        type=int,
-        default=300,
-        help="second comparison with exactly this many rounds, no early stopping (0: skip)",
-    )
-    parser.add_argument(
-        "--overhead-rows",
-        type=int,
-        default=10_000,
-        help="rows of the tiny fit per configuration that measures the fixed cost (0: skip)",
-    )
-    parser.add_argument("--overhead-rounds", type=int, default=10, help="rounds of the tiny fit")
-    args = parser.parse_args()
+    def data(self, rows: int) -> Data:
+        return build_data(self.settings, self.encoder, rows)
 
-    extra = (
-        args.configs if args.configs is not None else [parse_config("1x2"), parse_config("1x1:t2")]
-    )
-    configs = list(dict.fromkeys([Config(args.workers, 1.0, 1), *extra]))
+    def one_pass(self, data: Data, rounds: int, patience: int) -> list[Run]:
+        """Plain, then each configuration."""
+        runs = [run_plain(data, self.params(PLAIN_NTHREAD), rounds, patience)]
+        for c in self.configs:
+            params = self.params(c.nthread)
+            runs.append(run_ours(data, self.encoder, params, rounds, patience, c, self.folder))
+        return runs
 
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    quiet()
-    script_started = time.perf_counter()
-    work_dir = Path(tempfile.mkdtemp(prefix="bench_train_xgboost_"))
-    ray_started = False
-    try:
+    def passes(self, fixed_rounds: int) -> list[tuple[str, int, int]]:
+        """(title, rounds, patience): the defaults, then a fixed number of rounds in which
+        early stopping never fires (patience = rounds: fit_xgboost still gets its best one)."""
+        rounds, patience = self.settings.num_boost_round, self.settings.early_stopping_rounds
+        title = f"Default settings: up to {rounds} rounds, early stopping after {patience}"
+        found = [(title, rounds, patience)]
+        if fixed_rounds > 0:
+            title = f"Fixed {fixed_rounds} rounds (early stopping off)"
+            found.append((title, fixed_rounds, fixed_rounds))
+        return found
+
+    def describe(self) -> None:
         import ray
         import xgboost
 
-        from app.config import load_settings
-        from app.runtime import configure_ray_data
-        from app.training.fit import xgb_params
-        from app.training.preprocess import FeatureEncoder
-
-        settings = load_settings(data_dir=work_dir / "data", _env_file=None)
-        encoder = FeatureEncoder.default()
-
-        def params(nthread: int) -> dict[str, Any]:
-            return xgb_params(
-                settings.xgb_params, settings.monotone_constraints, encoder, nthread, settings.seed
-            )
-
-        print(f"load average at start: {load()}; work dir {work_dir}")
+        s = self.settings
+        print(f"load average at start: {load()}; work dir {self.folder}")
         print(f"xgboost {xgboost.__version__}, ray {ray.__version__}")
-        shown = {k: v for k, v in params(1).items() if k != "nthread"}
+        shown = {k: v for k, v in self.params(1).items() if k != "nthread"}
         print(
-            f"params (nthread per variant): {shown}"
-            f"; num_boost_round {settings.num_boost_round}, "
-            f"early_stopping_rounds {settings.early_stopping_rounds}"
+            f"params (nthread per variant): {shown}; num_boost_round {s.num_boost_round}, "
+            f"early_stopping_rounds {s.early_stopping_rounds}"
         )
-        for config in configs:
-            print(f"{config.name}: {config.description}")
+        for c in self.configs:
+            print(
+                f"{c.name}: {c.workers} worker(s) x {c.cpus_per_worker:g} CPU, nthread {c.nthread}"
+            )
 
-        started = time.perf_counter()
-        splits = build_splits(settings, args.rows)
+
+def fixed_cost(bench: Bench, rows: int, rounds: int) -> None:
+    """Ray Train's cost on a tiny fit, where training itself takes almost nothing."""
+    print(f"\n### Fixed cost: fit_xgboost on {rows:,} rows, {rounds} rounds\n")
+    plain, *ours = bench.one_pass(bench.data(rows), rounds, rounds)
+    cells = [plain.wall_s, "-", "-", plain.phases["dmatrix"], plain.phases["train"], "-", "-"]
+    table = [[PLAIN, *(c if c == "-" else f"{c:.2f}" for c in cells)]]
+    table += [
+        [r.variant, *(f"{x:.2f}" for x in (r.wall_s, *(r.phases[p] for p in PHASES)))] for r in ours
+    ]
+    header = ["Variant", "wall s", "ingest", "startup", "read (plain: DMatrix)", "train"]
+    print(markdown_table([*header, "report", "teardown"], table), flush=True)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    command = parser(__doc__, OPTIONS)
+    help_text = "further configurations, WxC or WxC:tN (default: 1x2 1x1:t2)"
+    command.add_argument("--configs", type=parse_config, nargs="*", default=None, help=help_text)
+    return command.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    extra = (
+        args.configs if args.configs is not None else [parse_config(c) for c in ("1x2", "1x1:t2")]
+    )
+    quiet()
+    started = time.perf_counter()
+    with work_dir("bench_train_xgboost_") as folder:
+        bench = Bench(folder, list(dict.fromkeys([Config(args.workers, 1.0, 1), *extra])))
+        bench.describe()
+        data = bench.data(args.rows)
         print(
-            f"built {args.rows:,} rows, split {splits.sizes()} "
-            f"({time.perf_counter() - started:.1f} s)"
+            f"built {args.rows:,} rows, split {data.splits.sizes()}, {len(data.features)} features"
         )
-        started = time.perf_counter()
-        matrices = encode(splits, encoder)
-        print(
-            f"encoded {len(matrices.features)} features for plain "
-            f"({time.perf_counter() - started:.1f} s, untimed for plain, timed inside ours' ingest)"
-        )
-
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-        ray_started = True
-        quiet()
-        configure_ray_data()
-
-        if args.overhead_rows > 0:
-            tiny = build_splits(settings, args.overhead_rows)
-            tiny_m = encode(tiny, encoder)
-            print(
-                f"\n### Fixed cost: fit_xgboost on {args.overhead_rows:,} rows, "
-                f"{args.overhead_rounds} rounds\n"
-            )
-            print(
-                "| Variant | wall s | ingest | startup | read (plain: DMatrix) | train | report "
-                "| teardown |"
-            )
-            print("|---|---:|---:|---:|---:|---:|---:|---:|")
-            plain_tiny = run_plain(
-                tiny_m, params(PLAIN_NTHREAD), args.overhead_rounds, args.overhead_rounds
-            )
-            ph = plain_tiny.phases
-            print(
-                f"| plain | {plain_tiny.wall_s:.2f} | - | - | {ph['dmatrix']:.2f} "
-                f"| {ph['train']:.2f} | - | - |"
-            )
-            for config in configs:
-                run = run_ours(
-                    tiny,
-                    encoder,
-                    tiny_m,
-                    params(config.nthread),
-                    args.overhead_rounds,
-                    args.overhead_rounds,
-                    config,
-                    work_dir,
-                )
-                ph = run.phases
-                print(
-                    f"| {run.variant} | {run.wall_s:.2f} | {ph['ingest']:.2f} "
-                    f"| {ph['startup']:.2f} | {ph['read']:.2f} | {ph['train']:.2f} "
-                    f"| {ph['report']:.2f} | {ph['teardown']:.2f} |",
-                    flush=True,
-                )
-            del tiny, tiny_m
-
-        passes: list[tuple[str, int, int]] = [
-            (
-                f"Default settings: up to {settings.num_boost_round} rounds, early stopping "
-                f"after {settings.early_stopping_rounds}",
-                settings.num_boost_round,
-                settings.early_stopping_rounds,
-            )
-        ]
-        if args.fixed_rounds > 0:
-            # Patience = the number of rounds: early stopping never fires, but fit_xgboost still
-            # gets the best iteration it keeps (it needs early stopping on).
-            passes.append(
-                (
-                    f"Fixed {args.fixed_rounds} rounds (early stopping off)",
-                    args.fixed_rounds,
-                    args.fixed_rounds,
-                )
-            )
-        for title, rounds, patience in passes:
-            runs: list[Run] = []
-            for repeat in range(args.repeats):
-                print(f"\n{title}, pass {repeat + 1}/{args.repeats} (load {load()})", flush=True)
-                run = run_plain(matrices, params(PLAIN_NTHREAD), rounds, patience)
-                runs.append(run)
-                print(f"  {run.variant}: {run.wall_s:.1f} s, AUC {run.auc:.4f}", flush=True)
-                for config in configs:
-                    run = run_ours(
-                        splits,
-                        encoder,
-                        matrices,
-                        params(config.nthread),
-                        rounds,
-                        patience,
-                        config,
-                        work_dir,
+        with local_ray():
+            if args.overhead_rows > 0:
+                fixed_cost(bench, args.overhead_rows, args.overhead_rounds)
+            for title, rounds, patience in bench.passes(args.fixed_rounds):
+                runs: list[Run] = []
+                for repeat in range(args.repeats):
+                    print(
+                        f"\n{title}, pass {repeat + 1}/{args.repeats} (load {load()})", flush=True
                     )
-                    runs.append(run)
-                    print(f"  {run.variant}: {run.wall_s:.1f} s, AUC {run.auc:.4f}", flush=True)
-            summary = summarise(runs)
-            print_table(f"{title} ({args.rows:,} rows)", summary, args.repeats)
-            fastest = min((v for v in summary if v != PLAIN), key=lambda v: summary[v]["wall"])
-            print(f"- fastest configuration: {fastest}")
-
-        print(
-            "\nPhases: ingest = encoded_dataset for train + validation (encoding + from_pandas); "
-            "startup = fit() called -> worker function running; read = shards -> DMatrix "
-            "(slowest worker); train = xgboost.train (slowest worker); report = metrics + "
-            "checkpoint; teardown = last worker done -> fit_xgboost returned."
-        )
-        print(f"load average at end: {load()}")
-    finally:
-        if ray_started:
-            import ray
-
-            ray.shutdown()
-        shutil.rmtree(work_dir, ignore_errors=True)
-        print(f"script run time: {time.perf_counter() - script_started:.0f} s", file=sys.stderr)
+                    runs += bench.one_pass(data, rounds, patience)
+                    for run in runs[-len(bench.configs) - 1 :]:
+                        print(f"  {run.variant}: {run.wall_s:.1f} s, AUC {run.auc:.4f}", flush=True)
+                print_table(f"{title} ({args.rows:,} rows)", runs, args.repeats)
+    print(
+        "\nPhases: ingest = encoded_dataset for train + validation (encoding + from_pandas); "
+        "startup = fit() called -> worker function running; read = shards -> DMatrix "
+        "(slowest worker); train = xgboost.train (slowest worker); report = metrics + "
+        "checkpoint; teardown = last worker done -> fit_xgboost returned."
+    )
+    print(f"load average at end: {load()}; script run time {time.perf_counter() - started:.0f} s")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

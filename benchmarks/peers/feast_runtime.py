@@ -1,32 +1,8 @@
-"""The seed stack's decision service as an MLServer custom runtime: peer (c) of
-benchmarks/serving.py.
-
-What a team would write first with MLServer and Feast for `POST /v1/decisions`: for each
-request, Feast's own `FeatureStore.get_online_features(features=<FeatureService>,
-entity_rows=[...]).to_df()` (the stored views from Redis plus the on-demand view computed from
-the application's request fields, as Feast does it), then the project's `CreditModel.score`
-(the booster's PD, the decision at the model's threshold and the adverse-action reason codes,
-the same ranking function serving uses), returned as JSON.
-
-Request shape: MLServer's V2 inference protocol (`POST /v2/models/<name>/infer`), the natural
-MLServer route for a custom runtime, with one BYTES input `request` (content type `str`) whose
-elements are our API's request bodies, one JSON document each:
-
-    {"inputs": [{"name": "request", "shape": [1], "datatype": "BYTES",
-                 "parameters": {"content_type": "str"},
-                 "data": ["{\"applicant_id\": \"S0000001\", \"application\": {...}}"]}]}
-
-and one BYTES output `decision` with, per element, {"applicant_id", "probability_of_default",
-"decision", "reasons": [{"code", "feature", "description", "contribution"}...]}. Several
-elements in one request are scored together (one Feast read, one model call); the benchmark
-sends one per request, as wrk does for ours.
-
-Model settings (`parameters`): `uri` = the `CreditModel.save()` directory; `extra` =
-{"feature_repo": directory of a feature_store.yaml for the run's registry and Redis,
-"feature_service": the FeatureService name}. Needs mlserver, feast (with redis), xgboost and
-pandas, and the project root on PYTHONPATH (`app.training.model`, and
-`app.features.transforms`, which Feast's on-demand view UDF imports): the benchmark runs it
-from its own virtualenv (PEER_PINS in benchmarks/serving.py).
+"""The seed stack's decision service as an MLServer custom runtime, peer (c) of the serving
+benchmark: per request Feast's `get_online_features` on the feature service, then the
+project's `CreditModel.score` (PD, decision, reason codes). V2 protocol: one BYTES input
+`request` holding our API's request bodies, one BYTES output `decision` with the answers.
+Model settings: `uri` = a CreditModel directory, `extra` = {"feature_repo", "feature_service"}.
 """
 
 from __future__ import annotations

@@ -1,21 +1,8 @@
-"""The floor of benchmarks/serving.py (d): our decision path with no Ray at all, one plain
-uvicorn process (one worker) serving `app.serving.api.build_api(DecisionService(settings))`.
+"""The floor of the serving benchmark (d): our decision path with no Ray, one plain uvicorn
+process serving `build_api(DecisionService(settings))` with the settings ours runs with, its
+upkeep loop beside it, and the drift monitor off (no Ray for its actor).
 
-The same DecisionService the Serve replica subclasses (app/serving/decisions.py), built the way
-the in-process API tests build it, with the same settings as ours (the run's data dir, its
-MLflow registry and champion, the private Redis): `start()` loads the champion from the registry
-and connects the online store before the first request, and its upkeep loop (alias watch,
-prediction-log flushes) runs beside the server as the replica runs it. What it lacks against
-ours is only Serve: no proxy hop, no `@serve.batch` (each request is its own
-`service.run([request])` on the service's one scoring thread) and no drift monitor (there is no
-Ray for its actor: user_config `drift_monitor: false`).
-
-    python benchmarks/peers/floor.py SPEC.json
-
-SPEC.json: {"settings": {CREDIT_* overrides, as ours' build_app args}, "user_config": {...}
-(serve_config.yaml's, applied as RoutingConfig with drift_monitor forced off), "host", "port"}.
-uvicorn runs with its defaults but for host and port (loop and HTTP parser "auto": uvloop and
-httptools when installed, access log on as Serve's is).
+    python benchmarks/peers/floor.py SPEC.json   (written by benchmarks.serving.peers)
 """
 
 from __future__ import annotations

@@ -1,12 +1,6 @@
--- wrk script: POST JSON bodies to the URL, rotating over a file of bodies (one JSON document a
--- line), count every response whose status is not 200, and print one machine-parseable line.
---
---   wrk -t2 -c16 -d60s -s benchmarks/wrk/post_bodies.lua http://127.0.0.1:8000/v1/decisions \
---       -- /path/to/bodies.jsonl
---
--- The `done` hook prints
---   WRK_RESULT {"requests": ..., "rps": ..., "p50_ms": ..., "p99_ms": ..., "non200": ..., ...}
--- and, when some response was not a 200, a WRK_FIRST_BAD line with its status and body start.
+-- wrk script: POST the JSON bodies of a file (one a line) in rotation, count every response
+-- that is not a 200, and print one machine-parseable WRK_RESULT line (and WRK_FIRST_BAD):
+--   wrk -t2 -c16 -d60s -s benchmarks/wrk/post_bodies.lua URL -- bodies.jsonl
 
 local threads = {}
 local thread_count = 0

@@ -1,0 +1,1 @@
+"""What the benchmarks share: machine meters, process control, statistics, tables, workloads."""
