@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,29 +85,31 @@ class ManagedProcess:
             log = f" (log: {self.log_path}):\n{self.log_tail()}" if self.log_path else ""
             raise RuntimeError(f"{self.name} exited with code {self.process.returncode}{log}")
 
-    def wait_listening(self, timeout: float = 60) -> None:
-        """Until something accepts connections on the port (RuntimeError if the process died)."""
-        assert self.port is not None
+    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float, interval=0.1):
+        """Until `ready()` is true (an OSError counts as not yet); RuntimeError if the process
+        died, WaitTimeout naming `what` when `timeout` s have passed."""
 
-        def listening() -> bool:
+        def check() -> bool:
             self._check_alive()
-            return port_open(self.port)
-
-        poll(listening, f"{self.name} listening on port {self.port}", timeout)
-
-    def wait_http(self, path: str, timeout: float = 60) -> None:
-        """Until GET `path` answers 200 (RuntimeError if the process died)."""
-
-        def healthy() -> bool:
-            self._check_alive()
-            with (
-                contextlib.suppress(OSError),
-                urllib.request.urlopen(f"{self.url}{path}", timeout=3) as response,
-            ):
-                return response.status == 200
+            with contextlib.suppress(OSError):
+                return ready()
             return False
 
-        poll(healthy, f"{self.name} answering {path}", timeout, interval=0.5)
+        poll(check, f"{self.name} {what}", timeout, interval)
+
+    def wait_listening(self, timeout: float = 60) -> None:
+        """Until something accepts connections on the port."""
+        assert self.port is not None
+        self.wait_until(lambda: port_open(self.port), f"listening on port {self.port}", timeout)
+
+    def wait_http(self, path: str, timeout: float = 60) -> None:
+        """Until GET `path` answers 200."""
+
+        def healthy() -> bool:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=3) as response:
+                return response.status == 200
+
+        self.wait_until(healthy, f"answering {path}", timeout, interval=0.5)
 
     def stop(self, grace: float = 15) -> None:
         """SIGTERM to the group, SIGKILL whatever is left after `grace` s; idempotent."""

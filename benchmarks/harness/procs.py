@@ -22,7 +22,7 @@ from typing import TypeVar
 import psutil
 
 from app.localservices import ManagedProcess
-from app.waiting import WaitTimeout, poll
+from app.waiting import WaitTimeout
 from benchmarks.harness.machine import Proc, sample, tree, wait_quiet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,14 +72,8 @@ class ServiceProcess(ManagedProcess):
     def wait_ready(self, ready: Callable[[], bool], timeout: float) -> None:
         """Until `ready()` (RuntimeError with the log's end if the process dies or times out)."""
 
-        def check() -> bool:
-            self._check_alive()
-            with contextlib.suppress(OSError):
-                return ready()
-            return False
-
         try:
-            poll(check, f"{self.name} ready", timeout, interval=0.25)
+            self.wait_until(ready, "ready", timeout, interval=0.25)
         except WaitTimeout as exc:
             raise RuntimeError(f"{exc}:\n{self.log_tail()}") from None
 
