@@ -7,7 +7,6 @@ import os
 import signal
 import sys
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -66,7 +65,12 @@ def init_ray(settings: Settings) -> None:
     if ray.is_initialized():
         return
     address = settings.ray_address or os.environ.get("RAY_ADDRESS")
-    kwargs: dict = {"log_to_driver": True, "include_dashboard": False}
+    from app.localservices import free_port
+
+    # The dashboard serves the State API: without it Ray Train's placement-group cleaner fails
+    # to query its controller every second of a fit (a warning each time), and local drift
+    # retraining has no Jobs API. A free port, so a second local Ray on the machine can start.
+    kwargs: dict = {"log_to_driver": True, "dashboard_port": free_port()}
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
@@ -76,7 +80,7 @@ def init_ray(settings: Settings) -> None:
     configure_ray_data()
 
 
-def serve_environment(settings: Settings) -> dict[str, str]:
+def serve_environment(settings: Settings, local: bool = False) -> dict[str, str]:
     """RAY_SERVE_* variables for a Ray this process starts, per `settings.serve_ingress`.
 
     HAProxy ingress (with Serve's throughput-optimized mode) answers on the http_options
@@ -85,16 +89,24 @@ def serve_environment(settings: Settings) -> dict[str, str]:
     stats and metrics ports are made private to this Ray, so two on one machine (a test run
     beside a laptop service) do not collide. HAProxy binds the stats and metrics ports, and
     the replicas their HTTP ports, on every interface: firewall them (docs/cluster.md).
+    `local`: for a one-node Ray this process starts (shorter draining, see below).
     """
     import tempfile
 
     from app.localservices import free_port
 
+    # How often replicas and handles report load to the autoscaler (Serve's default is 10 s;
+    # the deprecated autoscaling_config.metrics_interval_s used to set it).
+    autoscaling = {
+        "RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "5",
+        "RAY_SERVE_HANDLE_AUTOSCALING_METRIC_PUSH_INTERVAL_S": "5",
+    }
     if settings.serve_ingress != "haproxy":
-        return {}
+        return autoscaling
     # Short: Serve appends the node id, and HAProxy refuses socket paths over ~100 characters.
     run_dir = Path(tempfile.mkdtemp(prefix="hap-"))
     return {
+        **autoscaling,
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_HAPROXY_NBTHREAD": str(settings.serve_haproxy_threads),
@@ -107,8 +119,9 @@ def serve_environment(settings: Settings) -> dict[str, str]:
         "RAY_SERVE_HAPROXY_SERVER_STATE_FILE": str(run_dir / "server-state"),
         # A stopping replica keeps answering this long while HAProxy takes it out of rotation
         # (config reload within ~0.1 s on a node; health checks every 5 s x 2 otherwise).
-        # Serve's 30 s default made every local shutdown and scale-down wait 30 s.
-        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "10",
+        # Serve's 30 s default made every local shutdown and scale-down wait 30 s; on one node
+        # 2 s is twenty reloads' worth, and a local run's shutdown waits 2 s instead of 10.
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2" if local else "10",
     }
 
 
@@ -117,7 +130,8 @@ def serve_ingress_env(settings: Settings) -> Iterator[None]:
     """`serve_environment` in os.environ while a local Ray starts (its processes keep what they
     inherited), then removed: a child process of ours starting its own Ray gets its own ports.
     Variables the user set win."""
-    added = {k: v for k, v in serve_environment(settings).items() if k not in os.environ}
+    environment = serve_environment(settings, local=True)
+    added = {k: v for k, v in environment.items() if k not in os.environ}
     os.environ.update(added)
     run_dir = added.get("RAY_SERVE_HAPROXY_SERVER_STATE_BASE")
     if run_dir:
@@ -138,8 +152,6 @@ def configure_ray_data() -> None:
     import ray.data
 
     context = ray.data.DataContext.get_current()
-    # Progress bars interleave badly with the jobs' own progress lines.
-    context.enable_progress_bars = False
     # Ray 2.60's file-listing stage starts an actor per dataset: ~5 s to read a 1,000-row
     # Parquet file here against ~0.2 s on the V1 reader (measured on 2 cores).
     context.use_datasource_v2 = False
@@ -166,24 +178,3 @@ def run_job(main: Callable[[], int | None]) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(code or 0)
-
-
-class Stages:
-    """Runs stages in order, printing what each did, how long it took and where to look."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, float, str]] = []
-
-    def run(self, name: str, step: Callable[[], str]) -> None:
-        print(f"\n==> {name}", flush=True)
-        started = time.perf_counter()
-        detail = step()
-        elapsed = time.perf_counter() - started
-        self.rows.append((name, elapsed, detail))
-        print(f"    done in {elapsed:.1f} s: {detail}", flush=True)
-
-    def summary(self) -> None:
-        width = max(len(name) for name, _, _ in self.rows)
-        print("\nSummary")
-        for name, elapsed, detail in self.rows:
-            print(f"  {name:<{width}}  {elapsed:>6.1f} s  {detail}")

@@ -15,9 +15,11 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from app.config import Settings, load_settings
+from app.console import Stages, output_to_log
 from app.data.ingest import ingest
 from app.data.schema import TABLES
 from app.data.snapshot import load_snapshot
@@ -25,8 +27,8 @@ from app.data.sources import local_table_path
 from app.data.warehouse import source_tables, write_local_tables
 from app.errors import SourceError
 from app.features.store import get_online_features, get_store, materialize, request_row
-from app.runtime import Stages, init_ray, run_job, setup_logging
-from app.waiting import WaitTimeout, poll
+from app.monitoring.live import check_drift
+from app.runtime import init_ray, run_job, setup_logging
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,14 +46,14 @@ def prepare_local_source(settings: Settings) -> str:
         return f"wrote {rows:,} applicants as 3 tables to {settings.local_source_dir}"
 
 
-def sample_online_read(settings: Settings) -> str:
+def sample_online_read(settings: Settings, say: Callable[[str], None]) -> str:
     application = load_snapshot(settings.offline_dir, "loan_applications").iloc[0]
     row = request_row(application)
     features = get_online_features(get_store(settings), settings.feature_service_name, [row])
     values = features.iloc[0].to_dict()
-    print(f"    online features of {row['applicant_id']}:")
+    say(f"    online features of {row['applicant_id']}:")
     for name in sorted(values):
-        print(f"      {name:<58} {values[name]}")
+        say(f"      {name:<58} {values[name]}")
     missing = [k for k, v in values.items() if v is None]
     if missing:
         raise SourceError(f"online store returned no value for {', '.join(missing)}")
@@ -115,7 +117,9 @@ def api_access(settings: Settings) -> str:
     )
 
 
-def send_decisions(settings: Settings, url: str, count: int) -> tuple[str, int]:
+def send_decisions(
+    settings: Settings, url: str, count: int, say: Callable[[str], None]
+) -> tuple[str, int]:
     """A sample of real applications through the HTTP API, as a client would send them."""
     from app.serving.client import bearer_headers, decision_body, send_sample
 
@@ -126,69 +130,34 @@ def send_decisions(settings: Settings, url: str, count: int) -> tuple[str, int]:
         failures = dict(run.failures)
         raise SourceError(f"the decision service answered none of {run.sent}: {failures}")
     if (sample := run.first_decline) is not None:
-        print(
+        say(
             f"    e.g. {sample['applicant_id']}: decline, PD {sample['probability_of_default']:.2f}"
             f", model v{sample['model']['version']}, reasons:"
         )
         for reason in sample["reasons"]:
-            print(f"      {reason['code']} {reason['description']}")
+            say(f"      {reason['code']} {reason['description']}")
     return run.summary(), run.answered
 
 
-def check_drift(settings: Settings, answered: int, options: dict, timeout: float) -> str:
-    """Ask the live drift monitor to check the decisions it has been sent (`options`: the
-    deployment's, whose user_config may turn the feed off)."""
-    import ray
-
-    from app.monitoring.monitor import find_monitor
-
-    user_config = options.get("user_config") or {}
-    if not (settings.monitor_enabled and user_config.get("drift_monitor", True)):
-        return "drift monitor off (CREDIT_MONITOR_ENABLED or user_config drift_monitor)"
-    # The replicas start the monitor with their first rows (about a second after them).
-    deadline = time.monotonic() + timeout
-    try:
-        monitor = poll(lambda: find_monitor(settings), "a drift monitor", timeout, 0.5)
-    except WaitTimeout:
-        return f"no drift monitor appeared within {timeout:g} s of the decisions"
-
-    # Replicas forward rows about once a second (a sample of them under load); wait for the
-    # rows standing for this run's decisions to arrive (what arrived is checked either way).
-    def arrived() -> bool:
-        status = ray.get(monitor.status.remote(), timeout=60)
-        return status["buffered_represented_rows"] >= answered
-
-    with contextlib.suppress(WaitTimeout):
-        poll(arrived, "the decisions' rows at the monitor", deadline - time.monotonic(), 0.5)
-    result = ray.get(monitor.check_now.remote(), timeout=timeout)
-    if result is None:
-        return "no decisions reached the drift monitor"
-    drifted = [f["column"] for f in result["features"] if f["drifted"]]
-    verdict = "DRIFT" if result["dataset_drift"] else "no drift"
-    rate = result["extra"].get("sample_rate", 1.0)
-    sampled = f" (a {rate:.0%} sample of those answered)" if rate < 1 else ""
-    return (
-        f"{verdict} over {result['rows']} decisions{sampled} vs champion "
-        f"v{result['model_version']}'s training data (drift share {result['drift_share']:.2f}"
-        f"{', drifted: ' + ', '.join(drifted) if drifted else ''}); report "
-        f"{result['extra']['report']}"
-    )
-
-
-def shut_down(settings: Settings, joined: bool, keep_serving: bool, url: str | None) -> str:
+def shut_down(
+    settings: Settings,
+    joined: bool,
+    keep_serving: bool,
+    url: str | None,
+    say: Callable[[str], None] = print,
+) -> str:
     """A local run stops what it started; on a cluster the service stays deployed."""
     import ray
     from ray import serve
 
     if url and (keep_serving or joined):
         if keep_serving and not joined:
-            print(f"\nserving at {url} (API docs {url}/docs); Ctrl-C or SIGTERM stops it")
-            sys.stdout.flush()
+            say(f"\nserving at {url} (API docs {url}/docs); Ctrl-C or SIGTERM stops it")
             try:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM as runtime.Terminated
-                print("stopping: the service, the drift monitor and the local Ray", flush=True)
+                say("stopping: the service, the drift monitor and the local Ray")
         else:
             return f"decision service left running at {url} (remove with `serve shutdown`)"
     from app.monitoring.monitor import find_monitor
@@ -218,23 +187,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--keep-serving", action="store_true", help="Keep a local service up until Ctrl-C."
     )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="Show Ray's and the libraries' output here instead of in a log file.",
+    )
     return parser.parse_args()
 
 
-def main() -> int:
-    args = parse_args()
-    setup_logging()
-    settings = load_settings()
+def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> None:
+    """Every stage in order; whatever fails, what this run started is stopped first."""
     joined = bool(settings.ray_address or os.environ.get("RAY_ADDRESS"))
-    stages = Stages()
-    print(f"data directory: {settings.data_dir}")
     if settings.source == "local":
         stages.run("source", lambda: prepare_local_source(settings))
 
     def run_ingest() -> str:
         init_ray(settings)
         report = ingest(settings)
-        print(report.summary())
+        stages.say(report.summary())
         return f"snapshot {report.snapshot_id} ({report.rejected:,} rows rejected)"
 
     def run_materialize() -> str:
@@ -252,34 +222,59 @@ def main() -> int:
 
     def run_decisions() -> str:
         nonlocal answered
-        detail, answered = send_decisions(settings, deployed.url, args.decisions)
+        detail, answered = send_decisions(settings, deployed.url, args.decisions, stages.say)
         return detail
-
-    def drift_check() -> str:
-        return check_drift(settings, answered, deployed.options, args.ready_timeout)
 
     try:
         stages.run("ingest", run_ingest)
         stages.run("feature store", run_materialize)
-        stages.run("online lookup", lambda: sample_online_read(settings))
+        stages.run("online lookup", lambda: sample_online_read(settings, stages.say))
         stages.run("train", lambda: train_model(settings))
         if args.decisions > 0:
             stages.run("deploy", run_deploy)
             stages.run("decisions", run_decisions)
-            stages.run("drift check", drift_check)
+            timeout = args.ready_timeout
+            stages.run(
+                "drift check", lambda: check_drift(settings, answered, deployed.options, timeout)
+            )
     except BaseException:
         # Stop what this run started before the error is reported.
         shut_down(settings, joined, keep_serving=False, url=deployed and deployed.url)
         raise
     url = deployed and deployed.url
-    stages.run("shutdown", lambda: shut_down(settings, joined, args.keep_serving, url))
-    stages.summary()
-    print(
-        "\nWhere to look\n"
-        f"  MLflow UI         {mlflow_ui(settings)}\n"
-        f"  prediction log    {settings.prediction_log_dir} (daily: python -m jobs.retention)\n"
-        f"  drift reports     {settings.monitor_dir}"
-    )
+    stages.run("shutdown", lambda: shut_down(settings, joined, args.keep_serving, url, stages.say))
+
+
+def where_to_look(settings: Settings, log_path: Path | None) -> str:
+    lines = [
+        "\nWhere to look",
+        f"  MLflow UI         {mlflow_ui(settings)}",
+        f"  prediction log    {settings.prediction_log_dir} (daily: python -m jobs.retention)",
+        f"  drift reports     {settings.monitor_dir}",
+    ]
+    if log_path is not None:
+        lines.append(f"  full log          {log_path}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    args = parse_args()
+    setup_logging()
+    settings = load_settings()
+    # Artifact download bars would fill the log with carriage returns.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    log_path = None
+    if not args.verbose:
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        log_path = settings.data_dir / "logs" / f"pipeline-{stamp}.log"
+    with output_to_log(log_path) if log_path else contextlib.nullcontext(sys.stdout) as out:
+        stages = Stages(out)
+        stages.say(f"data directory: {settings.data_dir}")
+        if log_path is not None:
+            stages.say(f"Ray's and the libraries' output: {log_path}")
+        run_stages(settings, args, stages)
+        stages.summary()
+        stages.say(where_to_look(settings, log_path))
     return 0
 
 

@@ -19,8 +19,8 @@ def main() -> int:
     argparse.ArgumentParser(prog="python -m jobs.serve_env", description=__doc__).parse_args()
     settings = load_settings()
     environment = serve_environment(settings)
-    if not environment:
-        print(f"# serve_ingress={settings.serve_ingress}: Serve's own proxy, nothing to set")
+    if settings.serve_ingress != "haproxy":
+        print(f"# serve_ingress={settings.serve_ingress}: Serve's own proxy")
     for name, value in environment.items():
         print(f"export {name}={shlex.quote(value)}")
     return 0

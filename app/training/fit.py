@@ -29,6 +29,7 @@ class FitResult:
     estimator: Any
     metrics: dict[str, float]
     params: dict[str, Any]
+    baseline: FitResult | None = None  # the logistic baseline, when fitted in the same run
 
 
 def encoded_dataset(frame: pd.DataFrame, encoder: FeatureEncoder) -> ray.data.Dataset:
@@ -60,18 +61,24 @@ def xgb_params(
     return params
 
 
+def _frames(names: list[str]) -> dict[str, pd.DataFrame]:
+    """This worker's part of each named dataset (in the order named)."""
+    return {n: ray.train.get_dataset_shard(n).materialize().to_pandas() for n in names}
+
+
 def _xgb_worker(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker; Ray wraps it in XGBoost's collective context, so the
-    boosting rounds are synchronised across the data shards."""
+    boosting rounds are synchronised across the data shards. Rank 0 then fits the logistic
+    baseline too: one Ray Train run for both models (a run's start-up costs ~10 s here)."""
     import xgboost as xgb
 
     features = config["features"]
+    frames = _frames(["train", "validation"])
 
-    def shard(name: str) -> xgb.DMatrix:
-        df = ray.train.get_dataset_shard(name).materialize().to_pandas()
+    def dmatrix(df: pd.DataFrame) -> xgb.DMatrix:
         return xgb.DMatrix(df[features], label=df[LABEL_COLUMN], feature_names=features)
 
-    dtrain, dvalid = shard("train"), shard("validation")
+    dtrain, dvalid = dmatrix(frames["train"]), dmatrix(frames["validation"])
     history: dict[str, dict[str, list[float]]] = {}
     booster = xgb.train(
         config["params"],
@@ -90,18 +97,37 @@ def _xgb_worker(config: dict[str, Any]) -> None:
         "train_auc": float(history["train"]["auc"][best]),
     }
     # Report once, with the final model: per-round reports cost more than the boosting here.
-    if ray.train.get_context().get_world_rank() == 0:
-        with tempfile.TemporaryDirectory() as tmp:
-            booster.save_model(str(Path(tmp) / "booster.json"))
-            ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
-    else:
+    if ray.train.get_context().get_world_rank() != 0:
         ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        booster.save_model(str(Path(tmp) / "booster.json"))
+        if config["baseline_C"] is not None:
+            # The boosting's shards are parts of the data; the baseline needs all of it.
+            full = _frames([f"full_{n}" for n in frames]) if config["sharded"] else frames
+            metrics["baseline_validation_auc"] = _fit_baseline(
+                Path(tmp), features, *full.values(), config["baseline_C"]
+            )
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(tmp))
+
+
+def _fit_baseline(
+    out: Path, features: list[str], train: pd.DataFrame, valid: pd.DataFrame, C: float
+) -> float:
+    """Fit the logistic baseline, pickle it into `out`; its validation AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    pipeline = baseline_pipeline(C)
+    pipeline.fit(train[features], train[LABEL_COLUMN])
+    with open(out / "pipeline.pkl", "wb") as f:
+        pickle.dump(pipeline, f)
+    return float(roc_auc_score(valid[LABEL_COLUMN], pipeline.predict_proba(valid[features])[:, 1]))
 
 
 def _data_config(workers: int) -> ray.train.DataConfig:
-    """Shard the datasets over the workers, unless there is one worker: a split of one is the
-    whole dataset, and the split's coordinator actor costs ~10 s of a fit here."""
-    return ray.train.DataConfig(datasets_to_split="all" if workers > 1 else [])
+    """Shard the boosting's datasets over the workers, unless there is one worker: a split of
+    one is the whole dataset, and the split's coordinator actor costs ~10 s of a fit here."""
+    return ray.train.DataConfig(datasets_to_split=["train", "validation"] if workers > 1 else [])
 
 
 def _run_config(storage: Path, name: str, max_failures: int) -> ray.train.RunConfig:
@@ -123,11 +149,17 @@ def fit_xgboost(
     cpus_per_worker: float,
     storage: Path,
     max_failures: int = 0,
+    baseline_C: float | None = None,
 ) -> FitResult:
-    """Data-parallel XGBoost with Ray Train's XGBoostTrainer (Train V2 API)."""
+    """Data-parallel XGBoost with Ray Train's XGBoostTrainer (Train V2 API); with `baseline_C`,
+    the logistic baseline is fitted in the same run (FitResult.baseline)."""
     import xgboost as xgb
     from ray.train.xgboost import XGBoostTrainer
 
+    datasets = {"train": train_ds, "validation": valid_ds}
+    sharded = workers > 1
+    if baseline_C is not None and sharded:
+        datasets |= {"full_train": train_ds, "full_validation": valid_ds}
     trainer = XGBoostTrainer(
         _xgb_worker,
         train_loop_config={
@@ -135,22 +167,30 @@ def fit_xgboost(
             "params": params,
             "num_boost_round": num_boost_round,
             "early_stopping_rounds": early_stopping_rounds,
+            "baseline_C": baseline_C,
+            "sharded": sharded,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=workers, resources_per_worker={"CPU": cpus_per_worker}
         ),
         run_config=_run_config(storage, "xgboost", max_failures),
-        datasets={"train": train_ds, "validation": valid_ds},
+        datasets=datasets,
         dataset_config=_data_config(workers),
     )
     result = trainer.fit()
+    metrics = dict(result.metrics)
+    baseline = None
     booster = xgb.Booster()
     with result.checkpoint.as_directory() as path:
         booster.load_model(str(Path(path) / "booster.json"))
+        if baseline_C is not None:
+            with open(Path(path) / "pipeline.pkl", "rb") as f:
+                auc = metrics.pop("baseline_validation_auc")
+                baseline = FitResult(pickle.load(f), {"validation_auc": auc}, {"C": baseline_C})
     # Keep exactly the trees up to the best round, so scoring needs no iteration range.
-    best = int(result.metrics["best_iteration"])
+    best = int(metrics["best_iteration"])
     booster = booster[: best + 1]
-    return FitResult(booster, dict(result.metrics), params)
+    return FitResult(booster, metrics, params, baseline)
 
 
 def baseline_pipeline(C: float):
@@ -167,45 +207,3 @@ def baseline_pipeline(C: float):
             ("model", LogisticRegression(C=C, max_iter=2000)),
         ]
     )
-
-
-def _baseline_worker(config: dict[str, Any]) -> None:
-    from sklearn.metrics import roc_auc_score
-
-    features = config["features"]
-    train = ray.train.get_dataset_shard("train").materialize().to_pandas()
-    valid = ray.train.get_dataset_shard("validation").materialize().to_pandas()
-    pipeline = baseline_pipeline(config["C"])
-    pipeline.fit(train[features], train[LABEL_COLUMN])
-    auc = roc_auc_score(valid[LABEL_COLUMN], pipeline.predict_proba(valid[features])[:, 1])
-    with tempfile.TemporaryDirectory() as tmp:
-        with open(Path(tmp) / "pipeline.pkl", "wb") as f:
-            pickle.dump(pipeline, f)
-        ray.train.report(
-            {"validation_auc": float(auc)}, checkpoint=ray.train.Checkpoint.from_directory(tmp)
-        )
-
-
-def fit_baseline(
-    train_ds: ray.data.Dataset,
-    valid_ds: ray.data.Dataset,
-    encoder: FeatureEncoder,
-    storage: Path,
-    cpus: float,
-    C: float = BASELINE_C,
-) -> FitResult:
-    """A logistic-regression scorecard baseline, fitted on a Ray Train worker."""
-    from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
-
-    trainer = DataParallelTrainer(
-        _baseline_worker,
-        train_loop_config={"features": encoder.feature_names, "C": C},
-        scaling_config=ray.train.ScalingConfig(num_workers=1, resources_per_worker={"CPU": cpus}),
-        run_config=_run_config(storage, "baseline", 0),
-        datasets={"train": train_ds, "validation": valid_ds},
-        dataset_config=_data_config(1),
-    )
-    result = trainer.fit()
-    with result.checkpoint.as_directory() as path, open(Path(path) / "pipeline.pkl", "rb") as f:
-        pipeline = pickle.load(f)
-    return FitResult(pipeline, dict(result.metrics), {"C": C})

@@ -16,7 +16,7 @@ from app.data.snapshot import current_snapshot, read_manifest
 from app.domain import CHAMPION
 from app.training import registry
 from app.training.dataset import Splits, check_features, configured_split, load_training_frame
-from app.training.fit import FitResult, encoded_dataset, fit_baseline, fit_xgboost, xgb_params
+from app.training.fit import BASELINE_C, FitResult, encoded_dataset, fit_xgboost, xgb_params
 from app.training.gates import GateConfig, gate, gate_config, gates
 from app.training.model import CreditModel, used_columns_of
 from app.training.preprocess import FeatureEncoder
@@ -135,12 +135,9 @@ def fit_models(
         settings.train_cpus_per_worker,
         storage,
         max_failures=settings.train_max_failures,
+        baseline_C=BASELINE_C if with_baseline else None,
     )
-    baseline = (
-        fit_baseline(train_ds, valid_ds, encoder, storage, settings.train_cpus_per_worker)
-        if with_baseline
-        else None
-    )
+    baseline = xgb_fit.baseline
     return xgb_fit, baseline
 
 

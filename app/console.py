@@ -1,0 +1,88 @@
+"""What the main job shows its user: stage lines on the terminal, everything else in a log file."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import TextIO
+
+
+@contextmanager
+def output_to_log(log_path: Path) -> Iterator[TextIO]:
+    """Send everything written to this process's stdout and stderr to `log_path` and yield a
+    stream to the terminal.
+
+    At the descriptor level, not sys.stdout: Ray's driver logging, the output its workers
+    forward, Feast's and MLflow's prints and progress bars, and the processes a local Ray
+    starts all write to descriptors 1 and 2. Restored on the way out, so an error line
+    printed after this block reaches the terminal.
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved_out, saved_err = os.dup(1), os.dup(2)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    terminal = os.fdopen(os.dup(saved_out), "w", buffering=1, errors="replace")
+    try:
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        yield terminal
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved_out, 1)
+        os.dup2(saved_err, 2)
+        for fd in (saved_out, saved_err, log_fd):
+            os.close(fd)
+        terminal.close()
+
+
+class Stages:
+    """Runs stages in order, printing what each did, how long it took and where to look; on a
+    terminal a spinner with the elapsed time runs while a stage works."""
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        from rich.console import Console
+
+        # soft_wrap: a long detail line (a URL, a path) stays one line for grep and for tests.
+        self.console = Console(
+            file=out or sys.stdout, highlight=False, soft_wrap=True, emoji=False, markup=False
+        )
+        self.rows: list[tuple[str, float, str]] = []
+
+    def say(self, line: str = "") -> None:
+        self.console.print(line)
+
+    def _progress(self, name: str):
+        if not self.console.is_terminal:
+            return nullcontext()
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn(f"{name} ..."),
+            TimeElapsedColumn(),
+            console=self.console,
+            transient=True,
+        )
+        progress.add_task(name, total=None)
+        return progress
+
+    def run(self, name: str, step: Callable[[], str]) -> None:
+        self.say(f"\n==> {name}")
+        started = time.perf_counter()
+        with self._progress(name):
+            detail = step()
+        elapsed = time.perf_counter() - started
+        self.rows.append((name, elapsed, detail))
+        self.say(f"    done in {elapsed:.1f} s: {detail}")
+
+    def summary(self) -> None:
+        width = max(len(name) for name, _, _ in self.rows)
+        self.say("\nSummary")
+        for name, elapsed, detail in self.rows:
+            self.say(f"  {name:<{width}}  {elapsed:>6.1f} s  {detail}")

@@ -1,0 +1,55 @@
+"""The main job's terminal: stage lines on the terminal, everything else in the log file."""
+
+import subprocess
+import sys
+import textwrap
+
+from tests.utils import ROOT
+
+SCRIPT = textwrap.dedent(
+    """
+    import logging, subprocess, sys
+    from pathlib import Path
+    from app.console import Stages, output_to_log
+
+    logging.basicConfig()
+    with output_to_log(Path(sys.argv[1])) as out:
+        stages = Stages(out)
+        def noisy():
+            print("library print")
+            logging.getLogger("ray").warning("library warning")
+            subprocess.run([sys.executable, "-c", "import sys; sys.stderr.write('child noise')"])
+            stages.say("    a detail line " + "x" * 150)
+            return "did it"
+        stages.run("stage one", noisy)
+        stages.summary()
+    print("after the block")
+    """
+)
+
+
+def test_only_stage_lines_reach_the_terminal_and_the_rest_is_logged(tmp_path):
+    log_path = tmp_path / "logs" / "job.log"
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(log_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert "==> stage one" in lines
+    assert any(line.startswith("    done in ") and line.endswith("s: did it") for line in lines)
+    # A long line stays one line (no wrapping at 80 columns) for grep and for log readers.
+    assert "    a detail line " + "x" * 150 in lines
+    assert "Summary" in lines
+    # Restored after the block: an error printed after it is seen.
+    assert lines[-1] == "after the block"
+    for noise in ("library print", "library warning", "child noise"):
+        assert noise not in done.stdout + done.stderr
+    logged = log_path.read_text()
+    for noise in ("library print", "library warning", "child noise"):
+        assert noise in logged
+    assert "==> stage one" not in logged
+    assert oct(log_path.stat().st_mode & 0o777) == "0o600"
