@@ -1,7 +1,7 @@
 """Monitoring over the prediction log, for cron or `ray job submit`.
 
 python -m jobs.monitor drift [--since T] [--until T | --last-hours H] [--fail-on-drift]
-python -m jobs.monitor performance --labels FILE [--period D|W|M]
+python -m jobs.monitor performance [--labels FILE] [--period D|W|M]   (+ an HTML report)
 python -m jobs.monitor status      (the live drift monitor actor on the cluster)
 """
 
@@ -106,34 +106,53 @@ def run_drift(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_DRIFT if (args.fail_on_drift and result.dataset_drift) else 0
 
 
+def _baseline(settings: Settings) -> tuple[str | None, dict[str, float]]:
+    """The champion's version and its logged test metrics (empty without a champion)."""
+    from app.training import registry
+
+    client = registry.client(settings)
+    champion = registry.alias_version(client, settings.model_name, CHAMPION)
+    baseline = registry.version_metrics(client, settings.model_name, champion) if champion else {}
+    return champion, baseline
+
+
 def run_performance(settings: Settings, args: argparse.Namespace) -> int:
     from app.monitoring.labels import load_labels
     from app.monitoring.outcomes import join_outcomes
     from app.monitoring.performance import format_table, performance_by_period
-    from app.training import registry
+    from app.monitoring.report import NO_OUTCOMES, write_report
 
-    labels = load_labels(Path(args.labels))
+    labels = load_labels(Path(args.labels)) if args.labels else None
     decisions = answered_decisions(settings, None, None)
-    joined = join_outcomes(decisions, labels)
-    if joined.empty:
+    # Without outcomes every decision joins unlabelled: approval rates are known at once.
+    no_labels = pd.DataFrame(columns=["applicant_id", "defaulted"])
+    joined = join_outcomes(decisions, no_labels if labels is None else labels)
+    labelled = int(joined["defaulted"].notna().sum())
+    if labels is not None and labelled == 0:
         raise MonitorInputError(
             f"none of the {len(labels):,} labels in {args.labels} matches a logged decision"
         )
-    client = registry.client(settings)
-    champion = registry.alias_version(client, settings.model_name, CHAMPION)
-    baseline = registry.version_metrics(client, settings.model_name, champion) if champion else {}
+    champion, baseline = _baseline(settings)
     table = performance_by_period(joined, args.period, baseline or None)
     nan = float("nan")
-    print(
-        f"{len(joined):,} decisions with outcomes; baseline: champion v{champion} test AUC "
-        f"{baseline.get('test_auc', nan):.4f}, KS {baseline.get('test_ks', nan):.4f}, "
+    outcomes = f"{labelled:,} with outcomes" if labels is not None else NO_OUTCOMES
+    reference = (
+        f"champion v{champion} test AUC {baseline.get('test_auc', nan):.4f}, "
+        f"KS {baseline.get('test_ks', nan):.4f}, "
         f"approval rate {baseline.get('test_approval_rate', nan):.3f}"
+        if champion
+        else "none (no champion)"
     )
+    print(f"{len(joined):,} decisions, {outcomes}; baseline: {reference}")
     print(format_table(table))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.output, index=False)
         print(f"written to {args.output}")
+    report = write_report(
+        settings, labels, period=args.period, baseline=baseline or None, decisions=decisions
+    )
+    print(f"report: {report}")
     return 0
 
 
@@ -167,8 +186,12 @@ def main() -> int:
     drift.add_argument(
         "--fail-on-drift", action="store_true", help=f"exit {EXIT_DRIFT} when drift is found"
     )
-    perf = sub.add_parser("performance", help="AUC/KS/approval per period once outcomes arrive")
-    perf.add_argument("--labels", required=True, help="Parquet/CSV: applicant_id, defaulted")
+    perf = sub.add_parser(
+        "performance", help="approval per period, AUC/KS once outcomes arrive; an HTML report"
+    )
+    perf.add_argument(
+        "--labels", help="outcomes, Parquet/CSV: applicant_id, defaulted (none: no AUC yet)"
+    )
     perf.add_argument("--period", default="W", help="pandas period: D, W or M (default W)")
     perf.add_argument("--output", help="also write the table as CSV here")
     sub.add_parser("status", help="the live drift monitor's counters and latest check")

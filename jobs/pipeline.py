@@ -28,6 +28,7 @@ from app.data.warehouse import source_tables, write_local_tables
 from app.errors import SourceError
 from app.features.store import get_online_features, get_store, materialize, request_row
 from app.monitoring.live import check_drift
+from app.monitoring.report import REPORT_NAME, write_report
 from app.runtime import init_ray, run_job, setup_logging
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,6 +244,8 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> 
         raise
     url = deployed and deployed.url
     stages.run("shutdown", lambda: shut_down(settings, joined, args.keep_serving, url, stages.say))
+    # After the shutdown: every answered decision is on disk by then.
+    stages.run("report", lambda: f"written to {write_report(settings)} (open in a browser)")
 
 
 def where_to_look(settings: Settings, log_path: Path | None) -> str:
@@ -251,6 +254,7 @@ def where_to_look(settings: Settings, log_path: Path | None) -> str:
         f"  MLflow UI         {mlflow_ui(settings)}",
         f"  prediction log    {settings.prediction_log_dir} (daily: python -m jobs.retention)",
         f"  drift reports     {settings.monitor_dir}",
+        f"  report            {settings.monitor_dir / REPORT_NAME}",
     ]
     if log_path is not None:
         lines.append(f"  full log          {log_path}")

@@ -289,6 +289,13 @@ def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_pa
         str(out),
     )
     assert perf.returncode == 0, perf.stdout + perf.stderr
+    # The report beside the table: its path printed; scores, approval, AUC and the drift check
+    # above charted, all inline.
+    report = tmp_path / "monitoring" / "report.html"
+    assert f"report: {report}" in perf.stdout
+    page = report.read_text()
+    assert page.count("data:image/png;base64,") == 4
+    assert "no outcomes recorded yet" not in page and "no drift checks" not in page
     rows = pd.read_csv(out)
     champion = rows[rows["variant"] == "champion"].iloc[-1]
     # The same figures computed here from the log: each label goes to its applicant's latest
@@ -319,3 +326,10 @@ def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_pa
     bad.write_text("applicant_id,defaulted\nS0000001,2\n")
     refused = run_job(settings, "performance", "--labels", str(bad))
     assert refused.returncode == 2 and "defaulted" in refused.stderr
+
+    # Before any outcome arrives: approval rates, and a report that says why there is no AUC.
+    unlabelled = run_job(settings, "performance", "--period", "D")
+    assert unlabelled.returncode == 0, unlabelled.stdout + unlabelled.stderr
+    assert "no outcomes recorded yet" in unlabelled.stdout
+    assert f"report: {report}" in unlabelled.stdout
+    assert "no outcomes recorded yet" in report.read_text()

@@ -1,0 +1,282 @@
+"""One self-contained HTML page on live decisions: scores, approval and AUC per period, drift."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app.config import Settings
+from app.domain import APPROVE, PREDICTION
+from app.fs import atomic_write
+from app.monitoring.outcomes import PREDICTION_REQUIRED, join_outcomes
+from app.monitoring.performance import performance_by_period
+
+REPORT_NAME = "report.html"
+# Drift records under monitor_dir: the live monitor's (store.py) and `jobs.monitor drift`'s.
+DRIFT_FOLDERS = {"live": "results", "batch": "batch"}
+# The table lists the newest checks only (a monitor keeps every record); the chart shows all.
+MAX_DRIFT_ROWS = 30
+NO_OUTCOMES = "no outcomes recorded yet"
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}"
+    "table{border-collapse:collapse;font-size:.9em;margin:.5em 0 1.5em}"
+    "td,th{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:right}"
+    "td.t,th.t{text-align:left}p.none{color:#777;font-style:italic}img{max-width:100%}"
+)
+
+
+# --- inputs ----------------------------------------------------------------------------------
+def read_decisions(settings: Settings) -> pd.DataFrame:
+    """Answered decisions in the prediction log (possibly none), only the columns reported."""
+    from app.predictions.log import read_prediction_log
+    from app.predictions.schema import answered
+
+    # Selecting before to_pandas skips converting every feature column.
+    table = read_prediction_log(settings.prediction_log_dir).select(list(PREDICTION_REQUIRED))
+    return answered(table.to_pandas()).reset_index(drop=True)
+
+
+def _utc(text: str) -> pd.Timestamp:
+    stamp = pd.Timestamp(text)
+    # Records carry an offset; a naive one (hand-written) is taken as UTC, as the log's times.
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def read_drift_history(monitor_dir: Path) -> tuple[pd.DataFrame, int]:
+    """Every stored drift check in time order, and how many records could not be read."""
+    rows, unreadable = [], 0
+    for source, folder in DRIFT_FOLDERS.items():
+        for path in sorted((Path(monitor_dir) / folder).glob("drift-*.json")):
+            try:
+                record = json.loads(path.read_text())
+                rows.append(
+                    {
+                        "checked_at": _utc(record["checked_at"]),
+                        "source": source,
+                        "rows": int(record["rows"]),
+                        "drift_share": float(record["drift_share"]),
+                        "dataset_drift": bool(record["dataset_drift"]),
+                        "drifted_features": ", ".join(record.get("drifted_features") or []),
+                        "model_version": record.get("model_version") or "",
+                    }
+                )
+            # A record being written by another version, or cut short, must not stop the page.
+            except (OSError, ValueError, KeyError, TypeError):
+                unreadable += 1
+    history = pd.DataFrame(rows, columns=["checked_at", "source", "rows", "drift_share"])
+    if rows:
+        history = pd.DataFrame(rows).sort_values("checked_at", kind="stable")
+    return history.reset_index(drop=True), unreadable
+
+
+# --- charts ----------------------------------------------------------------------------------
+def _chart(draw: Callable[[Any], None], alt: str) -> str:
+    """An <img> holding the PNG `draw(axes)` makes; Agg through the object API, so no pyplot
+    state and no process-wide backend switch."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.5, 3.0), dpi=96, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.grid(alpha=0.3)
+    draw(axes)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    data = base64.b64encode(buffer.getvalue()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _score_chart(decisions: pd.DataFrame, threshold: float) -> str:
+    def draw(axes: Any) -> None:
+        bins = np.linspace(0.0, 1.0, 41)
+        for variant, group in decisions.groupby("variant", sort=True):
+            axes.hist(group[PREDICTION], bins=bins, histtype="step", linewidth=1.5, label=variant)
+        axes.axvline(threshold, color="crimson", linestyle="--", label=f"threshold {threshold:.3f}")
+        axes.set(xlabel="probability of default", ylabel="decisions", xlim=(0, 1))
+        axes.legend(fontsize="small")
+
+    return _chart(draw, "histogram of the probability of default by variant")
+
+
+def _period_chart(table: pd.DataFrame, column: str, label: str, reference: float | None) -> str:
+    periods = list(dict.fromkeys(table["period"]))  # the table is in time order
+    position = {p: i for i, p in enumerate(periods)}
+
+    def draw(axes: Any) -> None:
+        for variant, group in table.dropna(subset=[column]).groupby("variant", sort=True):
+            axes.plot(group["period"].map(position), group[column], marker="o", label=variant)
+        if reference is not None and not math.isnan(reference):
+            axes.axhline(reference, color="gray", linestyle="--", label="champion test set")
+        step = math.ceil(len(periods) / 10)  # at most 10 tick labels: readable when rotated
+        axes.set_xticks(range(0, len(periods), step), periods[::step], rotation=30, ha="right")
+        axes.set(ylabel=label, ylim=(0, 1.02), xlim=(-0.5, len(periods) - 0.5))
+        axes.legend(fontsize="small")
+
+    return _chart(draw, f"{label} per period and variant")
+
+
+def _drift_chart(history: pd.DataFrame) -> str:
+    def draw(axes: Any) -> None:
+        times = history["checked_at"].dt.tz_localize(None)  # matplotlib plots naive UTC
+        for source, group in history.groupby("source", sort=True):
+            axes.plot(times[group.index], group["drift_share"], marker=".", label=source)
+        drifted = history["dataset_drift"]
+        if drifted.any():
+            shares = history["drift_share"][drifted]
+            axes.scatter(times[drifted], shares, color="crimson", zorder=3, label="dataset drift")
+        axes.set(xlabel="checked at (UTC)", ylabel="share of features drifted", ylim=(0, 1.02))
+        axes.legend(fontsize="small")
+        axes.figure.autofmt_xdate()
+
+    return _chart(draw, "drift share over time; red: dataset drift")
+
+
+# --- HTML ------------------------------------------------------------------------------------
+def _cell(value: Any, digits: int = 3) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "-"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(frame: pd.DataFrame, digits: dict[str, int] | None = None) -> str:
+    digits = digits or {}
+    text = [c for c in frame.columns if frame[c].dtype == object]
+
+    def row(values: Iterable[Any], tag: str) -> str:
+        cells = [
+            f"<{tag}{' class=t' if c in text else ''}>{html.escape(v)}</{tag}>"
+            for c, v in zip(frame.columns, values, strict=True)
+        ]
+        return "<tr>" + "".join(cells) + "</tr>"
+
+    body = [
+        row((_cell(v, digits.get(c, 3)) for c, v in zip(frame.columns, r, strict=True)), "td")
+        for r in frame.itertuples(index=False)
+    ]
+    return "<table>" + row(map(str, frame.columns), "th") + "".join(body) + "</table>"
+
+
+def _none(text: str) -> str:
+    return f'<p class="none">{html.escape(text)}</p>'
+
+
+def _score_section(decisions: pd.DataFrame, threshold: float) -> str:
+    if decisions.empty:
+        return _none("no decisions logged yet")
+    scores = decisions.groupby("variant", sort=True).agg(
+        decisions=(PREDICTION, "size"),
+        mean_pd=(PREDICTION, "mean"),
+        median_pd=(PREDICTION, "median"),
+        p90_pd=(PREDICTION, lambda s: s.quantile(0.9)),
+        approval_rate=("decision", lambda d: (d == APPROVE).mean()),
+    )
+    return _score_chart(decisions, threshold) + _table(scores.reset_index())
+
+
+def _auc_part(table: pd.DataFrame, baseline: dict[str, float]) -> str:
+    if int(table["labelled"].sum()) == 0:
+        return _none(NO_OUTCOMES)
+    if table["auc"].isna().all():
+        return _none("no period has enough outcomes of both kinds for an AUC yet (see note)")
+    return _period_chart(table, "auc", "AUC", baseline.get("test_auc"))
+
+
+def _period_section(table: pd.DataFrame | None, baseline: dict[str, float]) -> str:
+    if table is None:
+        return _none("no decisions logged yet")
+    shown = table.drop(columns=[c for c in table.columns if c.endswith("_delta")])
+    charts = _period_chart(table, "approval_rate", "approval rate", None)
+    return charts + _auc_part(table, baseline) + _table(shown, {"auc": 4, "ks": 4})
+
+
+def _drift_section(history: pd.DataFrame, unreadable: int) -> str:
+    skipped = _none(f"{unreadable} unreadable drift record(s) skipped") if unreadable else ""
+    if history.empty:
+        return _none("no drift checks recorded yet") + skipped
+    newest = history.iloc[::-1].head(MAX_DRIFT_ROWS).copy()
+    newest["checked_at"] = newest["checked_at"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
+    plural = "s" if len(history) != 1 else ""
+    caption = f"<p>{len(history):,} check{plural}; the newest {len(newest)} listed.</p>"
+    return _drift_chart(history) + caption + _table(newest, {"drift_share": 3}) + skipped
+
+
+def render_report(
+    decisions: pd.DataFrame,
+    table: pd.DataFrame | None,
+    history: pd.DataFrame,
+    *,
+    threshold: float,
+    baseline: dict[str, float] | None = None,
+    unreadable: int = 0,
+) -> str:
+    """The page: `table` is performance_by_period's output (None when nothing was decided)."""
+    labelled = 0 if table is None else int(table["labelled"].sum())
+    summary = (
+        f"{len(decisions):,} answered decisions, {labelled:,} with an outcome, "
+        f"{len(history):,} drift checks. Generated {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC."
+    )
+    sections = [
+        ("Score distribution", _score_section(decisions, threshold)),
+        ("Approval rate and AUC per period", _period_section(table, baseline or {})),
+        ("Drift share over time", _drift_section(history, unreadable)),
+    ]
+    body = "".join(f"<h2>{title}</h2>{content}" for title, content in sections)
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>Credit decisions report</title><style>{_STYLE}</style></head><body>"
+        f"<h1>Credit decisions report</h1><p>{html.escape(summary)}</p>{body}</body></html>"
+    )
+
+
+def write_report(
+    settings: Settings,
+    labels: pd.DataFrame | None = None,
+    *,
+    period: str = "D",
+    baseline: dict[str, float] | None = None,
+    decisions: pd.DataFrame | None = None,
+    out_path: Path | None = None,
+) -> Path:
+    """Write the report (default `<monitor_dir>/report.html`, atomically) and return its path.
+
+    `labels` are validated outcomes (labels.load_labels); none means no AUC yet. `decisions`
+    are answered decisions already read (default: the prediction log's); `baseline` the
+    champion's logged test metrics, drawn as the AUC's reference line.
+    """
+    if decisions is None:
+        decisions = read_decisions(settings)
+    table = None
+    if not decisions.empty:
+        if labels is None:  # no outcomes yet: every decision joins as unlabelled
+            labels = pd.DataFrame(columns=["applicant_id", "defaulted"])
+        table = performance_by_period(join_outcomes(decisions, labels), period, baseline)
+    history, unreadable = read_drift_history(settings.monitor_dir)
+    page = render_report(
+        decisions,
+        table,
+        history,
+        threshold=settings.decision_threshold,
+        baseline=baseline,
+        unreadable=unreadable,
+    )
+    path = Path(out_path or Path(settings.monitor_dir) / REPORT_NAME)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, page)
+    return path
