@@ -118,6 +118,14 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     reports = list((tmp_path / "monitoring" / "reports").glob("drift-*.html"))
     assert len(reports) == 1
     assert "Serve app, drift monitor and the local Ray stopped" in first.stdout
+    assert (tmp_path / "monitoring" / "report.html").is_file()
+    assert f"written to {tmp_path / 'monitoring' / 'report.html'}" in first.stdout
+    # Only the job's own lines on the terminal; Ray's and the libraries' output in the log.
+    assert not [line for line in first.stdout.splitlines() if "INFO" in line or "pid=" in line]
+    assert "Warning" not in first.stdout + first.stderr
+    (log_path,) = (tmp_path / "logs").glob("pipeline-*.log")
+    assert f"full log          {log_path}" in first.stdout
+    assert "Started a local Ray instance" in log_path.read_text()
     # Every answered decision is in the prediction log once the app has shut down cleanly.
     log = read_prediction_log(tmp_path / "predictions").to_pandas()
     assert len(log) == 121  # the 120 of the job and the one sent above
