@@ -33,8 +33,13 @@ SCORES = TableSpec(
         "model_version": pa.string(),
         "features_as_of": _TS,
         "scored_at": _TS,
+        # A decline's counter-offer (app/training/offers.py); null: approved, none, or off.
+        "counter_offer_credit_amount": pa.int64(),
+        "counter_offer_duration_in_month": pa.int64(),
+        "counter_offer_probability_of_default": pa.float64(),
     },
 )
+OFFER_COLUMNS = tuple(c for c in SCORES.columns if c.startswith("counter_offer_"))
 
 
 class ScoringError(CreditRiskError):
@@ -49,26 +54,38 @@ class ScoreReport:
     declined: int
     model_version: str
     output: str
+    offered: int = 0  # declines with a counter-offer
 
 
 class BatchScorer:
     """A Ray Data actor: online features, then the registered model's decision and reasons."""
 
-    def __init__(self, settings: Settings, version: str, decision_threshold: float | None):
+    def __init__(
+        self,
+        settings: Settings,
+        version: str,
+        decision_threshold: float | None,
+        counter_offers: bool = True,
+    ):
         from app.features.online import open_reader
+        from app.training.offers import OfferBounds
         from app.training.source import RegistryModelSource
 
         self.reader = open_reader(settings)
         self.served = RegistryModelSource(settings).load(version)
         self.threshold = decision_threshold
+        self.offers = OfferBounds.from_settings(settings) if counter_offers else None
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        return score_frame(batch, self.reader, self.served, self.threshold)
+        return score_frame(batch, self.reader, self.served, self.threshold, self.offers)
 
 
-def score_frame(batch: pd.DataFrame, reader, served, threshold: float | None) -> pd.DataFrame:
+def score_frame(
+    batch: pd.DataFrame, reader, served, threshold: float | None, offers=None
+) -> pd.DataFrame:
     """Decisions for one batch of applications (pure apart from the online-store read), on the
-    request path's code: the same features, encoding, score and reasons as the API."""
+    request path's code: the same features, encoding, score and reasons as the API, and with
+    `offers` (OfferBounds) each decline's counter-offer, as the API makes them."""
     from app.features.online import model_inputs
 
     applicant_ids = batch["applicant_id"].astype(str).tolist()
@@ -94,6 +111,10 @@ def score_frame(batch: pd.DataFrame, reader, served, threshold: float | None) ->
             "scored_at": pd.Timestamp.now(tz="UTC"),
         }
     )
+    for column in OFFER_COLUMNS:
+        out[column] = pd.array(
+            [None] * len(out), dtype="Float64" if "probab" in column else "Int64"
+        )
     if known.any():
         idx = np.flatnonzero(known).tolist()
         subset = {name: [values[i] for i in idx] for name, values in columns.items()}
@@ -101,7 +122,23 @@ def score_frame(batch: pd.DataFrame, reader, served, threshold: float | None) ->
         out.loc[known, "probability_of_default"] = scores.probability_of_default
         out.loc[known, "decision"] = scores.decisions
         out.loc[known, "reasons"] = [json.dumps(r) for r in scores.reasons]
+        if offers is not None:
+            _add_offers(out, idx, subset, scores.decisions, served, threshold, offers)
     return out
+
+
+def _add_offers(out, idx, subset, decisions, served, threshold, offers) -> None:
+    """Fill the offer columns of the declined rows (`idx[k]` is subset row k's row in `out`)."""
+    from app.training.offers import counter_offers
+
+    declined = [k for k, decision in enumerate(decisions) if decision == "decline"]
+    if not declined:
+        return
+    made = counter_offers(served.compiled, subset, declined, threshold, offers)
+    for k, offer in zip(declined, made, strict=True):
+        if offer is not None:
+            for column in OFFER_COLUMNS:
+                out.at[idx[k], column] = getattr(offer, column.removeprefix("counter_offer_"))
 
 
 def _check_columns(columns: list[str], where: str) -> None:
@@ -151,8 +188,10 @@ def score_table(
     concurrency: int = 1,
     batch_size: int = 1024,
     cpus_per_actor: float = 1.0,
+    counter_offers: bool = True,
 ) -> ScoreReport:
-    """Score every row, then write all results at once (Parquet directory or Snowflake table)."""
+    """Score every row, then write all results at once (Parquet directory or Snowflake table);
+    declines get the scoring model's counter-offer unless `counter_offers` is off."""
     from app.training.source import RegistryModelSource
 
     version = RegistryModelSource(settings).aliases().get(alias)
@@ -167,6 +206,7 @@ def score_table(
             "settings": settings,
             "version": version,
             "decision_threshold": decision_threshold,
+            "counter_offers": counter_offers,
         },
         batch_format="pandas",
         batch_size=batch_size,
@@ -191,6 +231,7 @@ def score_table(
         scored=int((result_df["status"] == "scored").sum()),
         unknown=int((result_df["status"] == "unknown_applicant").sum()),
         declined=int((result_df["decision"] == "decline").sum()),
+        offered=int(result_df["counter_offer_credit_amount"].notna().sum()),
         model_version=version,
         output=where,
     )

@@ -22,6 +22,11 @@ def main() -> int:
     parser.add_argument("--threshold", type=float, help="PD cut-off (default: the model's)")
     parser.add_argument("--concurrency", type=int, default=1, help="scoring actors")
     parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor")
+    parser.add_argument(
+        "--no-counter-offers",
+        action="store_true",
+        help="no counter-offers to declines (bounds: the CREDIT_COUNTER_OFFER_* settings)",
+    )
     args = parser.parse_args()
     setup_logging()
     settings = load_settings()
@@ -36,11 +41,12 @@ def main() -> int:
         decision_threshold=args.threshold,
         concurrency=args.concurrency,
         cpus_per_actor=args.cpus_per_actor,
+        counter_offers=not args.no_counter_offers,
     )
     print(
         f"scored {report.scored} of {report.rows} rows with {settings.model_name} "
-        f"v{report.model_version} ({report.declined} declined, {report.unknown} unknown "
-        f"applicants) -> {report.output}"
+        f"v{report.model_version} ({report.declined} declined, {report.offered} of them with "
+        f"a counter-offer, {report.unknown} unknown applicants) -> {report.output}"
     )
     return 0
 

@@ -26,6 +26,9 @@ def window_schema() -> pa.Schema:
     keep = ["request_id", "logged_at", "model_version", PREDICTION]
     meta = {"request_id", "applicant_id", "variant", "shadow", "model_name", "decision"}
     meta |= {"reasons", "features_as_of"}
+    # What was offered, not what was asked: not a feature of the applicant.
+    meta |= {"counter_offer_credit_amount", "counter_offer_duration_in_month"}
+    meta |= {"counter_offer_probability_of_default"}
     names = keep + [n for n in full.names if n not in meta and n not in keep]
     return pa.schema([full.field(n) for n in names] + [pa.field(SAMPLE_RATE, pa.float64())])
 

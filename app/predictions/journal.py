@@ -236,6 +236,15 @@ def read_log(directory: Path, schema: pa.Schema) -> pa.Table:
         dataset = ds.dataset(
             parts, format="parquet", partitioning="hive", partition_base_dir=str(directory)
         )
+        # Inferred from the first part only: an older part would hide columns added since.
+        unified = pa.unify_schemas([schema, dataset.schema])
+        dataset = ds.dataset(
+            parts,
+            schema=unified,
+            format="parquet",
+            partitioning="hive",
+            partition_base_dir=str(directory),
+        )
         tables.insert(0, dataset.to_table())
     if not tables:
         return schema.empty_table()

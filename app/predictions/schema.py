@@ -22,6 +22,10 @@ META_FIELDS: list[pa.Field] = [
     pa.field("reasons", pa.string()),  # JSON list, as in the response
     pa.field("features_as_of", pa.timestamp("us", tz="UTC")),
     pa.field("caller", pa.string()),  # the API key id (or jwt:<subject>) that asked
+    # The counter-offer answered with a decline (null: none made, or a log older than them).
+    pa.field("counter_offer_credit_amount", pa.int64()),
+    pa.field("counter_offer_duration_in_month", pa.int64()),
+    pa.field("counter_offer_probability_of_default", pa.float64()),
 ]
 
 

@@ -6,6 +6,7 @@ The DecisionService calls it on its scoring thread; tests call it directly.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -14,12 +15,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.data.schema import REQUEST_COLUMNS
-from app.domain import CHALLENGER, VARIANTS
+from app.domain import CHALLENGER, CHAMPION, DECLINE, VARIANTS
 from app.features.online import OnlineRows, model_inputs
 from app.serving.models import ModelSet
 from app.serving.routing import RoutingConfig, choose_variant, shadows
-from app.serving.schemas import DecisionRequest, DecisionResponse
+from app.serving.schemas import CounterOffer, DecisionRequest, DecisionResponse
+from app.training.offers import OfferBounds, counter_offers
 from app.training.source import ServedModel
+
+log = logging.getLogger(__name__)
+
+# Prediction-log columns of the counter-offer made with a decision (null: none made).
+OFFER_FIELDS = ("credit_amount", "duration_in_month", "probability_of_default")
 
 
 class Unavailable(Exception):
@@ -82,9 +89,16 @@ def features_of(rows: OnlineRows, requests: list[DecisionRequest]) -> Features:
 
 
 def decide_batch(
-    requests: list[DecisionRequest], features: Features, models: ModelSet, config: RoutingConfig
+    requests: list[DecisionRequest],
+    features: Features,
+    models: ModelSet,
+    config: RoutingConfig,
+    offers: OfferBounds | None = None,
 ) -> Scored:
-    """Route, score and explain a batch whose features are fetched; 404 for unknown ids."""
+    """Route, score and explain a batch whose features are fetched; 404 for unknown ids.
+    With `offers`, the champion's declines get its counter-offer (the challenger's never do:
+    offers are the champion's policy, and a sticky applicant would send the taken offer back
+    to the challenger)."""
     has_challenger = models.challenger is not None
     outcomes: list[Outcome | None] = [None] * len(requests)
     records: list[dict[str, Any]] = []
@@ -96,7 +110,8 @@ def decide_batch(
         if not rows:
             continue
         served = getattr(models, variant)
-        answers = answer(served, variant, features, rows, config.decision_threshold)
+        bounds = offers if variant == CHAMPION else None
+        answers = answer(served, variant, features, rows, config.decision_threshold, offers=bounds)
         for i, (response, record) in zip(rows, answers, strict=True):
             outcomes[i] = Outcome(200, response)
             records.append(record)
@@ -124,10 +139,14 @@ def answer(
     threshold: float | None,
     request_ids: list[str] | None = None,
     shadow: bool = False,
+    offers: OfferBounds | None = None,
 ) -> list[tuple[DecisionResponse, dict[str, Any]]]:
-    """One model's answers for `rows` of the batch, with their prediction-log records."""
+    """One model's answers for `rows` of the batch, with their prediction-log records; with
+    `offers`, each decline's counter-offer (one model call for all of them, none for approvals)."""
     columns = features.take(rows)
     scores = served.compiled.score(columns, len(rows), threshold)
+    declined = [k for k, decision in enumerate(scores.decisions) if decision == DECLINE]
+    offered = offers_for(served, columns, declined, threshold, offers) if offers else {}
     model = {"name": served.name, "version": served.version, "variant": variant}
     logged = served.compiled.raw_columns
     out = []
@@ -140,9 +159,32 @@ def answer(
             reasons=scores.reasons[k],
             model=model,
             features_as_of=features.as_of[i],
+            counter_offer=offered.get(k),
         )
         out.append((response, log_record(response, columns, k, logged, served, shadow)))
     return out
+
+
+def offers_for(
+    served: ServedModel,
+    columns: dict[str, list],
+    declined: list[int],
+    threshold: float | None,
+    bounds: OfferBounds,
+) -> dict[int, CounterOffer | None]:
+    """Counter-offers of the declined rows `declined` of `columns`; a failure to make them
+    costs the offers (logged), never the decisions."""
+    if not declined:
+        return {}
+    try:
+        made = counter_offers(served.compiled, columns, declined, threshold, bounds)
+    except Exception:
+        log.exception("counter-offers failed for model version %s", served.version)
+        return {}
+    return {
+        k: CounterOffer.model_validate(offer, from_attributes=True) if offer else None
+        for k, offer in zip(declined, made, strict=True)
+    }
 
 
 def log_record(
@@ -167,6 +209,9 @@ def log_record(
         "reasons": json.dumps([r.model_dump() for r in response.reasons]),
         "features_as_of": response.features_as_of,
     }
+    offer = response.counter_offer
+    for name in OFFER_FIELDS:
+        record[f"counter_offer_{name}"] = None if offer is None else getattr(offer, name)
     for column in logged:
         value = columns[column][k]
         record[column] = None if value is None or value != value else value

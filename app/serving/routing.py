@@ -31,6 +31,12 @@ class RoutingConfig(BaseModel):
     decision_threshold: float | None = Field(
         None, gt=0, lt=1, description="Override of the models' PD cut-off; unset: the model's."
     )
+    counter_offers: bool = Field(
+        True,
+        description="On a champion's decline, also answer the best terms it would approve "
+        "(bounds: the counter_offer_* settings); ~0.5 ms per decline, approvals pay nothing "
+        "(`python -m benchmarks.counter_offer`).",
+    )
     alias_poll_seconds: float = Field(
         10.0, ge=0, description="How often replicas check the registry aliases; 0 = never."
     )

@@ -46,6 +46,16 @@ class ModelInfo(BaseModel):
     variant: Variant
 
 
+class CounterOffer(BaseModel):
+    """Terms the champion would approve for a declined applicant (settings bound the search)."""
+
+    credit_amount: int = Field(gt=0, description="Amount in DM, at most the one asked for.")
+    duration_in_month: int = Field(ge=1, le=120, description="Loan duration in months.")
+    probability_of_default: float = Field(
+        ge=0, le=1, description="The champion's PD for the applicant on these terms."
+    )
+
+
 class DecisionResponse(BaseModel):
     request_id: str
     applicant_id: str
@@ -55,6 +65,13 @@ class DecisionResponse(BaseModel):
     model: ModelInfo
     features_as_of: datetime | None = Field(
         description="Event time of the oldest stored feature used (UTC); null if none."
+    )
+    counter_offer: CounterOffer | None = Field(
+        None,
+        description="On a decline answered by the champion: the highest amount (then the "
+        "duration nearest the one asked for) it would approve, which it approves when submitted "
+        "as a new application; null on an approval, when no terms within bounds would be "
+        "approved, or with `counter_offers` off.",
     )
 
     model_config = ConfigDict(protected_namespaces=())

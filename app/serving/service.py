@@ -36,6 +36,7 @@ from app.serving.monitorfeed import MonitorFeed
 from app.serving.routing import RoutingConfig, effective_config
 from app.serving.schemas import DecisionRequest, DriftReport, Health
 from app.serving.upkeep import Upkeep, open_online_reader
+from app.training.offers import OfferBounds
 from app.training.source import ModelSource, RegistryModelSource
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class DecisionService:
         self.settings = settings
         self.replica = replica
         self.config = RoutingConfig()
+        self.offer_bounds = OfferBounds.from_settings(settings)
         # One thread scores: the GIL gains nothing from more, and the reader is not shared.
         self._work = ThreadPoolExecutor(1, thread_name_prefix="decide")
         self._probe = ThreadPoolExecutor(1, thread_name_prefix="probe")
@@ -128,7 +130,8 @@ class DecisionService:
         challenger_traffic = models.challenger.traffic if models.challenger else None
         config = effective_config(self.config, challenger_traffic)
         features = fetch_features(reader, requests, self.metrics.feature_latency.observe)
-        return features, decide_batch(requests, features, models, config)
+        offers = self.offer_bounds if config.counter_offers else None
+        return features, decide_batch(requests, features, models, config, offers)
 
     def _score_shadow(self, features: Features, scored: Scored) -> None:
         """The challenger's answer to champion traffic: logged and counted, never returned."""

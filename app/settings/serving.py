@@ -4,7 +4,7 @@ Fields only; app.config.Settings combines the groups."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -18,8 +18,8 @@ class ServingSettings(BaseModel):
         "(default: `<data_dir>/predictions`). Personal data: per decision the applicant id, the "
         "raw features the model saw (age, employment, job, housing, property, telephone, "
         "checking and savings status, credit history, credit amount, duration, purpose, "
-        "dependants, ...), PD, decision, reason codes, model version and the caller's key id; "
-        "kept until `jobs.retention` deletes it (prediction_log_retention_days).",
+        "dependants, ...), PD, decision, reason codes, counter-offer, model version and the "
+        "caller's key id; kept until `jobs.retention` deletes it (prediction_log_retention_days).",
     )
     serve_store_unhealthy_seconds: float = Field(
         30,
@@ -58,6 +58,33 @@ class ServingSettings(BaseModel):
         ge=0,
         description="`python -m jobs.retention` (run it daily) deletes prediction-log days "
         "older than this many days, and records what it removed in `_retention.jsonl`.",
+    )
+
+    # --- counter-offers (app/training/offers.py; on/off: user_config `counter_offers`) --------
+    counter_offer_min_amount_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Counter-offers to declines: the lowest amount offered, as a share of the "
+        "amount asked for.",
+    )
+    counter_offer_amount_step: int = Field(
+        250,
+        ge=1,
+        description="Counter-offers: amounts below the one asked for are multiples of this (DM).",
+    )
+    counter_offer_max_amounts: int = Field(
+        16,
+        ge=1,
+        le=64,
+        description="Counter-offers: amount levels tried, the one asked for included (a wide "
+        "range gets a wider step); 1 offers other durations only.",
+    )
+    counter_offer_durations: list[Annotated[int, Field(ge=1, le=120)]] = Field(
+        default_factory=lambda: [6, 12, 18, 24, 30, 36, 48, 60],
+        max_length=24,
+        description="Counter-offers: durations (months) that may be offered besides the one "
+        "asked for (JSON).",
     )
 
     # --- API access (app/serving/auth.py, guard.py) ------------------------------------------

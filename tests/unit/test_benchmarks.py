@@ -16,7 +16,16 @@ from benchmarks.harness.tables import markdown_table, ratio, table, text_table, 
 from benchmarks.harness.variants import parse_variant
 from tests.utils import ROOT
 
-SCRIPTS = ("gate", "ingest_snowflake", "feast_online", "train_xgboost", "drift", "serving", "soak")
+SCRIPTS = (
+    "gate",
+    "ingest_snowflake",
+    "feast_online",
+    "train_xgboost",
+    "drift",
+    "serving",
+    "soak",
+    "counter_offer",
+)
 HEAVY = ("ray", "feast", "mlflow", "evidently", "xgboost")
 
 

@@ -186,10 +186,12 @@ def assert_decision_shape(out: dict, applicant_id: str) -> None:
         "reasons",
         "model",
         "features_as_of",
+        "counter_offer",
     }
     assert out["applicant_id"] == applicant_id and 0 <= out["probability_of_default"] <= 1
     assert out["model"] == {"name": "credit_risk", "version": "1", "variant": "champion"}
     assert out["decision"] == ("decline" if out["probability_of_default"] >= 1 / 6 else "approve")
+    assert out["counter_offer"] is None or out["decision"] == "decline"
     assert len(out["reasons"]) <= 4
     assert all(set(r) == {"code", "feature", "description", "contribution"} for r in out["reasons"])
     assert pd.Timestamp(out["features_as_of"]).tzinfo is not None
