@@ -9,8 +9,12 @@ from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.models.signature import ModelSignature
+from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
 from app.data.schema import TABLES
+from app.domain import PREDICTION
+from app.features.transforms import APPLICATION_INPUTS
 from app.training import artifacts, registry
 from app.training.model import CreditModel
 from app.training.preprocess import FeatureEncoder
@@ -40,20 +44,71 @@ class CreditRiskPyfunc(mlflow.pyfunc.PythonModel):
         return out
 
 
-def model_input(raw_df: pd.DataFrame, encoder: FeatureEncoder) -> pd.DataFrame:
-    """The raw feature columns in the signature's types: warehouse integers as int64 (nullable
-    pandas integers, as Feast returns them, are not accepted by MLflow's schema check),
-    request-time features as float64, categories as str."""
+def warehouse_types(encoder: FeatureEncoder) -> dict[str, str]:
+    """Each raw column's type where it comes from: `long` and `string` for warehouse columns,
+    `double` for request-time features. Logged as the model's metadata, because the signature
+    declares every number `double` (see `model_signature`)."""
     integers = {c for spec in TABLES.values() for c in spec.integer_columns}
+    return {
+        c: "long" if c in integers else "double" if c in encoder.numeric else "string"
+        for c in encoder.raw_columns
+    }
+
+
+def model_signature(encoder: FeatureEncoder) -> ModelSignature:
+    """Inputs, outputs and the `explain` parameter of the logged model.
+
+    Every number is `double`, warehouse integers included: a `long` column cannot hold a
+    missing value, so MLflow's schema check (and /invocations' JSON parsing) would reject
+    the rows the API scores when the feature store lacks an integer. A whole-valued double
+    encodes exactly as the integer does. A missing category is a null `string`.
+    """
+    inputs = Schema(
+        [ColSpec("double" if c in encoder.numeric else "string", c) for c in encoder.raw_columns]
+    )
+    outputs = Schema(
+        [
+            ColSpec("double", PREDICTION),
+            ColSpec("string", "decision"),
+            # JSON list of {code, feature, description, contribution}; only with `explain`.
+            ColSpec("string", "reasons", required=False),
+        ]
+    )
+    params = ParamSchema([ParamSpec("explain", "boolean", False)])
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params)
+
+
+def model_input(raw_df: pd.DataFrame, encoder: FeatureEncoder) -> pd.DataFrame:
+    """The raw feature columns in the signature's types: numbers as float64 (NaN for missing;
+    nullable pandas integers, as Feast returns them, are not accepted by MLflow's schema
+    check), categories as str or None."""
     out = raw_df[encoder.raw_columns].copy()
     for column in encoder.raw_columns:
-        if column in integers:
-            out[column] = out[column].astype("int64")
-        elif column in encoder.numeric:
-            out[column] = out[column].astype("float64")
+        if column in encoder.numeric:
+            out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
         else:
-            out[column] = out[column].astype(object)
+            out[column] = out[column].astype(object).where(out[column].notna(), None)
     return out
+
+
+def input_example(
+    frame: pd.DataFrame, encoder: FeatureEncoder
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A few rows of `frame` as the model takes them, the last with a stored integer missing,
+    and `explain` on: the logged example (and its serving_input_example.json, a ready
+    /invocations body) shows callers that a feature the store lacks is sent as null."""
+    example = model_input(frame.head(5), encoder).reset_index(drop=True)
+    # One no request-time feature is computed from, so the row stays consistent.
+    stored = [
+        c
+        for c, kind in warehouse_types(encoder).items()
+        if kind == "long" and c not in APPLICATION_INPUTS
+    ]
+    if stored and len(example):
+        example.loc[len(example) - 1, stored[0]] = float("nan")
+    # None rather than NaN, so the JSON files MLflow writes hold null (NaN is not JSON).
+    example = example.astype(object).where(example.notna(), None)
+    return example, {"explain": True}
 
 
 def load_credit_model(model_uri: str) -> CreditModel:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -97,29 +96,28 @@ def log_model(model: CreditModel, test: pd.DataFrame) -> str:
     """Inside an active run: the model as an MLflow pyfunc with its signature. -> its URI."""
     import mlflow
 
-    from app.training.pyfunc import ARTIFACT_KEY, CreditRiskPyfunc, model_input, pip_requirements
+    from app.training.pyfunc import (
+        ARTIFACT_KEY,
+        CreditRiskPyfunc,
+        input_example,
+        model_signature,
+        pip_requirements,
+        warehouse_types,
+    )
 
+    encoder = model.encoder
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = model.save(Path(tmp) / "credit_model")
-        # The signature keeps the warehouse types (integers stay `long`), so callers pass
-        # values as they come from the feature store; serving and batch scoring call the
-        # unwrapped model, which also takes missing values.
-        complete = test.dropna(subset=model.encoder.raw_columns).head(5)
-        example = model_input(complete, model.encoder).reset_index(drop=True)
-        output = CreditRiskPyfunc()
-        output.model = model
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-            signature = mlflow.models.infer_signature(
-                example, output.predict(None, example), params={"explain": False}
-            )
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=CreditRiskPyfunc(),
             artifacts={ARTIFACT_KEY: str(model_dir)},
-            signature=signature,
-            input_example=example,
+            signature=model_signature(encoder),
+            input_example=input_example(test, encoder),
             pip_requirements=pip_requirements(),
             code_paths=[str(PROJECT_ROOT / "app")],
+            # The signature's `double` stands for the warehouse's `long` too; the source
+            # types stay readable in the MLmodel file.
+            metadata={"warehouse_types": warehouse_types(encoder)},
         )
     return info.model_uri
