@@ -98,7 +98,6 @@ def log_model(model: CreditModel, test: pd.DataFrame) -> str:
 
     from app.training.pyfunc import (
         ARTIFACT_KEY,
-        CreditRiskPyfunc,
         input_example,
         model_signature,
         pip_requirements,
@@ -110,7 +109,8 @@ def log_model(model: CreditModel, test: pd.DataFrame) -> str:
         model_dir = model.save(Path(tmp) / "credit_model")
         info = mlflow.pyfunc.log_model(
             name="model",
-            python_model=CreditRiskPyfunc(),
+            # Models from code: MLflow stores and runs this file rather than a pickle.
+            python_model=str(Path(__file__).with_name("pyfunc_code.py")),
             artifacts={ARTIFACT_KEY: str(model_dir)},
             signature=model_signature(encoder),
             input_example=input_example(test, encoder),
