@@ -53,6 +53,9 @@ class Settings(MonitoringSettings, ServingSettings, TrainingSettings, DataSettin
         if self.api_jwt_issuer and self.api_jwt_key_file is None:
             raise ValueError("api_jwt_issuer needs api_jwt_key_file (the issuer's public key)")
         self.monitor_dir = _resolve(self.monitor_dir, self.data_dir / "monitoring")
+        self.monitor_workspace_dir = _resolve(
+            self.monitor_workspace_dir, self.monitor_dir / "workspace"
+        )
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.data_dir / 'mlflow.db'}"
         if isinstance(self.mlflow_artifact_root, Path):

@@ -249,12 +249,14 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> 
 
 
 def where_to_look(settings: Settings, log_path: Path | None) -> str:
+    workspace = settings.monitor_workspace_dir
     lines = [
         "\nWhere to look",
         f"  MLflow UI         {mlflow_ui(settings)}",
         f"  prediction log    {settings.prediction_log_dir} (daily: python -m jobs.retention)",
         f"  drift reports     {settings.monitor_dir}",
         f"  report            {settings.monitor_dir / REPORT_NAME}",
+        f"  Evidently UI      evidently ui --port 8001 --workspace {workspace}",
     ]
     if log_path is not None:
         lines.append(f"  full log          {log_path}")

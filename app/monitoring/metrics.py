@@ -27,6 +27,8 @@ class DriftMetrics:
     dropped: Any
     failures: Any
     triggers: Any
+    # Defaulted, so a DriftMetrics built from nine stand-ins (the unit tests) still works.
+    workspace_failures: Any = None
     republished: float = field(default_factory=time.monotonic)
 
     @classmethod
@@ -51,6 +53,10 @@ class DriftMetrics:
             dropped=Counter("credit_drift_rows_dropped_total", "Rows dropped: buffer full."),
             failures=Counter("credit_drift_check_failures_total", "Checks that failed."),
             triggers=Counter("credit_drift_retrain_triggers_total", "Retraining jobs submitted."),
+            workspace_failures=Counter(
+                "credit_drift_workspace_failures_total",
+                "Drift checks not added to the Evidently workspace (the check itself stands).",
+            ),
         )
 
     def record(self, result: DriftResult) -> None:

@@ -7,8 +7,8 @@ rows and only then deletes them. Checks run on a background thread every `check_
 `check_seconds` seconds, so receiving rows never waits for Evidently.
 
 The parts: spool.py (the durable rows), window.py and drift.py (the check), schedule.py (when),
-store.py (its files and MLflow), retrain.py (the retraining trigger), metrics.py (Prometheus);
-this module runs them.
+store.py (its files and MLflow), workspace.py (the Evidently workspace), retrain.py (the
+retraining trigger), metrics.py (Prometheus); this module runs them.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from app.monitoring.schedule import CheckSchedule, Scheduler, check_schedule
 from app.monitoring.spool import Spool
 from app.monitoring.store import ResultStore, log_to_mlflow
 from app.monitoring.window import check_window, window_schema
+from app.monitoring.workspace import DriftWorkspace, workspace_config
 from app.training import registry
 from app.training.reference import Reference, load_reference
 
@@ -100,6 +101,7 @@ class DriftMonitor:
         self.buffer = Spool(self.spool, self.schema, options.max_buffer_rows)
         self.buffer.recover()
         self._metrics = DriftMetrics.create()
+        self.workspace = DriftWorkspace(workspace_config(settings))
         self._stop = threading.Event()
         if start:
             threading.Thread(target=self._loop, name="drift-checks", daemon=True).start()
@@ -134,6 +136,7 @@ class DriftMonitor:
             "triggers": self.state.triggers[-10:],
             "reference_version": self._reference.model_version if self._reference else None,
             "last_error": self.last_error,
+            "workspace_failures": self.workspace.failures,
             "next_check_in_s": self.scheduler.next_check_in(),
             "pid": os.getpid(),
         }
@@ -196,6 +199,7 @@ class DriftMonitor:
             payload = result.to_dict()
             self.store.save(payload, snapshot, self.state)
             self._publish(result, reference)
+            self._add_to_workspace(result, snapshot)
             # Only now are the rows done with: drop exactly the batches this check used.
             self.buffer.commit(batches)
             self._latest = payload
@@ -206,6 +210,12 @@ class DriftMonitor:
         if self._metrics:
             self._metrics.record(result)
         log_to_mlflow(self.settings, reference.run_id, result, step=self.state.checks)
+
+    def _add_to_workspace(self, result: DriftResult, snapshot: Any) -> None:
+        """The check as a run of the Evidently workspace; a failure is counted, not raised."""
+        added = self.workspace.record(result, snapshot)
+        if not added and self._metrics and self._metrics.workspace_failures:
+            self._metrics.workspace_failures.inc()
 
     # --- retraining ----------------------------------------------------------------------
     def _after_check(self, result: DriftResult, reference: Reference) -> dict[str, Any] | None:

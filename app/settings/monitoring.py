@@ -57,6 +57,12 @@ class MonitoringSettings(BaseModel):
         20_000, ge=100, description="Larger windows are sampled down to this for a check."
     )
     monitor_keep_reports: int = Field(20, ge=1, description="HTML reports kept on disk.")
+    monitor_workspace_dir: Path | None = Field(
+        None,
+        description="Evidently workspace each drift check is added to as a run, for "
+        "`evidently ui --workspace <dir>`; the newest monitor_keep_reports runs keep their "
+        "plots, older ones their figures (default: `<monitor_dir>/workspace`).",
+    )
     retrain_after_checks: int = Field(
         0,
         ge=0,
