@@ -18,8 +18,9 @@ def output_to_log(log_path: Path) -> Iterator[TextIO]:
 
     At the descriptor level, not sys.stdout: Ray's driver logging, the output its workers
     forward, Feast's and MLflow's prints and progress bars, and the processes a local Ray
-    starts all write to descriptors 1 and 2. Restored on the way out, so an error line
-    printed after this block reaches the terminal.
+    starts all write to descriptors 1 and 2. On an error both are restored, so the error line
+    reaches the terminal; on success only stdout is: what libraries write to stderr as the
+    process exits (Ray's driver closing its workers' progress bars) still goes to the log.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     sys.stdout.flush()
@@ -27,15 +28,20 @@ def output_to_log(log_path: Path) -> Iterator[TextIO]:
     saved_out, saved_err = os.dup(1), os.dup(2)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     terminal = os.fdopen(os.dup(saved_out), "w", buffering=1, errors="replace")
+    failed = False
     try:
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
         yield terminal
+    except BaseException:
+        failed = True
+        raise
     finally:
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(saved_out, 1)
-        os.dup2(saved_err, 2)
+        if failed:
+            os.dup2(saved_err, 2)
         for fd in (saved_out, saved_err, log_fd):
             os.close(fd)
         terminal.close()

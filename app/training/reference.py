@@ -8,7 +8,6 @@ any registered version is `version -> run -> artifact`, whatever has been ingest
 from __future__ import annotations
 
 import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,10 +50,12 @@ def log_reference(mlflow, model, train: pd.DataFrame, snapshot_id: str, source: 
         path = Path(tmp) / REFERENCE_FILE
         reference.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), REFERENCE_DIR)
-    with warnings.catch_warnings():  # integer columns: MLflow's schema hint is noise here
-        warnings.simplefilter("ignore", UserWarning)
-        name = f"train@{snapshot_id}"
-        dataset = mlflow.data.from_pandas(reference, source=str(source), name=name)
+    # The dataset's schema as the model's signature states it: numbers as double, which can
+    # hold a missing value (MLflow's schema inference warns about integer columns otherwise).
+    numbers = reference.select_dtypes("number").columns
+    as_logged = reference.astype({c: "float64" for c in numbers})
+    name = f"train@{snapshot_id}"
+    dataset = mlflow.data.from_pandas(as_logged, source=str(source), name=name)
     mlflow.log_input(dataset, context="training")
 
 

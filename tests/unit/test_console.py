@@ -24,6 +24,7 @@ SCRIPT = textwrap.dedent(
         stages.run("stage one", noisy)
         stages.summary()
     print("after the block")
+    sys.stderr.write("exit-time noise")
     """
 )
 
@@ -46,10 +47,32 @@ def test_only_stage_lines_reach_the_terminal_and_the_rest_is_logged(tmp_path):
     assert "Summary" in lines
     # Restored after the block: an error printed after it is seen.
     assert lines[-1] == "after the block"
-    for noise in ("library print", "library warning", "child noise"):
+    noises = ("library print", "library warning", "child noise", "exit-time noise")
+    for noise in noises:
         assert noise not in done.stdout + done.stderr
     logged = log_path.read_text()
-    for noise in ("library print", "library warning", "child noise"):
+    for noise in noises:
         assert noise in logged
     assert "==> stage one" not in logged
     assert oct(log_path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_an_error_leaving_the_block_reaches_the_terminal(tmp_path):
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from app.console import output_to_log\n"
+        "try:\n"
+        "    with output_to_log(Path(sys.argv[1])):\n"
+        "        raise ValueError('boom')\n"
+        "except ValueError as exc:\n"
+        "    print(f'error: {exc}', file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "job.log")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stderr.strip() == "error: boom"
