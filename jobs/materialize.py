@@ -6,6 +6,7 @@ import argparse
 import time
 
 from app.config import load_settings
+from app.features.repo import feast_commands
 from app.features.store import materialize
 from app.runtime import run_job, setup_logging
 
@@ -28,6 +29,9 @@ def main() -> int:
         f"from snapshot {report.snapshot_id} into {report.online_store} "
         f"({time.perf_counter() - started:.1f} s)"
     )
+    print(f"Feast feature repo: {report.repo_dir}")
+    for command in feast_commands(settings):
+        print(f"  {command}")
     return 0
 
 

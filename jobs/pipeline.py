@@ -26,6 +26,7 @@ from app.data.snapshot import load_snapshot
 from app.data.sources import local_table_path
 from app.data.warehouse import source_tables, write_local_tables
 from app.errors import SourceError
+from app.features.repo import repo_dir
 from app.features.store import get_online_features, get_store, materialize, request_row
 from app.monitoring.live import check_drift
 from app.monitoring.report import REPORT_NAME, write_report
@@ -256,6 +257,7 @@ def where_to_look(settings: Settings, log_path: Path | None) -> str:
         f"  prediction log    {settings.prediction_log_dir} (daily: python -m jobs.retention)",
         f"  drift reports     {settings.monitor_dir}",
         f"  report            {settings.monitor_dir / REPORT_NAME}",
+        f"  Feast repo        feast -c {repo_dir(settings)} ui|plan|serve",
         f"  Evidently UI      evidently ui --port 8001 --workspace {workspace}",
     ]
     if log_path is not None:

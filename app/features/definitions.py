@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -19,6 +19,7 @@ from app.features.transforms import APPLICATION_FEATURES
 # refreshed more often, so an older record is treated as missing rather than trusted.
 PROFILE_TTL = timedelta(days=365)
 FINANCIALS_TTL = timedelta(days=180)
+SOURCE_STAMP = datetime(1970, 1, 1, tzinfo=UTC)
 
 applicant = Entity(
     name="applicant",
@@ -35,11 +36,16 @@ def _fields(spec: TableSpec) -> list[Field]:
 
 
 def _source(spec: TableSpec, offline_dir: Path) -> FileSource:
-    return FileSource(
+    source = FileSource(
         name=f"{spec.name}_source",
         path=str(table_path(offline_dir, spec.name)),
         timestamp_field=spec.timestamp,
     )
+    # A source stamps itself with its construction time and a view stores its source with the
+    # stamps; once materialized, a view differs from the repo's (its intervals), and `feast
+    # plan` then reports those stamps as an update. Fixed stamps make a rebuilt view equal.
+    source.created_timestamp = source.last_updated_timestamp = SOURCE_STAMP
+    return source
 
 
 def _application_udf(inputs: pd.DataFrame) -> pd.DataFrame:

@@ -6,37 +6,19 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from feast import FeatureStore, RepoConfig
+from feast import FeatureStore
 
 from app.config import Settings
 from app.data.schema import APPLICATIONS, REQUEST_COLUMNS
 from app.data.snapshot import load_snapshot, read_manifest
 from app.errors import FeatureStoreError
-from app.features.definitions import build_definitions
+from app.features.repo import apply_repo, repo_config, write_feature_repo
 
 log = logging.getLogger(__name__)
-
-
-def repo_config(settings: Settings) -> RepoConfig:
-    """Feast's configuration, built from our settings rather than a second YAML to keep in sync."""
-    if settings.online_store == "redis":
-        online = {"type": "redis", "connection_string": settings.redis_connection_string}
-    else:
-        online = {"type": "sqlite", "path": str(settings.feast_dir / "online_store.db")}
-    return RepoConfig(
-        project=settings.feast_project,
-        provider="local",
-        # One registry per online store: it records what was materialized where, so switching
-        # stores must not make Feast think the new one is already loaded.
-        registry=str(settings.feast_dir / f"registry_{settings.online_store}.db"),
-        online_store=online,
-        offline_store={"type": "file"},
-        entity_key_serialization_version=3,
-        repo_path=settings.feast_dir,
-    )
 
 
 def get_store(settings: Settings) -> FeatureStore:
@@ -71,9 +53,8 @@ def check_online_store(settings: Settings) -> None:
 
 
 def apply_definitions(store: FeatureStore, settings: Settings) -> list:
-    objects = build_definitions(settings.offline_dir, settings.feature_service_name)
-    store.apply(objects)
-    return objects
+    """Make the registry what the feature repo defines (as `feast apply` does); the objects."""
+    return apply_repo(store, settings)
 
 
 @dataclass
@@ -84,6 +65,7 @@ class MaterializeReport:
     start: datetime | None
     end: datetime
     incremental: bool
+    repo_dir: Path
 
 
 def materialize(
@@ -98,6 +80,8 @@ def materialize(
     manifest = read_manifest(settings.offline_dir)
     check_online_store(settings)
     end = end or datetime.now(UTC)
+    # The repo first: the CLI then sees the definitions this run applies.
+    repo = write_feature_repo(settings)
     store = get_store(settings)
     try:
         apply_definitions(store, settings)
@@ -123,6 +107,7 @@ def materialize(
         start=start,
         end=end,
         incremental=not fresh,
+        repo_dir=repo,
     )
 
 
