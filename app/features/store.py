@@ -103,7 +103,7 @@ def materialize(
     return MaterializeReport(
         snapshot_id=manifest["snapshot_id"],
         online_store=describe_online_store(settings),
-        views=[v.name for v in views],
+        views=sorted(v.name for v in views),
         start=start,
         end=end,
         incremental=not fresh,

@@ -109,7 +109,7 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     assert "API key created, token in" in first.stdout
     assert "Summary" in first.stdout
     assert "19 features for A0000001 from the online store" in first.stdout
-    assert "full load of applicant_profile, applicant_financials" in first.stdout
+    assert "full load of applicant_financials, applicant_profile" in first.stdout
     assert "credit_risk v1 (champion), test AUC" in first.stdout
     assert f"app 'credit' at http://127.0.0.1:{port} (2 replicas), champion v1" in first.stdout
     assert "120/120 answered" in first.stdout

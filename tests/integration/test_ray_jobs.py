@@ -292,7 +292,7 @@ def test_seed_ingest_materialize(cluster, data_dir):
     assert "loan_applications      read     1,000  valid     1,000" in out
     assert "snapshot " in out
     assert (data_dir / "offline" / "current").exists()
-    assert "materialized applicant_profile, applicant_financials (full from" in out
+    assert "materialized applicant_financials, applicant_profile (full from" in out
 
 
 def test_working_dir_upload_leaves_out_venv_and_var(cluster):
