@@ -56,6 +56,8 @@ class Settings(MonitoringSettings, ServingSettings, TrainingSettings, DataSettin
         self.monitor_workspace_dir = _resolve(
             self.monitor_workspace_dir, self.monitor_dir / "workspace"
         )
+        if self.train_storage is None:
+            self.train_storage = str(self.data_dir / "ray_results")
         if self.mlflow_tracking_uri is None:
             self.mlflow_tracking_uri = f"sqlite:///{self.data_dir / 'mlflow.db'}"
         if isinstance(self.mlflow_artifact_root, Path):
@@ -108,9 +110,10 @@ class Settings(MonitoringSettings, ServingSettings, TrainingSettings, DataSettin
             value = getattr(self, name)
             if isinstance(value, SecretStr) and value.get_secret_value():
                 text = text.replace(value.get_secret_value(), MASK)
-        password = urlsplit(self.mlflow_tracking_uri or "").password
-        if password:
-            text = text.replace(password, MASK)
+        for uri in (self.mlflow_tracking_uri, self.feast_registry):
+            password = urlsplit(uri or "").password
+            if password:
+                text = text.replace(password, MASK)
         return mask_credentials(text)
 
     def __repr_args__(self):

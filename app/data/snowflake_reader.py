@@ -21,6 +21,7 @@ from app.data.snowflake import (
     quote_identifier,
     table_query,
 )
+from app.data.sources import read_args
 from app.errors import SourceError
 
 
@@ -174,8 +175,9 @@ def read_snowflake_table(spec: TableSpec, settings: Settings) -> Dataset:
     """One warehouse table from Snowflake as a Ray Dataset, columns lower-cased."""
     params = connection_parameters(settings)
     sql = table_query(settings, spec)
+    remote = read_args(settings.ingest_read_resources)
     if settings.snowflake_read_mode == "read_snowflake":
-        return ray.data.read_snowflake(sql, params).map_batches(
+        return ray.data.read_snowflake(sql, params, ray_remote_args=remote).map_batches(
             _lower_names, batch_format="pyarrow"
         )
     source = SnowflakeResultBatchDatasource(
@@ -187,4 +189,6 @@ def read_snowflake_table(spec: TableSpec, settings: Settings) -> Dataset:
     )
     # One block per read task: Ray Data would otherwise split a small result into 200 blocks
     # and run a task for each.
-    return ray.data.read_datasource(source, override_num_blocks=source.num_read_tasks())
+    return ray.data.read_datasource(
+        source, override_num_blocks=source.num_read_tasks(), ray_remote_args=remote
+    )

@@ -52,8 +52,16 @@ def check_columns(found: list[str], spec: TableSpec, where: str) -> None:
         )
 
 
-def read_local_table(spec: TableSpec, source_dir: Path, parallelism: int = -1) -> Dataset:
+def read_args(resources: dict[str, float]) -> dict:
+    """Ray Data's `ray_remote_args` for read tasks: the custom resources they need, if any."""
+    return {"resources": dict(resources)} if resources else {}
+
+
+def read_local_table(
+    spec: TableSpec, source_dir: Path, parallelism: int = -1, resources: dict | None = None
+) -> Dataset:
     path = local_table_path(source_dir, spec)
+    remote = read_args(resources or {})
     check_columns(_local_columns(path), spec, str(path))
     if path.suffix == ".csv":
         # Everything as text: validation parses it and names each bad value, instead of
@@ -62,10 +70,15 @@ def read_local_table(spec: TableSpec, source_dir: Path, parallelism: int = -1) -
             column_types={c: pa.string() for c in spec.columns}, strings_can_be_null=True
         )
         ds = ray.data.read_csv(
-            str(path), convert_options=convert, override_num_blocks=_blocks(parallelism)
+            str(path),
+            convert_options=convert,
+            override_num_blocks=_blocks(parallelism),
+            ray_remote_args=remote,
         )
     else:
-        ds = ray.data.read_parquet(str(path), override_num_blocks=_blocks(parallelism))
+        ds = ray.data.read_parquet(
+            str(path), override_num_blocks=_blocks(parallelism), ray_remote_args=remote
+        )
     return ds
 
 
@@ -94,4 +107,9 @@ def read_table(spec: TableSpec, settings: Settings) -> Dataset:
         from app.data.snowflake_reader import read_snowflake_table
 
         return read_snowflake_table(spec, settings)
-    return read_local_table(spec, settings.local_source_dir, settings.ingest_parallelism)
+    return read_local_table(
+        spec,
+        settings.local_source_dir,
+        settings.ingest_parallelism,
+        settings.ingest_read_resources,
+    )

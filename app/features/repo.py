@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import io
 import keyword
 import logging
@@ -12,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView, RepoConfig
@@ -34,6 +36,9 @@ DEFINITIONS_FILE = "definitions.py"
 # feature_store.yaml names the password as a variable Feast expands when it loads the file
 # (os.path.expandvars), so the secret never lands on disk.
 REDIS_PASSWORD_VAR = f"{ENV_PREFIX}REDIS_PASSWORD"
+REGISTRY_VAR = f"{ENV_PREFIX}FEAST_REGISTRY"
+# Seconds a registry read is reused: a replica sees a new apply this long after it.
+SQL_REGISTRY_CACHE_SECONDS = 60
 
 
 def repo_dir(settings: Settings) -> Path:
@@ -56,12 +61,33 @@ def config_values(settings: Settings, *, secrets: bool = True) -> dict[str, Any]
     return {
         "project": settings.feast_project,
         "provider": "local",
-        # One registry per online store: it records what was materialized where, so switching
-        # stores must not make Feast think the new one is already loaded.
-        "registry": str(settings.feast_dir / f"registry_{settings.online_store}.db"),
+        "registry": registry_values(settings, secrets=secrets),
         "online_store": online,
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": 3,
+    }
+
+
+def registry_values(settings: Settings, *, secrets: bool = True) -> str | dict[str, Any]:
+    """The registry: a file beside the online store (one machine), or Feast's SQL registry
+    that every node reaches (`feast_registry`); without `secrets`, a URL holding a password
+    is `${VAR}` instead."""
+    url = settings.feast_registry
+    if url is None:
+        # One registry per online store: it records what was materialized where, so switching
+        # stores must not make Feast think the new one is already loaded.
+        return str(settings.feast_dir / f"registry_{settings.online_store}.db")
+    engine: dict[str, Any] = {"echo": False, "pool_pre_ping": True}
+    if url.startswith("postgresql"):
+        # libpq otherwise waits for an unreachable server as long as the OS does.
+        engine["connect_args"] = {"connect_timeout": 10}
+    if not secrets and urlsplit(url).password:
+        url = f"${{{REGISTRY_VAR}}}"
+    return {
+        "registry_type": "sql",
+        "path": url,
+        "cache_ttl_seconds": SQL_REGISTRY_CACHE_SECONDS,
+        "sqlalchemy_config_kwargs": engine,
     }
 
 
@@ -102,7 +128,8 @@ def write_feature_repo(settings: Settings) -> Path:
         "# those, not this file. Use: feast -c <this directory> plan | apply | serve | ui\n"
     )
     body = yaml.safe_dump(config_values(settings, secrets=False), sort_keys=False)
-    if "$" in body.replace(f"${{{REDIS_PASSWORD_VAR}}}", ""):
+    variables = (f"${{{REDIS_PASSWORD_VAR}}}", f"${{{REGISTRY_VAR}}}")
+    if "$" in functools.reduce(lambda text, var: text.replace(var, ""), variables, body):
         # Feast expands every $NAME in the file: a path holding one would silently change.
         raise ConfigError("a Feast setting contains '$', which feature_store.yaml cannot hold")
     # Atomic: a `feast serve` or `feast plan` reading meanwhile sees the old repo or the new one.
@@ -128,6 +155,8 @@ def feast_commands(settings: Settings) -> list[str]:
     ]
     if settings.online_store == "redis" and settings.redis_password is not None:
         commands.insert(0, (f"export {REDIS_PASSWORD_VAR}=...", "feature_store.yaml reads it"))
+    if urlsplit(settings.feast_registry or "").password:
+        commands.insert(0, (f"export {REGISTRY_VAR}=...", "feature_store.yaml reads it"))
     width = max(len(command) for command, _ in commands)
     return [f"{command:<{width}}  # {why}" for command, why in commands]
 

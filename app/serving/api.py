@@ -185,7 +185,8 @@ async def decide_batch(
 
 @router.get("/healthz", response_model=Health)
 async def healthz(request: Request) -> Health:
-    return Health(status="ok", replica=_service(request).replica)
+    service = _service(request)
+    return Health(status="ok", replica=service.replica, node=service.node)
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})

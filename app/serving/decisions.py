@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import ray
 from ray import serve
 
 from app.config import Settings
@@ -40,6 +41,7 @@ class CreditDecisions(DecisionService):
     ) -> None:
         replica = serve.get_replica_context().replica_id.unique_id
         super().__init__(settings, model_source_factory, reader_factory, replica)
+        self.node = ray.get_runtime_context().get_node_id()
         await self.start()
         self._background = asyncio.create_task(self.maintain())
 

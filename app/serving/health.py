@@ -18,7 +18,11 @@ PROBE_TIMEOUT_SECONDS = 2.0
 
 
 async def readiness(
-    upkeep: Upkeep, config: RoutingConfig, replica: str, probe_executor: Executor
+    upkeep: Upkeep,
+    config: RoutingConfig,
+    replica: str,
+    probe_executor: Executor,
+    node: str | None = None,
 ) -> Health:
     """Health with status "unavailable" and a detail when a dependency is down.
 
@@ -48,6 +52,7 @@ async def readiness(
         feature_store=store,
         detail=problem or upkeep.model_error,
         replica=replica,
+        node=node,
         routing=config.model_dump(),
         registry=upkeep.registry,
         model_error=upkeep.model_error,

@@ -107,6 +107,7 @@ class Health(BaseModel):
     feature_store: str | None = None
     detail: str | None = None
     replica: str | None = Field(None, description="Which replica answered (Serve replica id).")
+    node: str | None = Field(None, description="The Ray node id of the replica that answered.")
     routing: dict | None = Field(None, description="The user_config this replica applies.")
     registry: Literal["ok", "unavailable"] | None = Field(
         None,

@@ -57,6 +57,7 @@ class DecisionService:
     ) -> None:
         self.settings = settings
         self.replica = replica
+        self.node: str | None = None  # the Ray node a Serve replica runs on
         self.config = RoutingConfig()
         self.offer_bounds = OfferBounds.from_settings(settings)
         # One thread scores: the GIL gains nothing from more, and the reader is not shared.
@@ -251,7 +252,7 @@ class DecisionService:
 
     # --- health and monitoring ------------------------------------------------------------
     async def readiness(self) -> Health:
-        return await readiness(self.upkeep, self.config, self.replica, self._probe)
+        return await readiness(self.upkeep, self.config, self.replica, self._probe, self.node)
 
     async def drift_report(self) -> DriftReport | Outcome:
         return await drift_report(self.monitor_feed, self.upkeep.executor, self.settings)

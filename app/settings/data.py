@@ -72,6 +72,11 @@ class DataSettings(BaseModel):
 
     # --- feature store -----------------------------------------------------------------
     feast_project: str = Field("credit_risk", description="Feast project name.")
+    feast_registry: str | None = Field(
+        None,
+        description="Feast's SQL registry, a SQLAlchemy URL (`postgresql+psycopg://...`) every "
+        "node reaches; default a file in feast_dir, which only its own machine sees.",
+    )
     online_store: Literal["sqlite", "redis"] = Field(
         "sqlite", description="Feast online store: embedded SQLite file or Redis."
     )
@@ -108,6 +113,11 @@ class DataSettings(BaseModel):
     )
     ingest_parallelism: int = Field(
         -1, description="Read tasks for ingest; -1 lets Ray Data choose."
+    )
+    ingest_read_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each ingest read task needs, placing the reads on "
+        'the nodes that have them (JSON, e.g. `{"warehouse": 1}`).',
     )
 
     @field_validator("snowflake_database", "snowflake_schema")

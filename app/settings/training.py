@@ -59,6 +59,16 @@ class TrainingSettings(BaseModel):
     train_cpus_per_worker: float = Field(
         1.0, gt=0, description="CPUs each training worker reserves."
     )
+    train_worker_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Custom Ray resources each training worker needs besides its CPUs (JSON); "
+        "a resource of 1 on each of N nodes spreads N workers one per node.",
+    )
+    train_storage: str | None = Field(
+        None,
+        description="Ray Train's storage (checkpoints): a path every node mounts or a URI "
+        "such as `s3://bucket/ray_results` (default: `<data_dir>/ray_results`, one machine).",
+    )
     split_method: Literal["random", "out_of_time"] = Field(
         "random",
         description="`random` (seeded, stratified) or `out_of_time` (train on older "

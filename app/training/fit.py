@@ -130,7 +130,9 @@ def _data_config(workers: int) -> ray.train.DataConfig:
     return ray.train.DataConfig(datasets_to_split=["train", "validation"] if workers > 1 else [])
 
 
-def _run_config(storage: Path, name: str, max_failures: int) -> ray.train.RunConfig:
+def _run_config(storage: str | Path, name: str, max_failures: int) -> ray.train.RunConfig:
+    # Rank 0 writes the checkpoint from whichever node it runs on and the driver reads it:
+    # on several nodes this must be shared storage (a common mount or a URI such as s3://).
     return ray.train.RunConfig(
         name=f"{name}-{uuid.uuid4().hex[:8]}",
         storage_path=str(storage),
@@ -147,9 +149,10 @@ def fit_xgboost(
     early_stopping_rounds: int,
     workers: int,
     cpus_per_worker: float,
-    storage: Path,
+    storage: str | Path,
     max_failures: int = 0,
     baseline_C: float | None = None,
+    worker_resources: dict[str, float] | None = None,
 ) -> FitResult:
     """Data-parallel XGBoost with Ray Train's XGBoostTrainer (Train V2 API); with `baseline_C`,
     the logistic baseline is fitted in the same run (FitResult.baseline)."""
@@ -171,7 +174,8 @@ def fit_xgboost(
             "sharded": sharded,
         },
         scaling_config=ray.train.ScalingConfig(
-            num_workers=workers, resources_per_worker={"CPU": cpus_per_worker}
+            num_workers=workers,
+            resources_per_worker={**(worker_resources or {}), "CPU": cpus_per_worker},
         ),
         run_config=_run_config(storage, "xgboost", max_failures),
         datasets=datasets,

@@ -123,7 +123,6 @@ def fit_models(
 ) -> tuple[FitResult, FitResult | None]:
     train_ds = encoded_dataset(splits.train, encoder)
     valid_ds = encoded_dataset(splits.validation, encoder)
-    storage = settings.data_dir / "ray_results"
     xgb_fit = fit_xgboost(
         train_ds,
         valid_ds,
@@ -133,9 +132,10 @@ def fit_models(
         settings.early_stopping_rounds,
         workers,
         settings.train_cpus_per_worker,
-        storage,
+        settings.train_storage,
         max_failures=settings.train_max_failures,
         baseline_C=BASELINE_C if with_baseline else None,
+        worker_resources=settings.train_worker_resources,
     )
     baseline = xgb_fit.baseline
     return xgb_fit, baseline

@@ -85,7 +85,7 @@ def tune_xgboost(
             mode="max",
             search_alg=tune.search.BasicVariantGenerator(random_state=settings.seed),
         ),
-        run_config=tune.RunConfig(storage_path=str(settings.data_dir / "ray_results"), verbose=0),
+        run_config=tune.RunConfig(storage_path=settings.train_storage, verbose=0),
     )
     results = tuner.fit()
     if results.num_errors == len(results):

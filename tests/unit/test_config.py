@@ -19,6 +19,20 @@ def test_env_prefix_and_derived_paths(tmp_path, monkeypatch):
     assert settings.feast_dir == tmp_path / "feast"
 
 
+def test_cluster_settings_from_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("CREDIT_DATA_DIR", str(tmp_path))
+    assert Settings(_env_file=None).train_storage == str(tmp_path / "ray_results")
+    monkeypatch.setenv("CREDIT_TRAIN_STORAGE", "s3://bucket/ray_results")
+    monkeypatch.setenv("CREDIT_TRAIN_WORKER_RESOURCES", '{"train_slot": 1}')
+    monkeypatch.setenv("CREDIT_INGEST_READ_RESOURCES", '{"warehouse": 0.5}')
+    monkeypatch.setenv("CREDIT_FEAST_REGISTRY", "postgresql+psycopg://feast:pw@db:5432/feast")
+    settings = Settings(_env_file=None)
+    assert settings.train_storage == "s3://bucket/ray_results"
+    assert settings.train_worker_resources == {"train_slot": 1.0}
+    assert settings.ingest_read_resources == {"warehouse": 0.5}
+    assert ":pw@" not in str(settings) and ":pw@" not in str(settings.describe())
+
+
 def test_dotenv_file_is_read(tmp_path):
     env = tmp_path / ".env"
     env.write_text("CREDIT_FEAST_PROJECT=from_dotenv\n")
@@ -185,6 +199,10 @@ def test_env_example_names_only_real_settings():
         "CREDIT_RAY_ADDRESS",
         "CREDIT_PREDICTION_LOG_DIR",
         "CREDIT_MONITOR_DIR",
+        "CREDIT_FEAST_REGISTRY",
+        "CREDIT_OFFLINE_DIR",
+        "CREDIT_TRAIN_STORAGE",
+        "CREDIT_API_KEYS_FILE",
     }
     assert production <= set(names)
 

@@ -129,6 +129,20 @@ def _containers(cluster_spec: dict) -> list[dict]:
     return [c for g in groups for c in g["template"]["spec"]["containers"]]
 
 
+SHARED_SETTINGS = (
+    "CREDIT_OFFLINE_DIR",
+    "CREDIT_TRAIN_STORAGE",
+    "CREDIT_PREDICTION_LOG_DIR",
+    "CREDIT_MONITOR_DIR",
+    "CREDIT_API_KEYS_FILE",
+)
+
+
+def _volumes(spec: dict) -> list[dict]:
+    groups = [spec["headGroupSpec"], *spec["workerGroupSpecs"]]
+    return [v for g in groups for v in g["template"]["spec"].get("volumes", [])]
+
+
 def _check_cluster_spec(spec: dict) -> None:
     lock = (ROOT / "requirements.lock").read_text()
     assert re.search(rf"^ray(\[.*\])?=={re.escape(spec['rayVersion'])}\b", lock, re.M)
@@ -143,9 +157,14 @@ def _check_cluster_spec(spec: dict) -> None:
         assert container["resources"]["requests"]["cpu"]
         assert container["resources"]["limits"]["memory"]
         env = {e["name"]: e.get("value") for e in container.get("env", [])}
-        # One shared data dir for every pod (snapshots, Feast, prediction log).
-        assert env["CREDIT_DATA_DIR"] == "/data"
-        assert any(m["mountPath"] == "/data" for m in container["volumeMounts"])
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in _volumes(spec)}
+        # What docs/cluster.md says and tests/integration/test_cluster.py runs: the data dir
+        # on the pod's own disk, everything another pod may need on the shared volume.
+        assert "emptyDir" in volumes[mounts[env["CREDIT_DATA_DIR"]]]
+        assert "persistentVolumeClaim" in volumes[mounts["/data"]]
+        for name in SHARED_SETTINGS:
+            assert env[name].startswith("/data/"), name
 
 
 def test_rayjob_runs_the_pipeline_on_a_well_formed_cluster():

@@ -10,6 +10,7 @@ from app.errors import ConfigError
 from app.features.definitions import build_definitions
 from app.features.repo import (
     REDIS_PASSWORD_VAR,
+    REGISTRY_VAR,
     feast_commands,
     repo_config,
     repo_contents,
@@ -42,6 +43,35 @@ def test_redis_password_comes_from_the_environment_never_the_file(make_settings,
     assert loaded.model_dump() == repo_config(settings).model_dump()
     assert loaded.online_store.connection_string == settings.redis_connection_string
     assert loaded.registry.path == str(settings.feast_dir / "registry_redis.db")
+
+
+def test_sql_registry_for_several_nodes_keeps_its_password_out_of_the_file(
+    make_settings, monkeypatch
+):
+    url = "postgresql+psycopg://feast:s3cret-pw@db.internal:5432/feast"
+    settings = make_settings(feast_registry=url)
+    repo, without_env = load_rendered(settings)
+    text = (repo / "feature_store.yaml").read_text()
+    assert "s3cret-pw" not in text and f"${{{REGISTRY_VAR}}}" in text
+    assert "s3cret-pw" not in without_env.registry.path
+    assert f"export {REGISTRY_VAR}=..." in feast_commands(settings)[0]
+    assert "s3cret-pw" not in settings.redact(f"cannot reach {url}")
+
+    monkeypatch.setenv(REGISTRY_VAR, url)
+    _, loaded = load_rendered(settings)
+    assert loaded.model_dump() == repo_config(settings).model_dump()
+    assert loaded.registry.registry_type == "sql"
+    assert loaded.registry.path == url
+    # A registry server that stops answering fails the connection instead of hanging it.
+    kwargs = loaded.registry.sqlalchemy_config_kwargs
+    assert kwargs["connect_args"] == {"connect_timeout": 10} and kwargs["pool_pre_ping"]
+
+
+def test_sql_registry_without_a_password_is_written_as_is(make_settings):
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/feast"
+    repo, loaded = load_rendered(make_settings(feast_registry=url))
+    assert loaded.registry.path == url
+    assert f"${{{REGISTRY_VAR}}}" not in (repo / "feature_store.yaml").read_text()
 
 
 def names(contents):
