@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,14 +27,11 @@ from app.training.promote import PromotionRefused, promote, rollback
 from app.training.pyfunc import load_credit_model, model_input
 from app.training.train import TrainReport, train_and_register
 from tests.utils import isolated_settings
+from tests.utils.postgres import database_url, fresh_database, query
 from tests.utils.training import QUICK_FIT, register_copy
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 
-# Read at import: the autouse fixture of tests/conftest.py hides CREDIT_* variables from tests.
-REQUIRE_POSTGRES = os.environ.get("CREDIT_TEST_REQUIRE_POSTGRES") == "1"
-PG_HOST, PG_PORT = "127.0.0.1", 5432
-ADMIN_URI = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
 SERVER_START_SECONDS = 300  # migrations on a fresh database; this machine's 2 cores are shared
 
 SF_PASSWORD = "planted-sf-pw-4b7d"
@@ -73,35 +68,15 @@ class Server:
 
 @pytest.fixture(scope="module")
 def database():
-    """A fresh PostgreSQL database, dropped at the end (with whatever still holds it open)."""
-    import psycopg
-    from psycopg import sql
-
-    try:
-        admin = psycopg.connect(ADMIN_URI, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        admin, reason = None, " ".join(str(exc).split())[:200]
-    if admin is None:
-        message = f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}: {reason}"
-        if REQUIRE_POSTGRES:
-            pytest.fail(f"{message} (CREDIT_TEST_REQUIRE_POSTGRES=1)", pytrace=False)
-        pytest.skip(message)
-    name = f"credit_test_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield name
-        finally:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with fresh_database() as name:
+        yield name
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(database, tmp_path_factory):
     """`mlflow server` on the database, artifacts proxied to a directory of its own; started
     here, waited for by `settings` after ingest, so its migrations overlap with that."""
-    backend = f"postgresql+psycopg://postgres:{PG_PASSWORD}@{PG_HOST}:{PG_PORT}/{database}"
+    backend = database_url(database, PG_PASSWORD)
     root = tmp_path_factory.mktemp("mlflow_server")
     server = start_mlflow_server(root, backend, wait=False)
     try:
@@ -156,25 +131,17 @@ def champion(settings) -> Trained:
     return _train(settings)
 
 
-def _query(database: str, statement: str, *params) -> list[tuple]:
-    import psycopg
-
-    uri = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{database}"
-    with psycopg.connect(uri, connect_timeout=5) as conn:
-        return conn.execute(statement, params).fetchall()
-
-
 def _database_text(database: str) -> str:
     """Every row of every MLflow table as text."""
     tables = [
         t
-        for (t,) in _query(
+        for (t,) in query(
             database,
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'",
         )
     ]
     assert {"runs", "params", "tags", "model_versions", "registered_model_aliases"} <= set(tables)
-    return "\n".join(str(row) for t in tables for row in _query(database, f'SELECT * FROM "{t}"'))
+    return "\n".join(str(row) for t in tables for row in query(database, f'SELECT * FROM "{t}"'))
 
 
 def test_champion_is_registered_in_postgres_with_proxied_artifacts(
@@ -185,13 +152,13 @@ def test_champion_is_registered_in_postgres_with_proxied_artifacts(
     name = settings.model_name
 
     # The registry rows are in PostgreSQL, not in a file next to the client.
-    versions = _query(
+    versions = query(
         mlflow_server.database,
         "SELECT version, run_id, source FROM model_versions WHERE name = %s",
         name,
     )
     assert [(v, r) for v, r, _ in versions] == [(1, report.run_id)]
-    aliases = _query(
+    aliases = query(
         mlflow_server.database,
         "SELECT alias, version FROM registered_model_aliases WHERE name = %s",
         name,
@@ -250,7 +217,7 @@ def test_challenger_promotion_and_rollback_through_the_server(settings, champion
         promote(strict)
     assert promote(settings, force=True).champion == "2"
     assert registry.alias_version(client, name, CHALLENGER) is None
-    assert _query(
+    assert query(
         mlflow_server.database,
         "SELECT alias, version FROM registered_model_aliases WHERE name = %s",
         name,
@@ -269,9 +236,7 @@ def test_challenger_promotion_and_rollback_through_the_server(settings, champion
 
 def test_direct_postgres_tracking_uri_reads_the_same_registry(settings, champion, mlflow_server):
     """No server: MLflow's SQL store on the same database, password in the URI (masked)."""
-    uri = (
-        f"postgresql+psycopg://postgres:{PG_PASSWORD}@{PG_HOST}:{PG_PORT}/{mlflow_server.database}"
-    )
+    uri = database_url(mlflow_server.database, PG_PASSWORD)
     direct = load_settings(data_dir=settings.data_dir, mlflow_tracking_uri=uri, _env_file=None)
     assert PG_PASSWORD not in str(direct) and PG_PASSWORD not in str(direct.describe())
     # A database URI leaves the artifact location to the client (the experiment exists already).
