@@ -52,7 +52,7 @@ def check_columns(found: list[str], spec: TableSpec, where: str) -> None:
         )
 
 
-def read_args(resources: dict[str, float]) -> dict:
+def read_args(resources: dict[str, float] | None) -> dict:
     """Ray Data's `ray_remote_args` for read tasks: the custom resources they need, if any."""
     return {"resources": dict(resources)} if resources else {}
 
@@ -61,7 +61,7 @@ def read_local_table(
     spec: TableSpec, source_dir: Path, parallelism: int = -1, resources: dict | None = None
 ) -> Dataset:
     path = local_table_path(source_dir, spec)
-    remote = read_args(resources or {})
+    remote = read_args(resources)
     check_columns(_local_columns(path), spec, str(path))
     if path.suffix == ".csv":
         # Everything as text: validation parses it and names each bad value, instead of

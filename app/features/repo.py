@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import io
 import keyword
 import logging
@@ -128,8 +127,7 @@ def write_feature_repo(settings: Settings) -> Path:
         "# those, not this file. Use: feast -c <this directory> plan | apply | serve | ui\n"
     )
     body = yaml.safe_dump(config_values(settings, secrets=False), sort_keys=False)
-    variables = (f"${{{REDIS_PASSWORD_VAR}}}", f"${{{REGISTRY_VAR}}}")
-    if "$" in functools.reduce(lambda text, var: text.replace(var, ""), variables, body):
+    if "$" in re.sub(rf"\$\{{({REDIS_PASSWORD_VAR}|{REGISTRY_VAR})\}}", "", body):
         # Feast expands every $NAME in the file: a path holding one would silently change.
         raise ConfigError("a Feast setting contains '$', which feature_store.yaml cannot hold")
     # Atomic: a `feast serve` or `feast plan` reading meanwhile sees the old repo or the new one.
