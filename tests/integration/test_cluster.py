@@ -68,7 +68,6 @@ class Loop:
     shared: Path
     head_dir: Path
     registry_db: str
-    settings: dict[str, str]  # the CREDIT_* every node and job has
     head_node: str = ""
     worker_node: str = ""
     url: str = ""
@@ -147,7 +146,7 @@ def loop(tmp_path_factory, redis_service) -> Iterator[Loop]:
             try:
                 resources = {TRAIN_SLOT: 1, REPLICA_SLOT: 1, WORKER_ONLY: 100}
                 start_worker(cluster, env, 2, resources, hidden=[head_dir])
-                loop = Loop(cluster, shared, head_dir, registry_db, settings)
+                loop = Loop(cluster, shared, head_dir, registry_db)
                 for node in list_nodes(cluster):
                     if node["is_head_node"]:
                         loop.head_node = node["node_id"]

@@ -208,7 +208,7 @@ def list_nodes(cluster: Cluster) -> list[dict]:
     """`ray list nodes` of the cluster (the State API through the dashboard); [] if it fails."""
     try:
         return list_state(cluster, "nodes")
-    except AssertionError:
+    except RuntimeError:
         return []
 
 
@@ -222,7 +222,8 @@ def list_state(cluster: Cluster, kind: str) -> list[dict]:
         text=True,
         timeout=60,
     )  # fmt: skip
-    assert done.returncode == 0, done.stdout + done.stderr
+    if done.returncode != 0:
+        raise RuntimeError(f"ray list {kind} failed:\n{done.stdout}{done.stderr}")
     return json.loads(done.stdout)
 
 
