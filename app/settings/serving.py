@@ -59,6 +59,13 @@ class ServingSettings(BaseModel):
         description="`python -m jobs.retention` (run it daily) deletes prediction-log days "
         "older than this many days, and records what it removed in `_retention.jsonl`.",
     )
+    prediction_log_retention_min_days: int = Field(
+        30,
+        ge=1,
+        description="The shortest retention `python -m jobs.retention` accepts: a `--days` "
+        "below it is refused, so a typo cannot delete the decision record (set it to the law's "
+        "minimum, e.g. 760 for Reg B's 25 months).",
+    )
 
     # --- counter-offers (app/training/offers.py; on/off: user_config `counter_offers`) --------
     counter_offer_min_amount_fraction: float = Field(
@@ -119,6 +126,13 @@ class ServingSettings(BaseModel):
         "(a key's own `rate_per_second` wins; 0 = no limit); over it: 429 + Retry-After.",
     )
     api_rate_burst: int = Field(200, ge=1, description="Requests a caller may send at once.")
+    api_open_rate_per_second: float = Field(
+        50,
+        ge=0,
+        description="Requests per second the open paths (`/healthz`, `/readyz`, `/docs`, "
+        "`/openapi.json`) answer per replica, all callers together, bursts of twice that "
+        "(0 = no limit); over it: 429 + Retry-After.",
+    )
     api_max_body_bytes: int = Field(
         262_144,
         ge=1024,
