@@ -3,11 +3,17 @@
 A writer appends each batch of records to its own segment `_journal/<writer>-<seq>.jsonl` with
 one `write()` on an O_APPEND descriptor, holding an exclusive `flock` on it while it is open.
 The kernel drops that lock when the process dies, however it dies, so "unlocked" means "closed
-by its writer or orphaned by a crash": any process may then compact it. Compaction writes
-`date=<D>/part-<segment>.parquet` per logged day (temp file, fsync, rename, fsync of the folder)
-and only then removes the segment; a crash between the two leaves both, and readers take the
-segment and skip its parts, so a record is never read twice. Recompaction overwrites the same
-part names.
+by its writer or orphaned by a crash": any process may then compact it. A segment is born
+locked: the writer creates it as `.<writer>-<seq>.jsonl.opening`, a name compactors and readers
+skip, locks it, and only then renames it (the inode, and so the lock, is kept); compaction
+removes an opening file only once it is unlocked and older than `GRACE_SECONDS` (its writer
+died before the rename), and an empty segment only once it is that old too.
+
+Compaction writes `date=<D>/part-<segment>.parquet` per logged day (temp file, fsync, rename,
+fsync of the folder) and only then removes the segment; a crash between the two leaves both,
+and readers take the segment and skip its parts, so a record is never read twice.
+Recompaction overwrites the same part names. A segment the schema cannot hold is set aside as
+`<segment>.bad`.
 
 A torn last line (a machine crash mid-write, a disk filling mid-write) is skipped and counted.
 """
@@ -36,6 +42,11 @@ log = logging.getLogger(__name__)
 
 JOURNAL_DIR = "_journal"  # a leading `_`: Parquet dataset readers skip it
 SUFFIX = ".jsonl"
+BAD = ".bad"  # appended to a segment set aside by compaction
+OPENING = ".opening"  # `.<segment>.opening`: created, not yet locked and renamed by its writer
+# An unlocked empty segment or opening file younger than this may be one its writer is about to
+# lock: removing it would send the writer's records into an unlinked file.
+GRACE_SECONDS = 60.0
 UNREADABLE = (ValueError, TypeError, pa.ArrowException)  # records the schema cannot hold
 
 
@@ -117,9 +128,15 @@ def to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 
 def segments(journal: Path) -> list[Path]:
     try:
-        return sorted(p for p in journal.iterdir() if p.name.endswith(SUFFIX))
+        names = journal.iterdir()
+        return sorted(p for p in names if p.name.endswith(SUFFIX) and not p.name.startswith("."))
     except FileNotFoundError:
         return []
+
+
+def opening_path(segment: Path) -> Path:
+    """The name a segment has from its creation until its writer holds its lock."""
+    return segment.with_name(f".{segment.name}{OPENING}")
 
 
 def part_name(segment: Path) -> str:
@@ -158,7 +175,9 @@ def compact_journal(directory: Path, schema: pa.Schema, own: str = "") -> Compac
     """Compact every unlocked segment into Parquet parts; raises on the first disk error (the
     segments left wait for the next attempt, nothing is lost)."""
     done = Compacted()
-    for segment in segments(Path(directory) / JOURNAL_DIR):
+    journal = Path(directory) / JOURNAL_DIR
+    _clear_openings(journal)
+    for segment in segments(journal):
         rows, torn = _compact_segment(segment, Path(directory), schema)
         if rows is None:
             continue
@@ -181,7 +200,10 @@ def _compact_segment(segment: Path, directory: Path, schema: pa.Schema) -> tuple
         except BlockingIOError:  # its writer is alive and still appending
             return None, 0
         with os.fdopen(os.dup(fd), "rb") as f:
-            rows, torn = decode_lines(f.read())
+            data = f.read()
+        if not data and time.time() - os.fstat(fd).st_mtime < GRACE_SECONDS:
+            return None, 0  # see GRACE_SECONDS
+        rows, torn = decode_lines(data)
         if torn:
             log.warning("prediction log: %d torn line(s) skipped in %s", torn, segment.name)
         try:
@@ -189,7 +211,7 @@ def _compact_segment(segment: Path, directory: Path, schema: pa.Schema) -> tuple
         except UNREADABLE as exc:
             # A record the schema cannot hold must not stop every later segment: kept aside
             # for a person to look at, its records counted as skipped.
-            os.replace(segment, segment.with_name(segment.name + ".bad"))
+            os.replace(segment, segment.with_name(segment.name + BAD))
             log.error("prediction log: %s set aside as .bad: %s", segment.name, exc)
             return 0, len(rows) + torn
         if rows:
@@ -198,6 +220,31 @@ def _compact_segment(segment: Path, directory: Path, schema: pa.Schema) -> tuple
         return len(rows), torn
     finally:
         os.close(fd)
+
+
+def _clear_openings(journal: Path) -> None:
+    """Remove what writers that died between creating and renaming a segment left behind."""
+    for path in sorted(journal.glob(f".*{OPENING}")):
+        try:
+            # Not even opened while young: a lock taken here would make its writer's fail.
+            if time.time() - path.stat().st_mtime < GRACE_SECONDS:
+                continue
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # its writer is alive, paused before the rename
+                continue
+            if os.fstat(fd).st_size == 0:
+                path.unlink(missing_ok=True)
+            else:
+                # Writers write only after the rename: records here mean a machine crash lost
+                # the rename but not the data. Named as the segment, they are compacted below.
+                os.rename(path, path.with_name(path.name[1:].removesuffix(OPENING)))
+        finally:
+            os.close(fd)
 
 
 def _write_parts(table: pa.Table, directory: Path, name: str) -> None:

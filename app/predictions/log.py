@@ -29,9 +29,11 @@ import pyarrow as pa
 
 from app.predictions.journal import (
     JOURNAL_DIR,
+    SUFFIX,
     Backoff,
     compact_journal,
     encode_records,
+    opening_path,
     read_log,
     writer_id,
 )
@@ -135,10 +137,21 @@ class PredictionLog:
         journal = self.directory / JOURNAL_DIR
         journal.mkdir(parents=True, exist_ok=True)
         self._seq += 1
-        path = journal / f"{self.writer}-{self._seq:06d}.jsonl"
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
-        # Held until the segment is closed (or the process dies): no one compacts it meanwhile.
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = journal / f"{self.writer}-{self._seq:06d}{SUFFIX}"
+        # Created under a name compactors skip and renamed once locked: a compactor never sees
+        # it unlocked, so never removes it as an empty closed segment under its writer.
+        opening = opening_path(path)
+        fd = os.open(opening, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o640)
+        try:
+            # Held until the segment is closed (or the process dies): no one compacts it
+            # meanwhile. The rename keeps the inode, so the lock with it.
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(opening, path)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                opening.unlink()
+            raise
         self._fd, self._segment_rows, self._dirty = fd, 0, False
 
     def _close_segment(self) -> int | None:

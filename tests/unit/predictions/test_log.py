@@ -3,6 +3,7 @@ nothing lost to a killed writer, a race or a failing disk (and every loss counte
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+import app.predictions.log as log_module
 from app.predictions.journal import JOURNAL_DIR, encode_records
 from app.predictions.log import PredictionLog, compact_prediction_log, read_prediction_log
 from app.predictions.schema import log_schema
@@ -171,6 +173,104 @@ def test_a_crash_between_writing_the_part_and_removing_the_segment_duplicates_no
     assert sorted(ids(directory)) == [f"r{i}" for i in range(8)]
     assert compact_prediction_log(directory) == 3  # recompaction overwrites the same part
     assert sorted(ids(directory)) == [f"r{i}" for i in range(8)]
+
+
+class CompactingAroundTheLock:
+    """`fcntl` as log.py sees it: its flock runs a real compaction of the log just before and
+    just after taking the real lock, the moments another replica or jobs.retention may run one
+    while a writer opens a segment."""
+
+    LOCK_EX, LOCK_NB = fcntl.LOCK_EX, fcntl.LOCK_NB
+
+    def __init__(self, directory) -> None:
+        self.directory = directory
+        self.opened = 0
+
+    def flock(self, fd: int, operation: int) -> None:
+        compact_prediction_log(self.directory)
+        fcntl.flock(fd, operation)
+        compact_prediction_log(self.directory)
+        self.opened += 1
+
+
+def test_a_compaction_while_a_writer_opens_its_segment_loses_nothing(tmp_path, monkeypatch):
+    directory = tmp_path / "log"
+    seam = CompactingAroundTheLock(directory)
+    monkeypatch.setattr(log_module, "fcntl", seam)
+    plog = PredictionLog(directory, flush_rows=1000, fsync_seconds=60)
+    try:
+        plog.append([record(i) for i in range(5)])
+        plog.append([record(i) for i in range(5, 8)])
+        assert seam.opened == 1
+        assert sorted(ids(directory)) == [f"r{i}" for i in range(8)]
+        assert plog.flush() == 8
+    finally:
+        plog.close()
+    assert sorted(ids(directory)) == [f"r{i}" for i in range(8)]
+    assert plog.errors == plog.dropped == plog.pending == 0
+    assert not list((directory / JOURNAL_DIR).iterdir())
+
+
+class LockTakenElsewhere:
+    """`fcntl` as log.py sees it: the first segment's lock is already held through another
+    open file description of it, so the real flock fails."""
+
+    LOCK_EX, LOCK_NB = fcntl.LOCK_EX, fcntl.LOCK_NB
+
+    def __init__(self) -> None:
+        self.blocker: int | None = None
+
+    def flock(self, fd: int, operation: int) -> None:
+        if self.blocker is None:  # the first segment only: later ones lock as usual
+            self.blocker = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY)
+            fcntl.flock(self.blocker, fcntl.LOCK_EX)
+        fcntl.flock(fd, operation)
+
+
+def test_a_segment_whose_lock_cannot_be_taken_leaks_no_descriptor(tmp_path, monkeypatch):
+    directory = tmp_path / "log"
+    seam = LockTakenElsewhere()
+    monkeypatch.setattr(log_module, "fcntl", seam)
+    plog = PredictionLog(directory, fsync_seconds=60)
+    before = len(os.listdir("/proc/self/fd"))
+    try:
+        plog.append([record(0), record(1)])  # never raises into the request
+        assert seam.blocker is not None
+        assert len(os.listdir("/proc/self/fd")) == before + 1  # the blocker's alone
+        assert plog.errors == 1 and plog.held == 2 and "BlockingIOError" in plog.last_error
+        assert not list((directory / JOURNAL_DIR).iterdir())
+        os.close(seam.blocker)
+    finally:
+        plog.close()  # a final attempt ignores the backoff
+    assert sorted(ids(directory)) == ["r0", "r1"] and plog.dropped == 0
+
+
+def test_compaction_removes_an_empty_segment_or_opening_file_only_once_old_and_unlocked(
+    tmp_path,
+):
+    directory = tmp_path / "log"
+    journal = directory / JOURNAL_DIR
+    journal.mkdir(parents=True)
+    empty = journal / "host-1-aaaaaaaa-000001.jsonl"  # a writer's, the disk full at once
+    dead = journal / ".host-2-bbbbbbbb-000001.jsonl.opening"  # died before its rename
+    paused = journal / ".host-3-cccccccc-000001.jsonl.opening"  # alive, before its rename
+    crashed = journal / ".host-4-dddddddd-000001.jsonl.opening"  # a machine crash lost the rename
+    for path in (empty, dead, paused):
+        path.touch()
+    crashed.write_bytes(encode_records([record(0)]))
+    assert compact_prediction_log(directory) == 0
+    assert all(p.exists() for p in (empty, dead, paused, crashed))  # young: left alone
+    old = time.time() - 3600
+    for path in (empty, dead, paused, crashed):
+        os.utime(path, (old, old))
+    holder = os.open(paused, os.O_RDONLY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        assert compact_prediction_log(directory) == 1  # the crashed one's record, once
+        assert sorted(p.name for p in journal.iterdir()) == [paused.name]
+    finally:
+        os.close(holder)
+    assert ids(directory) == ["r0"]
 
 
 def test_a_torn_last_line_is_skipped_and_counted(tmp_path):
