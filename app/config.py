@@ -71,6 +71,17 @@ class Settings(MonitoringSettings, ServingSettings, TrainingSettings, DataSettin
             self.mlflow_artifact_root = self.data_dir / "mlartifacts"
         return self
 
+    @model_validator(mode="after")
+    def _retention_floor(self) -> Settings:
+        if self.prediction_log_retention_days < self.prediction_log_retention_min_days:
+            raise ValueError(
+                f"prediction_log_retention_days ({self.prediction_log_retention_days}) is below "
+                f"prediction_log_retention_min_days ({self.prediction_log_retention_min_days}), "
+                "the shortest retention allowed: raise CREDIT_PREDICTION_LOG_RETENTION_DAYS or "
+                "lower CREDIT_PREDICTION_LOG_RETENTION_MIN_DAYS"
+            )
+        return self
+
     @property
     def mlflow_artifact_location(self) -> str | None:
         """`artifact_location` for a new experiment: a URI, or None for the server's default."""

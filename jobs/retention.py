@@ -1,4 +1,5 @@
-"""Delete prediction-log days older than the retention period, and record what went.
+"""Delete prediction-log days (and set-aside journal segments) older than the retention period,
+and record what went; a `--days` below prediction_log_retention_min_days is refused.
 
 python -m jobs.retention [--days N] [--dry-run]     (daily, from cron or `ray job submit`)
 """
@@ -18,14 +19,20 @@ def main() -> int:
         "--days",
         type=int,
         default=None,
-        help="keep this many days before today, UTC (default: prediction_log_retention_days)",
+        help="keep this many days before today, UTC (default: prediction_log_retention_days; "
+        "at least prediction_log_retention_min_days)",
     )
     parser.add_argument("--dry-run", action="store_true", help="say what would go; delete nothing")
     args = parser.parse_args()
     setup_logging()
     settings = load_settings()
     days = settings.prediction_log_retention_days if args.days is None else args.days
-    done = apply_retention(settings.prediction_log_dir, days, dry_run=args.dry_run)
+    done = apply_retention(
+        settings.prediction_log_dir,
+        days,
+        dry_run=args.dry_run,
+        min_days=settings.prediction_log_retention_min_days,
+    )
     print(done.line())
     return 0
 

@@ -13,7 +13,7 @@ Compaction writes `date=<D>/part-<segment>.parquet` per logged day (temp file, f
 fsync of the folder) and only then removes the segment; a crash between the two leaves both,
 and readers take the segment and skip its parts, so a record is never read twice.
 Recompaction overwrites the same part names. A segment the schema cannot hold is set aside as
-`<segment>.bad`.
+`<segment>.bad` (retention.py deletes it once all its records are past the retention period).
 
 A torn last line (a machine crash mid-write, a disk filling mid-write) is skipped and counted.
 """

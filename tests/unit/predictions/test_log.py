@@ -4,7 +4,6 @@ nothing lost to a killed writer, a race or a failing disk (and every loss counte
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
 import subprocess
@@ -12,7 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -362,60 +361,3 @@ def test_upkeep_never_waits_for_the_log_disk(tmp_path):
 
 def test_reading_a_missing_log_gives_an_empty_table(tmp_path):
     assert read_prediction_log(tmp_path / "none").num_rows == 0
-
-
-def test_retention_deletes_older_days_and_records_what_it_removed(tmp_path):
-    from app.predictions.retention import RECORD_FILE, RetentionError, apply_retention
-
-    directory = tmp_path / "log"
-    now = datetime(2026, 6, 30, 12, tzinfo=UTC)
-    plog = PredictionLog(directory)
-    for age, n in ((40, 3), (31, 2), (30, 4), (0, 1)):
-        day = now - timedelta(days=age)
-        plog.append([record(age * 100 + i, day) for i in range(n)])
-    plog.close()
-    assert apply_retention(directory, 30, now, dry_run=True).rows == 5
-    assert read_prediction_log(directory).num_rows == 10 and not (directory / RECORD_FILE).exists()
-
-    done = apply_retention(directory, 30, now)
-    assert done.partitions == ["date=2026-05-21", "date=2026-05-30"]
-    assert (done.rows, done.files, done.cutoff) == (5, 2, "2026-05-31")
-    kept = read_prediction_log(directory)
-    assert kept.num_rows == 5 and set(kept.column("date").to_pylist()) == {
-        "2026-05-31",
-        "2026-06-30",
-    }
-    (line,) = (directory / RECORD_FILE).read_text().splitlines()
-    assert json.loads(line) | {"time": None} == {
-        "time": None,
-        "days": 30,
-        "cutoff": "2026-05-31",
-        "dry_run": False,
-        "partitions": ["date=2026-05-21", "date=2026-05-30"],
-        "rows": 5,
-        "files": 2,
-    }
-    assert apply_retention(directory, 30, now).partitions == []
-    with pytest.raises(RetentionError, match="--days"):
-        apply_retention(directory, -1, now)
-
-
-def test_the_retention_job_prints_one_line_and_exits_cleanly(tmp_path):
-    directory = tmp_path / "log"
-    plog = PredictionLog(directory)
-    plog.append([record(0, datetime.now(UTC) - timedelta(days=10)), record(1)])
-    plog.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
-    env |= {"CREDIT_DATA_DIR": str(tmp_path), "CREDIT_PREDICTION_LOG_DIR": str(directory)}
-
-    def job(*args: str) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "jobs.retention", *args]
-        return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-
-    done = job("--days", "5")
-    assert done.returncode == 0, done.stderr
-    assert "removed 1 day(s)" in done.stdout and "1 records in 1 files" in done.stdout
-    assert ids(directory) == ["r1"]
-    bad = job("--days", "-1")
-    assert bad.returncode == 2 and "--days must be >= 0" in bad.stderr
-    assert "Traceback" not in bad.stderr
