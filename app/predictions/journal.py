@@ -4,17 +4,15 @@ A writer appends each batch of records to its own segment `_journal/<writer>-<se
 one `write()` on an O_APPEND descriptor, holding an exclusive `flock` on it while it is open.
 The kernel drops that lock when the process dies, however it dies, so "unlocked" means "closed
 by its writer or orphaned by a crash": any process may then compact it. A segment is born
-locked: the writer creates it as `.<writer>-<seq>.jsonl.opening`, a name compactors and readers
-skip, locks it, and only then renames it (the inode, and so the lock, is kept); compaction
-removes an opening file only once it is unlocked and older than `GRACE_SECONDS` (its writer
-died before the rename), and an empty segment only once it is that old too.
+locked: created as `.<name>.opening` (compactors and readers skip it), locked, then renamed
+(the inode keeps the lock). An unlocked opening file (its writer died before the rename) or
+empty segment is removed only once older than `GRACE_SECONDS`.
 
 Compaction writes `date=<D>/part-<segment>.parquet` per logged day (temp file, fsync, rename,
 fsync of the folder) and only then removes the segment; a crash between the two leaves both,
 and readers take the segment and skip its parts, so a record is never read twice.
 Recompaction overwrites the same part names. A segment the schema cannot hold is set aside as
-`<segment>.bad` (retention.py deletes it once all its records are past the retention period).
-
+`<segment>.bad`, which retention.py deletes once all its records are past the retention period.
 A torn last line (a machine crash mid-write, a disk filling mid-write) is skipped and counted.
 """
 
@@ -233,16 +231,15 @@ def _clear_openings(journal: Path) -> None:
         except FileNotFoundError:
             continue
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # its writer is alive, paused before the rename
-                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             if os.fstat(fd).st_size == 0:
                 path.unlink(missing_ok=True)
             else:
                 # Writers write only after the rename: records here mean a machine crash lost
                 # the rename but not the data. Named as the segment, they are compacted below.
                 os.rename(path, path.with_name(path.name[1:].removesuffix(OPENING)))
+        except BlockingIOError:  # its writer is alive, paused before the rename
+            pass
         finally:
             os.close(fd)
 
