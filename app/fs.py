@@ -12,8 +12,9 @@ from pathlib import Path
 @contextmanager
 def atomic_path(path: Path, *, fsync: bool = False) -> Iterator[Path]:
     """A hidden temporary name beside `path` to write to; renamed over `path` when the block
-    ends, removed if it raises. `fsync` makes the content durable before the rename (for
-    records that must survive a machine crash, not only a process crash)."""
+    ends, removed if it raises. `fsync` makes the content durable before the rename and the
+    rename durable after it (for records that must survive a machine crash, not only a process
+    crash)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
@@ -22,8 +23,18 @@ def atomic_path(path: Path, *, fsync: bool = False) -> Iterator[Path]:
             with open(tmp, "rb") as written:
                 os.fsync(written.fileno())
         os.replace(tmp, path)
+        if fsync:  # the rename itself is durable only once the folder is
+            fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, data: str | bytes, *, fsync: bool = False, mode: int = 0o666) -> None:

@@ -1,133 +1,67 @@
 """Who may call the decision API: bearer API keys (stored as SHA-256 hashes) and JWTs, each
 with scopes.
 
-Keys live in a JSON file (`python -m jobs.api_keys` writes it); the file is re-read when it
-changes, so a key is added, rotated or revoked without a restart. A key is 32 random bytes, so
-one unsalted SHA-256 is the right store for it (as for GitHub or Stripe tokens): nothing to
-brute-force, and a lookup is one dict access.
+Keys live in a JSON file (`python -m jobs.api_keys` writes it, keys.py); the file is re-read
+when it changes, so a key is added, rotated or revoked without a restart.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import secrets
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from app.config import Settings
 from app.errors import ConfigError
-from app.fs import atomic_write
+from app.serving.keys import SCOPES, KeyFile, token_hash
 
 log = logging.getLogger(__name__)
 
-SCOPES = ("decisions", "decisions:batch", "monitoring:read")
-TOKEN_PREFIX = "crk_"
 RELOAD_SECONDS = 1.0
+JWT_LABEL = "jwt"
 
 
 @dataclass(frozen=True)
 class Caller:
-    """An authenticated caller: its key id (or `jwt:<subject>`), scopes and rate limit."""
+    """An authenticated caller: its id, scopes and rate limit. For an API key the id is the
+    key's id; for a JWT it is `jwt:` + a SHA-256 of issuer and subject (fixed length, one per
+    subject: the idempotency namespace and the rate bucket), and `subject` keeps the subject
+    itself for the prediction log."""
 
     id: str
     scopes: frozenset[str]
     rate_per_second: float | None = None
+    subject: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The metrics' `caller` tag: the key id, or `jwt` for every JWT caller (subjects are
+        unbounded, and often e-mail addresses)."""
+        return JWT_LABEL if self.subject is not None else self.id
 
 
 ANONYMOUS = Caller("anonymous", frozenset(SCOPES))
 
 
-def new_token() -> str:
-    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+def jwt_caller_id(issuer: str | None, subject: str) -> str:
+    return "jwt:" + hashlib.sha256(f"{issuer or ''}\n{subject}".encode()).hexdigest()
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def check_scopes(scopes: list[str]) -> list[str]:
-    unknown = sorted(set(scopes) - set(SCOPES))
-    if unknown:
-        raise ConfigError(f"unknown scope {unknown[0]!r}: use {', '.join(SCOPES)}")
-    return sorted(set(scopes))
-
-
-@dataclass
-class KeyFile:
-    """The keys file: `{"keys": [{"id", "sha256", "scopes", "created", "rate_per_second"}]}`."""
-
-    path: Path
-    keys: list[dict[str, Any]] = field(default_factory=list)
-
-    @classmethod
-    def read(cls, path: Path) -> KeyFile:
-        if not path.exists():
-            return cls(path)
-        try:
-            data = json.loads(path.read_text())
-            keys = list(data["keys"])
-            for key in keys:
-                missing = {"id", "sha256", "scopes"} - set(key)
-                if missing:
-                    raise KeyError(f"a key without {sorted(missing)[0]!r}")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"API keys file {path} is unreadable: {exc}") from None
-        return cls(path, keys)
-
-    def add(self, key_id: str, scopes: list[str], rate: float | None = None) -> str:
-        """A new key with this id (replacing one of the same id); returns its token."""
-        token = new_token()
-        self.keys = [k for k in self.keys if k["id"] != key_id]
-        self.keys.append(
-            {
-                "id": key_id,
-                "sha256": token_hash(token),
-                "scopes": check_scopes(scopes),
-                "created": datetime.now(UTC).isoformat(timespec="seconds"),
-                "rate_per_second": rate,
-            }
-        )
-        return token
-
-    def remove(self, key_id: str) -> bool:
-        before = len(self.keys)
-        self.keys = [k for k in self.keys if k["id"] != key_id]
-        return len(self.keys) < before
-
-    def write(self) -> None:
-        """Atomically (temp file + rename), owner-only: a reader never sees half a file."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.path, json.dumps({"keys": self.keys}, indent=2), fsync=True, mode=0o600)
-
-
-LOCAL_KEY_ID = "local"
-
-
-def write_token(path: Path, token: str) -> None:
-    """A token file readable by its owner only (and whole: a client never reads half a token)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, token + "\n", mode=0o600)
-
-
-def local_token(settings: Settings) -> tuple[str, bool]:
-    """The embedded default's key: `<data_dir>/api_token`, made (all scopes) when missing or
-    no longer in the keys file. Returns the token and whether it was just made."""
-    token_path = settings.data_dir / "api_token"
-    keys = KeyFile.read(settings.api_keys_file)
-    if token_path.exists():
-        token = token_path.read_text().strip()
-        if any(k["sha256"] == token_hash(token) for k in keys.keys):
-            return token, False
-    token = keys.add(LOCAL_KEY_ID, list(SCOPES))
-    keys.write()
-    write_token(token_path, token)
-    return token, True
+def granted_scopes(claims: dict[str, Any]) -> set[str]:
+    """The scopes a JWT grants: `scope` and `scp`, each a space-separated string (OAuth 2.0,
+    Entra ID) or a list of strings (Okta); anything else grants nothing."""
+    scopes: set[str] = set()
+    for name in ("scope", "scp"):
+        value = claims.get(name)
+        if isinstance(value, str):
+            scopes.update(value.split())
+        elif isinstance(value, list):
+            scopes.update(v for v in value if isinstance(v, str))
+    return scopes
 
 
 class KeyStore:
@@ -162,6 +96,10 @@ class KeyStore:
                 stamp = (stat.st_mtime_ns, stat.st_size)
             except FileNotFoundError:
                 stamp = None
+            except OSError as exc:  # NFS trouble, permissions: not "no keys"
+                self.error = f"API keys file {self.path} cannot be checked: {exc}"
+                log.error("%s; keeping the %d keys read before", self.error, len(self._by_hash))
+                return
             if stamp == self._stamp:
                 return
             try:
@@ -211,10 +149,14 @@ class JwtVerifier:
         except (jwt.PyJWTError, OSError) as exc:
             log.debug("JWT refused: %s", exc)
             return None
-        granted = claims.get("scope", "")
-        scopes = granted.split() if isinstance(granted, str) else list(granted)
-        scopes += list(claims.get("scp", []) or [])
-        return Caller(f"jwt:{claims['sub']}"[:128], frozenset(scopes) & frozenset(SCOPES))
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not subject:
+            return None
+        return Caller(
+            jwt_caller_id(self.issuer, subject),
+            frozenset(granted_scopes(claims) & set(SCOPES)),
+            subject=subject,
+        )
 
 
 class Authenticator:

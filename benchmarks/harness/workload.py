@@ -103,7 +103,7 @@ class Workload:
 def add_key(settings: Any, rate: float = 0) -> str:
     """One key with every scope in the run's keys file (ours and the floor read it), with no
     rate limit by default; its token."""
-    from app.serving.auth import SCOPES, KeyFile
+    from app.serving.keys import SCOPES, KeyFile
 
     keys = KeyFile.read(settings.api_keys_file)
     token = keys.add("benchmark", list(SCOPES), rate=rate)

@@ -56,7 +56,7 @@ def service(api_settings, models):
 def tokens(api_settings) -> dict[str, str]:
     """Bearer tokens by key id, written to the service's keys file as `jobs.api_keys` does:
     `all` (every scope, no rate limit) is what the client fixture sends."""
-    from app.serving.auth import KeyFile
+    from app.serving.keys import KeyFile
 
     keys = KeyFile.read(api_settings.api_keys_file)
     made = {

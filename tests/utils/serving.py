@@ -68,7 +68,7 @@ class ServedApp:
     def __init__(self, overrides: dict, url: str, name: str) -> None:
         """`overrides`: the app's settings (its `args`), which the tests' settings match."""
         from app.config import load_settings
-        from app.serving.auth import KeyFile
+        from app.serving.keys import KeyFile
 
         # The keys file named explicitly, so apps deployed with copies of these overrides
         # (another data_dir) admit the same key.
@@ -103,7 +103,7 @@ class ServedApp:
 
         overrides = {**self.overrides, **(settings or {})}
         # New settings (the app's args) mean new replicas; until the old one is gone it still
-        # answers /readyz with the old settings, so wait for a different replica.
+        # answers with the old settings, so wait for a different replica.
         old = self.replica() if self.deployed not in (None, overrides) else None
         apps = [app_config(self.name, overrides, config, replicas), *extra_apps]
         _get_global_client().deploy_apps(ServeDeploySchema(applications=apps))
@@ -112,16 +112,24 @@ class ServedApp:
 
     def replica(self) -> str | None:
         try:
-            return self.get("/readyz").json().get("replica")
+            return self.get("/v1/status").json().get("replica")
         except (requests.RequestException, ValueError):
             return None
 
+    def status(self) -> dict:
+        """GET /v1/status: the replica that answered, in detail (monitoring:read)."""
+        response = self.get("/v1/status")
+        assert response.status_code == 200, response.text
+        return response.json()
+
     def ready(self, config: dict, old_replica: str | None = None) -> bool:
         try:
-            response = self.get("/readyz")
+            if self.get("/readyz").status_code != 200:
+                return False
+            response = self.get("/v1/status")
         except requests.RequestException:
             return False
-        if response.status_code != 200:
+        if response.status_code != 200 or response.json()["status"] != "ok":
             return False
         if old_replica is not None and response.json()["replica"] == old_replica:
             return False
