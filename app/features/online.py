@@ -22,16 +22,23 @@ from typing import Any
 
 import numpy as np
 from feast import FeatureStore
-from feast.infra.key_encoding_utils import serialize_entity_key
 from feast.infra.online_stores.helpers import _mmh3
-from feast.protos.feast.types.EntityKey_pb2 import EntityKey
-from feast.protos.feast.types.Value_pb2 import Value
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from app.config import Settings
 from app.errors import FeatureStoreError
+from app.features.layout import (
+    Fetched,
+    Unreadable,
+    applicant_of,
+    decode_seconds,
+    decode_value,
+    entity_key,
+    glob_escape,
+    sqlite_seconds,
+    value_kind,
+    verify_layout,
+)
 
-JOIN_KEY = "applicant_id"
 # Every online-store call's limit: scoring runs on the replica's event loop by default, so a
 # store that stops answering holds requests up to this long before they get 503.
 TIMEOUT_SECONDS = 1.0
@@ -42,27 +49,23 @@ class OnlineRows:
     """Stored features for a list of applicants, position i answering applicant i."""
 
     columns: dict[str, list]  # feature -> values (None where missing)
-    known: np.ndarray  # False where the store holds nothing at all for the applicant
+    known: np.ndarray  # False where the store holds nothing usable for the applicant
     as_of: list[datetime | None]  # event time of the oldest stored view used, per row
+    # Why, where the store holds a record that cannot be decoded or a value of another type
+    # than the view declares: that applicant alone cannot be answered (known is False there).
+    unreadable: list[str | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.unreadable is None:
+            self.unreadable = [None] * len(self.known)
 
 
 @dataclass(frozen=True)
 class View:
     name: str  # the name Feast stores it under
     features: tuple[str, ...]
-
-
-def _value(raw: bytes | None) -> Any:
-    if not raw:
-        return None
-    value = Value.FromString(raw)
-    kind = value.WhichOneof("val")
-    return None if kind is None or kind == "null_val" else getattr(value, kind)
-
-
-def _entity_key(applicant_id: str, version: int) -> bytes:
-    key = EntityKey(join_keys=[JOIN_KEY], entity_values=[Value(string_val=applicant_id)])
-    return serialize_entity_key(key, entity_key_serialization_version=version)
+    # The `Value` field each feature's dtype is stored in ("int64_val", ...); None: unchecked.
+    kinds: tuple[str | None, ...] | None = None
 
 
 class OnlineReader:
@@ -72,6 +75,10 @@ class OnlineReader:
         self.views = tuple(views)
         self.key_version = key_version
         self.stored = tuple(f for view in self.views for f in view.features)
+        self.kinds: dict[str, str | None] = {}
+        for view in self.views:
+            kinds = view.kinds or (None,) * len(view.features)
+            self.kinds.update(zip(view.features, kinds, strict=True))
 
     def read(self, applicant_ids: Sequence[str]) -> OnlineRows:
         """Stored features of each applicant (duplicates are read once)."""
@@ -80,20 +87,29 @@ class OnlineReader:
         n = len(applicant_ids)
         columns: dict[str, list] = {f: [None] * n for f in self.stored}
         known = np.zeros(n, dtype=bool)
+        unreadable: list[str | None] = [None] * n
         as_of: list[datetime | None] = [None] * n
         for i, applicant_id in enumerate(applicant_ids):
-            values, stamps = fetched.get(applicant_id, ({}, []))
-            if not stamps:
+            found = fetched.get(applicant_id)
+            if found is None:
                 continue
+            if isinstance(found, Unreadable):
+                unreadable[i] = str(found)
+                continue
+            values, stamps = found
             known[i] = True
             as_of[i] = datetime.fromtimestamp(min(stamps), tz=UTC)
             for feature, value in values.items():
                 columns[feature][i] = value
-        return OnlineRows(columns, known, as_of)
+        return OnlineRows(columns, known, as_of, unreadable)
 
-    def _fetch(self, applicant_ids: list[str]) -> dict[str, tuple[dict[str, Any], list[int]]]:
-        """applicant id -> (feature -> value, event seconds of each view present)."""
+    def _fetch(self, applicant_ids: list[str]) -> dict[str, Fetched]:
+        """applicant id -> (feature -> value, event seconds of each view present), or the
+        Unreadable error of an applicant whose record cannot be decoded; absent: unknown."""
         raise NotImplementedError
+
+    def _decode(self, raw: dict[str, bytes | None]) -> dict[str, Any]:
+        return {f: decode_value(value, self.kinds.get(f)) for f, value in raw.items()}
 
     def sample_id(self) -> str | None:
         """Some applicant the store holds (None if none): the layout check's sentinel."""
@@ -115,29 +131,31 @@ class RedisOnlineReader(OnlineReader):
         self.fields = [_mmh3(f"{v.name}:{f}") for v in self.views for f in v.features]
         self.fields += [f"_ts:{v.name}".encode() for v in self.views]
 
-    def _fetch(self, applicant_ids: list[str]) -> dict[str, tuple[dict[str, Any], list[int]]]:
+    def _fetch(self, applicant_ids: list[str]) -> dict[str, Fetched]:
         with self.client.pipeline(transaction=False) as pipe:
             for applicant_id in applicant_ids:
-                pipe.hmget(_entity_key(applicant_id, self.key_version) + self.project, self.fields)
+                pipe.hmget(entity_key(applicant_id, self.key_version) + self.project, self.fields)
             replies = pipe.execute()
         n_features = len(self.stored)
-        out = {}
+        out: dict[str, Fetched] = {}
         for applicant_id, reply in zip(applicant_ids, replies, strict=True):
-            stamps = [Timestamp.FromString(t).seconds for t in reply[n_features:] if t]
-            if not stamps:
-                continue
-            values = {f: _value(raw) for f, raw in zip(self.stored, reply, strict=False)}
-            out[applicant_id] = (values, stamps)
+            try:
+                stamps = [decode_seconds(t) for t in reply[n_features:] if t]
+                if stamps:
+                    raw = dict(zip(self.stored, reply, strict=False))
+                    out[applicant_id] = (self._decode(raw), stamps)
+            except Unreadable as exc:
+                out[applicant_id] = exc
         return out
 
     def sample_id(self) -> str | None:
         # A bounded SCAN for any key of this project (keys end with the project's name).
-        pattern = b"*" + _glob_escape(self.project)
+        pattern = b"*" + glob_escape(self.project)
         cursor = 0
         for _ in range(20):
             cursor, keys = self.client.scan(cursor, match=pattern, count=500)
             if keys:
-                return _applicant_of(keys[0][: -len(self.project)], self.key_version)
+                return applicant_of(keys[0][: -len(self.project)], self.key_version)
             if cursor == 0:
                 break
         return None
@@ -157,8 +175,8 @@ class SqliteOnlineReader(OnlineReader):
         # One connection: readiness probes and scoring may come from different threads.
         self._lock = threading.Lock()
 
-    def _fetch(self, applicant_ids: list[str]) -> dict[str, tuple[dict[str, Any], list[int]]]:
-        keys = {_entity_key(a, self.key_version): a for a in applicant_ids}
+    def _fetch(self, applicant_ids: list[str]) -> dict[str, Fetched]:
+        keys = {entity_key(a, self.key_version): a for a in applicant_ids}
         marks = ",".join("?" * len(keys))
         sql = " UNION ALL ".join(
             f'SELECT entity_key, {i}, feature_name, value, event_ts FROM "{table}" '
@@ -167,12 +185,19 @@ class SqliteOnlineReader(OnlineReader):
         )
         with self._lock:
             rows = self.connection.execute(sql, list(keys) * len(self.tables)).fetchall()
-        out: dict[str, tuple[dict[str, Any], dict[int, int]]] = {}
+        found: dict[str, tuple[dict[str, bytes | None], dict[int, Any]]] = {}
         for key, view, feature, raw, event_ts in rows:
-            values, stamps = out.setdefault(keys[key], ({}, {}))
-            values[feature] = _value(raw)
-            stamps[view] = _seconds(event_ts)
-        return {a: (values, list(stamps.values())) for a, (values, stamps) in out.items()}
+            values, stamps = found.setdefault(keys[key], ({}, {}))
+            values[feature] = raw
+            stamps[view] = event_ts
+        out: dict[str, Fetched] = {}
+        for applicant_id, (raw, stamps) in found.items():
+            try:
+                seconds = [sqlite_seconds(t) for t in stamps.values()]
+                out[applicant_id] = (self._decode(raw), seconds)
+            except Unreadable as exc:
+                out[applicant_id] = exc
+        return out
 
     def sample_id(self) -> str | None:
         try:
@@ -185,32 +210,10 @@ class SqliteOnlineReader(OnlineReader):
                 f"the SQLite online store has no table {self.tables[0]!r} ({exc}): "
                 "run `python -m jobs.materialize`"
             ) from None
-        return None if row is None else _applicant_of(row[0], self.key_version)
+        return None if row is None else applicant_of(row[0], self.key_version)
 
     def close(self) -> None:
         self.connection.close()
-
-
-def _glob_escape(text: bytes) -> bytes:
-    for char in b"\\*?[]":
-        text = text.replace(bytes([char]), b"\\" + bytes([char]))
-    return text
-
-
-def _applicant_of(serialized: bytes, version: int) -> str:
-    from feast.infra.key_encoding_utils import deserialize_entity_key
-
-    key = deserialize_entity_key(serialized, entity_key_serialization_version=version)
-    return key.entity_values[0].string_val
-
-
-def _seconds(event_ts: int | str | bytes) -> int:
-    # Feast writes the naive-UTC event time through its sqlite3 adapter (local epoch seconds)
-    # and reads it back with its converter; the same converter here gives the same instant.
-    from feast.infra.online_stores.sqlite import convert_timestamp
-
-    raw = event_ts if isinstance(event_ts, bytes) else str(event_ts).encode()
-    return int(convert_timestamp(raw).replace(tzinfo=UTC).timestamp())
 
 
 def service_views(store: FeatureStore, feature_service_name: str) -> list[View]:
@@ -218,7 +221,11 @@ def service_views(store: FeatureStore, feature_service_name: str) -> list[View]:
     service = store.get_feature_service(feature_service_name)
     stored = {view.name: view for view in store.list_feature_views()}
     return [
-        View(p.name, tuple(f.name for f in p.features))
+        View(
+            p.name,
+            tuple(f.name for f in p.features),
+            tuple(value_kind(f.dtype) for f in p.features),
+        )
         for p in service.feature_view_projections
         if p.name in stored
     ]
@@ -257,33 +264,6 @@ def open_reader(settings: Settings, store: FeatureStore | None = None) -> Online
         reader.close()
         raise
     return reader
-
-
-def verify_layout(reader: OnlineReader, store: FeatureStore, feature_service_name: str) -> None:
-    """Read one stored applicant both ways and fail, naming the difference, if they disagree.
-
-    Guards against a Feast upgrade changing how it lays out the online store: the reader
-    would otherwise see every applicant as unknown, or read the wrong fields.
-    """
-    sentinel = reader.sample_id()
-    if sentinel is None:
-        return  # nothing materialized yet: nothing to compare, every applicant is unknown
-    ours = reader.read([sentinel])
-    refs = [f"{v.name}:{f}" for v in reader.views for f in v.features]
-    theirs = store.get_online_features(features=refs, entity_rows=[{JOIN_KEY: sentinel}]).to_dict()
-    differ = [f for f in reader.stored if theirs[f][0] != ours.columns[f][0]]
-    if not ours.known[0] or differ:
-        raise FeatureStoreError(
-            f"the online store's layout is not what this version reads (Feast "
-            f"{_feast_version()}): applicant {sentinel!r} "
-            + ("not found" if not ours.known[0] else f"differs in {', '.join(differ)}")
-        )
-
-
-def _feast_version() -> str:
-    from importlib.metadata import version
-
-    return version("feast")
 
 
 def model_inputs(rows: OnlineRows, request_columns: dict[str, list]) -> dict[str, list]:

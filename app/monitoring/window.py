@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from app.domain import PREDICTION
 from app.monitoring.drift import DriftConfig, DriftResult, compute_drift
-from app.predictions.schema import log_schema
+from app.predictions.schema import META_FIELDS, log_schema
 from app.training.reference import Reference
 
 # The share of the replica's traffic a row stands for (MonitorFeed samples under load).
@@ -21,16 +21,15 @@ SAMPLE_RATE = "sample_rate"
 
 
 def window_schema() -> pa.Schema:
-    """What the monitor keeps of a prediction-log record: time, version, PD and features."""
+    """What the monitor keeps of a prediction-log record: time, version, PD and the model's
+    features, nothing else. A list of what to keep, not of what to leave out: a field added
+    to the log later (who asked, their key) never reaches the spool by default."""
     full = log_schema()
     keep = ["request_id", "logged_at", "model_version", PREDICTION]
-    meta = {"request_id", "applicant_id", "variant", "shadow", "model_name", "decision"}
-    meta |= {"reasons", "features_as_of"}
-    # What was offered, not what was asked: not a feature of the applicant.
-    meta |= {"counter_offer_credit_amount", "counter_offer_duration_in_month"}
-    meta |= {"counter_offer_probability_of_default"}
-    names = keep + [n for n in full.names if n not in meta and n not in keep]
-    return pa.schema([full.field(n) for n in names] + [pa.field(SAMPLE_RATE, pa.float64())])
+    features = [n for n in full.names if n not in {f.name for f in META_FIELDS}]
+    return pa.schema(
+        [full.field(n) for n in keep + features] + [pa.field(SAMPLE_RATE, pa.float64())]
+    )
 
 
 def window_sample_rate(window: pd.DataFrame) -> float:

@@ -21,7 +21,9 @@ META_FIELDS: list[pa.Field] = [
     pa.field("decision", pa.string()),
     pa.field("reasons", pa.string()),  # JSON list, as in the response
     pa.field("features_as_of", pa.timestamp("us", tz="UTC")),
-    pa.field("caller", pa.string()),  # the API key id (or jwt:<subject>) that asked
+    pa.field("caller", pa.string()),  # the API key id (or jwt:<hash of issuer, subject>)
+    pa.field("caller_subject", pa.string()),  # a JWT's subject, in full (null for API keys)
+    pa.field("idempotency_key", pa.string()),  # the Idempotency-Key sent, if any
     # The counter-offer answered with a decline (null: none made, or a log older than them).
     pa.field("counter_offer_credit_amount", pa.int64()),
     pa.field("counter_offer_duration_in_month", pa.int64()),

@@ -25,6 +25,7 @@ from app.serving.schemas import (
     DriftReport,
     ErrorBody,
     Health,
+    Probe,
 )
 from app.serving.service import DecisionService, Outcome
 
@@ -89,8 +90,11 @@ def _service(request: Request) -> DecisionService:
     return request.app.state.service
 
 
-def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(ErrorBody(detail=detail).model_dump(), status_code=status, headers=headers)
+def _error(
+    status: int, detail: Any, headers: dict[str, str] | None = None, error_id: str | None = None
+) -> JSONResponse:
+    body = ErrorBody(detail=detail, error_id=error_id).model_dump(exclude_none=True)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _respond(service: DecisionService, outcome: Outcome) -> DecisionResponse | JSONResponse:
@@ -101,7 +105,7 @@ def _respond(service: DecisionService, outcome: Outcome) -> DecisionResponse | J
         headers = service.retry_after()
     elif outcome.status == 409:  # a claimed key: answered, or freed, within the claim time
         headers = {"Retry-After": str(round(service.settings.idempotency_claim_seconds))}
-    return _error(outcome.status, outcome.detail, headers)
+    return _error(outcome.status, outcome.detail, headers, outcome.error_id)
 
 
 async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -123,9 +127,12 @@ async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONRe
         {
             400: "Malformed Idempotency-Key header.",
             404: "Unknown applicant_id.",
-            409: "A request with this Idempotency-Key is still being answered.",
+            409: "A request with this Idempotency-Key is still being answered, or was decided "
+            "and its answer could not be stored (retrying it never decides again).",
             422: INVALID + " Or an Idempotency-Key first used for a different request.",
-            503: UNAVAILABLE,
+            500: "A failure on our side (e.g. the applicant's stored features cannot be "
+            "read); the body names an error id.",
+            503: UNAVAILABLE + " Or the Idempotency-Key store.",
         }
     ),
 )
@@ -142,7 +149,7 @@ async def decide(
     service = _service(request)
     if idempotency_key is not None and not KEY_PATTERN.match(idempotency_key):
         return _error(400, "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 _ . : -")
-    outcome = await service.decide(body, idempotency_key, who.id)
+    outcome = await service.decide(body, idempotency_key, who)
     response = _respond(service, outcome)
     if outcome.replayed:
         return JSONResponse(
@@ -171,8 +178,10 @@ async def decide_batch(
     limit = service.config.max_batch_requests
     if len(body.requests) > limit:
         return _error(413, f"{len(body.requests)} requests in one batch; the limit is {limit}")
-    outcomes = await service.run(body.requests, [who.id] * len(body.requests))
-    if outcomes and outcomes[0].status in (500, 503):
+    # The rate limit counts decisions: the door took one token, the batch owes the rest.
+    service.gate.limiter.charge(who, len(body.requests) - 1)
+    outcomes = await service.run(body.requests, [who] * len(body.requests))
+    if outcomes and outcomes[0].whole_batch:  # failed as a whole, for one reason
         return _respond(service, outcomes[0])
     decisions = [o.response for o in outcomes if o.status == 200]
     errors = [
@@ -183,19 +192,33 @@ async def decide_batch(
     return BatchResponse(decisions=decisions, errors=errors)
 
 
-@router.get("/healthz", response_model=Health)
-async def healthz(request: Request) -> Health:
-    service = _service(request)
-    return Health(status="ok", replica=service.replica, node=service.node)
+@router.get("/healthz", response_model=Probe)
+async def healthz() -> Probe:
+    """The replica's process answers. Open, so it says nothing else (details: /v1/status)."""
+    return Probe(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+@router.get("/readyz", response_model=Probe, responses={503: {"model": Probe}})
 async def readyz(request: Request):
+    """200 when the champion is loaded and the online store answers, else 503. Open, so it
+    says nothing else (details: /v1/status); answered from a result at most ~1 s old."""
     service = _service(request)
     health = await service.readiness()
     if health.status != "ok":
-        return JSONResponse(health.model_dump(), status_code=503, headers=service.retry_after())
-    return health
+        return JSONResponse(
+            Probe(status=health.status).model_dump(),
+            status_code=503,
+            headers=service.retry_after(),
+        )
+    return Probe(status="ok")
+
+
+@router.get("/v1/status", response_model=Health, responses=_errors({}))
+async def status(
+    request: Request, _: Annotated[Caller, Security(caller, scopes=["monitoring:read"])]
+) -> Health:
+    """This replica in detail: models, online store, registry, routing, and what is wrong."""
+    return await _service(request).readiness()
 
 
 @router.get(

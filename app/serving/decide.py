@@ -30,11 +30,27 @@ OFFER_FIELDS = ("credit_amount", "duration_in_month", "probability_of_default")
 
 
 class Unavailable(Exception):
-    """A dependency (feature store, models) is down: 503 with Retry-After."""
+    """A dependency (feature store, models) is down: 503 with Retry-After. The exception's
+    text is for the log and the status route; callers get `public`."""
+
+    public = "feature store or model unavailable"
+
+
+class ModelUnavailable(Unavailable):
+    public = "model unavailable"
 
 
 class StoreUnavailable(Unavailable):
-    """The online store failed or timed out on a read."""
+    """The online store is down (known from an earlier failure, or not connected yet)."""
+
+    public = "feature store unavailable"
+
+
+class StoreFailed(StoreUnavailable):
+    """The online store failed or timed out on this batch's read."""
+
+
+UNREADABLE = "the stored features of this applicant cannot be read"
 
 
 @dataclass
@@ -43,6 +59,8 @@ class Outcome:
     response: DecisionResponse | None = None
     detail: str = ""
     replayed: bool = False  # the stored answer to an earlier request with the same key
+    error_id: str | None = None  # the log line that has the full error
+    whole_batch: bool = False  # the batch failed as a whole (a dependency down, an exception)
 
 
 @dataclass
@@ -50,8 +68,11 @@ class Features:
     """A batch's model inputs, row i answering request i."""
 
     columns: dict[str, list]  # every raw column the models read
-    known: list[bool]  # False: the store holds nothing for the applicant (404)
+    known: list[bool]  # False: the store holds nothing usable for the applicant
     as_of: list[datetime | None]
+    # Why, where the store holds a record for the applicant that cannot be decoded or has a
+    # value of the wrong type (500 for that request alone).
+    unreadable: list[str | None] = field(default_factory=list)
 
     def take(self, rows: list[int]) -> dict[str, list]:
         return {name: [values[i] for i in rows] for name, values in self.columns.items()}
@@ -63,8 +84,9 @@ class Scored:
     records: list[dict[str, Any]] = field(default_factory=list)
     # What the challenger should also score after the answers are out (shadow traffic).
     shadow_rows: list[int] = field(default_factory=list)
-    # request_id -> the caller's key id, for the log records of both answers.
-    callers: dict[str, str] = field(default_factory=dict)
+    # request_id -> who asked (caller, subject, idempotency key), for the log records of both
+    # answers.
+    askers: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def fetch_features(
@@ -75,7 +97,7 @@ def fetch_features(
     try:
         rows: OnlineRows = reader.read([r.applicant_id for r in requests])
     except Exception as exc:
-        raise StoreUnavailable(f"feature store unavailable: {type(exc).__name__}: {exc}") from None
+        raise StoreFailed(f"feature store unavailable: {type(exc).__name__}: {exc}") from None
     finally:
         observe((time.perf_counter() - started) * 1000)
     return features_of(rows, requests)
@@ -85,7 +107,12 @@ def features_of(rows: OnlineRows, requests: list[DecisionRequest]) -> Features:
     applications = [r.application for r in requests]
     request_columns = {c: [getattr(a, c) for a in applications] for c in REQUEST_COLUMNS}
     request_columns["applicant_id"] = [r.applicant_id for r in requests]
-    return Features(model_inputs(rows, request_columns), rows.known.tolist(), rows.as_of)
+    return Features(
+        model_inputs(rows, request_columns),
+        rows.known.tolist(),
+        rows.as_of,
+        rows.unreadable,
+    )
 
 
 def decide_batch(
@@ -115,11 +142,11 @@ def decide_batch(
         for i, (response, record) in zip(rows, answers, strict=True):
             outcomes[i] = Outcome(200, response)
             records.append(record)
+    unreadable = features.unreadable or [None] * len(requests)
     scored = Scored(
         [
-            outcome
-            or Outcome(404, detail=f"unknown applicant_id {request.applicant_id!r}: no features")
-            for outcome, request in zip(outcomes, requests, strict=True)
+            outcome or _unanswered(request, bad)
+            for outcome, request, bad in zip(outcomes, requests, unreadable, strict=True)
         ],
         records,
     )
@@ -129,6 +156,12 @@ def decide_batch(
         if o.status == 200 and shadows(o.response.model.variant, config, has_challenger)
     ]
     return scored
+
+
+def _unanswered(request: DecisionRequest, unreadable: str | None) -> Outcome:
+    if unreadable:  # the service logs why, under an error id
+        return Outcome(500, detail=UNREADABLE)
+    return Outcome(404, detail=f"unknown applicant_id {request.applicant_id!r}: no features")
 
 
 def answer(
@@ -226,3 +259,15 @@ def shadow_records(
     request_ids = [scored.outcomes[i].response.request_id for i in rows]
     answers = answer(served, CHALLENGER, features, rows, threshold, request_ids, shadow=True)
     return [record for _, record in answers]
+
+
+def attribute(scored: Scored, askers: list[dict[str, Any]]) -> None:
+    """Each answer's log record (and its shadow's, later) says who asked: `askers[i]` holds
+    the fields for request i."""
+    scored.askers = {
+        o.response.request_id: who
+        for o, who in zip(scored.outcomes, askers, strict=True)
+        if o.status == 200
+    }
+    for record in scored.records:
+        record.update(scored.askers.get(record["request_id"], {}))

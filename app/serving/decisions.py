@@ -16,9 +16,11 @@ from ray import serve
 
 from app.config import Settings
 from app.serving.api import build_api
+from app.serving.auth import Caller
+from app.serving.idempotency import Claim
 from app.serving.routing import RoutingConfig
 from app.serving.schemas import DecisionRequest
-from app.serving.service import DecisionService, Outcome
+from app.serving.service import NOBODY, DecisionService, Outcome
 from app.training.source import ModelSource, RegistryModelSource
 
 
@@ -58,13 +60,16 @@ class CreditDecisions(DecisionService):
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.0)
     async def _decide_batched(
-        self, requests: list[DecisionRequest], callers: list[str]
+        self, requests: list[DecisionRequest], callers: list[Caller], claims: list[Claim | None]
     ) -> list[Outcome]:
-        # Concurrent requests share one feature-store round trip and one model call.
-        return await self.run(requests, callers)
+        # Concurrent requests share one feature-store round trip and one model call (and one
+        # key-store round trip for their Idempotency-Keys).
+        return await self.run(requests, callers, claims)
 
-    async def decide_one(self, request: DecisionRequest, caller: str = "-") -> Outcome:
-        return await self._decide_batched(request, caller)
+    async def decide_one(
+        self, request: DecisionRequest, caller: Caller = NOBODY, claim: Claim | None = None
+    ) -> Outcome:
+        return await self._decide_batched(request, caller, claim)
 
     async def check_health(self) -> None:
         # Serve calls this every health_check_period_s; raising has the replica replaced.

@@ -81,17 +81,23 @@ def deploy_app(
     return Deployed(app["name"], f"http://{host}:{port}{route.rstrip('/')}", options)
 
 
-def wait_ready(url: str, timeout: float) -> dict[str, Any]:
-    """Poll /readyz until 200; on timeout name what the service last said was missing."""
+def wait_ready(url: str, timeout: float, headers: dict[str, str] | None = None) -> dict[str, Any]:
+    """Poll until the service is ready; its GET /v1/status answer (with `headers`, a token of
+    scope monitoring:read). On timeout, name what the service last said was missing: the open
+    /readyz says only "unavailable", /v1/status says why."""
     last = "no answer"
 
     def ready() -> dict[str, Any] | None:
         nonlocal last
         try:
-            response = requests.get(f"{url}/readyz", timeout=10)
-            if response.status_code == 200:
-                return response.json()
-            last = response.json().get("detail") or f"HTTP {response.status_code}"
+            status = requests.get(f"{url}/v1/status", headers=headers, timeout=10)
+            if status.status_code != 200:
+                last = f"GET /v1/status: HTTP {status.status_code} {status.text[:200]}"
+                return None
+            health = status.json()
+            if health.get("status") == "ok":
+                return health
+            last = health.get("detail") or "unavailable"
         except (requests.RequestException, ValueError) as exc:
             last = f"{type(exc).__name__}"
         return None

@@ -28,6 +28,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Deny by default: only the probes and the API's own documentation are open.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
 REALM = 'Bearer realm="credit-decisions"'
+OPEN_CALLER = Caller("open-paths", frozenset())
 MAX_TRACKED_CALLERS = 10_000
 
 
@@ -62,6 +63,19 @@ class RateLimiter:
             self._buckets.popitem(last=False)
         return wait
 
+    def charge(self, caller: Caller, tokens: float) -> None:
+        """Take `tokens` more from an admitted caller's bucket, into debt if need be: a batch
+        of N decisions costs N, and its caller waits until the debt is paid off. Admitting the
+        batch on its first token (rather than refusing one larger than the burst) keeps every
+        batch possible while the average stays at the rate."""
+        rate = self.rate if caller.rate_per_second is None else caller.rate_per_second
+        if rate <= 0 or tokens <= 0:
+            return
+        now = self._clock()
+        left, last = self._buckets.pop(caller.id, (float(max(self.burst, 1)), now))
+        left = min(float(max(self.burst, 1)), left + (now - last) * rate)
+        self._buckets[caller.id] = (left - tokens, now)
+
 
 class Refusal(Exception):
     def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
@@ -93,6 +107,10 @@ class Gate:
     def __init__(self, settings: Settings, on_refusal: Callable[[int], None] | None = None) -> None:
         self.authenticator = Authenticator(settings)
         self.limiter = RateLimiter(settings.api_rate_per_second, settings.api_rate_burst)
+        # One bucket for every caller of the open paths together: they need no token, so a
+        # per-caller limit would be a limit per made-up caller.
+        open_rate = settings.api_open_rate_per_second
+        self.open_limiter = RateLimiter(open_rate, max(1, round(2 * open_rate)))
         self.max_body = settings.api_max_body_bytes
         # Counts refusals by status (metrics); must never raise.
         self.on_refusal = on_refusal or (lambda status: None)
@@ -112,6 +130,16 @@ class Gate:
                 {"Retry-After": str(max(1, math.ceil(wait)))},
             )
         return caller
+
+    def admit_open(self) -> None:
+        """The open paths' global rate limit (429 past it)."""
+        wait = self.open_limiter.wait_seconds(OPEN_CALLER)
+        if wait > 0:
+            raise Refusal(
+                429,
+                "too many requests to this path; retry later",
+                {"Retry-After": str(max(1, math.ceil(wait)))},
+            )
 
     async def bounded_body(self, scope: Scope, receive: Receive) -> Receive:
         """Refuse a body over the limit before anything parses it: by Content-Length when sent,
@@ -143,17 +171,22 @@ class Guard:
         self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or _route_path(scope) in OPEN_PATHS:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        is_open = _route_path(scope) in OPEN_PATHS
         try:
-            caller = self.gate.admit(scope)
-            receive = await self.gate.bounded_body(scope, receive)
+            if is_open:
+                self.gate.admit_open()
+            else:
+                caller = self.gate.admit(scope)
+                receive = await self.gate.bounded_body(scope, receive)
         except Refusal as refusal:
             self.gate.on_refusal(refusal.status)
             await _refuse(send, refusal)
             return
-        scope.setdefault("state", {})["caller"] = caller
+        if not is_open:
+            scope.setdefault("state", {})["caller"] = caller
         await self.app(scope, receive, send)
 
 

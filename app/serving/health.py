@@ -4,58 +4,101 @@ the drift monitor's latest check."""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from collections.abc import Callable
 from concurrent.futures import Executor
 
 from app.config import Settings
 from app.domain import CHALLENGER, CHAMPION
 from app.serving.decide import Outcome
+from app.serving.faults import fault
 from app.serving.monitorfeed import MonitorFeed
 from app.serving.routing import RoutingConfig
 from app.serving.schemas import DriftReport, Health
 from app.serving.upkeep import Upkeep
 
+log = logging.getLogger(__name__)
+
 PROBE_TIMEOUT_SECONDS = 2.0
+# A store probe's result is reused this long: N readiness probes a second, whoever sends
+# them, cost one store round trip.
+PROBE_CACHE_SECONDS = 1.0
+
+
+class StoreProbe:
+    """The online store's last probe, shared: concurrent callers wait for one round trip,
+    and a result younger than PROBE_CACHE_SECONDS is reused."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self._result: tuple[float, object, str | None] | None = None  # (when, reader, problem)
+        self._running: asyncio.Future | None = None
+
+    async def check(self, reader) -> str | None:
+        """None when `reader`'s store answered, else what is wrong."""
+        cached = self._result
+        fresh = cached is not None and time.monotonic() - cached[0] < PROBE_CACHE_SECONDS
+        if fresh and cached[1] is reader:  # a new reader (a reconnect) is probed afresh
+            return cached[2]
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(self._probe(reader))
+        # Shielded: a probe whose client gave up does not cancel the others' answer.
+        return await asyncio.shield(self._running)
+
+    async def _probe(self, reader) -> str | None:
+        loop = asyncio.get_running_loop()
+        problem = None
+        try:
+            # Its own thread and a deadline: a probe never queues behind scoring, and a
+            # hung store answers "unavailable" in bounded time.
+            probe = loop.run_in_executor(self.executor, reader.probe)
+            await asyncio.wait_for(probe, PROBE_TIMEOUT_SECONDS)
+        except Exception as exc:
+            problem = f"feature store unavailable: {type(exc).__name__}: {exc}"
+        self._result = (time.monotonic(), reader, problem)
+        return problem
 
 
 async def readiness(
     upkeep: Upkeep,
     config: RoutingConfig,
     replica: str,
-    probe_executor: Executor,
+    store_probe: StoreProbe,
     node: str | None = None,
+    redact: Callable[[str], str] = lambda text: text,
 ) -> Health:
-    """Health with status "unavailable" and a detail when a dependency is down.
+    """Health with status "unavailable" and a detail when a dependency is down; every text
+    passed through `redact` (secrets in URLs). Only monitoring:read callers see more than the
+    status (GET /v1/status).
 
     A registry that stops answering after the champion loaded is not one: the loaded
     models keep deciding, so the replica stays ready and the detail says so."""
-    loop = asyncio.get_running_loop()
     problem = upkeep.model_error if upkeep.models.champion is None else None
     store = "connected"
-    if upkeep.reader is None:
+    if upkeep.reader is None or upkeep.store_down_since is not None:
+        # Known down (requests get 503 at once): say so without another round trip.
         problem = problem or upkeep.store_error
         store = "unavailable"
     else:
-        try:
-            # Its own thread and a deadline: a probe never queues behind scoring, and a
-            # hung store answers "unavailable" in bounded time.
-            probe = loop.run_in_executor(probe_executor, upkeep.reader.probe)
-            await asyncio.wait_for(probe, PROBE_TIMEOUT_SECONDS)
-        except Exception as exc:
+        failed = await store_probe.check(upkeep.reader)
+        if failed:
             store = "unavailable"
-            problem = problem or f"feature store unavailable: {type(exc).__name__}: {exc}"
+            problem = problem or failed
     versions = upkeep.models.versions()
     challenger = upkeep.models.challenger
+    detail, model_error = problem or upkeep.model_error, upkeep.model_error
     return Health(
         status="unavailable" if problem else "ok",
         champion=versions[CHAMPION],
         challenger=versions[CHALLENGER],
         feature_store=store,
-        detail=problem or upkeep.model_error,
+        detail=redact(detail) if detail else None,
         replica=replica,
         node=node,
         routing=config.model_dump(),
         registry=upkeep.registry,
-        model_error=upkeep.model_error,
+        model_error=redact(model_error) if model_error else None,
         traffic=f"v{challenger.version}: {challenger.traffic_note}"
         if challenger is not None and challenger.traffic_note
         else None,
@@ -79,8 +122,8 @@ async def drift_report(
     except Exception as exc:
         # A handle to a monitor that is gone stays dead: look it up afresh next time.
         feed.monitor = None
-        detail = f"drift monitor unavailable: {type(exc).__name__}: {exc}"[:300]
-        return Outcome(503, detail=detail)
+        detail, error_id = fault(log, settings, "drift monitor unavailable", exc)
+        return Outcome(503, detail=detail, error_id=error_id)
     if latest is None:
         return Outcome(
             404,

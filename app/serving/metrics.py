@@ -15,13 +15,18 @@ class ServingMetrics:
         self.decisions = metrics.Counter(
             "credit_decisions_total",
             description="Decisions made, by answering variant, decision, shadow flag and the "
-            "caller's key id.",
+            "caller's key id (`jwt` for every JWT caller).",
             tag_keys=("variant", "decision", "shadow", "caller"),
+        )
+        self.shadow_skipped = metrics.Counter(
+            "credit_shadow_skipped_total",
+            description="Champion answers the challenger did not shadow-score because "
+            "shadow scoring was too far behind (its queue is bounded).",
         )
         self.refused = metrics.Counter(
             "credit_requests_refused_total",
             description="Requests refused before any work, by HTTP status (401 no or bad "
-            "token, 413 body too large, 429 rate limit).",
+            "token, 413 body too large, 429 rate limit, of a caller or of the open paths).",
             tag_keys=("status",),
         )
         self.errors = metrics.Counter(

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.config import Settings
-from app.monitoring.window import SAMPLE_RATE
+from app.monitoring.window import SAMPLE_RATE, window_schema
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class MonitorFeed:
         self._calls: list[tuple[Any, list[dict[str, Any]]]] = []
         self._next_try = 0.0
         self._last_send = time.monotonic()
+        self._fields = [n for n in window_schema().names if n != SAMPLE_RATE]
 
     @property
     def pending(self) -> bool:
@@ -66,10 +67,16 @@ class MonitorFeed:
         return min(1.0, limit * RATE_WINDOW_SECONDS / offered)
 
     def offer(self, rows: list[dict[str, Any]]) -> None:
-        """Answered decisions' records: queue them, or a sample of them under load."""
+        """Answered decisions' records, cut to what a drift check reads (who asked stays in
+        the prediction log): queue them, or a sample of them under load."""
         rate = self.sample_rate(len(rows))
+        fields = self._fields
         self.queue(
-            [{**row, SAMPLE_RATE: rate} for row in rows if rate >= 1.0 or self._draw() < rate]
+            [
+                {**{k: row.get(k) for k in fields}, SAMPLE_RATE: rate}
+                for row in rows
+                if rate >= 1.0 or self._draw() < rate
+            ]
         )
 
     def queue(self, rows: list[dict[str, Any]], front: bool = False) -> None:

@@ -98,9 +98,22 @@ class BatchResponse(BaseModel):
 class ErrorBody(BaseModel):
     detail: str | list = Field(description="What was wrong; for 422, one entry per bad field.")
     request_id: str | None = None
+    error_id: str | None = Field(
+        None,
+        description="For a failure on our side (500, 503): the id of the replica's log line "
+        "that holds the full error; quote it when reporting the problem.",
+    )
+
+
+class Probe(BaseModel):
+    """What the open probes (/healthz, /readyz) say: the status and nothing else."""
+
+    status: Literal["ok", "unavailable"]
 
 
 class Health(BaseModel):
+    """A replica's readiness in detail (GET /v1/status, scope monitoring:read)."""
+
     status: Literal["ok", "unavailable"]
     champion: str | None = None
     challenger: str | None = None

@@ -15,26 +15,32 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from app.config import Settings
-from app.domain import CHALLENGER
 from app.predictions.log import PredictionLog
+from app.serving.auth import Caller
 from app.serving.decide import (
+    UNREADABLE,
     Features,
+    ModelUnavailable,
     Outcome,
     Scored,
+    StoreFailed,
     StoreUnavailable,
     Unavailable,
+    attribute,
     decide_batch,
     fetch_features,
-    shadow_records,
 )
+from app.serving.faults import Incidents, fault
 from app.serving.guard import Gate
-from app.serving.health import drift_report, readiness
-from app.serving.idempotency import KeyedDecisions, open_idempotency
+from app.serving.health import StoreProbe, drift_report, readiness
+from app.serving.idempotency import Claim, KeyedDecisions
+from app.serving.keystore import open_idempotency
 from app.serving.metrics import ServingMetrics
 from app.serving.models import ModelSet
 from app.serving.monitorfeed import MonitorFeed
 from app.serving.routing import RoutingConfig, effective_config
 from app.serving.schemas import DecisionRequest, DriftReport, Health
+from app.serving.shadow import ShadowScoring
 from app.serving.upkeep import Upkeep, open_online_reader
 from app.training.offers import OfferBounds
 from app.training.source import ModelSource, RegistryModelSource
@@ -42,6 +48,9 @@ from app.training.source import ModelSource, RegistryModelSource
 log = logging.getLogger(__name__)
 
 __all__ = ["DecisionService", "Outcome", "Unavailable"]
+
+# Who asked, where nobody did (in-process callers without authentication).
+NOBODY = Caller("-", frozenset())
 
 
 class DecisionService:
@@ -62,8 +71,9 @@ class DecisionService:
         self.offer_bounds = OfferBounds.from_settings(settings)
         # One thread scores: the GIL gains nothing from more, and the reader is not shared.
         self._work = ThreadPoolExecutor(1, thread_name_prefix="decide")
-        self._probe = ThreadPoolExecutor(1, thread_name_prefix="probe")
+        self.store_probe = StoreProbe(ThreadPoolExecutor(1, thread_name_prefix="probe"))
         self.metrics = ServingMetrics()
+        self.incidents = Incidents(log, settings)
         self.gate = Gate(
             settings, lambda status: self.metrics.refused.inc(tags={"status": str(status)})
         )
@@ -74,6 +84,9 @@ class DecisionService:
             fsync_seconds=settings.prediction_log_fsync_seconds,
         )
         self.monitor_feed = MonitorFeed(settings, self.metrics.monitor_dropped)
+        self.shadow = ShadowScoring(
+            self._work, self.metrics, self._log, lambda: self.models.challenger, lambda: self.config
+        )
         self.keyed = KeyedDecisions(
             settings, idempotency_factory or open_idempotency, self.metrics.errors
         )
@@ -125,39 +138,14 @@ class DecisionService:
         upkeep = self.upkeep
         models, reader = upkeep.models, upkeep.reader
         if models.champion is None:
-            raise Unavailable(upkeep.model_error or "no champion model loaded")
+            raise ModelUnavailable(upkeep.model_error or "no champion model loaded")
         if reader is None or upkeep.store_down_since is not None:
-            raise Unavailable(upkeep.store_error or "feature store not connected")
+            raise StoreUnavailable(upkeep.store_error or "feature store not connected")
         challenger_traffic = models.challenger.traffic if models.challenger else None
         config = effective_config(self.config, challenger_traffic)
         features = fetch_features(reader, requests, self.metrics.feature_latency.observe)
         offers = self.offer_bounds if config.counter_offers else None
         return features, decide_batch(requests, features, models, config, offers)
-
-    def _score_shadow(self, features: Features, scored: Scored) -> None:
-        """The challenger's answer to champion traffic: logged and counted, never returned."""
-        served = self.models.challenger
-        if served is None:
-            return
-        try:
-            threshold = effective_config(self.config, served.traffic).decision_threshold
-            records = shadow_records(served, features, scored, threshold)
-            for record in records:
-                record["caller"] = scored.callers.get(record["request_id"], "-")
-            for decision, count in Counter(r["decision"] for r in records).items():
-                self.metrics.decisions.inc(
-                    count,
-                    tags={
-                        "variant": CHALLENGER,
-                        "decision": decision,
-                        "shadow": "1",
-                        "caller": "-",
-                    },
-                )
-            self._log(records)
-        except Exception:
-            self.metrics.errors.inc(tags={"error": "shadow"})
-            log.exception("shadow scoring failed")
 
     def _log(self, records: list[dict[str, Any]]) -> None:
         # On disk (the journal) before the answers leave; the log compacts on its own thread.
@@ -168,10 +156,16 @@ class DecisionService:
             log.exception("prediction log append failed")
 
     async def run(
-        self, requests: list[DecisionRequest], callers: list[str] | None = None
+        self,
+        requests: list[DecisionRequest],
+        callers: list[Caller] | None = None,
+        claims: list[Claim | None] | None = None,
     ) -> list[Outcome]:
-        """Decide a batch; `callers[i]` (the key id that sent request i) goes into its records."""
+        """Decide a batch. `callers[i]` sent request i (named in its records and metrics);
+        `claims[i]` is its Idempotency-Key claim, marked decided before anything is logged or
+        answered (a request whose mark fails gets 503 and no decision)."""
         loop = asyncio.get_running_loop()
+        callers = callers or [NOBODY] * len(requests)
         try:
             if self.config.score_inline:
                 features, scored = self._decide_now(requests)
@@ -180,50 +174,81 @@ class DecisionService:
                     self._work, self._decide_now, requests
                 )
         except Unavailable as exc:
-            if isinstance(exc, StoreUnavailable):
-                self.upkeep.store_failed(str(exc))
+            if isinstance(exc, StoreFailed):
+                self.upkeep.store_failed(self.settings.redact(str(exc)))
             self.metrics.errors.inc(tags={"error": "unavailable"})
-            return [Outcome(503, detail=str(exc)) for _ in requests]
+            detail, error_id = self.incidents.report(exc.public, str(exc))
+            return [Outcome(503, detail=detail, error_id=error_id, whole_batch=True)] * len(
+                requests
+            )
         except Exception as exc:
             self.metrics.errors.inc(tags={"error": type(exc).__name__})
-            log.exception("decision failed")
-            return [Outcome(500, detail=f"internal error ({type(exc).__name__})") for _ in requests]
-        if callers is not None:
-            _attribute(scored, callers)
+            detail, error_id = fault(log, self.settings, "internal error", exc, "deciding", True)
+            return [Outcome(500, detail=detail, error_id=error_id, whole_batch=True)] * len(
+                requests
+            )
+        claims = claims or [None] * len(requests)
+        attribute(
+            scored, [asker(caller, claim) for caller, claim in zip(callers, claims, strict=True)]
+        )
+        if claims and any(claims):
+            await self.keyed.mark_batch(scored, claims)
+        self._report_unreadable(scored, requests, features)
         self._log(scored.records)
         if self.config.drift_monitor and self.settings.monitor_enabled and scored.records:
             self.monitor_feed.offer(scored.records)
         if scored.shadow_rows:
-            # Queued behind this batch on the scoring thread: the responses are already built.
-            self._work.submit(self._score_shadow, features, scored)
+            self.shadow.offer(features, scored)
         # One metric update per distinct tag set and batch: each update costs a Ray call.
         counts = Counter(
-            (o.response.model.variant, o.response.decision, caller)
-            for o, caller in zip(scored.outcomes, callers or ["-"] * len(requests), strict=True)
+            (o.response.model.variant, o.response.decision, caller.label)
+            for o, caller in zip(scored.outcomes, callers, strict=True)
             if o.status == 200
         )
-        for (variant, decision, caller), count in counts.items():
-            tags = {"variant": variant, "decision": decision, "shadow": "0", "caller": caller}
+        for (variant, decision, label), count in counts.items():
+            tags = {"variant": variant, "decision": decision, "shadow": "0", "caller": label}
             self.metrics.decisions.inc(count, tags=tags)
         unknown = sum(o.status == 404 for o in scored.outcomes)
         if unknown:
             self.metrics.errors.inc(unknown, tags={"error": "unknown_applicant"})
         return scored.outcomes
 
+    def _report_unreadable(
+        self, scored: Scored, requests: list[DecisionRequest], features: Features
+    ) -> None:
+        """A stored record that cannot be read fails its own request only, with an error id
+        whose log line says which applicant and why."""
+        for i, reason in enumerate(features.unreadable):
+            if reason and scored.outcomes[i].status == 500:
+                self.metrics.errors.inc(tags={"error": "unreadable_features"})
+                detail, error_id = self.incidents.report(
+                    UNREADABLE, f"applicant {requests[i].applicant_id!r}: {reason}"
+                )
+                scored.outcomes[i] = Outcome(500, detail=detail, error_id=error_id)
+
     async def decide(
-        self, request: DecisionRequest, idempotency_key: str | None = None, caller: str = "-"
+        self,
+        request: DecisionRequest,
+        idempotency_key: str | None = None,
+        caller: Caller = NOBODY,
     ) -> Outcome:
         """One application, timed: what POST /v1/decisions answers. With an idempotency key,
         a retry of an answered request gets the first answer back (see idempotency.py); keys
         are the caller's own, so one caller can never replay another's answer."""
+        claim = None
         if idempotency_key is not None:
-            return await self.keyed.decide(
-                f"{caller}/{idempotency_key}",
-                request,
-                lambda r: self.decide(r, caller=caller),
-            )
+            scoped = f"{caller.id}/{idempotency_key}"
+            claimed = await self.keyed.claim(scoped, idempotency_key, request)
+            if isinstance(claimed, Outcome):
+                return claimed
+            claim = claimed
         started = time.perf_counter()
-        outcome = await self.decide_one(request, caller)
+        outcome = await self.decide_one(request, caller, claim)
+        if claim is not None:
+            if outcome.status == 200:
+                await self.keyed.finish(claim, outcome.response)
+            else:
+                await self.keyed.release(claim)
         if outcome.status == 200:
             self.metrics.latency.observe(
                 (time.perf_counter() - started) * 1000,
@@ -231,9 +256,11 @@ class DecisionService:
             )
         return outcome
 
-    async def decide_one(self, request: DecisionRequest, caller: str = "-") -> Outcome:
+    async def decide_one(
+        self, request: DecisionRequest, caller: Caller = NOBODY, claim: Claim | None = None
+    ) -> Outcome:
         """One request alone; the Serve deployment batches concurrent ones instead."""
-        (outcome,) = await self.run([request], [caller])
+        (outcome,) = await self.run([request], [caller], [claim])
         return outcome
 
     def health_problem(self) -> str | None:
@@ -252,19 +279,22 @@ class DecisionService:
 
     # --- health and monitoring ------------------------------------------------------------
     async def readiness(self) -> Health:
-        return await readiness(self.upkeep, self.config, self.replica, self._probe, self.node)
+        """This replica's readiness with its details (for /v1/status; /readyz says only the
+        status); the store probe behind it is shared and reused for about a second."""
+        upkeep, redact = self.upkeep, self.settings.redact
+        return await readiness(
+            upkeep, self.config, self.replica, self.store_probe, self.node, redact
+        )
 
     async def drift_report(self) -> DriftReport | Outcome:
         return await drift_report(self.monitor_feed, self.upkeep.executor, self.settings)
 
 
-def _attribute(scored: Scored, callers: list[str]) -> None:
-    """Each answer's log record (and its shadow's, later) names the caller that asked."""
-    by_request = {
-        o.response.request_id: caller
-        for o, caller in zip(scored.outcomes, callers, strict=True)
-        if o.status == 200
+def asker(caller: Caller, claim: Claim | None) -> dict[str, str | None]:
+    """What a decision's record says of who asked: the caller's id, a JWT's full subject,
+    and the Idempotency-Key it was sent with."""
+    return {
+        "caller": caller.id,
+        "caller_subject": caller.subject,
+        "idempotency_key": claim.header if claim is not None else None,
     }
-    scored.callers = by_request
-    for record in scored.records:
-        record["caller"] = by_request.get(record["request_id"], "-")

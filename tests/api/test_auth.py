@@ -230,6 +230,13 @@ def test_jwts_from_the_configured_issuer_carry_their_scopes(make_client, tmp_pat
     assert status("/v1/decisions", body(0), key=stranger_key) == 401
     unsigned = jwt.encode(claims, None, algorithm="none")
     assert call(http, "POST", "/v1/decisions", body(0), unsigned).status_code == 401
+    # `scp` as Entra ID sends it (one space-separated string) and as Okta does (a list);
+    # any other shape grants nothing, and is never a 500.
+    batch = {"requests": [body(0)]}
+    assert status("/v1/decisions/batch", batch, scope=None, scp="decisions:batch openid") == 200
+    assert status("/v1/decisions/batch", batch, scope=None, scp=["decisions:batch", 3]) == 200
+    assert status("/v1/decisions", body(0), scope=None, scp=7) == 403
+    assert status("/v1/decisions", body(0), scope={"decisions": True}) == 403
     # The issuer rotates its key: the file is re-read, old signatures stop working.
     rotated = ec.generate_private_key(ec.SECP256R1())
     (tmp_path / "issuer.pem").write_bytes(pem(rotated))
@@ -249,3 +256,53 @@ def test_any_body_size_is_answered_or_refused_never_500(client, service, size):
     )
     assert response.status_code != 500
     assert (response.status_code == 413) == (len(raw) > limit), (len(raw), response.status_code)
+
+
+def test_jwt_callers_are_told_apart_by_a_hash_and_logged_by_their_subject(make_client, tmp_path):
+    import jwt
+
+    from app.predictions.log import read_prediction_log
+
+    (tmp_path / "secret").write_text("a-shared-hs256-secret-of-enough-length")
+    http = make_client(
+        api_jwt_issuer="https://id.example",
+        api_jwt_key_file=tmp_path / "secret",
+        api_jwt_algorithms=["HS256"],
+        prediction_log_dir=tmp_path / "predictions",
+    )
+    # Two e-mail-like subjects that agree on their first 130 characters.
+    subjects = ["x" * 130 + "@a.example", "x" * 130 + "@b.example"]
+    answered = {}
+    for subject in subjects:
+        claims = {"iss": "https://id.example", "sub": subject, "exp": int(time.time()) + 300}
+        token = jwt.encode(
+            {**claims, "scope": "decisions"}, tmp_path.joinpath("secret").read_text()
+        )
+        headers = {"Idempotency-Key": "same-key"}
+        out = call(http, "POST", "/v1/decisions", body(0), token, **headers)
+        assert out.status_code == 200, out.text
+        answered[subject] = out.json()["request_id"]
+    # Each subject its own caller: its own Idempotency-Key namespace (two decisions here).
+    assert len(set(answered.values())) == 2
+    service = http.app.state.service
+    service.prediction_log.flush(force=True)
+    logged = read_prediction_log(tmp_path / "predictions").to_pandas().set_index("request_id")
+    for subject, request_id in answered.items():
+        row = logged.loc[request_id]
+        assert row["caller_subject"] == subject  # in full, in the record
+        assert row["caller"].startswith("jwt:") and len(row["caller"]) == 4 + 64
+    assert logged.loc[list(answered.values()), "caller"].nunique() == 2
+
+
+def test_a_batch_of_n_decisions_takes_n_tokens_from_its_caller(make_client, api_settings):
+    from app.serving.keys import KeyFile
+
+    with KeyFile.locked(api_settings.api_keys_file) as keys:
+        token = keys.add("batcher", ["decisions:batch"])  # the settings' rate applies
+        keys.write()
+    http = make_client(api_rate_per_second=0.5, api_rate_burst=10)
+    batch = {"requests": [body(i) for i in range(10)]}
+    # The burst holds 10 decisions: one batch of 10 uses it up, the next is refused.
+    assert call(http, "POST", "/v1/decisions/batch", batch, token).status_code == 200
+    refused = call(http, "POST", "/v1/decisions/batch", {"requests": [body(0)]}, token)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1

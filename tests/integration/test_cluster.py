@@ -89,8 +89,14 @@ class Loop:
         return response
 
     def readiness(self) -> dict | None:
+        """GET /v1/status of whichever replica answers (the open /readyz says no more than
+        ok or unavailable)."""
         try:
-            return requests.get(f"{self.url}/readyz", timeout=5).json()
+            return requests.get(
+                f"{self.url}/v1/status",
+                headers={"Authorization": f"Bearer {self.token}"},
+                timeout=5,
+            ).json()
         except (requests.RequestException, ValueError):
             return None
 
@@ -184,7 +190,7 @@ def deploy(loop: Loop) -> None:
 
 
 def answering_nodes(loop: Loop, want: set[str], timeout: float = 300) -> dict[str, dict]:
-    """Poll /readyz through the head's proxy until replicas on each of `want` answered ready;
+    """Poll /v1/status through the head's proxy until replicas on each of `want` answered ready;
     the latest answer of each node."""
     seen: dict[str, dict] = {}
 

@@ -196,7 +196,7 @@ def test_drift_is_flagged_reported_and_retrains_once(served, monitored):
     version = client.get_model_version(monitored.model_name, "3")
     assert version.tags["traffic"] == "shadow" and "consecutive" in version.tags["retrain_reason"]
     assert registry.alias_version(client, monitored.model_name, CHAMPION) == "1"
-    wait_for(lambda: served.get("/readyz").json()["challenger"] == "3", "the replica to load v3")
+    wait_for(lambda: served.status()["challenger"] == "3", "the replica to load v3")
 
     # Results everywhere a user looks: the stored JSON records, bounded HTML reports, the
     # champion run's metric history, Prometheus.

@@ -27,15 +27,17 @@ def test_decision_has_the_documented_shape(served):
     response = served.post("/v1/decisions", body(0))
     assert response.status_code == 200, response.text
     assert_decision_shape(response.json(), "S0000001")
-    assert served.get("/healthz").json()["status"] == "ok"
-    ready = served.get("/readyz").json()
+    assert served.get("/healthz").json() == {"status": "ok"}
+    assert served.get("/readyz").json() == {"status": "ok"}
+    ready = served.status()
     assert (ready["champion"], ready["challenger"], ready["feature_store"]) == (
         "1",
         "2",
         "connected",
     )
     schema = served.get("/openapi.json").json()
-    assert {"/v1/decisions", "/v1/decisions/batch", "/healthz", "/readyz"} <= set(schema["paths"])
+    paths = {"/v1/decisions", "/v1/decisions/batch", "/v1/status", "/healthz", "/readyz"}
+    assert paths <= set(schema["paths"])
     assert served.get("/docs").status_code == 200
 
 
@@ -98,7 +100,7 @@ def test_ab_split_follows_the_weight_and_is_sticky(served):
 
 
 def test_weights_change_with_a_redeploy_and_no_restart(served):
-    before = served.get("/healthz").json()["replica"]
+    before = served.status()["replica"]
     served.deploy(challenger_weight=1.0)
     wait_for(
         lambda: served.post("/v1/decisions", body(5)).json()["model"]["variant"] == "challenger",
@@ -107,7 +109,7 @@ def test_weights_change_with_a_redeploy_and_no_restart(served):
     variants = {served.post("/v1/decisions", body(i)).json()["model"]["version"] for i in range(30)}
     assert variants == {"2"}
     served.deploy(challenger_weight=0.0)
-    assert served.get("/healthz").json()["replica"] == before  # reconfigured in place
+    assert served.status()["replica"] == before  # reconfigured in place
 
 
 def test_shadow_scores_a_copy_and_never_changes_the_response(served):
@@ -376,5 +378,5 @@ def test_promotion_during_traffic_drops_no_request(served):
             t.join()
     assert statuses and set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
     assert versions[0] == "1" and versions[-1] == "2"
-    ready = served.get("/readyz").json()
+    ready = served.status()
     assert (ready["champion"], ready["challenger"]) == ("2", None)

@@ -14,6 +14,8 @@ def test_a_window_row_is_time_version_pd_and_features_with_its_rate():
     assert names[:4] == ["request_id", "logged_at", "model_version", PREDICTION]
     assert names[-1] == SAMPLE_RATE
     assert not {"applicant_id", "variant", "shadow", "decision", "reasons"} & set(names)
+    # Who asked stays in the prediction log: never in the monitor's spool on disk.
+    assert not {"caller", "caller_subject", "idempotency_key"} & set(names)
     assert set(names[4:-1]) <= set(log_schema().names)
 
 

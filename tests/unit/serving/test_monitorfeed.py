@@ -37,3 +37,16 @@ def test_under_load_the_feed_sends_a_sample_that_carries_its_rate(make_settings)
     assert 1_000 <= len(feed._rows) <= 2_500  # of 10,000
     late = [r["sample_rate"] for r in feed._rows[-50:]]
     assert all(0.09 <= rate <= 0.11 for rate in late)
+
+
+def test_the_feed_sends_what_a_drift_check_reads_and_not_who_asked(make_settings):
+    from app.monitoring.window import window_schema
+    from app.serving.monitorfeed import MonitorFeed
+
+    feed = MonitorFeed(make_settings(), Counter())
+    asked = [
+        {**r, "caller": "jwt:ab12", "caller_subject": "ann@example.com", "idempotency_key": "k"}
+        for r in records(3)
+    ]
+    feed.offer(asked)
+    assert set(feed._rows[0]) == set(window_schema().names)
