@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from app.config import Settings
 from app.errors import CreditRiskError
@@ -23,28 +26,116 @@ def _mask_urls(text: str) -> str:
     return re.sub(r"://[^/@\s]+@", "://***@", text)
 
 
+_TIMED_OUT = re.compile(r"timed out\. \((?:read|connect) timeout=([\d.]+)\)")
+_REQUEST = re.compile(r"API request to \S+?://[^/\s]+(/\S*) failed")
+
+
+def _detail(exc: BaseException) -> str:
+    """The first line of an MLflow failure, masked; a timeout said in so many words (MLflow's
+    own text buries it at the end of a pool error that one line cannot hold)."""
+    text = _mask_urls(str(exc).strip())
+    timed_out = _TIMED_OUT.search(text)
+    if timed_out:
+        request = _REQUEST.search(text)
+        to = f" to {request.group(1).split('?')[0]}" if request else ""
+        return f"timed out: no answer{to} within {timed_out.group(1)} s"
+    return text.splitlines()[0][:300] if text else ""
+
+
 def _describe(settings: Settings) -> str:
     # A database URI can carry a password: show the scheme and host part only.
     return f"MLflow at {_mask_urls(settings.mlflow_tracking_uri or '')}"
 
 
+# MLflow reads its HTTP timeout and retry count from these variables at every request, for
+# every thread of the process (its artifact downloads run on a pool of its own threads).
+TIMEOUT_VAR = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+RETRIES_VAR = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    """How long one MLflow HTTP request may wait for an answer, and how often it is retried."""
+
+    timeout: int  # seconds; MLflow parses the variable as an integer
+    retries: int
+
+
+# Registry reads and writes: a failure is reported at once instead of after MLflow's minutes
+# of retries (120 s timeout, 7 retries by default).
+QUICK = HttpPolicy(timeout=10, retries=0)
+# A model's artifact files: a stalled file gives up after 30 s, a dropped connection or a 5xx
+# is tried twice more (within a load's deadline, see `load_deadline`).
+DOWNLOAD = HttpPolicy(timeout=30, retries=2)
+
+# The variables are the process's: a policy is in force only while its call holds this lock,
+# so no thread ever runs with another thread's values. Re-entrant: a quick read inside a long
+# transfer of the same thread sets its own values and puts the transfer's back.
+_policy_lock = threading.RLock()
+_local = threading.local()
+
+
+@dataclass(frozen=True)
+class _Deadline:
+    at: float  # time.monotonic()
+    seconds: float
+
+    def passed(self) -> RegistryError:
+        return RegistryError(
+            f"MLflow did not answer within the {self.seconds:g} s model-load deadline "
+            "(model_load_timeout_seconds): load given up"
+        )
+
+
 @contextmanager
-def quick_failures() -> Iterator[None]:
-    """Fail fast on an unreachable server instead of MLflow's minutes of retries."""
-    saved = {
-        k: os.environ.get(k)
-        for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
-    }
-    os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "0"
-    os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "10"
+def load_deadline(seconds: float) -> Iterator[None]:
+    """Every MLflow call this thread makes inside ends by `seconds` from now: each request's
+    timeout is cut to what is left, and a call once it has passed raises RegistryError."""
+    outer = getattr(_local, "deadline", None)
+    mine = _Deadline(time.monotonic() + seconds, seconds)
+    _local.deadline = mine if outer is None or mine.at < outer.at else outer
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _local.deadline = outer
+
+
+@contextmanager
+def http_policy(policy: HttpPolicy | None) -> Iterator[None]:
+    """MLflow's HTTP requests inside (this thread's and MLflow's pool threads') use `policy`;
+    None: the process's own values (MLflow's defaults unless the operator set the variables)."""
+    deadline: _Deadline | None = getattr(_local, "deadline", None)
+    if deadline is None:
+        _policy_lock.acquire()
+    elif deadline.at <= time.monotonic() or not _policy_lock.acquire(
+        timeout=deadline.at - time.monotonic()
+    ):
+        raise deadline.passed()
+    try:
+        saved = {key: os.environ.get(key) for key in (TIMEOUT_VAR, RETRIES_VAR)}
+        if policy is not None:
+            timeout = policy.timeout
+            if deadline is not None:
+                # Every try fits in what is left, so the call ends by the deadline.
+                left = deadline.at - time.monotonic()
+                timeout = max(1, min(timeout, int(left / (policy.retries + 1))))
+            os.environ[TIMEOUT_VAR] = str(timeout)
+            os.environ[RETRIES_VAR] = str(policy.retries)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+    finally:
+        _policy_lock.release()
+
+
+def quick_failures():
+    """Fail fast on an unreachable server instead of MLflow's minutes of retries."""
+    return http_policy(QUICK)
 
 
 def client(settings: Settings):
@@ -64,7 +155,7 @@ def client(settings: Settings):
         except Exception as exc:
             raise RegistryError(
                 f"{_describe(settings)} is unreachable: {type(exc).__name__}: "
-                f"{settings.redact(str(exc).splitlines()[0])[:300]}"
+                f"{settings.redact(_detail(exc))[:300]}"
             ) from None
     return mlflow_client
 
@@ -81,23 +172,24 @@ def experiment_id(settings: Settings, mlflow_client) -> str:
 
 def unavailable(uri: str, exc: BaseException, doing: str) -> RegistryError:
     """The one-line error for a registry call that failed for any reason but "not found"."""
-    text = str(exc).strip()
-    detail = _mask_urls(text.splitlines()[0] if text else "")[:300]
     return RegistryError(
         f"MLflow at {_mask_urls(uri)} is unreachable or erroring while {doing}: "
-        f"{type(exc).__name__}: {detail}"
+        f"{type(exc).__name__}: {_detail(exc)}"
     )
 
 
 @contextmanager
-def failures_named(uri: str, doing: str, quick: bool = True) -> Iterator[None]:
+def failures_named(
+    uri: str, doing: str, quick: bool = True, policy: HttpPolicy | None = None
+) -> Iterator[None]:
     """MLflow failures inside as one RegistryError line (not a traceback, not "absent").
-    `quick`: no retries and a short timeout (not for large artifact uploads)."""
+    `quick`: no retries and a short timeout (not for large artifact uploads, which run with
+    the process's own values); `policy`, when given, instead of either."""
     import requests
     from mlflow.exceptions import MlflowException
 
     try:
-        with quick_failures() if quick else nullcontext():
+        with http_policy(policy or (QUICK if quick else None)):
             yield
     except (MlflowException, requests.RequestException) as exc:
         raise unavailable(uri, exc, doing) from None
