@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.training.tracking import RegistryError
+from app.training.tracking import DOWNLOAD, RegistryError, failures_named
 
 # Model-version tags written at registration (set with the version, in one call).
 DIGEST_TAG = "artifact_sha256"
@@ -88,3 +88,42 @@ def downloaded(artifact_uri: str) -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix="model-") as tmp:
         yield Path(mlflow.artifacts.download_artifacts(artifact_uri=artifact_uri, dst_path=tmp))
+
+
+@contextmanager
+def fetched(artifact_uri: str, tracking_uri: str, label: str) -> Iterator[Path]:
+    """The files under `artifact_uri` in a local directory removed afterwards, listed and
+    downloaded one request at a time under the DOWNLOAD timeout and retries, each failure one
+    RegistryError line naming `label`.
+
+    One at a time so that a model load's deadline (tracking.load_deadline) is checked before
+    every request: MLflow's own directory download hands every file to its thread pool and
+    waits for all of them, each with its own retries, which no deadline can cut short.
+    """
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    def named(doing: str):
+        return failures_named(tracking_uri, f"{doing} of {label}", policy=DOWNLOAD)
+
+    with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+        root = Path(tmp).resolve()
+        with named("opening the artifact store"):
+            repo = get_artifact_repository(artifact_uri, tracking_uri=tracking_uri)
+        directories: list[str | None] = [None]
+        while directories:
+            directory = directories.pop()
+            with named(f"listing {directory or 'the artifacts'}"):
+                listing = repo.list_artifacts(directory)
+            for info in listing:
+                if info.is_dir:
+                    directories.append(info.path)
+                    continue
+                local = (root / info.path).resolve()
+                if not local.is_relative_to(root):  # a listing naming `..` or an absolute path
+                    raise ArtifactRefused(f"{label}: artifact path {info.path!r} leaves the model")
+                local.parent.mkdir(parents=True, exist_ok=True)
+                with named(f"downloading {info.path}"):
+                    # The one download hook every artifact repository implements; the public
+                    # download_artifacts first lists each file again (twice the requests).
+                    repo._download_file(info.path, str(local))
+        yield root

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -114,8 +117,26 @@ def input_example(
 def load_credit_model(model_uri: str) -> CreditModel:
     """The scoring object behind a model URI or local model directory, unchecked: registered
     versions load through `load_registered`, which verifies their files first."""
-    loaded = mlflow.pyfunc.load_model(model_uri)
+    with _import_path_kept():
+        loaded = mlflow.pyfunc.load_model(model_uri)
     return loaded.unwrap_python_model().model
+
+
+@contextmanager
+def _import_path_kept() -> Iterator[None]:
+    """sys.path as it was once the model is loaded.
+
+    `mlflow.pyfunc.load_model` puts the model's `code/` directory in front of sys.path
+    (`mlflow.utils.model_utils._add_code_to_system_path`) and never takes it out. For a
+    registered version that directory is in the load's temporary copy, deleted right after: each
+    load would leave one more deleted directory for every later import to look in first. The
+    entries added during the load are taken out (imports the model's code made while loading
+    stay in sys.modules, as they would have)."""
+    before = set(sys.path)
+    try:
+        yield
+    finally:
+        sys.path[:] = [p for p in sys.path if p in before]
 
 
 def load_registered(mlflow_client, name: str, version: str) -> tuple[CreditModel, dict[str, str]]:
@@ -123,11 +144,16 @@ def load_registered(mlflow_client, name: str, version: str) -> tuple[CreditModel
     digest recorded at registration (a pyfunc load unpickles, which runs code).
 
     The files are downloaded once and loaded from that copy, so what was verified is what is
-    loaded. Raises ArtifactRefused (tampered, or no digest) or RegistryError (MLflow down).
+    loaded. Every MLflow request has a timeout and few or no retries (tracking.QUICK for the
+    registry, tracking.DOWNLOAD for the files), all ending by the caller's
+    tracking.load_deadline if it set one. Raises ArtifactRefused (tampered, or no digest) or
+    RegistryError (MLflow down, hung or past the deadline).
     """
     uri = registry.tracking_uri(mlflow_client)
-    with registry.failures_named(uri, f"reading {name} v{version}", quick=False):
+    label = f"{name} v{version}"
+    with registry.failures_named(uri, f"reading {label}"):
         tags = dict(mlflow_client.get_model_version(name, version).tags)
-        with artifacts.downloaded(f"models:/{name}/{version}") as local:
-            artifacts.verify(local, tags, f"{name} v{version}")
-            return load_credit_model(str(local)), tags
+        location = mlflow_client.get_model_version_download_uri(name, version)
+    with artifacts.fetched(location, uri, label) as local:
+        artifacts.verify(local, tags, label)
+        return load_credit_model(str(local)), tags

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_registry_stopped_after_loading_keeps_deciding_and_readyz_says_so(
     with TestClient(build_api(service), headers=headers) as http:
         http.portal.call(service.start)
         assert service.models.versions() == {"champion": "1", "challenger": None}
-        assert http.get("/readyz").json()["registry"] == "ok"
+        assert http.get("/v1/status").json()["registry"] == "ok"
 
         mlflow_server.stop()
         service.upkeep.load_models()  # the replica's next alias check, now failing
@@ -55,8 +56,8 @@ def test_registry_stopped_after_loading_keeps_deciding_and_readyz_says_so(
         assert answer.status_code == 200, answer.text
         assert answer.json()["model"]["version"] == "1"
         ready = http.get("/readyz")
-        assert ready.status_code == 200
-        health = ready.json()
+        assert ready.status_code == 200 and ready.json() == {"status": "ok"}
+        health = http.get("/v1/status").json()  # the details, for monitoring:read callers
         assert (health["status"], health["champion"], health["registry"]) == (
             "ok",
             "1",
@@ -185,3 +186,21 @@ def test_a_traffic_tag_above_the_bound_is_ignored_audited_and_shown(api_settings
         if e.action == "traffic"
     ]
     assert (event.version, event.reason.split(" at ")[0]) == ("2", "traffic=weight=0.5")
+
+
+def test_loading_a_registered_version_leaves_sys_path_as_it_was(api_settings, models, tmp_path):
+    settings = isolated_settings(
+        data_dir=api_settings.data_dir,
+        mlflow_tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        mlflow_artifact_root=tmp_path / "artifacts",
+    )
+    register_fitted(settings, models.by_alias["champion"].model, CHAMPION)
+    source = RegistryModelSource(settings)
+    source.aliases()  # the client and MLflow's imports, before sys.path is taken
+    before = list(sys.path)
+    for _ in range(2):
+        served = source.load("1")
+        # MLflow puts each load's code/ directory (in a temporary copy, deleted after the
+        # load) in front of every import path; none may stay behind.
+        assert sys.path == before
+    assert served.version == "1" and served.model.kind == "xgboost"
