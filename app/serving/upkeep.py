@@ -4,6 +4,11 @@ connection, prediction-log flushes and the drift-monitor feed. Plain asyncio, no
 Requests only ever read `models` and `reader`, each replaced by one assignment, so a request in
 flight keeps the set it started with; a failure here leaves what is loaded in service and is
 reported on /readyz (`model_error`, `store_error`).
+
+Model loads run on a thread of their own, one at a time, and the loop never waits for one: it
+starts a load and looks at it on later rounds, so the store probe, reconnects, log flushes and
+the monitor feed keep their pace however long MLflow takes. Each load ends by
+`model_load_timeout_seconds` (every MLflow request it makes is cut to what is left).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 from app.config import Settings
@@ -21,6 +26,7 @@ from app.serving.models import ModelSet, refresh_models
 from app.serving.monitorfeed import MonitorFeed
 from app.serving.routing import RoutingConfig
 from app.training.source import ModelSource
+from app.training.tracking import RegistryError, load_deadline
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +65,13 @@ class Upkeep:
         # Set while the store fails: requests get 503 at once (not a timeout each) until a
         # probe here succeeds; past serve_store_unhealthy_seconds the health check fails.
         self.store_down_since: float | None = None
-        # Its own thread, so a slow MLflow or disk never stalls decisions.
+        # Its own thread, so a slow disk or store never stalls decisions.
         self.executor: Executor = ThreadPoolExecutor(1, thread_name_prefix="upkeep")
+        # Model loads apart from it, so a hung MLflow never holds up the store or the feed.
+        self.loader: Executor = ThreadPoolExecutor(1, thread_name_prefix="model-load")
+        self._load: Future[ModelSet] | None = None
+        self._load_started = 0.0
+        self._load_overdue = False
         self._last_poll = 0.0
         self._last_flush = time.monotonic()
 
@@ -69,14 +80,21 @@ class Upkeep:
         self._last_poll = 0.0
 
     def load_models(self) -> None:
-        """The versions the aliases name now. Any failure leaves the loaded set in service:
-        an unreachable registry is never "no champion", a refused version never replaces one."""
+        """The versions the aliases name now, loaded on the calling thread. Any failure leaves
+        the loaded set in service: an unreachable registry is never "no champion", a refused
+        version never replaces one."""
         try:
-            models = refresh_models(self.models, self.source)
-        except Exception as exc:  # keep serving what is loaded; report it on /readyz
-            self.model_error = self._failure(exc)
-            log.warning("%s", self.model_error)
+            models = self._refresh()
+        except Exception as exc:  # keep serving what is loaded; report it (model_error)
+            self._load_failed(exc)
             return
+        self._loaded(models)
+
+    def _refresh(self) -> ModelSet:
+        with load_deadline(self.settings.model_load_timeout_seconds):
+            return refresh_models(self.models, self.source)
+
+    def _loaded(self, models: ModelSet) -> None:
         self.registry = "ok"
         if models.versions() != self.models.versions():
             log.info("models now %s (were %s)", models.versions(), self.models.versions())
@@ -84,9 +102,45 @@ class Upkeep:
         self.models = models
         self.model_error = None if models.champion else "no model holds the champion alias"
 
+    def _load_failed(self, exc: Exception) -> None:
+        self.model_error = self._failure(exc)
+        log.warning("%s", self.model_error)
+
+    def _begin_load(self) -> Future[ModelSet]:
+        """A load on the loader thread; `_settle_load` takes its outcome on a later round."""
+        self._load = self.loader.submit(self._refresh)
+        self._load_started = time.monotonic()
+        self._load_overdue = False
+        return self._load
+
+    def _settle_load(self) -> None:
+        """The outcome of the load in flight, if it is over; past its deadline, say so."""
+        load = self._load
+        if load is None:
+            return
+        if not load.done():
+            limit = self.settings.model_load_timeout_seconds
+            if not self._load_overdue and time.monotonic() - self._load_started >= limit:
+                # Its MLflow calls end by the deadline; anything else it waits on (a disk, a
+                # locked database) keeps the loader busy, and the next load waits for it.
+                self._load_overdue = True
+                self._load_failed(
+                    RegistryError(
+                        f"the model load did not finish within {limit:g} s "
+                        "(model_load_timeout_seconds)"
+                    )
+                )
+            return
+        self._load = None
+        try:
+            models = load.result()
+        except Exception as exc:
+            self._load_failed(exc)
+            return
+        self._loaded(models)
+
     def _failure(self, exc: Exception) -> str:
         from app.training.artifacts import ArtifactRefused
-        from app.training.registry import RegistryError
 
         champion = self.models.champion
         serving = f" (serving the loaded champion v{champion.version})" if champion else ""
@@ -141,18 +195,28 @@ class Upkeep:
         self.metrics.log_pending.set(self.prediction_log.held)
 
     async def start(self) -> None:
+        """The first load, waited for until its deadline at most (a replica without a
+        champion answers 503 and goes on loading in the background), then the store."""
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self.executor, self.load_models)
+        first = asyncio.wrap_future(self._begin_load())
+        # Its outcome is taken from the load itself (_settle_load), whenever it arrives.
+        first.add_done_callback(lambda done: done.cancelled() or done.exception())
+        # asyncio.wait, not wait_for: running out of time must not cancel the load.
+        await asyncio.wait([first], timeout=self.settings.model_load_timeout_seconds)
+        self._settle_load()
         await loop.run_in_executor(self.executor, self.connect_store)
 
     async def step(self, config: RoutingConfig) -> None:
-        """One round: aliases when due, a reconnect when disconnected, flush, monitor feed."""
+        """One round: aliases when due, a reconnect when disconnected, flush, monitor feed.
+        A load in flight is only looked at: its outcome is taken on the round it is over."""
         loop = asyncio.get_running_loop()
+        self._settle_load()
         now = time.monotonic()
         poll = config.alias_poll_seconds
-        if (poll and now - self._last_poll >= poll) or self.models.champion is None:
+        due = (poll and now - self._last_poll >= poll) or self.models.champion is None
+        if due and self._load is None:
             self._last_poll = now
-            await loop.run_in_executor(self.executor, self.load_models)
+            self._begin_load()
         if self.reader is None:
             await loop.run_in_executor(self.executor, self.connect_store)
         elif self.store_down_since is not None:

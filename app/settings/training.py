@@ -114,6 +114,15 @@ class TrainingSettings(BaseModel):
     )
 
     seed: int = Field(42, description="Seed for ids, timestamps, splits and synthetic data.")
+    model_load_timeout_seconds: float = Field(
+        60,
+        gt=0,
+        description="A serving replica gives up a model load (alias check, version download, "
+        "digest check) not finished in this long: every MLflow request it makes is cut to "
+        "what is left, the loaded models keep serving and `GET /v1/status` says why "
+        "(`model_error`). A starting replica waits this long at most for its first load, "
+        "then answers 503 until a champion loads in the background.",
+    )
     serve_max_tag_traffic: float = Field(
         0.1,
         ge=0,

@@ -5,9 +5,12 @@ after registration is refused and never loaded."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from app.training.model import BOOSTER_FILE
 from app.training.pyfunc import ARTIFACT_KEY
 from app.training.source import RegistryModelSource
 from tests.utils import isolated_settings, run_job
+from tests.utils.netfault import HangingProxy
 from tests.utils.registry import register_fitted, start_sqlite_mlflow_server
 from tests.utils.serving import body
 
@@ -204,3 +208,129 @@ def test_loading_a_registered_version_leaves_sys_path_as_it_was(api_settings, mo
         # load) in front of every import path; none may stay behind.
         assert sys.path == before
     assert served.version == "1" and served.model.kind == "xgboost"
+
+
+class Proxy(HangingProxy):
+    """HangingProxy, passing a closed connection on at once: close() alone leaves a socket that
+    the other direction's pump is blocked reading open until that read returns, so the client
+    would reuse a connection the server had already closed (a keep-alive timeout) and fail.
+    Without Nagle's algorithm: a request forwarded in pieces otherwise waits for a delayed ACK
+    (~40 ms per request, seconds for a model's ~100 files)."""
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            sink.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while data := source.recv(65536):
+                if not self.hung.is_set():
+                    sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+class HangsWhileLoading:
+    """The registry-backed source, with MLflow hanging (every connection answered by nobody)
+    once `armed`, between the alias read and the version's own calls: a registry that answers
+    polls but wedges under a download."""
+
+    def __init__(self, real: RegistryModelSource, proxy) -> None:
+        self.real = real
+        self.proxy = proxy
+        self.armed = False
+        self.hung_at: float | None = None
+
+    def aliases(self):
+        return self.real.aliases()
+
+    def load(self, version):
+        if self.armed:
+            self.hung_at = time.monotonic()
+            self.proxy.hang()
+        return self.real.load(version)
+
+
+# Small, so the test takes seconds; a replica's default is settings.model_load_timeout_seconds.
+DEADLINE = 4.0
+
+
+@pytest.mark.integration
+def test_a_registry_hung_mid_load_costs_that_load_its_deadline_and_nothing_else(
+    api_settings, models, mlflow_server
+):
+    """A real `mlflow server` behind a proxy that hangs: the replica's upkeep keeps
+    reconnecting the store and deciding with v1 while the load of v2 hangs, the load ends
+    by its deadline with one line on /readyz, and a new replica's start() is bounded too."""
+    from app.serving.schemas import DecisionRequest
+    from app.serving.service import DecisionService
+    from app.serving.upkeep import open_online_reader
+    from tests.api.test_upkeep import Flaky, until
+
+    proxy = Proxy(mlflow_server.port)
+    try:
+        url = f"http://127.0.0.1:{proxy.port}"
+        settings = isolated_settings(
+            data_dir=api_settings.data_dir,
+            mlflow_tracking_uri=url,
+            model_load_timeout_seconds=DEADLINE,
+        )
+        champion = models.by_alias["champion"].model
+        assert register_fitted(settings, champion, CHAMPION) == "1"
+        source = HangsWhileLoading(RegistryModelSource(settings), proxy)
+        factory = Flaky(open_online_reader)
+        service = DecisionService(settings, lambda _: source, factory)
+        request = DecisionRequest.model_validate(body(0, prefix="A"))
+
+        async def scenario() -> None:
+            await service.start()
+            assert service.models.versions() == {"champion": "1", "challenger": None}
+            assert register_fitted(settings, champion, CHALLENGER) == "2"
+            source.armed, factory.down = True, True
+            service.upkeep.store_failed("the store is down for this test")
+            service.upkeep.reader = None
+            service.upkeep.recheck_aliases()
+            loop = asyncio.create_task(service.maintain())
+            try:
+                await until(lambda: source.hung_at is not None, "the load of v2 under way", 5)
+                before = factory.calls
+                await until(lambda: factory.calls >= before + 3, "3 store reconnects", 1.5)
+                factory.down = False
+                await until(lambda: service.upkeep.store_error is None, "store back", 1.5)
+                # Still loading v2 against a hung MLflow, and deciding with v1.
+                (outcome,) = await service.run([request])
+                assert outcome.status == 200, outcome.detail
+                assert outcome.response.model.version == "1"
+                await until(
+                    lambda: service.upkeep.registry == "unavailable",
+                    "the hung load given up",
+                    DEADLINE + 3,
+                )
+                took = time.monotonic() - source.hung_at
+                assert took < DEADLINE + 1.5, f"the hung load took {took:.1f} s"
+            finally:
+                loop.cancel()
+
+        asyncio.run(scenario())
+        error = service.upkeep.model_error
+        assert error.startswith(f"model registry unreachable: RegistryError: MLflow at {url}")
+        assert error.endswith("(serving the loaded champion v1)") and "\n" not in error
+        assert service.models.versions() == {"champion": "1", "challenger": None}
+
+        # A replica started now, with MLflow still hung: start() returns by the deadline,
+        # without a champion (503), and goes on loading in the background.
+        replica = DecisionService(settings)
+        started = time.monotonic()
+        asyncio.run(replica.start())
+        took = time.monotonic() - started
+        assert took < DEADLINE + 2, f"start() against a hung MLflow took {took:.1f} s"
+        assert replica.models.champion is None
+        (outcome,) = asyncio.run(replica.run([request]))
+        assert outcome.status == 503
+        replica.close()
+        service.close()
+    finally:
+        proxy.close()
