@@ -27,18 +27,22 @@ def _mask_urls(text: str) -> str:
 
 
 _TIMED_OUT = re.compile(r"timed out\. \((?:read|connect) timeout=([\d.]+)\)")
-_REQUEST = re.compile(r"API request to \S+?://[^/\s]+(/\S*) failed")
+_REQUEST = re.compile(r"API request to \S+?://[^/\s]+(/[^?\s]*)\S* failed")
 
 
 def _detail(exc: BaseException) -> str:
-    """The first line of an MLflow failure, masked; a timeout said in so many words (MLflow's
-    own text buries it at the end of a pool error that one line cannot hold)."""
+    """The first line of an MLflow failure, masked; for a failed HTTP request, the request and
+    why (MLflow's own text buries the cause, a timeout included, at the end of a pool error
+    that one line cannot hold)."""
     text = _mask_urls(str(exc).strip())
+    request = _REQUEST.search(text)
+    to = f" to {request.group(1)}" if request else ""
     timed_out = _TIMED_OUT.search(text)
     if timed_out:
-        request = _REQUEST.search(text)
-        to = f" to {request.group(1).split('?')[0]}" if request else ""
         return f"timed out: no answer{to} within {timed_out.group(1)} s"
+    if request and "(Caused by " in text:
+        cause = text.split("(Caused by ", 1)[1].splitlines()[0].removesuffix(")")
+        return f"request{to} failed: {cause}"[:300]
     return text.splitlines()[0][:300] if text else ""
 
 
