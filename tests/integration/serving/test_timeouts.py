@@ -141,7 +141,6 @@ def test_redis_stalling_after_a_keyed_decision_never_decides_it_again(served, re
     finally:
         service.close()
         keys_proxy.close()
-    assert took < BOUND_SECONDS, took  # the answer was not held up by the hung store
     for retry, _ in seen:  # any 200 is the first answer again, never a new decision
         assert retry.status_code != 200 or retry.json() == first.json(), retry.text
     assert {r.status_code for r, _ in seen} <= {200, 409, 503}
@@ -149,3 +148,4 @@ def test_redis_stalling_after_a_keyed_decision_never_decides_it_again(served, re
     assert replay.json() == first.json() and replay.headers["Idempotent-Replayed"] == "true"
     keyed = logged[logged["idempotency_key"] == "stall-1"]
     assert keyed["request_id"].tolist() == [first.json()["request_id"]]
+    assert took < BOUND_SECONDS, took  # the answer was not held up by the hung store
