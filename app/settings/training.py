@@ -128,7 +128,7 @@ class TrainingSettings(BaseModel):
         ge=0,
         le=1,
         description="Largest A/B weight a version's registry `traffic` tag may give a "
-        "challenger without a redeploy; a larger one is ignored (and shown on /readyz). "
+        "challenger without a redeploy; a larger one is ignored (and shown on /v1/status). "
         "`shadow` is always honoured.",
     )
 

@@ -21,7 +21,7 @@ class ServedModel:
     # The version's `traffic` registry tag (drift-triggered retraining sets it), as honoured
     # within settings.serve_max_tag_traffic (None: no tag, or ignored).
     traffic: str | None = None
-    # What was done with the tag (honoured / ignored and why), for the log and /readyz.
+    # What was done with the tag (honoured / ignored and why), for the log and /v1/status.
     traffic_note: str | None = None
     # The request path's form of `model`, prepared once per loaded version.
     compiled: CompiledModel = field(init=False, repr=False, compare=False)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import sqlite3
 import sys
 import time
@@ -210,29 +209,6 @@ def test_loading_a_registered_version_leaves_sys_path_as_it_was(api_settings, mo
     assert served.version == "1" and served.model.kind == "xgboost"
 
 
-class Proxy(HangingProxy):
-    """HangingProxy, passing a closed connection on at once: close() alone leaves a socket that
-    the other direction's pump is blocked reading open until that read returns, so the client
-    would reuse a connection the server had already closed (a keep-alive timeout) and fail.
-    Without Nagle's algorithm: a request forwarded in pieces otherwise waits for a delayed ACK
-    (~40 ms per request, seconds for a model's ~100 files)."""
-
-    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            sink.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            while data := source.recv(65536):
-                if not self.hung.is_set():
-                    sink.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (source, sink):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                with contextlib.suppress(OSError):
-                    sock.close()
-
-
 class HangsWhileLoading:
     """The registry-backed source, with MLflow hanging (every connection answered by nobody)
     once `armed`, between the alias read and the version's own calls: a registry that answers
@@ -270,7 +246,7 @@ def test_a_registry_hung_mid_load_costs_that_load_its_deadline_and_nothing_else(
     from app.serving.upkeep import open_online_reader
     from tests.api.test_upkeep import Flaky, until
 
-    proxy = Proxy(mlflow_server.port)
+    proxy = HangingProxy(mlflow_server.port)
     try:
         url = f"http://127.0.0.1:{proxy.port}"
         settings = isolated_settings(

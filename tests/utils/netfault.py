@@ -45,6 +45,9 @@ class HangingProxy:
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
         try:
+            # Without Nagle's algorithm: a request forwarded in pieces otherwise waits for a
+            # delayed ACK (~40 ms a request, seconds for a model's ~100 files).
+            sink.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             while data := source.recv(65536):
                 if not self.hung.is_set():  # hung: read and drop, never answer
                     sink.sendall(data)
@@ -52,5 +55,10 @@ class HangingProxy:
             pass
         finally:
             for sock in (source, sink):
+                # shutdown() first: close() alone leaves the socket open while the other
+                # direction's pump is blocked reading it, so a client would reuse a
+                # connection the server had already closed (a keep-alive timeout).
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     sock.close()
