@@ -23,9 +23,7 @@ soon replays the answer after all. The decision is in the prediction log under i
 
 Every store call runs on a small thread pool (never one thread for every keyed request) with
 the decision path's bounds: a 1 s socket timeout, no retries, and a deadline per call after
-which the request gets 503 + Retry-After. The keys live where every replica can see them:
-Redis when it is the online store, otherwise a SQLite file beside the data (one machine, which
-the SQLite online store implies anyway).
+which the request gets 503 + Retry-After. Where keys live: keystore.py.
 """
 
 from __future__ import annotations
@@ -180,9 +178,7 @@ class KeyedDecisions:
             if stored is None:
                 return claim
             replay = replay_of(stored, claim.request)
-        except InProgress as exc:
-            return Outcome(409, detail=str(exc))
-        except AnswerUnknown as exc:
+        except (InProgress, AnswerUnknown) as exc:
             return Outcome(409, detail=str(exc))
         except KeyReused as exc:
             return Outcome(422, detail=str(exc))
@@ -251,10 +247,13 @@ class KeyedDecisions:
 
     async def _write(self, swap: Swap, doing: str) -> None:
         try:
-            await self._call("swap", [swap])
+            (done,) = await self._call("swap", [swap])
         except Exception as exc:
             fault(log, self.settings, "idempotency write failed; retrying it", exc, doing)
             self._owe(swap)
+            return
+        if not done:  # its claim expired and was taken: the record is someone else's now
+            log.warning("idempotency: key %s changed hands before %s", swap.key, doing)
 
     def _owe(self, swap: Swap) -> None:
         if len(self._owed) >= MAX_RETRIED_WRITES:
@@ -276,16 +275,17 @@ class KeyedDecisions:
             while self._owed and self._owed[0][1] < now:
                 self._owed.popleft()  # past its TTL: the record it was for is gone anyway
             if self._owed:
-                batch = [swap for swap, _ in list(self._owed)[:100]]
+                entries = list(self._owed)[:100]
                 try:
-                    await self._call("swap", batch)
+                    await self._call("swap", [swap for swap, _ in entries])
                 except Exception:
                     wait = min(wait * 2, 30.0)
                 else:
-                    for _ in batch:
-                        self._owed.popleft()
+                    # By identity: _owe may have dropped the oldest meanwhile.
+                    landed = {id(entry) for entry in entries}
+                    self._owed = deque(e for e in self._owed if id(e) not in landed)
                     wait = 0.5
-                    log.info("idempotency: %d owed write(s) stored", len(batch))
+                    log.info("idempotency: %d owed write(s) stored", len(entries))
             if now - last_purge >= PURGE_SECONDS:
                 last_purge = now
                 try:
