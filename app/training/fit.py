@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import logging
 import pickle
+import signal
 import tempfile
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -140,6 +144,28 @@ def _run_config(storage: str | Path, name: str, max_failures: int) -> ray.train.
     )
 
 
+@contextmanager
+def _sigint_kept() -> Iterator[None]:
+    """Put back this process's SIGINT handler once a fit is over.
+
+    Ray Train V2's fit() (ray/train/v2/api/data_parallel_trainer.py,
+    `_register_sigint_handler`) installs a handler that aborts its run on Ctrl-C and never
+    removes it. That handler keeps a handle to the run's TrainController actor, so the
+    controller, and the DatasetManager and SplitCoordinator actors it owns, stay alive as
+    long as the process does (a kept-serving main job holds them all while it serves), and a
+    later Ctrl-C asks a finished run to abort instead of raising KeyboardInterrupt, so the
+    main job's orderly shutdown never starts. Restoring the handler drops the last handle:
+    Ray then stops the controller and what it owns."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Ray Train installs no handler there (nor could we restore one)
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def fit_xgboost(
     train_ds: ray.data.Dataset,
     valid_ds: ray.data.Dataset,
@@ -181,7 +207,8 @@ def fit_xgboost(
         datasets=datasets,
         dataset_config=_data_config(workers),
     )
-    result = trainer.fit()
+    with _sigint_kept():
+        result = trainer.fit()
     metrics = dict(result.metrics)
     baseline = None
     booster = xgb.Booster()
