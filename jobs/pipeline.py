@@ -20,23 +20,21 @@ from pathlib import Path
 
 from app.config import Settings, load_settings
 from app.console import Stages, output_to_log
-from app.data.ingest import ingest
-from app.data.schema import TABLES
-from app.data.snapshot import load_snapshot
-from app.data.sources import local_table_path
-from app.data.warehouse import source_tables, write_local_tables
 from app.errors import SourceError
-from app.features.repo import repo_dir
-from app.features.store import get_online_features, get_store, materialize, request_row
-from app.monitoring.live import check_drift
-from app.monitoring.report import REPORT_NAME, write_report
-from app.runtime import init_ray, run_job, setup_logging
+from app.runtime import check_port_free, init_ray, run_job, setup_logging, sweep_stale_runs
+
+# The stages' modules (Feast, Ray, scikit-learn: ~5 s to import) load in the stages, so a
+# port already in use or a bad argument is reported at once.
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def prepare_local_source(settings: Settings) -> str:
     """Write the shipped data as local warehouse tables unless they are already there."""
+    from app.data.schema import TABLES
+    from app.data.sources import local_table_path
+    from app.data.warehouse import source_tables, write_local_tables
+
     try:
         for spec in TABLES.values():
             local_table_path(settings.local_source_dir, spec)
@@ -49,6 +47,9 @@ def prepare_local_source(settings: Settings) -> str:
 
 
 def sample_online_read(settings: Settings, say: Callable[[str], None]) -> str:
+    from app.data.snapshot import load_snapshot
+    from app.features.store import get_online_features, get_store, request_row
+
     application = load_snapshot(settings.offline_dir, "loan_applications").iloc[0]
     row = request_row(application)
     features = get_online_features(get_store(settings), settings.feature_service_name, [row])
@@ -83,17 +84,20 @@ def train_model(settings: Settings) -> str:
     )
 
 
-def deploy_service(settings: Settings, args: argparse.Namespace):
+def deploy_service(settings: Settings, args: argparse.Namespace, local: bool):
     """Deploy serve_config.yaml's app with these settings; fail clearly if it cannot serve."""
+    from app.serving.client import bearer_headers
     from app.serving.deploy import deploy_app, wait_ready
     from app.training import registry
 
+    if local:  # checked at the start too; something may have taken the port since
+        check_port_free(args.host, args.port)
     # The replicas load the champion from MLflow: an unreachable registry is named here, in
     # one line, rather than as replicas that never become ready.
     registry.client(settings)
     access = api_access(settings)
     deployed = deploy_app(settings, args.serve_config, args.host, args.port, access_log=False)
-    health = wait_ready(deployed.url, args.ready_timeout)
+    health = wait_ready(deployed.url, args.ready_timeout, bearer_headers(settings))
     autoscaling = deployed.options.get("autoscaling_config") or {}
     low = autoscaling.get("min_replicas", deployed.options.get("num_replicas", 1))
     high = autoscaling.get("max_replicas", low)
@@ -107,7 +111,7 @@ def deploy_service(settings: Settings, args: argparse.Namespace):
 
 def api_access(settings: Settings) -> str:
     """How a caller gets in: the local key's token file (made on first run), or a warning."""
-    from app.serving.auth import local_token
+    from app.serving.keys import local_token
 
     if settings.api_auth == "disabled":
         return "API authentication DISABLED (CREDIT_API_AUTH=disabled)"
@@ -123,6 +127,8 @@ def send_decisions(
     settings: Settings, url: str, count: int, say: Callable[[str], None]
 ) -> tuple[str, int]:
     """A sample of real applications through the HTTP API, as a client would send them."""
+    from app.data.snapshot import load_snapshot
+    from app.features.store import request_row
     from app.serving.client import bearer_headers, decision_body, send_sample
 
     applications = load_snapshot(settings.offline_dir, "loan_applications").head(count)
@@ -154,7 +160,11 @@ def shut_down(
 
     if url and (keep_serving or joined):
         if keep_serving and not joined:
-            say(f"\nserving at {url} (API docs {url}/docs); Ctrl-C or SIGTERM stops it")
+            dashboard = f"http://{ray._private.worker.get_dashboard_url()}"
+            say(
+                f"\nserving at {url} (API docs {url}/docs, Ray dashboard {dashboard}); "
+                "Ctrl-C or SIGTERM stops it"
+            )
             try:
                 while True:
                     time.sleep(3600)
@@ -197,9 +207,18 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def joined_cluster(settings: Settings) -> bool:
+    return bool(settings.ray_address or os.environ.get("RAY_ADDRESS"))
+
+
 def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> None:
     """Every stage in order; whatever fails, what this run started is stopped first."""
-    joined = bool(settings.ray_address or os.environ.get("RAY_ADDRESS"))
+    from app.data.ingest import ingest
+    from app.features.store import materialize
+    from app.monitoring.live import check_drift
+    from app.monitoring.report import write_report
+
+    joined = joined_cluster(settings)
     if settings.source == "local":
         stages.run("source", lambda: prepare_local_source(settings))
 
@@ -219,7 +238,7 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> 
 
     def run_deploy() -> str:
         nonlocal deployed
-        deployed, detail = deploy_service(settings, args)
+        deployed, detail = deploy_service(settings, args, local=not joined)
         return detail
 
     def run_decisions() -> str:
@@ -250,6 +269,9 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> 
 
 
 def where_to_look(settings: Settings, log_path: Path | None) -> str:
+    from app.features.repo import repo_dir
+    from app.monitoring.report import REPORT_NAME
+
     workspace = settings.monitor_workspace_dir
     lines = [
         "\nWhere to look",
@@ -269,6 +291,11 @@ def main() -> int:
     args = parse_args()
     setup_logging()
     settings = load_settings()
+    # Before any work: what an earlier run killed mid-way (SIGKILL, OOM) left behind is
+    # stopped, so its ingress no longer holds the port; a port held by anything else is named.
+    cleaned = sweep_stale_runs()
+    if args.decisions > 0 and not joined_cluster(settings):
+        check_port_free(args.host, args.port)
     # Artifact download bars would fill the log with carriage returns.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     log_path = None
@@ -278,6 +305,8 @@ def main() -> int:
     with output_to_log(log_path) if log_path else contextlib.nullcontext(sys.stdout) as out:
         stages = Stages(out)
         stages.say(f"data directory: {settings.data_dir}")
+        for note in cleaned:
+            stages.say(f"cleaned up after an earlier local Ray: {note}")
         if log_path is not None:
             stages.say(f"Ray's and the libraries' output: {log_path}")
         run_stages(settings, args, stages)

@@ -1,16 +1,24 @@
 """The jobs as a user runs them: exit codes, one-line errors, the main pipeline end to end."""
 
+import contextlib
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
 from app.predictions.log import read_prediction_log
 from tests.utils import ROOT, free_port, run_job, wait_for
+from tests.utils.raycluster import auth_mode, listening, naming, ray_list
 from tests.utils.serving import application
 
 pytestmark = pytest.mark.integration
@@ -51,11 +59,43 @@ def test_snowflake_without_credentials_names_the_settings(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def serve_until_sigterm(port: str, env: dict[str, str], data_dir) -> subprocess.CompletedProcess:
-    """The main job with --keep-serving, as a service manager runs it: once it serves, the
-    API answers only with the local key, and SIGTERM (not Ctrl-C) stops it in order."""
+TRAIN_ACTORS = {"TrainController", "DatasetManager", "SplitCoordinator"}
+
+
+@dataclass
+class KeptServing:
+    """The main job with --keep-serving, as a service manager runs it: in a process group of
+    its own (what a supervisor kills), its output read as it comes."""
+
+    process: subprocess.Popen
+    lines: list[str]
+    errors: list[str]
+    readers: list[threading.Thread]
+
+    @property
+    def stdout(self) -> str:
+        return "".join(self.lines)
+
+    def kill(self) -> None:
+        """SIGKILL of the job's process group, as an OOM kill or a supervisor's timeout."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+    def finish(self) -> subprocess.CompletedProcess:
+        if self.process.poll() is None:
+            self.kill()
+        for reader in self.readers:
+            reader.join(timeout=30)
+        return subprocess.CompletedProcess(
+            self.process.args, self.process.returncode, self.stdout, "".join(self.errors)
+        )
+
+
+def keep_serving(port: str, env: dict[str, str], decisions: int) -> KeptServing:
+    """The main job, once it serves."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
-    command = ["jobs.pipeline", "--port", port, "--decisions", "120", "--keep-serving"]
+    command = ["jobs.pipeline", "--port", port, "--decisions", str(decisions), "--keep-serving"]
     process = subprocess.Popen(
         [sys.executable, "-m", *command],
         cwd=ROOT,
@@ -63,47 +103,81 @@ def serve_until_sigterm(port: str, env: dict[str, str], data_dir) -> subprocess.
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
-    lines: list[str] = []
-    errors: list[str] = []
-    readers = [
-        threading.Thread(target=lines.extend, args=(process.stdout,), daemon=True),
-        threading.Thread(target=errors.extend, args=(process.stderr,), daemon=True),
+    job = KeptServing(process, [], [], [])
+    job.readers = [
+        threading.Thread(target=job.lines.extend, args=(process.stdout,), daemon=True),
+        threading.Thread(target=job.errors.extend, args=(process.stderr,), daemon=True),
     ]
-    for reader in readers:
+    for reader in job.readers:
         reader.start()
     try:
         wait_for(
-            lambda: process.poll() is not None or any("serving at" in x for x in lines),
+            lambda: process.poll() is not None or "serving at" in job.stdout,
             "the main job to serve",
             600,
             0.5,
         )
-        assert process.poll() is None, "".join(errors)[-3000:]
-        url = f"http://127.0.0.1:{port}/v1/decisions"
-        payload = {"applicant_id": "A0000001", "application": application(0)}
-        assert requests.post(url, json=payload, timeout=30).status_code == 401
-        token = (data_dir / "api_token").read_text().strip()
-        assert oct((data_dir / "api_token").stat().st_mode & 0o777) == "0o600"
-        auth = {"Authorization": f"Bearer {token}"}
-        assert requests.post(url, json=payload, headers=auth, timeout=30).status_code == 200
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=120)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    for reader in readers:
-        reader.join(timeout=30)
-    return subprocess.CompletedProcess(
-        process.args, process.returncode, "".join(lines), "".join(errors)
+        assert process.poll() is None, "".join(job.errors)[-3000:]
+    except BaseException:
+        job.finish()
+        raise
+    return job
+
+
+def ingress(port: str) -> tuple[psutil.Process, set[int], Path]:
+    """The HAProxy serving `port`, every port it listens on (the service's, stats and metrics)
+    and its run dir (its config is <run dir>/<node id>/haproxy.cfg)."""
+    # The newest: a process a reload replaced may still hold the socket while it drains.
+    haproxy = max(
+        (
+            psutil.Process(c.pid)
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr.port == int(port)
+        ),
+        key=psutil.Process.create_time,
     )
+    assert haproxy.name() == "haproxy", haproxy.cmdline()
+    environment = haproxy.environ()
+    ports = {
+        int(port),
+        int(environment["RAY_SERVE_HAPROXY_STATS_PORT"]),
+        int(environment["RAY_SERVE_HAPROXY_METRICS_PORT"]),
+    }
+    bound = {c.laddr.port for c in haproxy.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
+    assert bound == ports
+    args = haproxy.cmdline()
+    return haproxy, ports, Path(args[args.index("-f") + 1]).parents[1]
 
 
 @pytest.mark.own_ray
 def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
-    env = {"CREDIT_DATA_DIR": str(tmp_path)}
+    """The main job kept serving and stopped with SIGTERM; run again on the same port, serving
+    from a soft-reloaded ingress, and killed (SIGKILL of its process group): nothing of it
+    keeps listening; a third start on a port something else holds names it and stops."""
+    # The State API client below and the job's Ray agree on token auth.
+    env = {"CREDIT_DATA_DIR": str(tmp_path), "RAY_AUTH_MODE": auth_mode()}
     port = str(free_port())
-    first = serve_until_sigterm(port, env, tmp_path)
+    job = keep_serving(port, env, 120)
+    try:
+        url = f"http://127.0.0.1:{port}/v1/decisions"
+        payload = {"applicant_id": "A0000001", "application": application(0)}
+        assert requests.post(url, json=payload, timeout=30).status_code == 401
+        token = (tmp_path / "api_token").read_text().strip()
+        assert oct((tmp_path / "api_token").stat().st_mode & 0o777) == "0o600"
+        auth = {"Authorization": f"Bearer {token}"}
+        assert requests.post(url, json=payload, headers=auth, timeout=30).status_code == 200
+        # The train stage's actors ran (listed dead) and none outlived the stage.
+        dashboard = re.search(r"Ray dashboard (http://[\d.:]+)\)", job.stdout).group(1)
+        actors = [a for a in ray_list(dashboard, "actors") if a["class_name"] in TRAIN_ACTORS]
+        assert {a["class_name"] for a in actors} == TRAIN_ACTORS
+        assert [a for a in actors if a["state"] != "DEAD"] == []
+        _, _, run_dir = ingress(port)
+        job.process.send_signal(signal.SIGTERM)
+        job.process.wait(timeout=120)
+    finally:
+        first = job.finish()
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Traceback" not in first.stderr, first.stderr[-3000:]
     assert "API key created, token in" in first.stdout
@@ -130,18 +204,47 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     log = read_prediction_log(tmp_path / "predictions").to_pandas()
     assert len(log) == 121  # the 120 of the job and the one sent above
     assert set(log["caller"]) == {"local"}
+    assert not run_dir.exists() and naming(run_dir) == []
 
-    # The re-run's data stages are what idempotence is about; the serving path above is the
-    # same on every run, so it is skipped here (`--decisions 0`).
-    second = run_job("jobs.pipeline", "--port", port, "--decisions", "0", env=env)
-    assert second.returncode == 0, second.stderr[-3000:]
+    # The re-run's data stages are what idempotence is about. It serves on the same port,
+    # from an ingress Serve has soft-reloaded (`haproxy ... -sf <old pid>`, as on every change
+    # of replicas), and is killed as a supervisor or the OOM killer would.
+    # (Without the drift monitor, checked above: ~10 s less.)
+    job = keep_serving(port, {**env, "CREDIT_MONITOR_ENABLED": "false"}, 20)
+    try:
+        haproxy, ports, run_dir = ingress(port)
+        assert "-sf" in haproxy.cmdline()
+        killed = time.monotonic()
+        job.kill()
+        wait_for(lambda: not listening(ports), "no listener on the killed job's ports", 60, 0.1)
+        freed = time.monotonic() - killed
+        wait_for(
+            lambda: not run_dir.exists() and naming(run_dir) == [],
+            "the killed job's ingress and run dir gone",
+            60,
+            0.1,
+        )
+    finally:
+        second = job.finish()
+    print(f"the killed job's ports were free {freed:.1f} s after the SIGKILL")
+    assert second.returncode == -signal.SIGKILL
     assert "using existing tables" in second.stdout
     assert "incremental load" in second.stdout
     assert "champion v1 was trained on snapshot" in second.stdout
-    assert "local Ray stopped" in second.stdout
 
     def snapshot_ids(out: str) -> list[str]:
         return [line.split()[1] for line in out.splitlines() if line.startswith("snapshot ")]
 
     # Same input, same snapshot: re-running is idempotent.
     assert snapshot_ids(first.stdout) == snapshot_ids(second.stdout) != []
+
+    # A port something else holds: named in one line before any work.
+    with socket.create_server(("127.0.0.1", int(port))):
+        third = run_job("jobs.pipeline", "--port", port, env=env, timeout=120)
+    assert third.returncode == 2, third.stderr[-3000:]
+    assert (
+        third.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: port {port} (127.0.0.1) is already in use by pid {os.getpid()} (")
+    )
+    assert "==>" not in third.stdout

@@ -214,14 +214,18 @@ def list_nodes(cluster: Cluster) -> list[dict]:
 
 def list_state(cluster: Cluster, kind: str) -> list[dict]:
     """`ray list <kind>` (nodes, actors, tasks, ...) of the cluster, every entry."""
+    return ray_list(cluster.dashboard_url, kind, cluster.env)
+
+
+def ray_list(dashboard_url: str, kind: str, env: dict[str, str] | None = None) -> list[dict]:
+    """`ray list <kind>` of the Ray whose dashboard (State API) is at `dashboard_url`."""
     done = subprocess.run(
-        [RAY, "list", kind, "--address", cluster.dashboard_url, "--format", "json",
-         "--limit", "10000"],
-        env=cluster.env,
+        [RAY, "list", kind, "--address", dashboard_url, "--format", "json", "--limit", "10000"],
+        env=env or node_env(),
         capture_output=True,
         text=True,
         timeout=60,
-    )  # fmt: skip
+    )
     if done.returncode != 0:
         raise RuntimeError(f"ray list {kind} failed:\n{done.stdout}{done.stderr}")
     return json.loads(done.stdout)
@@ -292,6 +296,26 @@ def _stop(processes: list[subprocess.Popen], temp_dirs: list[Path]) -> None:
     deadline = time.monotonic() + 30
     while _running(tracked.values()) and time.monotonic() < deadline:
         time.sleep(0.2)
+
+
+def listening(ports: set[int]) -> dict[int, int | None]:
+    """Which of `ports` something listens on (any address), and its pid where visible."""
+    return {
+        c.laddr.port: c.pid
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port in ports
+    }
+
+
+def naming(path: Path) -> list[psutil.Process]:
+    """Live processes with an argument in `path` (HAProxy's -f names its config)."""
+    prefix = f"{path}{os.sep}"
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        args = proc.info["cmdline"] or []
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and any(a.startswith(prefix) for a in args):
+            found.append(proc)
+    return found
 
 
 def _running(procs) -> list[psutil.Process]:
