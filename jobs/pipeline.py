@@ -21,7 +21,9 @@ from pathlib import Path
 from app.config import Settings, load_settings
 from app.console import Stages, output_to_log
 from app.errors import SourceError
-from app.runtime import check_port_free, init_ray, run_job, setup_logging, sweep_stale_runs
+from app.localray import sweep_stale_runs
+from app.runtime import init_ray, run_job, setup_logging
+from app.serving.deploy import check_port_free, deploy_service
 
 # The stages' modules (Feast, Ray, scikit-learn: ~5 s to import) load in the stages, so a
 # port already in use or a bad argument is reported at once.
@@ -81,45 +83,6 @@ def train_model(settings: Settings) -> str:
     return (
         f"{settings.model_name} v{report.version} ({aliases}), test AUC "
         f"{report.metrics['test_auc']:.3f}; MLflow UI: {mlflow_ui(settings)}"
-    )
-
-
-def deploy_service(settings: Settings, args: argparse.Namespace, local: bool):
-    """Deploy serve_config.yaml's app with these settings; fail clearly if it cannot serve."""
-    from app.serving.client import bearer_headers
-    from app.serving.deploy import deploy_app, wait_ready
-    from app.training import registry
-
-    if local:  # checked at the start too; something may have taken the port since
-        check_port_free(args.host, args.port)
-    # The replicas load the champion from MLflow: an unreachable registry is named here, in
-    # one line, rather than as replicas that never become ready.
-    registry.client(settings)
-    access = api_access(settings)
-    deployed = deploy_app(settings, args.serve_config, args.host, args.port, access_log=False)
-    health = wait_ready(deployed.url, args.ready_timeout, bearer_headers(settings))
-    autoscaling = deployed.options.get("autoscaling_config") or {}
-    low = autoscaling.get("min_replicas", deployed.options.get("num_replicas", 1))
-    high = autoscaling.get("max_replicas", low)
-    scale = f"{low} replica{'s' if high > 1 else ''}" if low == high else f"{low}-{high} replicas"
-    detail = (
-        f"app {deployed.name!r} at {deployed.url} ({scale}), champion v{health['champion']}; "
-        f"API docs {deployed.url}/docs; {access}"
-    )
-    return deployed, detail
-
-
-def api_access(settings: Settings) -> str:
-    """How a caller gets in: the local key's token file (made on first run), or a warning."""
-    from app.serving.keys import local_token
-
-    if settings.api_auth == "disabled":
-        return "API authentication DISABLED (CREDIT_API_AUTH=disabled)"
-    _, made = local_token(settings)
-    token_path = settings.data_dir / "api_token"
-    return (
-        f"API key {'created, ' if made else ''}token in {token_path} "
-        f'(curl -H "Authorization: Bearer $(cat {token_path})" ...)'
     )
 
 
@@ -238,7 +201,9 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> 
 
     def run_deploy() -> str:
         nonlocal deployed
-        deployed, detail = deploy_service(settings, args, local=not joined)
+        deployed, detail = deploy_service(
+            settings, args.serve_config, args.host, args.port, args.ready_timeout, not joined
+        )
         return detail
 
     def run_decisions() -> str:

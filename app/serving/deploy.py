@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,3 +112,100 @@ def wait_ready(url: str, timeout: float, headers: dict[str, str] | None = None) 
         raise DeployError(
             f"the decision service at {url} was not ready after {timeout:g} s: {last}"
         ) from None
+
+
+def deploy_service(
+    settings: Settings,
+    config_path: Path,
+    host: str,
+    port: int,
+    ready_timeout: float,
+    local: bool,
+) -> tuple[Deployed, str]:
+    """The main job's deploy stage: deploy, wait until ready; what it deployed, in one line.
+    Fails clearly if it cannot serve."""
+    from app.serving.client import bearer_headers
+    from app.training import registry
+
+    if local:  # checked at the start too; something may have taken the port since
+        check_port_free(host, port)
+    # The replicas load the champion from MLflow: an unreachable registry is named here, in
+    # one line, rather than as replicas that never become ready.
+    registry.client(settings)
+    access = api_access(settings)
+    deployed = deploy_app(settings, config_path, host, port, access_log=False)
+    health = wait_ready(deployed.url, ready_timeout, bearer_headers(settings))
+    autoscaling = deployed.options.get("autoscaling_config") or {}
+    low = autoscaling.get("min_replicas", deployed.options.get("num_replicas", 1))
+    high = autoscaling.get("max_replicas", low)
+    scale = f"{low} replica{'s' if high > 1 else ''}" if low == high else f"{low}-{high} replicas"
+    detail = (
+        f"app {deployed.name!r} at {deployed.url} ({scale}), champion v{health['champion']}; "
+        f"API docs {deployed.url}/docs; {access}"
+    )
+    return deployed, detail
+
+
+def api_access(settings: Settings) -> str:
+    """How a caller gets in: the local key's token file (made on first run), or a warning."""
+    from app.serving.keys import local_token
+
+    if settings.api_auth == "disabled":
+        return "API authentication DISABLED (CREDIT_API_AUTH=disabled)"
+    _, made = local_token(settings)
+    token_path = settings.data_dir / "api_token"
+    return (
+        f"API key {'created, ' if made else ''}token in {token_path} "
+        f'(curl -H "Authorization: Bearer $(cat {token_path})" ...)'
+    )
+
+
+class PortInUse(DeployError):
+    """The port the service is to listen on is held by another process."""
+
+
+def check_port_free(host: str, port: int) -> None:
+    """PortInUse naming who holds `port` (pid and command line where they can be read),
+    unless a listener can bind `host`:`port`. SO_REUSEADDR as HAProxy binds: connections
+    still in TIME_WAIT from an earlier run do not count, only a socket bound there."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    holder = port_holder(port) or "a process this user cannot inspect"
+    raise PortInUse(
+        f"port {port} ({host}) is already in use by {holder}: stop it or pass another --port"
+    )
+
+
+def port_holder(port: int) -> str | None:
+    """'pid N (command line)' of each process listening on TCP `port`, from /proc/net/tcp and
+    tcp6 (the socket's inode) and /proc/<pid>/fd (who has that socket open); None if no such
+    listener is visible."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                listening = fields[3] == "0A"
+                if listening and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    holders = []
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in (proc_dir / "fd").iterdir()):
+                raw = (proc_dir / "cmdline").read_bytes().decode(errors="replace")
+                command = " ".join(raw.replace("\0", " ").split())  # one line
+                if len(command) > 300:
+                    command = command[:297] + "..."
+                holders.append(f"pid {proc_dir.name} ({command or '?'})")
+    return ", ".join(holders) or f"a process this user cannot inspect ({len(inodes)} socket)"

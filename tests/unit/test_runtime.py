@@ -19,8 +19,9 @@ from subprocess import PIPE
 import psutil
 import pytest
 
+from app.localray import RUN_DIR_PREFIX, sweep_stale_runs
 from app.localservices import port_open
-from app.runtime import RUN_DIR_PREFIX, PortInUse, check_port_free, sweep_stale_runs
+from app.serving.deploy import PortInUse, check_port_free
 from tests.utils import ROOT, wait_for
 
 JOB = textwrap.dedent(
@@ -74,7 +75,7 @@ FAKE_RAY = textwrap.dedent(
     role = sys.argv[1]
     here = [sys.executable, __file__]
     if role == "owner":
-        from app.runtime import _write_json, _started, new_run_dir, start_guard
+        from app.localray import _started, _write_json, new_run_dir, start_guard
 
         run_dir = new_run_dir()
         start_guard(run_dir)
