@@ -3,7 +3,7 @@ connection, prediction-log flushes and the drift-monitor feed. Plain asyncio, no
 
 Requests only ever read `models` and `reader`, each replaced by one assignment, so a request in
 flight keeps the set it started with; a failure here leaves what is loaded in service and is
-reported on /readyz (`model_error`, `store_error`).
+reported on /v1/status (`model_error`, `store_error`).
 
 Model loads run on a thread of their own, one at a time, and the loop never waits for one: it
 starts a load and looks at it on later rounds, so the store probe, reconnects, log flushes and
