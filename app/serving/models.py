@@ -23,8 +23,14 @@ class ModelSet:
 
 
 def refresh_models(current: ModelSet, source: ModelSource) -> ModelSet:
-    """The set the aliases name now, reusing already-loaded versions; raises if one fails."""
-    wanted = source.aliases()
+    """The set the aliases name now, reusing already-loaded versions; raises if one fails.
+
+    A challenger alias on the champion's own version is no challenger: promotion moves the
+    champion alias before it clears the challenger one, and a poll between the two must not
+    route A/B or shadow traffic from a version to itself."""
+    wanted = dict(source.aliases())
+    if wanted.get(CHALLENGER) is not None and wanted.get(CHALLENGER) == wanted.get(CHAMPION):
+        wanted[CHALLENGER] = None
     loaded = {m.version: m for m in (current.champion, current.challenger) if m is not None}
     chosen: dict[str, ServedModel | None] = {}
     for alias in VARIANTS:

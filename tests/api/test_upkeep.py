@@ -12,6 +12,7 @@ from app.predictions.log import PredictionLog
 from app.serving.monitorfeed import MonitorFeed
 from app.serving.routing import RoutingConfig
 from app.serving.upkeep import Upkeep, open_online_reader
+from tests.utils.api import FixedModels
 
 
 class Flaky:
@@ -68,6 +69,16 @@ def test_registry_down_keeps_the_loaded_models_and_says_so(api_settings, models,
     source.down = False
     upkeep.load_models()
     assert upkeep.models.versions() == loaded.versions() and upkeep.model_error is None
+
+
+def test_a_challenger_alias_on_the_champion_version_is_no_challenger(
+    api_settings, models, tmp_path
+):
+    # Promotion's first write done, its second not yet: both aliases name v2.
+    both = FixedModels({**models.by_alias, "champion": models.by_alias["challenger"]})
+    upkeep = _upkeep(api_settings, both, open_online_reader, tmp_path)
+    upkeep.load_models()
+    assert upkeep.models.versions() == {"champion": "2", "challenger": None}
 
 
 def test_store_unreachable_at_start_is_reported_then_reconnected(api_settings, models, tmp_path):

@@ -128,26 +128,41 @@ def keep_serving(port: str, env: dict[str, str], decisions: int) -> KeptServing:
 
 def ingress(port: str) -> tuple[psutil.Process, set[int], Path]:
     """The HAProxy serving `port`, every port it listens on (the service's, stats and metrics)
-    and its run dir (its config is <run dir>/<node id>/haproxy.cfg)."""
-    # The newest: a process a reload replaced may still hold the socket while it drains.
-    haproxy = max(
-        (
-            psutil.Process(c.pid)
-            for c in psutil.net_connections(kind="tcp")
-            if c.status == psutil.CONN_LISTEN and c.laddr.port == int(port)
-        ),
-        key=psutil.Process.create_time,
-    )
-    assert haproxy.name() == "haproxy", haproxy.cmdline()
-    environment = haproxy.environ()
-    ports = {
-        int(port),
-        int(environment["RAY_SERVE_HAPROXY_STATS_PORT"]),
-        int(environment["RAY_SERVE_HAPROXY_METRICS_PORT"]),
-    }
-    bound = {c.laddr.port for c in haproxy.net_connections("tcp") if c.status == psutil.CONN_LISTEN}
-    assert bound == ports
-    args = haproxy.cmdline()
+    and its run dir (its config is <run dir>/<node id>/haproxy.cfg), once one holds them all.
+
+    Serve soft-reloads its ingress whenever the replicas change (a new process takes the
+    sockets, the old one drains and exits), so one look can catch a process on its way out:
+    look again until the newest listener is alive and listens on all three ports."""
+    return wait_for(lambda: _ingress_now(port), f"one HAProxy listening on port {port}", 60)
+
+
+def _ingress_now(port: str) -> tuple[psutil.Process, set[int], Path] | None:
+    try:
+        # The newest: a process a reload replaced may still hold the socket while it drains.
+        haproxy = max(
+            (
+                psutil.Process(c.pid)
+                for c in psutil.net_connections(kind="tcp")
+                if c.status == psutil.CONN_LISTEN and c.laddr.port == int(port) and c.pid
+            ),
+            key=psutil.Process.create_time,
+            default=None,
+        )
+        if haproxy is None:
+            return None
+        assert haproxy.name() == "haproxy", haproxy.cmdline()
+        environment = haproxy.environ()
+        ports = {
+            int(port),
+            int(environment["RAY_SERVE_HAPROXY_STATS_PORT"]),
+            int(environment["RAY_SERVE_HAPROXY_METRICS_PORT"]),
+        }
+        listens = haproxy.net_connections("tcp")
+        args = haproxy.cmdline()
+    except psutil.NoSuchProcess:  # replaced by a reload between two looks
+        return None
+    if {c.laddr.port for c in listens if c.status == psutil.CONN_LISTEN} != ports:
+        return None  # a reload in progress: the new process has not taken every socket yet
     return haproxy, ports, Path(args[args.index("-f") + 1]).parents[1]
 
 
