@@ -108,7 +108,21 @@ class ServedApp:
         apps = [app_config(self.name, overrides, config, replicas), *extra_apps]
         _get_global_client().deploy_apps(ServeDeploySchema(applications=apps))
         wait_for(lambda: self.ready(config, old), "the app to apply its config", 180)
+        # Until Serve has exactly these replicas, one it is stopping (or one still starting)
+        # answers too, with what it saw before: a test's next request must meet the app
+        # as deployed.
+        wait_for(lambda: self.replica_states() == {"RUNNING": replicas}, "the replicas", 180)
         self.deployed = overrides
+
+    def replica_states(self) -> dict[str, int]:
+        """How many replicas of the app's deployment Serve's controller has, by state."""
+        from ray import serve
+
+        app = serve.status().applications.get(self.name)
+        if app is None:
+            return {}
+        (deployment,) = app.deployments.values()
+        return {str(getattr(k, "value", k)): n for k, n in deployment.replica_states.items()}
 
     def replica(self) -> str | None:
         try:

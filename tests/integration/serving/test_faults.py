@@ -111,19 +111,14 @@ def _journal(log_dir) -> list:
     return list((log_dir / JOURNAL_DIR).glob("*.jsonl"))
 
 
-def _running_replicas() -> int:
-    """RUNNING replicas as Serve's controller counts them (a quick controller call)."""
-    from ray import serve
-
-    deployment = serve.status().applications["credit"].deployments["CreditDecisions"]
-    return deployment.replica_states.get("RUNNING", 0)
-
-
 def test_a_killed_replica_is_replaced_while_requests_flow(served):
-    served.deploy(replicas=2)
+    def running() -> int:
+        """RUNNING replicas as Serve's controller counts them (a quick controller call)."""
+        return served.replica_states().get("RUNNING", 0)
+
+    served.deploy(replicas=2)  # returns once Serve runs two replicas and no other
     try:
         before = wait_for(lambda: len(_replicas()) == 2 and _replicas(), "two replicas", 180)
-        wait_for(lambda: _running_replicas() == 2, "two running replicas", 180)
         with Traffic(served.url, served.session.headers) as traffic:
             wait_for(lambda: len(traffic.outcomes) >= 40, "traffic to flow")
             victim = before[0]
@@ -134,7 +129,7 @@ def test_a_killed_replica_is_replaced_while_requests_flow(served):
             # on the router sends nothing to it. Polled every 50 ms, so this is at most a poll
             # after the fact (the state API, which lags by seconds, would excuse more).
             dropped_at = wait_for(
-                lambda: _running_replicas() < 2 and time.monotonic(),
+                lambda: running() < 2 and time.monotonic(),
                 "Serve to mark the killed replica",
                 120,
                 0.05,
@@ -148,7 +143,7 @@ def test_a_killed_replica_is_replaced_while_requests_flow(served):
                 "a replacement replica",
                 180,
             )
-            wait_for(lambda: _running_replicas() == 2, "the replacement to run", 180)
+            wait_for(lambda: running() == 2, "the replacement to run", 180)
             wait_for(lambda: len(traffic.outcomes) >= killed_at + 80, "traffic after recovery")
         failed = [
             (sent, outcome)
