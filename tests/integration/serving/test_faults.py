@@ -35,8 +35,9 @@ def _replicas() -> list:
 
 class Traffic:
     """Client threads posting decisions back to back, as a careful client does: each request
-    with its own Idempotency-Key, retried with that key when the connection fails before an
-    answer (at most twice). Every outcome is kept, with the request ids answered."""
+    with its own Idempotency-Key, retried with that key when the connection fails before a
+    whole answer arrived (refused, reset, or cut in the middle of the body; at most twice).
+    Every outcome is kept, with the request ids answered."""
 
     def __init__(self, url: str, headers: dict | None = None) -> None:
         self.url = url
@@ -57,7 +58,7 @@ class Traffic:
                 return session.post(
                     f"{self.url}/v1/decisions", json=body(i % 500), headers=key, timeout=30
                 )
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
                 if attempt == 2:
                     raise
                 with self._lock:
