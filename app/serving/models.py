@@ -29,7 +29,7 @@ def refresh_models(current: ModelSet, source: ModelSource) -> ModelSet:
     champion alias before it clears the challenger one, and a poll between the two must not
     route A/B or shadow traffic from a version to itself."""
     wanted = dict(source.aliases())
-    if wanted.get(CHALLENGER) is not None and wanted.get(CHALLENGER) == wanted.get(CHAMPION):
+    if wanted.get(CHALLENGER) == wanted.get(CHAMPION):  # both None: nothing changes
         wanted[CHALLENGER] = None
     loaded = {m.version: m for m in (current.champion, current.challenger) if m is not None}
     chosen: dict[str, ServedModel | None] = {}

@@ -115,14 +115,15 @@ class ServedApp:
         self.deployed = overrides
 
     def replica_states(self) -> dict[str, int]:
-        """How many replicas of the app's deployment Serve's controller has, by state."""
+        """How many replicas of the app's deployment Serve's controller has, by state
+        (Serve's ReplicaState is a str enum: its keys compare equal to "RUNNING" and the rest)."""
         from ray import serve
 
         app = serve.status().applications.get(self.name)
         if app is None:
             return {}
         (deployment,) = app.deployments.values()
-        return {str(getattr(k, "value", k)): n for k, n in deployment.replica_states.items()}
+        return dict(deployment.replica_states)
 
     def replica(self) -> str | None:
         try:
