@@ -13,15 +13,23 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.dataset import Dataset, load_dataset
 from app.secrets import MASK, mask_credentials
-from app.settings.data import PROJECT_ROOT, SHIPPED_DATA_PATH, DataSettings
+from app.settings.data import PROJECT_ROOT, SHIPPED_DATA_PATH, SHIPPED_DATASET, DataSettings
 from app.settings.monitoring import MonitoringSettings
 from app.settings.serving import ServingSettings
 from app.settings.training import TrainingSettings
 
 ENV_PREFIX = "CREDIT_"
 
-__all__ = ["ENV_PREFIX", "PROJECT_ROOT", "SHIPPED_DATA_PATH", "Settings", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "PROJECT_ROOT",
+    "SHIPPED_DATASET",
+    "SHIPPED_DATA_PATH",
+    "Settings",
+    "load_settings",
+]
 
 
 class Settings(MonitoringSettings, ServingSettings, TrainingSettings, DataSettings, BaseSettings):
@@ -48,6 +56,7 @@ class Settings(MonitoringSettings, ServingSettings, TrainingSettings, DataSettin
         self.offline_dir = _resolve(self.offline_dir, self.data_dir / "offline")
         self.feast_dir = _resolve(self.feast_dir, self.data_dir / "feast")
         self.raw_data_path = self.raw_data_path.expanduser().resolve()
+        self.dataset = self.dataset.expanduser().resolve()
         self.prediction_log_dir = _resolve(self.prediction_log_dir, self.data_dir / "predictions")
         self.api_keys_file = _resolve(self.api_keys_file, self.data_dir / "api_keys.json")
         if self.api_jwt_issuer and self.api_jwt_key_file is None:
@@ -81,6 +90,10 @@ class Settings(MonitoringSettings, ServingSettings, TrainingSettings, DataSettin
                 "lower CREDIT_PREDICTION_LOG_RETENTION_MIN_DAYS"
             )
         return self
+
+    def load_dataset(self) -> Dataset:
+        """The dataset spec these settings select (parsed once per file version)."""
+        return load_dataset(self.dataset)
 
     @property
     def mlflow_artifact_location(self) -> str | None:

@@ -19,3 +19,7 @@ class SnapshotError(CreditRiskError):
 
 class FeatureStoreError(CreditRiskError):
     """The Feast registry, offline store or online store failed."""
+
+
+class DatasetSpecError(CreditRiskError):
+    """The dataset spec (`dataset.yaml`) is missing, malformed or inconsistent."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, SecretStr, field_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_DATA_PATH = PROJECT_ROOT / "data" / "raw" / "german_credit.csv"
+SHIPPED_DATASET = PROJECT_ROOT / "datasets" / "german_credit"
 
 # Unquoted Snowflake identifiers: ASCII letters, digits, `_` and `$`, not starting with a digit,
 # at most 255 characters. Checked with fullmatch (a `$` anchor would let a trailing newline in).
@@ -18,6 +19,13 @@ SNOWFLAKE_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,254}")
 
 
 class DataSettings(BaseModel):
+    # --- the data ----------------------------------------------------------------------
+    dataset: Path = Field(
+        SHIPPED_DATASET,
+        description="Dataset spec: a `dataset.yaml`, or a directory holding one (README, "
+        '"Bring your own data").',
+    )
+
     # --- where things live -------------------------------------------------------------
     data_dir: Path = Field(Path("var"), description="Root of everything the jobs write.")
     raw_data_path: Path = Field(SHIPPED_DATA_PATH, description="Shipped German credit CSV.")

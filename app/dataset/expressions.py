@@ -1,0 +1,135 @@
+"""Derived-feature expressions: a small whitelisted arithmetic language compiled once to numpy.
+
+A spec writes `monthly_installment: credit_amount / duration_in_month`; the same compiled
+function then runs in Feast's on-demand view, on training frames, on the request path and on
+the counter-offer grid, so the four cannot disagree. Only arithmetic, comparisons and a few
+NaN-aware functions are allowed: no attribute access, no indexing, no names other than columns,
+so a spec file cannot run code.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+Arrays = Mapping[str, np.ndarray]
+_Eval = Callable[[Arrays], np.ndarray]
+
+_BINARY: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    ast.Add: np.add,
+    ast.Sub: np.subtract,
+    ast.Mult: np.multiply,
+    ast.Div: np.true_divide,
+    ast.Pow: np.power,
+    ast.BitAnd: np.logical_and,
+    ast.BitOr: np.logical_or,
+}
+_COMPARE: dict[type, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    ast.Lt: np.less,
+    ast.LtE: np.less_equal,
+    ast.Gt: np.greater,
+    ast.GtE: np.greater_equal,
+    ast.Eq: np.equal,
+    ast.NotEq: np.not_equal,
+}
+# name -> (function, number of arguments)
+_FUNCTIONS: dict[str, tuple[Callable[..., np.ndarray], int]] = {
+    "min": (np.fmin, 2),
+    "max": (np.fmax, 2),
+    "where": (np.where, 3),
+    "clip": (np.clip, 3),
+    "abs": (np.abs, 1),
+    "log": (np.log, 1),
+    "log1p": (np.log1p, 1),
+    "exp": (np.exp, 1),
+    "sqrt": (np.sqrt, 1),
+    "isnan": (np.isnan, 1),
+}
+_CONSTANTS = {"nan": np.nan, "inf": np.inf}
+FUNCTION_NAMES = tuple(sorted(_FUNCTIONS))
+
+
+class ExpressionError(ValueError):
+    """An expression that is not in the language, or names something it may not."""
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed expression: the columns it reads and its compiled evaluator."""
+
+    text: str
+    inputs: tuple[str, ...]
+    evaluate: _Eval
+
+    def __call__(self, arrays: Arrays) -> np.ndarray:
+        """The values as float64, with every non-finite result (x/0, log(0)) as NaN."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            values = np.asarray(self.evaluate(arrays), dtype="float64")
+        return np.where(np.isfinite(values), values, np.nan)
+
+
+def compile_expression(text: str, known: set[str] | frozenset[str]) -> Expression:
+    """Parse `text` and check that every name is a function or one of `known` columns."""
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExpressionError(f"{text!r} is not an expression: {exc.msg}") from None
+    inputs: dict[str, None] = {}
+    evaluate = _compile(tree.body, text, known, inputs)
+    return Expression(text=text, inputs=tuple(inputs), evaluate=evaluate)
+
+
+def _compile(node: ast.AST, text: str, known, inputs: dict[str, None]) -> _Eval:
+    def sub(child: ast.AST) -> _Eval:
+        return _compile(child, text, known, inputs)
+
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        value = float(node.value)
+        return lambda arrays: np.float64(value)
+    if isinstance(node, ast.Name):
+        return _name(node.id, text, known, inputs)
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        op, left, right = _BINARY[type(node.op)], sub(node.left), sub(node.right)
+        return lambda arrays: op(left(arrays), right(arrays))
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub | ast.UAdd):
+        operand = sub(node.operand)
+        if isinstance(node.op, ast.UAdd):
+            return operand
+        return lambda arrays: np.negative(operand(arrays))
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+        op, left, right = _COMPARE[type(node.ops[0])], sub(node.left), sub(node.comparators[0])
+        return lambda arrays: op(left(arrays), right(arrays))
+    if isinstance(node, ast.Call):
+        return _call(node, text, sub)
+    shown = ast.get_source_segment(text, node) or type(node).__name__
+    raise ExpressionError(
+        f"{shown!r} in {text!r} is not allowed: use numbers, column names, + - * / ** "
+        f"< <= > >= == != & | and {', '.join(FUNCTION_NAMES)}"
+    )
+
+
+def _name(name: str, text: str, known, inputs: dict[str, None]) -> _Eval:
+    if name in _CONSTANTS:
+        value = _CONSTANTS[name]
+        return lambda arrays: np.float64(value)
+    if name not in known:
+        raise ExpressionError(f"{text!r} names {name!r}, which is not a column defined before it")
+    inputs[name] = None
+    return lambda arrays: arrays[name]
+
+
+def _call(node: ast.Call, text: str, sub: Callable[[ast.AST], _Eval]) -> _Eval:
+    name = node.func.id if isinstance(node.func, ast.Name) else None
+    if name not in _FUNCTIONS or node.keywords:
+        shown = ast.get_source_segment(text, node.func) or "?"
+        raise ExpressionError(
+            f"{shown!r} in {text!r} is not a function here; use {', '.join(FUNCTION_NAMES)}"
+        )
+    function, arity = _FUNCTIONS[name]
+    if len(node.args) != arity:
+        raise ExpressionError(f"{name}() in {text!r} takes {arity} argument(s)")
+    args = [sub(a) for a in node.args]
+    return lambda arrays: function(*(a(arrays) for a in args))
