@@ -14,6 +14,7 @@ from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.dataset import Dataset, load_dataset
+from app.errors import ConfigError
 from app.secrets import MASK, mask_credentials
 from app.settings.data import PROJECT_ROOT, SHIPPED_DATA_PATH, SHIPPED_DATASET, DataSettings
 from app.settings.monitoring import MonitoringSettings
@@ -55,7 +56,8 @@ class Settings(MonitoringSettings, ServingSettings, TrainingSettings, DataSettin
         self.local_source_dir = _resolve(self.local_source_dir, self.data_dir / "source")
         self.offline_dir = _resolve(self.offline_dir, self.data_dir / "offline")
         self.feast_dir = _resolve(self.feast_dir, self.data_dir / "feast")
-        self.raw_data_path = self.raw_data_path.expanduser().resolve()
+        if self.raw_data_path is not None:
+            self.raw_data_path = self.raw_data_path.expanduser().resolve()
         self.dataset = self.dataset.expanduser().resolve()
         self.prediction_log_dir = _resolve(self.prediction_log_dir, self.data_dir / "predictions")
         self.api_keys_file = _resolve(self.api_keys_file, self.data_dir / "api_keys.json")
@@ -94,6 +96,19 @@ class Settings(MonitoringSettings, ServingSettings, TrainingSettings, DataSettin
     def load_dataset(self) -> Dataset:
         """The dataset spec these settings select (parsed once per file version)."""
         return load_dataset(self.dataset)
+
+    def raw_data_file(self) -> Path:
+        """The dataset's flat file: CREDIT_RAW_DATA_PATH, else the one its spec names."""
+        if self.raw_data_path is not None:
+            return self.raw_data_path
+        dataset = self.load_dataset()
+        flat = dataset.spec.sources.flat_file
+        if flat is None:
+            raise ConfigError(
+                f"{dataset.directory}: the dataset spec has no `sources.flat_file`; set "
+                f"{ENV_PREFIX}RAW_DATA_PATH or read the tables from the source"
+            )
+        return (dataset.directory / flat.path).resolve()
 
     @property
     def mlflow_artifact_location(self) -> str | None:

@@ -56,6 +56,11 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def read_args(resources: dict[str, float] | None) -> dict:
+    """Ray Data's `ray_remote_args` for read tasks: the custom resources they need, if any."""
+    return {"resources": dict(resources)} if resources else {}
+
+
 def init_ray(settings: Settings) -> None:
     """Join the configured cluster (or the one `ray job submit` started us in), else start one.
 

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.config import SHIPPED_DATASET
+from app.dataset import load_dataset
 from benchmarks.harness.cli import parser
 from benchmarks.harness.machine import busy_seconds, other_cores, wait_quiet
 from benchmarks.harness.stats import median, percentiles
@@ -47,7 +49,7 @@ def build_model(train_rows: int, rounds: int, seed: int) -> Any:
     from app.training.preprocess import FeatureEncoder
 
     settings = load_settings(_env_file=None)
-    raw = generate_raw(load_raw(SHIPPED_DATA_PATH), train_rows, seed)
+    raw = generate_raw(load_raw(SHIPPED_DATA_PATH, load_dataset(SHIPPED_DATASET)), train_rows, seed)
     frame = pd.concat([raw, application_features(raw)], axis=1)
     encoder = FeatureEncoder.default()
     label = (frame[RAW_LABEL] == BAD).astype("int32").to_numpy()
@@ -73,7 +75,7 @@ def requests_of(applicants: int, seed: int) -> list[tuple[Any, Any]]:
     from app.serving.decide import features_of
     from app.serving.schemas import DecisionRequest
 
-    raw = generate_raw(load_raw(SHIPPED_DATA_PATH), applicants, seed)
+    raw = generate_raw(load_raw(SHIPPED_DATA_PATH, load_dataset(SHIPPED_DATASET)), applicants, seed)
     out = []
     for i, row in enumerate(raw.to_dict("records")):
         application = {c: row[c] if c == "purpose" else int(row[c]) for c in REQUEST_COLUMNS}

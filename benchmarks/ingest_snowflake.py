@@ -114,7 +114,7 @@ def seed(settings: Any, rows: int) -> None:
     from app.data.warehouse import source_tables
 
     started = time.perf_counter()
-    tables = source_tables(settings.raw_data_path, settings.seed, rows=rows)
+    tables = source_tables(settings, rows=rows)
     generated, started = time.perf_counter() - started, time.perf_counter()
     counts = seed_snowflake({TABLE: tables[TABLE]}, TABLES, settings)
     if counts[TABLE] != rows:

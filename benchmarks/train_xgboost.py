@@ -92,18 +92,16 @@ class Data:
 
 def build_data(settings: Any, encoder: Any, rows: int) -> Data:
     """The training frame built directly (no Feast), split 60/20/20 at random (seeded)."""
-    import pandas as pd
     import xgboost as xgb
 
     from app.data.schema import LABEL
     from app.data.synthetic import generate_raw
-    from app.data.warehouse import assign_ids_and_times, load_raw
-    from app.features.transforms import application_features
+    from app.data.warehouse import flat_rows, load_raw
     from app.training.dataset import split_frame
 
-    raw = generate_raw(load_raw(settings.raw_data_path), n=rows, seed=settings.seed)
-    frame = assign_ids_and_times(raw, seed=settings.seed, id_prefix="S")
-    frame = pd.concat([frame, application_features(frame)], axis=1)
+    dataset = settings.load_dataset()
+    raw = generate_raw(load_raw(settings.raw_data_file(), dataset), n=rows, seed=settings.seed)
+    frame = flat_rows(raw, dataset, seed=settings.seed, id_prefix="S")
     frame = frame.rename(columns={"application_timestamp": "event_timestamp"})
     s = split_frame(frame, "random", settings.seed, 0.2, 0.2)
     parts = {"train": s.train, "validation": s.validation}

@@ -33,19 +33,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def prepare_local_source(settings: Settings) -> str:
     """Write the shipped data as local warehouse tables unless they are already there."""
-    from app.data.schema import TABLES
     from app.data.sources import local_table_path
     from app.data.warehouse import source_tables, write_local_tables
 
     try:
-        for spec in TABLES.values():
+        for spec in settings.load_dataset().tables.values():
             local_table_path(settings.local_source_dir, spec)
         return f"using existing tables in {settings.local_source_dir}"
     except SourceError:
-        tables = source_tables(settings.raw_data_path, settings.seed)
-        write_local_tables(tables, settings.local_source_dir)
+        tables = source_tables(settings)
+        write_local_tables(tables, settings)
         rows = len(next(iter(tables.values())))
-        return f"wrote {rows:,} applicants as 3 tables to {settings.local_source_dir}"
+        return f"wrote {rows:,} rows as {len(tables)} tables to {settings.local_source_dir}"
 
 
 def sample_online_read(settings: Settings, say: Callable[[str], None]) -> str:

@@ -1,4 +1,5 @@
-"""Load the shipped (or synthetic) applicant data into the source: local files or Snowflake."""
+"""Load the dataset's flat file (or synthetic rows shaped like it) into the source: local
+files or Snowflake."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import argparse
 import time
 
 from app.config import load_settings
-from app.data.schema import TABLES
 from app.data.warehouse import source_tables, write_local_tables
 from app.runtime import run_job, setup_logging
 
@@ -23,14 +23,14 @@ def main() -> int:
     settings = load_settings()
     target = args.target or settings.source
     started = time.perf_counter()
-    tables = source_tables(settings.raw_data_path, settings.seed, rows=args.rows, shift=args.shift)
+    tables = source_tables(settings, rows=args.rows, shift=args.shift)
     if target == "snowflake":
         from app.data.snowflake import seed_snowflake
 
-        counts = seed_snowflake(tables, TABLES, settings)
+        counts = seed_snowflake(tables, settings.load_dataset().tables, settings)
         where = f"Snowflake {settings.snowflake_database}.{settings.snowflake_schema}"
     else:
-        write_local_tables(tables, settings.local_source_dir)
+        write_local_tables(tables, settings)
         counts = {name: len(df) for name, df in tables.items()}
         where = str(settings.local_source_dir)
     for name, count in counts.items():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from app.config import SHIPPED_DATA_PATH
+from app.config import SHIPPED_DATA_PATH, SHIPPED_DATASET
 from app.data.fidelity import AUC_BAR, real_vs_synthetic_auc
 from app.data.synthetic import generate_raw
 from app.data.warehouse import load_raw
+from app.dataset import load_dataset
 
 SEEDS = range(5)
 N_SYNTHETIC = 50_000
@@ -15,7 +16,7 @@ N_TIMED = 1_000_000
 
 
 def main() -> None:
-    real = load_raw(SHIPPED_DATA_PATH)
+    real = load_raw(SHIPPED_DATA_PATH, load_dataset(SHIPPED_DATASET))
     print(f"real vs synthetic AUC on held-out real rows ({N_SYNTHETIC:,} synthetic rows)")
     print("seed  auc_real  auc_synthetic  difference  within_bar")
     for seed in SEEDS:

@@ -12,10 +12,10 @@ import pyarrow as pa
 import ray
 
 from app.config import Settings
-from app.data.schema import TABLES, TableSpec
 from app.data.snapshot import write_snapshot
 from app.data.sources import read_table
 from app.data.validation import REASON, annotate_batch, flag_duplicates, split_valid
+from app.dataset import Dataset, TableSpec
 from app.errors import CreditRiskError, SourceError
 
 log = logging.getLogger(__name__)
@@ -105,13 +105,15 @@ def source_description(settings: Settings) -> dict[str, Any]:
     return {"type": "local", "path": str(settings.local_source_dir)}
 
 
-def ingest(settings: Settings) -> IngestReport:
-    """Read, validate and snapshot every warehouse table; bad rows go to the rejects files."""
+def ingest(settings: Settings, dataset: Dataset | None = None) -> IngestReport:
+    """Read, validate and snapshot every table of the dataset (default: the settings' spec);
+    bad rows go to the rejects files."""
+    dataset = dataset or settings.load_dataset()
     started = time.perf_counter()
     valid: dict[str, pd.DataFrame] = {}
     rejects: dict[str, pd.DataFrame] = {}
     reports: list[TableReport] = []
-    for name, spec in TABLES.items():
+    for name, spec in dataset.tables.items():
         annotated = read_and_validate(spec, settings)
         if annotated.empty:
             raise SourceError(f"table {name!r} in the {settings.source} source has no rows")
@@ -132,7 +134,7 @@ def ingest(settings: Settings) -> IngestReport:
                 f"first reason: {rejects[name]['reason'].iloc[0]}"
             )
     snapshot_id, path = write_snapshot(
-        settings.offline_dir, valid, rejects, source_description(settings)
+        settings.offline_dir, valid, rejects, source_description(settings), dataset.tables
     )
     return IngestReport(
         snapshot_id=snapshot_id,

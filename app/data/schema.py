@@ -1,10 +1,11 @@
-"""The warehouse tables: columns, types, allowed categories and ranges (one source of truth)."""
+"""The German credit tables as constants, for the modules not yet reading the dataset spec
+(tests/unit/dataset/test_german_spec.py holds the two equal)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import pyarrow as pa
+
+from app.dataset.tables import TableSpec
 
 LABEL = "is_default"  # 1 = bad credit (defaulted), 0 = good
 RAW_LABEL = "creditability"  # the shipped CSV's label: "good" / "bad"
@@ -85,38 +86,6 @@ RANGES: dict[str, tuple[int, int]] = {
     "number_of_people_being_liable_to_provide_maintenance_for": (1, 10),
     LABEL: (0, 1),
 }
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """One warehouse table: key, event-time column and typed columns."""
-
-    name: str
-    key: str
-    timestamp: str
-    columns: dict[str, pa.DataType] = field(default_factory=dict)
-    # What must be unique: profile tables keep history (one row per applicant and event time).
-    unique_key: tuple[str, ...] = ()
-
-    @property
-    def feature_columns(self) -> list[str]:
-        return [c for c in self.columns if c not in (self.key, self.timestamp)]
-
-    @property
-    def categorical_columns(self) -> list[str]:
-        return [c for c in self.columns if c in CATEGORIES]
-
-    @property
-    def integer_columns(self) -> list[str]:
-        return [c for c, t in self.columns.items() if pa.types.is_integer(t)]
-
-    @property
-    def string_columns(self) -> list[str]:
-        return [c for c, t in self.columns.items() if pa.types.is_string(t)]
-
-    @property
-    def arrow_schema(self) -> pa.Schema:
-        return pa.schema([(name, dtype) for name, dtype in self.columns.items()])
 
 
 _TS = pa.timestamp("us", tz="UTC")

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from app.data.schema import TABLES
+from app.dataset import TableSpec
 from app.errors import SnapshotError
 from app.fs import atomic_path
 from app.waiting import WaitTimeout, poll
@@ -95,11 +95,13 @@ def _hold_for_tests(tmp: Path) -> None:
         poll(lambda: not Path(marker).exists(), "the test to kill this writer", 600, 0.05)
 
 
-def _encode_tables(valid: dict[str, pd.DataFrame]) -> dict[str, bytes]:
+def _encode_tables(
+    valid: dict[str, pd.DataFrame], tables: dict[str, TableSpec]
+) -> dict[str, bytes]:
     encoded = {}
     for name, df in valid.items():
         try:
-            encoded[name] = _parquet_bytes(df, TABLES[name].arrow_schema)
+            encoded[name] = _parquet_bytes(df, tables[name].arrow_schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             # Validation should have stopped such rows; say which table, not Arrow's internals.
             raise SnapshotError(f"table {name!r} does not fit its schema: {exc}") from None
@@ -132,6 +134,7 @@ def write_snapshot(
     valid: dict[str, pd.DataFrame],
     rejects: dict[str, pd.DataFrame],
     source: dict[str, Any],
+    tables: dict[str, TableSpec],
 ) -> tuple[str, Path]:
     """Write the tables and make them current, all or nothing.
 
@@ -141,7 +144,7 @@ def write_snapshot(
     """
     snapshots = offline_dir / SNAPSHOTS
     snapshots.mkdir(parents=True, exist_ok=True)
-    encoded = _encode_tables(valid)
+    encoded = _encode_tables(valid, tables)
     digest = hashlib.sha256()
     for name in sorted(encoded):
         digest.update(name.encode())

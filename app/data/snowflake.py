@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from app.config import ENV_PREFIX, Settings
-from app.data.schema import TableSpec
+from app.dataset import TableSpec
 from app.errors import ConfigError, SourceError
 from app.settings.data import SNOWFLAKE_IDENTIFIER
 
@@ -33,6 +33,31 @@ def quote_identifier(name: str, what: str = "") -> str:
             "not starting with a digit, at most 255 characters"
         )
     return f'"{name.upper()}"'
+
+
+def quote_source(name: str) -> str:
+    """A name from the dataset spec, quoted so Snowflake finds it: a plain identifier as
+    Snowflake stores an unquoted one (upper-cased), anything else (`Times-Late`, spaces)
+    exactly as written, since only a quoted identifier can hold it."""
+    if isinstance(name, str) and SNOWFLAKE_IDENTIFIER.fullmatch(name):
+        return f'"{name.upper()}"'
+    if not isinstance(name, str) or not 0 < len(name) <= 255 or not name.isprintable():
+        raise ConfigError(f"invalid Snowflake name {name!r:.80}: 1-255 printable characters")
+    return '"' + name.replace('"', '""') + '"'
+
+
+def match_names(wanted: list[str], found: list[str]) -> dict[str, str]:
+    """Each wanted name -> the name the table really has: the same, else the one equal to it
+    ignoring case (unquoted names come back upper-cased; quoted ones keep their case)."""
+    by_upper: dict[str, str] = {}
+    for name in found:
+        by_upper.setdefault(name.upper(), name)
+    exact = set(found)
+    return {
+        w: w if w in exact else by_upper[w.upper()]
+        for w in wanted
+        if w in exact or w.upper() in by_upper
+    }
 
 
 def quoted_database_schema(settings: Settings) -> tuple[str, str]:
@@ -107,12 +132,35 @@ def connect(params: dict[str, Any]) -> Iterator[Any]:
         conn.close()
 
 
-def table_query(settings: Settings, spec: TableSpec) -> str:
-    """The SQL for one table: a configured query, or every column of the table by name."""
+def source_table(settings: Settings, spec: TableSpec) -> str:
+    """The table's fully qualified, quoted warehouse name."""
+    return ".".join((*quoted_database_schema(settings), quote_source(spec.source_name)))
+
+
+def table_query(settings: Settings, spec: TableSpec, found: list[str] | None = None) -> str:
+    """The SQL for one table: a configured query, or every column of the table by name.
+
+    `found` is the table's real column names (from `describe_table`): a spec's name then
+    matches whatever case the table was created with."""
     if spec.name in settings.snowflake_queries:
         return settings.snowflake_queries[spec.name]
-    columns = ", ".join(quote_identifier(c, "column name") for c in spec.columns)
-    return f"SELECT {columns} FROM {qualified_table(settings, spec.name)}"
+    actual = match_names(spec.source_columns, found or [])
+    columns = ", ".join(
+        '"' + actual[c].replace('"', '""') + '"' if c in actual else quote_source(c)
+        for c in spec.source_columns
+    )
+    return f"SELECT {columns} FROM {source_table(settings, spec)}"
+
+
+def describe_table(settings: Settings, spec: TableSpec) -> list[str] | None:
+    """The table's column names as Snowflake holds them; None for a configured query."""
+    if spec.name in settings.snowflake_queries:
+        return None
+    params = connection_parameters(settings)
+    with connect(params) as conn:
+        cursor = conn.cursor()
+        execute(cursor, f"SELECT * FROM {source_table(settings, spec)} LIMIT 0", params)
+        return [d.name for d in cursor.description]
 
 
 def execute(cursor: Any, sql: str, params: dict[str, Any]) -> None:
@@ -126,7 +174,12 @@ def execute(cursor: Any, sql: str, params: dict[str, Any]) -> None:
         ) from None
 
 
-_SNOWFLAKE_TYPES = {"string": "VARCHAR", "int64": "NUMBER(38,0)", "double": "FLOAT"}
+_SNOWFLAKE_TYPES = {
+    "string": "VARCHAR",
+    "int64": "NUMBER(38,0)",
+    "double": "FLOAT",
+    "bool": "BOOLEAN",
+}
 
 
 def _column_type(dtype: pa.DataType) -> str:
@@ -160,18 +213,16 @@ def seed_snowflake(
             execute(cursor, sql, params)
         for name, df in tables.items():
             spec = specs[name]
-            target = qualified_table(settings, name)
-            columns = ", ".join(
-                f"{quote_identifier(c)} {_column_type(t)}" for c, t in spec.columns.items()
-            )
+            schema = spec.source_schema
+            target = source_table(settings, spec)
+            columns = ", ".join(f"{quote_source(f.name)} {_column_type(f.type)}" for f in schema)
             file_name = f"{name}.parquet"
             path = Path(tmp) / file_name
-            pq.write_table(
-                pa.Table.from_pandas(
-                    df[list(spec.columns)], schema=spec.arrow_schema, preserve_index=False
-                ),
-                path,
-            )
+            table = pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
+            # COPY matches Parquet columns to table columns by name, ignoring case: the file
+            # carries the names as the table stores them.
+            stored = [quote_source(n)[1:-1].replace('""', '"') for n in schema.names]
+            pq.write_table(table.rename_columns(stored), path)
             loading = qualified_table(settings, f"{name}__loading")
             execute(cursor, f"CREATE OR REPLACE TABLE {loading} ({columns})", params)
             execute(

@@ -13,24 +13,28 @@ from ray.data.block import BlockMetadata
 from ray.data.datasource import Datasource, ReadTask
 
 from app.config import Settings
-from app.data.schema import TableSpec
 from app.data.snowflake import (
     connect,
     connection_parameters,
+    describe_table,
     execute,
-    quote_identifier,
+    match_names,
+    quote_source,
     table_query,
 )
-from app.data.sources import read_args
+from app.dataset import TableSpec
 from app.errors import SourceError
+from app.runtime import read_args
 
 
-def _lower_names(table: pa.Table) -> pa.Table:
-    return table.rename_columns([c.lower() for c in table.column_names])
+def _rename(table: pa.Table, names: dict[str, str]) -> pa.Table:
+    """Result columns under the spec's source names (Snowflake hands back its own case);
+    others lower-cased."""
+    return table.rename_columns([names.get(c.upper(), c.lower()) for c in table.column_names])
 
 
-def _read_batches(batches: list[Any]) -> list[pa.Table]:
-    return [_lower_names(b.to_arrow()) for b in batches]
+def _read_batches(batches: list[Any], names: dict[str, str]) -> list[pa.Table]:
+    return [_rename(b.to_arrow(), names) for b in batches]
 
 
 def _is_inline(batch: Any) -> bool:
@@ -43,11 +47,11 @@ def _get_tables(ref: ray.ObjectRef) -> list[pa.Table]:
     return [ray.get(ref)]
 
 
-def _read_partition(sql: str, params: dict[str, Any]) -> list[pa.Table]:
+def _read_partition(sql: str, params: dict[str, Any], names: dict[str, str]) -> list[pa.Table]:
     with connect(params) as conn:
         cursor = conn.cursor()
         execute(cursor, sql, params)
-        return _read_batches(cursor.get_result_batches() or [])
+        return _read_batches(cursor.get_result_batches() or [], names)
 
 
 class SnowflakeResultBatchDatasource(Datasource):
@@ -77,9 +81,13 @@ class SnowflakeResultBatchDatasource(Datasource):
         self._batches: list[Any] | None = None
         self._inline_refs: list[tuple[Any, int, int]] | None = None
         self._names: list[str] = []
+        self._result_names: list[str] = []
+        # Result column (upper-cased) -> the spec's name for it.
+        self._renames = {c.upper(): c for c in required_columns}
 
     def _check_columns(self, names: list[str]) -> None:
-        missing = [c for c in self._required if c not in names]
+        found = match_names(self._required, names)
+        missing = [c for c in self._required if c not in found]
         if missing:
             raise SourceError(
                 f"query result lacks columns {', '.join(missing)} "
@@ -98,11 +106,15 @@ class SnowflakeResultBatchDatasource(Datasource):
             else:
                 execute(cursor, self._sql, self._params)
                 self._batches = list(cursor.get_result_batches() or [])
-            self._names = [d.name.lower() for d in cursor.description]
+            self._result_names = [d.name for d in cursor.description]
+            self._names = [self._renames.get(n.upper(), n) for n in self._result_names]
         self._check_columns(self._names)
 
     def _partition_sql(self, index: int) -> str:
-        key = quote_identifier(self._partition_key or "", "partition key")
+        # The key as the query's result names it (its case is the table's).
+        wanted = self._partition_key or ""
+        found = match_names([wanted], self._result_names).get(wanted)
+        key = '"' + found.replace('"', '""') + '"' if found else quote_source(wanted)
         return (
             f"SELECT * FROM ({self._sql}) AS q "
             f"WHERE MOD(ABS(HASH(q.{key})), {self._partitions}) = {index}"
@@ -123,7 +135,7 @@ class SnowflakeResultBatchDatasource(Datasource):
         if self._partitions > 1:
             return [
                 ReadTask(
-                    partial(_read_partition, self._partition_sql(i), self._params),
+                    partial(_read_partition, self._partition_sql(i), self._params, self._renames),
                     BlockMetadata(None, None, None, None),
                 )
                 for i in range(self._partitions)
@@ -139,7 +151,7 @@ class SnowflakeResultBatchDatasource(Datasource):
             # Ray Data asks for the read tasks more than once per read: decode only once.
             self._inline_refs = [
                 (ray.put(table), table.num_rows, table.nbytes)
-                for table in _read_batches([b for b in batches if _is_inline(b)])
+                for table in _read_batches([b for b in batches if _is_inline(b)], self._renames)
             ]
         tasks = [
             ReadTask(partial(_get_tables, ref), BlockMetadata(rows, size, None, None))
@@ -158,7 +170,7 @@ class SnowflakeResultBatchDatasource(Datasource):
             rows[i] += batch.rowcount
         return tasks + [
             ReadTask(
-                partial(_read_batches, group),
+                partial(_read_batches, group, self._renames),
                 BlockMetadata(
                     num_rows=sum(b.rowcount for b in group),
                     size_bytes=sum(b.uncompressed_size or 0 for b in group) or None,
@@ -172,19 +184,20 @@ class SnowflakeResultBatchDatasource(Datasource):
 
 
 def read_snowflake_table(spec: TableSpec, settings: Settings) -> Dataset:
-    """One warehouse table from Snowflake as a Ray Dataset, columns lower-cased."""
+    """One warehouse table from Snowflake as a Ray Dataset, under the spec's source names."""
     params = connection_parameters(settings)
-    sql = table_query(settings, spec)
+    sql = table_query(settings, spec, describe_table(settings, spec))
+    renames = {c.upper(): c for c in spec.source_columns}
     remote = read_args(settings.ingest_read_resources)
     if settings.snowflake_read_mode == "read_snowflake":
         return ray.data.read_snowflake(sql, params, ray_remote_args=remote).map_batches(
-            _lower_names, batch_format="pyarrow"
+            _rename, fn_kwargs={"names": renames}, batch_format="pyarrow"
         )
     source = SnowflakeResultBatchDatasource(
         sql,
         params,
-        list(spec.columns),
-        partition_key=spec.unique_key[0],
+        spec.source_columns,
+        partition_key=spec.source_of(spec.unique_key[0]),
         partitions=settings.snowflake_read_partitions,
     )
     # One block per read task: Ray Data would otherwise split a small result into 200 blocks

@@ -11,24 +11,25 @@ import ray
 from ray.data import Dataset
 
 from app.config import Settings
-from app.data.schema import TableSpec
+from app.dataset import TableSpec
 from app.errors import SourceError
-
-LOCAL_FORMATS = ("parquet", "csv")
+from app.runtime import read_args
 
 
 def local_table_path(source_dir: Path, spec: TableSpec) -> Path:
-    """`<name>.parquet`, `<name>.csv` or a directory `<name>/` of Parquet files."""
+    """`<name>.parquet`, `<name>.csv` or a directory `<name>/` of Parquet files, under the
+    table's warehouse (source) name."""
+    name = spec.source_name
     for candidate in (
-        source_dir / f"{spec.name}.parquet",
-        source_dir / f"{spec.name}.csv",
-        source_dir / spec.name,
+        source_dir / f"{name}.parquet",
+        source_dir / f"{name}.csv",
+        source_dir / name,
     ):
         if candidate.exists():
             return candidate
     raise SourceError(
-        f"local source table {spec.name!r} not found in {source_dir} "
-        f"(expected {spec.name}.parquet, {spec.name}.csv or a {spec.name}/ folder); "
+        f"local source table {name!r} not found in {source_dir} "
+        f"(expected {name}.parquet, {name}.csv or a {name}/ folder); "
         "create it with `python -m jobs.seed --target local`"
     )
 
@@ -44,17 +45,12 @@ def _local_columns(path: Path) -> list[str]:
 
 
 def check_columns(found: list[str], spec: TableSpec, where: str) -> None:
-    missing = [c for c in spec.columns if c not in found]
+    missing = [c for c in spec.source_columns if c not in found]
     if missing:
         raise SourceError(
-            f"{where} is not shaped like table {spec.name!r}: missing columns "
+            f"{where} is not shaped like table {spec.source_name!r}: missing columns "
             f"{', '.join(missing)} (found {', '.join(found) or 'none'})"
         )
-
-
-def read_args(resources: dict[str, float] | None) -> dict:
-    """Ray Data's `ray_remote_args` for read tasks: the custom resources they need, if any."""
-    return {"resources": dict(resources)} if resources else {}
 
 
 def read_local_table(
@@ -67,7 +63,7 @@ def read_local_table(
         # Everything as text: validation parses it and names each bad value, instead of
         # Arrow's inference failing on the first one.
         convert = pacsv.ConvertOptions(
-            column_types={c: pa.string() for c in spec.columns}, strings_can_be_null=True
+            column_types={c: pa.string() for c in spec.source_columns}, strings_can_be_null=True
         )
         ds = ray.data.read_csv(
             str(path),
@@ -89,14 +85,12 @@ def _blocks(parallelism: int) -> int | None:
 def check_source(settings: Settings) -> None:
     """Cheap checks before any Ray work: local tables exist and have the columns, or the
     Snowflake settings are complete."""
-    from app.data.schema import TABLES
-
     if settings.source == "snowflake":
         from app.data.snowflake import connection_parameters
 
         connection_parameters(settings)
         return
-    for spec in TABLES.values():
+    for spec in settings.load_dataset().tables.values():
         path = local_table_path(settings.local_source_dir, spec)
         check_columns(_local_columns(path), spec, str(path))
 

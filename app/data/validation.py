@@ -1,4 +1,5 @@
-"""Row validation: types, categories, ranges, nulls and duplicate keys, with a reason per row."""
+"""Row validation against the dataset spec: types, categories, ranges, missing codes, nulls,
+the label's coding and duplicate keys, with a reason per rejected row."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from app.data.schema import CATEGORIES, RANGES, TableSpec
+from app.dataset import TableSpec
+from app.dataset.spec import Column
 
 REASON = "_reject_reason"
 RAW = "_raw"
@@ -44,17 +46,72 @@ class _Reasons:
         return pd.Series(["; ".join(r) if r else None for r in self.rows], dtype="object")
 
 
-def _coerce_int(column: str, values: pd.Series, missing: pd.Series, reasons: _Reasons):
+def _numbers(column: str, values: pd.Series, missing: pd.Series, reasons: _Reasons):
     numbers = pd.to_numeric(values, errors="coerce")
     unparsed = numbers.isna() & ~missing
     reasons.flag(unparsed, lambda i: f"{column}={values[i]!r} is not a number")
+    infinite = numbers.notna() & ~np.isfinite(numbers.astype("float64"))
+    reasons.flag(infinite, lambda i: f"{column}={values[i]!r} is not a finite number")
+    return numbers.astype("float64").where(~infinite)
+
+
+def _shown(number: float) -> str:
+    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+
+
+def _apply_range(column: str, numbers: pd.Series, spec: Column | None, reasons: _Reasons):
+    if spec is None or spec.range is None:
+        return numbers
+    low, high = spec.range
+    outside = numbers.notna() & ~numbers.between(low, high)
+    if spec.out_of_range == "clip":
+        return numbers.clip(low, high)
+    if spec.out_of_range == "missing":
+        return numbers.where(~outside)
+    bounds = f"[{_shown(low)}, {_shown(high)}]"
+    reasons.flag(outside, lambda i: f"{column}={_shown(numbers[i])} outside {bounds}")
+    return numbers
+
+
+def _coerce_number(
+    column: str, values: pd.Series, missing: pd.Series, reasons: _Reasons, spec: Column | None
+):
+    numbers = _numbers(column, values, missing, reasons)
+    if spec is not None and spec.type == "float":
+        return _apply_range(column, numbers, spec, reasons)
     fractional = numbers.notna() & (numbers != np.floor(numbers.fillna(0)))
     reasons.flag(fractional, lambda i: f"{column}={values[i]!r} is not an integer")
-    if column in RANGES:
-        low, high = RANGES[column]
-        outside = numbers.notna() & ~numbers.between(low, high)
-        reasons.flag(outside, lambda i: f"{column}={numbers[i]:g} outside [{low}, {high}]")
-    return numbers.where(numbers.notna() & ~fractional).astype("Int64")
+    numbers = _apply_range(column, numbers.where(~fractional), spec, reasons)
+    return numbers.round().astype("Int64")
+
+
+_TRUE = frozenset({"true", "t", "yes", "y", "1"})
+_FALSE = frozenset({"false", "f", "no", "n", "0"})
+
+
+def _coerce_bool(column: str, values: pd.Series, missing: pd.Series, reasons: _Reasons):
+    words = values.astype("string").str.strip().str.lower()
+    truth = words.isin(_TRUE).fillna(False)
+    falsity = words.isin(_FALSE).fillna(False)
+    reasons.flag(~missing & ~truth & ~falsity, lambda i: f"{column}={values[i]!r} is not a bool")
+    return truth.astype("boolean").where(truth | falsity)
+
+
+def _coerce_label(column: str, values: pd.Series, missing: pd.Series, label, reasons: _Reasons):
+    outcome = pd.Series(pd.NA, index=values.index, dtype="Int64")
+    for raw, code in ((label.positive, 1), (label.negative, 0)):
+        if isinstance(raw, str):
+            hit = values.astype("string").str.strip().eq(raw)
+        else:
+            hit = pd.to_numeric(values, errors="coerce").eq(float(raw))
+        outcome = outcome.mask(hit.fillna(False).to_numpy(), code)
+    unknown = outcome.isna() & ~missing
+    positive, negative = label.positive, label.negative
+    reasons.flag(
+        unknown,
+        lambda i: f"{column}={values[i]!r} is neither {positive!r} (1) nor {negative!r} (0)",
+    )
+    return outcome
 
 
 def _coerce_timestamp(column: str, values: pd.Series, missing: pd.Series, reasons: _Reasons):
@@ -63,15 +120,29 @@ def _coerce_timestamp(column: str, values: pd.Series, missing: pd.Series, reason
     return stamps
 
 
-def _coerce_text(column: str, text: pd.Series, missing: pd.Series, reasons: _Reasons):
-    if column in CATEGORIES:
-        unknown = ~missing & ~text.isin(CATEGORIES[column])
+def _coerce_text(
+    column: str, text: pd.Series, missing: pd.Series, reasons: _Reasons, spec: Column | None
+):
+    if spec is not None and spec.categories is not None:
+        unknown = ~missing & ~text.isin(spec.codes)
         reasons.flag(unknown, lambda i: f"{column}={text[i]!r} is not an allowed category")
     return text.where(~missing)
 
 
-def _coerce(column: str, dtype: pa.DataType, source: pd.Series, reasons: _Reasons) -> pd.Series:
+def _missing_codes(values: pd.Series, spec: Column | None) -> pd.Series:
+    """Rows holding a code the spec declares as "unknown" (e.g. 96 and 98 for a count)."""
+    if spec is None or not spec.missing_codes:
+        return pd.Series(False, index=values.index)
+    numbers = pd.to_numeric(values, errors="coerce")
+    codes = spec.missing_codes
+    numeric = [float(c) for c in codes if isinstance(c, int | float) and not isinstance(c, bool)]
+    texts = [str(c) for c in codes]
+    return (numbers.isin(numeric) | values.astype("string").str.strip().isin(texts)).fillna(False)
+
+
+def _coerce(name: str, table: TableSpec, source: pd.Series, reasons: _Reasons) -> pd.Series:
     """One column in its table type, invalid values as nulls, each problem flagged."""
+    dtype, spec, shown = table.columns[name], table.specs.get(name), table.source_of(name)
     # Plain objects: sources hand over Arrow-backed or numpy dtypes, and masks over
     # nullable dtypes carry NA instead of False.
     values = pd.Series(source.to_numpy(dtype=object, na_value=None))
@@ -80,13 +151,21 @@ def _coerce(column: str, dtype: pa.DataType, source: pd.Series, reasons: _Reason
     as_text = pa.types.is_string(dtype) or not pd.api.types.is_numeric_dtype(source)
     is_time = pd.api.types.is_datetime64_any_dtype(source)
     text = values.astype("string").str.strip() if as_text and not is_time else None
-    missing = _blank(values, text)
-    reasons.flag(missing, f"{column} is null")
-    if pa.types.is_integer(dtype):
-        return _coerce_int(column, values, missing, reasons)
+    coded = _missing_codes(values, spec)
+    missing = _blank(values, text) | coded
+    nullable = spec is not None and spec.nullable
+    if not nullable:
+        reasons.flag(missing, f"{shown} is null")
+    values = values.where(~coded)
+    if table.label is not None and name == table.label.name:
+        return _coerce_label(shown, values, missing, table.label, reasons)
+    if pa.types.is_integer(dtype) or pa.types.is_floating(dtype):
+        return _coerce_number(shown, values, missing, reasons, spec)
+    if pa.types.is_boolean(dtype):
+        return _coerce_bool(shown, values, missing, reasons)
     if pa.types.is_timestamp(dtype):
-        return _coerce_timestamp(column, values, missing, reasons)
-    return _coerce_text(column, text, missing, reasons)
+        return _coerce_timestamp(shown, values, missing, reasons)
+    return _coerce_text(shown, text, missing, reasons, spec)
 
 
 def annotate_batch(batch: pd.DataFrame, spec: TableSpec) -> pa.Table:
@@ -98,8 +177,8 @@ def annotate_batch(batch: pd.DataFrame, spec: TableSpec) -> pa.Table:
     reasons = _Reasons(len(batch))
     frame = pd.DataFrame(
         {
-            column: _coerce(column, dtype, batch[column], reasons)
-            for column, dtype in spec.columns.items()
+            column: _coerce(column, spec, batch[spec.source_of(column)], reasons)
+            for column in spec.columns
         }
     )
     reason = reasons.joined()
@@ -130,6 +209,13 @@ def flag_duplicates(df: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
         originals = df.loc[dup_index, list(spec.columns)]
         df.loc[dup_index, RAW] = [json.dumps(r, default=str) for r in originals.to_dict("records")]
     return df
+
+
+def validate_frame(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One table validated in this process: (valid rows, rejects). Ingest does the same in
+    Ray tasks; this suits a table small enough for memory (tests, one-off checks)."""
+    annotated = flag_duplicates(annotate_batch(df, spec).to_pandas(), spec)
+    return split_valid(annotated, spec)
 
 
 def split_valid(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.DataFrame]:

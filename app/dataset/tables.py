@@ -63,3 +63,30 @@ class TableSpec:
     @property
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([(name, dtype) for name, dtype in self.columns.items()])
+
+    @property
+    def source_columns(self) -> list[str]:
+        """The columns as the warehouse names them."""
+        return [self.source_of(c) for c in self.columns]
+
+    @property
+    def source_schema(self) -> pa.Schema:
+        """The table as the warehouse holds it: source names, and the label's raw values."""
+        fields = []
+        for name, dtype in self.columns.items():
+            if self.label is not None and name == self.label.name:
+                dtype = label_type(self.label)
+            fields.append((self.source_of(name), dtype))
+        return pa.schema(fields)
+
+
+def label_type(label: Label) -> pa.DataType:
+    """Arrow type of a label's raw values (`good`/`bad` text, or 0/1)."""
+    values = (label.positive, label.negative)
+    if all(isinstance(v, bool) for v in values):
+        return pa.bool_()
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return pa.int64()
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+        return pa.float64()
+    return pa.string()

@@ -28,7 +28,11 @@ class DataSettings(BaseModel):
 
     # --- where things live -------------------------------------------------------------
     data_dir: Path = Field(Path("var"), description="Root of everything the jobs write.")
-    raw_data_path: Path = Field(SHIPPED_DATA_PATH, description="Shipped German credit CSV.")
+    raw_data_path: Path | None = Field(
+        None,
+        description="The dataset as one flat file (CSV or Parquet) for `jobs.seed` and the "
+        "embedded default; default: the spec's `sources.flat_file.path`.",
+    )
     local_source_dir: Path | None = Field(
         None, description="Warehouse tables as local files (default: `<data_dir>/source`)."
     )

@@ -3,7 +3,7 @@ ranked from per-feature contributions and phrased through the catalogue (reason_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -162,22 +162,3 @@ def explain_rows(
             )
         out.append(row)
     return out
-
-
-def used_columns_from_importance(
-    importance: Mapping[str, float], encoder: FeatureEncoder
-) -> set[str]:
-    """Raw columns with at least one encoded feature of non-zero importance.
-
-    Keys are encoded feature names (XGBoost `get_score` once feature names are set); a key the
-    encoder does not know (e.g. XGBoost's default `f12`) raises rather than being dropped.
-    """
-    known = set(encoder.feature_names)
-    unknown = sorted(k for k in importance if k not in known)
-    if unknown:
-        raise KeyError(f"importance keys are not encoder features: {', '.join(unknown[:5])}")
-    return {
-        encoder.source_of(name)[0]
-        for name, score in importance.items()
-        if not pd.isna(score) and score != 0
-    }

@@ -48,9 +48,7 @@ def prepare_features(stores: list[Any], applicants: int) -> Any:
 
     base = stores[0]
     started = time.perf_counter()
-    write_local_tables(
-        source_tables(base.raw_data_path, base.seed, rows=applicants), base.local_source_dir
-    )
+    write_local_tables(source_tables(base, rows=applicants), base)
     print(f"wrote {applicants:,} applicants ({time.perf_counter() - started:.1f} s)")
     with local_ray():
         report = ingest(base)

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from app.training.source import ServedModel
 from tests.utils import isolated_settings
 from tests.utils.api import FixedModels, fit_in_process
+from tests.utils.datasets import german, validated
 
 
 @pytest.fixture(scope="session")
@@ -22,8 +23,8 @@ def api_settings(tmp_path_factory):
     from app.features.store import materialize
 
     settings = isolated_settings(data_dir=tmp_path_factory.mktemp("api") / "data")
-    tables = source_tables(settings.raw_data_path, settings.seed)
-    write_snapshot(settings.offline_dir, tables, {}, {"type": "test"})
+    tables = source_tables(settings)
+    write_snapshot(settings.offline_dir, validated(tables), {}, {"type": "test"}, german().tables)
     materialize(settings)
     return settings
 

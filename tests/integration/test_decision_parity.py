@@ -23,6 +23,7 @@ from app.serving.schemas import DecisionRequest
 from app.training.source import ServedModel
 from tests.utils import isolated_settings
 from tests.utils.api import fit_in_process
+from tests.utils.datasets import german, validated
 
 pytestmark = pytest.mark.integration
 
@@ -66,8 +67,8 @@ def parity(request, tmp_path_factory, redis_service):
         feast_project="parity",
         **overrides,
     )
-    tables = _with_gaps(source_tables(settings.raw_data_path, settings.seed, rows=APPLICANTS))
-    write_snapshot(settings.offline_dir, tables, {}, {"type": "test"})
+    tables = _with_gaps(validated(source_tables(settings, rows=APPLICANTS)))
+    write_snapshot(settings.offline_dir, tables, {}, {"type": "test"}, german().tables)
     materialize(settings, end=datetime.now(UTC) + timedelta(minutes=1))
     frame = load_training_frame(settings)
     shallow = settings.model_copy(update={"xgb_params": {**settings.xgb_params, "max_depth": 2}})

@@ -17,6 +17,7 @@ from app.domain import PREDICTION
 from app.features.transforms import application_features
 from app.monitoring.drift import DriftConfig, DriftInputError, compute_drift
 from app.training.preprocess import FeatureEncoder
+from tests.utils.datasets import german
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +32,7 @@ FEATURE_SHIFTS = [name for name, shift in SHIFTS.items() if shift.columns != ("c
 
 @pytest.fixture(scope="module")
 def real() -> pd.DataFrame:
-    return load_raw(SHIPPED_DATA_PATH)
+    return load_raw(SHIPPED_DATA_PATH, german())
 
 
 def features(real: pd.DataFrame, n: int, seed: int, shift: str | None = None) -> pd.DataFrame:

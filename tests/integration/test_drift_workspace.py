@@ -22,6 +22,7 @@ from app.localservices import ManagedProcess, free_port
 from app.monitoring.workspace import DRIFT_FLAG
 from app.training.preprocess import FeatureEncoder
 from app.training.reference import Reference
+from tests.utils.datasets import german
 from tests.utils.monitoring import monitor
 
 pytestmark = pytest.mark.integration
@@ -31,7 +32,7 @@ WINDOW = 500
 
 
 def features(n: int, seed: int, shift: str | None = None) -> pd.DataFrame:
-    raw = generate_raw(load_raw(SHIPPED_DATA_PATH), n, seed, shift)
+    raw = generate_raw(load_raw(SHIPPED_DATA_PATH, german()), n, seed, shift)
     frame = pd.concat([raw, application_features(raw)], axis=1)
     # A fixed score standing in for the model's PD, moving with amount and duration.
     z = 0.0002 * frame["credit_amount"] + 0.03 * frame["duration_in_month"] - 2.5

@@ -77,8 +77,8 @@ def sqlite_repo(tmp_path_factory, ray_session) -> Iterator[FeastRepo]:
     CLI on the repo it rendered: serve and ui start first, so their start-up overlaps the plan."""
     root = tmp_path_factory.mktemp("feast_sqlite")
     settings = isolated_settings(data_dir=root / "data")
-    tables = source_tables(settings.raw_data_path, settings.seed)
-    write_local_tables(tables, settings.local_source_dir)
+    tables = source_tables(settings)
+    write_local_tables(tables, settings)
     ingest(settings)
     job = run_job("jobs.materialize", env={"CREDIT_DATA_DIR": str(settings.data_dir)})
     assert job.returncode == 0, job.stderr[-3000:]

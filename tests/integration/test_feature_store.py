@@ -29,9 +29,7 @@ SERVICE = "credit_risk_v1"
 def shipped_snapshot(tmp_path_factory, ray_session):
     """The shipped data ingested once for the module; tests start from a copy of it."""
     settings = isolated_settings(data_dir=tmp_path_factory.mktemp("shipped") / "data")
-    write_local_tables(
-        source_tables(settings.raw_data_path, settings.seed), settings.local_source_dir
-    )
+    write_local_tables(source_tables(settings), settings)
     ingest(settings)
     return settings.data_dir
 
@@ -47,7 +45,7 @@ def ingested(make_settings, shipped_snapshot):
             # The snapshot's `current` link is relative: the copy is self-contained.
             shutil.copytree(shipped_snapshot, settings.data_dir, symlinks=True)
         else:
-            write_local_tables(tables, settings.local_source_dir)
+            write_local_tables(tables, settings)
             ingest(settings)
         return settings
 
@@ -102,7 +100,7 @@ def test_second_run_is_incremental_and_picks_up_new_rows(ingested):
 
 def test_training_rows_never_see_later_values(ingested, make_settings):
     settings = make_settings()
-    tables = source_tables(settings.raw_data_path, settings.seed)
+    tables = source_tables(settings)
     apps = tables["loan_applications"]
     target = apps.iloc[4]
     profile = tables["applicant_profile"]
@@ -141,7 +139,7 @@ def test_training_rows_never_see_later_values(ingested, make_settings):
 
 def test_financial_records_older_than_their_ttl_are_not_used(ingested, make_settings):
     settings = make_settings()
-    tables = source_tables(settings.raw_data_path, settings.seed)
+    tables = source_tables(settings)
     target = tables["loan_applications"].iloc[7]
     fin = tables["applicant_financials"]
     fin.loc[fin["applicant_id"] == target["applicant_id"], "event_timestamp"] = target[

@@ -22,9 +22,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 @pytest.fixture
 def settings(make_settings):
     settings = make_settings()
-    write_local_tables(
-        source_tables(settings.raw_data_path, settings.seed), settings.local_source_dir
-    )
+    write_local_tables(source_tables(settings), settings)
     return settings
 
 
@@ -118,8 +116,8 @@ def test_ingest_killed_mid_write_leaves_the_previous_snapshot_intact(settings):
     before = snapshot_bytes(current_snapshot(settings.offline_dir))
     # A different source, so there is a new snapshot to write.
     write_local_tables(
-        source_tables(settings.raw_data_path, settings.seed + 1, rows=2000),
-        settings.local_source_dir,
+        source_tables(settings, seed=settings.seed + 1, rows=2000),
+        settings,
     )
     snapshots = settings.offline_dir / "snapshots"
     marker = settings.data_dir / "writing"

@@ -10,9 +10,10 @@ from app.data.ingest import ingest
 from app.data.schema import TABLES
 from app.data.snapshot import current_snapshot
 from app.data.snowflake import seed_snowflake
-from app.data.warehouse import source_tables, write_local_tables
+from app.data.warehouse import write_local_tables
 from app.errors import SourceError
 from tests.utils import ROOT, free_port, snowflake_overrides
+from tests.utils.datasets import german
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 
@@ -20,8 +21,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 @pytest.fixture(scope="module")
 def shipped_tables():
     from app.config import SHIPPED_DATA_PATH
+    from app.data.warehouse import build_warehouse_tables, load_raw
 
-    return source_tables(SHIPPED_DATA_PATH, seed=42)
+    return build_warehouse_tables(load_raw(SHIPPED_DATA_PATH, german()), german(), seed=42)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,7 @@ def seeded(fakesnow_service, shipped_tables, tmp_path_factory):
         _env_file=None,
         **snowflake_overrides(fakesnow_service.port, snowflake_schema="SHIPPED"),
     )
-    counts = seed_snowflake(shipped_tables, TABLES, settings)
+    counts = seed_snowflake(shipped_tables, german().tables, settings)
     return counts
 
 
@@ -58,7 +60,7 @@ def test_snowflake_ingest_equals_local_ingest(
     sf_settings, make_settings, shipped_tables, partitions
 ):
     local = make_settings(data_dir=sf_settings().data_dir / "local")
-    write_local_tables(shipped_tables, local.local_source_dir)
+    write_local_tables(shipped_tables, local)
     local_report = ingest(local)
 
     report = ingest(sf_settings(snowflake_read_partitions=partitions))
@@ -81,7 +83,7 @@ def test_bad_warehouse_rows_are_rejected(sf_settings, fakesnow_service, shipped_
     apps.loc[1, "installment_rate_in_percentage_of_disposable_income"] = 9
     tables["loan_applications"] = apps
     settings = sf_settings(snowflake_schema="DIRTY")
-    seed_snowflake(tables, TABLES, settings)
+    seed_snowflake(tables, german().tables, settings)
 
     report = ingest(settings)
 

@@ -96,9 +96,7 @@ def settings(mlflow_server, tmp_path_factory) -> Settings:
         snowflake_password=SF_PASSWORD,
         redis_password=REDIS_PASSWORD,
     )
-    write_local_tables(
-        source_tables(settings.raw_data_path, settings.seed), settings.local_source_dir
-    )
+    write_local_tables(source_tables(settings), settings)
     ingest(settings)
     mlflow_server.process.wait_http("/health", SERVER_START_SECONDS)
     return settings

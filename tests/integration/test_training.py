@@ -25,9 +25,7 @@ def base_settings(tmp_path_factory):
     from app.config import load_settings
 
     settings = load_settings(data_dir=tmp_path_factory.mktemp("train"), _env_file=None)
-    write_local_tables(
-        source_tables(settings.raw_data_path, settings.seed), settings.local_source_dir
-    )
+    write_local_tables(source_tables(settings), settings)
     ingest(settings)
     return settings
 

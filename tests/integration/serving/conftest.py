@@ -43,8 +43,8 @@ def served(tmp_path_factory, redis, ray_session):
     )
     settings = service.settings
     write_local_tables(
-        source_tables(settings.raw_data_path, settings.seed, rows=APPLICANTS),
-        settings.local_source_dir,
+        source_tables(settings, rows=APPLICANTS),
+        settings,
     )
     ingest(settings)
     materialize(settings)

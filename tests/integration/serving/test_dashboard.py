@@ -28,9 +28,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 
 def shifted_requests(settings) -> list[dict]:
     """The applicants' applications with larger loans: every check of them drifts."""
-    table = source_tables(
-        settings.raw_data_path, settings.seed, rows=APPLICANTS, shift="larger_loans"
-    )
+    table = source_tables(settings, rows=APPLICANTS, shift="larger_loans")
     applications = table["loan_applications"].sort_values("applicant_id")
     return [
         {

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 
 def requests_for(settings, shift: str | None = None) -> list[dict]:
     """Each applicant's own application (as in the training data), optionally shifted."""
-    table = source_tables(settings.raw_data_path, settings.seed, rows=APPLICANTS, shift=shift)
+    table = source_tables(settings, rows=APPLICANTS, shift=shift)
     applications = table["loan_applications"].sort_values("applicant_id")
     return [
         {
@@ -272,7 +272,7 @@ def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_pa
     assert "Traceback" not in empty.stderr
 
     # Outcomes for every applicant seen: the synthetic data's own labels.
-    table = source_tables(served.settings.raw_data_path, served.settings.seed, rows=APPLICANTS)
+    table = source_tables(served.settings, rows=APPLICANTS)
     labels = table["loan_applications"][["applicant_id", "is_default"]]
     labels = labels.rename(columns={"is_default": "defaulted"})
     labels = labels[labels["applicant_id"].isin(set(log["applicant_id"]))]

@@ -7,11 +7,14 @@ from app.config import SHIPPED_DATA_PATH
 from app.data.snapshot import current_snapshot, load_snapshot, read_manifest, write_snapshot
 from app.data.warehouse import build_warehouse_tables, load_raw
 from app.errors import SnapshotError
+from tests.utils.datasets import german, validated
 
 
 @pytest.fixture(scope="module")
 def tables() -> dict[str, pd.DataFrame]:
-    return build_warehouse_tables(load_raw(SHIPPED_DATA_PATH), seed=42)
+    return validated(
+        build_warehouse_tables(load_raw(SHIPPED_DATA_PATH, german()), german(), seed=42)
+    )
 
 
 def files_of(path):
@@ -19,16 +22,18 @@ def files_of(path):
 
 
 def test_same_input_same_snapshot(tmp_path, tables):
-    first_id, first = write_snapshot(tmp_path / "a", tables, {}, {"type": "test"})
-    second_id, second = write_snapshot(tmp_path / "b", tables, {}, {"type": "test"})
+    first_id, first = write_snapshot(tmp_path / "a", tables, {}, {"type": "test"}, german().tables)
+    second_id, second = write_snapshot(
+        tmp_path / "b", tables, {}, {"type": "test"}, german().tables
+    )
     assert first_id == second_id
     assert files_of(first) == files_of(second)
 
 
 def test_new_data_new_snapshot_made_current(tmp_path, tables):
-    first_id, _ = write_snapshot(tmp_path, tables, {}, {})
+    first_id, _ = write_snapshot(tmp_path, tables, {}, {}, german().tables)
     changed = dict(tables, loan_applications=tables["loan_applications"].iloc[:-1])
-    second_id, second = write_snapshot(tmp_path, changed, {}, {})
+    second_id, second = write_snapshot(tmp_path, changed, {}, {}, german().tables)
     assert first_id != second_id
     assert current_snapshot(tmp_path) == second
     assert len(load_snapshot(tmp_path, "loan_applications")) == 999
@@ -36,7 +41,7 @@ def test_new_data_new_snapshot_made_current(tmp_path, tables):
 
 
 def test_failed_write_leaves_previous_snapshot_current(tmp_path, tables):
-    first_id, first = write_snapshot(tmp_path, tables, {}, {})
+    first_id, first = write_snapshot(tmp_path, tables, {}, {}, german().tables)
     before = files_of(first)
     # A column of the wrong type makes encoding fail.
     broken = dict(tables, loan_applications=tables["loan_applications"].assign(credit_amount="x"))
@@ -44,7 +49,7 @@ def test_failed_write_leaves_previous_snapshot_current(tmp_path, tables):
         SnapshotError,
         match=r"table 'loan_applications' does not fit its schema: .*column credit_amount",
     ):
-        write_snapshot(tmp_path, broken, {}, {})
+        write_snapshot(tmp_path, broken, {}, {}, german().tables)
     assert current_snapshot(tmp_path) == first
     assert files_of(first) == before
     leftovers = [p.name for p in (tmp_path / "snapshots").iterdir() if p.name != first_id]
@@ -62,10 +67,10 @@ class DiskFull:
 
 
 def test_crash_mid_write_leaves_previous_snapshot_current(tmp_path, tables):
-    first_id, first = write_snapshot(tmp_path, tables, {}, {})
+    first_id, first = write_snapshot(tmp_path, tables, {}, {}, german().tables)
     changed = dict(tables, loan_applications=tables["loan_applications"].iloc[:-1])
     with pytest.raises(OSError, match="No space left"):
-        write_snapshot(tmp_path, changed, {"loan_applications": DiskFull()}, {})
+        write_snapshot(tmp_path, changed, {"loan_applications": DiskFull()}, {}, german().tables)
     assert current_snapshot(tmp_path) == first
     assert len(load_snapshot(tmp_path, "loan_applications")) == 1000
     assert [p.name for p in (tmp_path / "snapshots").iterdir()] == [first_id]

@@ -7,17 +7,21 @@ import pytest
 from pydantic import ValidationError
 
 from app.config import load_settings
-from app.data.schema import TABLES
 from app.data.snowflake import (
     connection_parameters,
     qualified_table,
     quote_identifier,
+    quote_source,
     seed_snowflake,
     table_query,
 )
 from app.data.snowflake_reader import SnowflakeResultBatchDatasource
 from app.errors import ConfigError
 from app.runtime import run_job
+from app.settings.data import SNOWFLAKE_IDENTIFIER
+from tests.utils.datasets import german
+
+TABLES = german().tables
 
 INJECTIONS = [
     "RAW; DROP TABLE x",
@@ -78,10 +82,36 @@ def test_bad_identifiers_are_refused_where_sql_is_built(tmp_path, value):
             table_query(bad, spec)
     with pytest.raises(ConfigError, match="in table name"):
         qualified_table(settings, value)
-    with pytest.raises(ConfigError, match="in partition key"):
-        SnowflakeResultBatchDatasource(
-            "SELECT 1", {}, [], partition_key=value, partitions=2
-        )._partition_sql(0)
+
+
+@pytest.mark.parametrize("value", INJECTIONS, ids=INJECTION_IDS)
+def test_a_spec_name_is_quoted_whole_or_refused(value):
+    """A dataset spec may name columns anything printable (`Times-Late`): such a name is one
+    quoted identifier with its quotes doubled, never SQL; anything else is refused."""
+    try:
+        quoted = quote_source(value)
+    except ConfigError as exc:
+        assert "invalid Snowflake name" in str(exc)
+        assert not value or not value.isprintable() or len(value) > 255
+        return
+    inner = value.upper() if SNOWFLAKE_IDENTIFIER.fullmatch(value) else value
+    assert quoted == '"' + inner.replace('"', '""') + '"'
+    sql = SnowflakeResultBatchDatasource(
+        "SELECT 1", {}, [], partition_key=value, partitions=2
+    )._partition_sql(0)
+    assert sql.endswith(f"HASH(q.{quoted})), 2) = 0")
+
+
+def test_source_names_match_the_tables_columns_in_any_case(tmp_path):
+    settings = load_settings(data_dir=tmp_path, _env_file=None)
+    spec = TABLES["loan_applications"]
+    # As a table created with quoted names holds them: the spec's names match ignoring case.
+    found = [c.upper() if c != "creditability" else "Creditability" for c in spec.source_columns]
+    sql = table_query(settings, spec, found)
+    assert '"Creditability"' in sql and '"APPLICATION_ID"' in sql
+    assert quote_source("NumberOfTime30-59DaysPastDueNotWorse") == (
+        '"NumberOfTime30-59DaysPastDueNotWorse"'
+    )
 
 
 def test_seeding_refuses_a_bad_schema_before_connecting(planted):
@@ -105,7 +135,7 @@ def test_every_generated_query_quotes_every_identifier(tmp_path):
         data_dir=tmp_path, snowflake_database="credit", snowflake_schema="raw", _env_file=None
     )
     for spec in TABLES.values():
-        columns = ", ".join(f'"{c.upper()}"' for c in spec.columns)
+        columns = ", ".join(f'"{c.upper()}"' for c in spec.source_columns)
         assert table_query(settings, spec) == (
             f'SELECT {columns} FROM "CREDIT"."RAW"."{spec.name.upper()}"'
         )

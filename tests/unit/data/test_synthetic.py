@@ -11,6 +11,7 @@ from app.data.fidelity import AUC_BAR, real_vs_synthetic_auc
 from app.data.schema import CATEGORIES, LABEL, RANGES, RAW_COLUMNS, RAW_LABEL
 from app.data.synthetic import NUMERIC_COLUMNS, SHIFTS, generate_raw
 from app.data.warehouse import build_warehouse_tables, load_raw
+from tests.utils.datasets import german, validated
 
 N = 30_000
 SEED = 7
@@ -19,7 +20,7 @@ CHECKING = "status_of_existing_checking_account"
 
 @pytest.fixture(scope="module")
 def real() -> pd.DataFrame:
-    return load_raw(SHIPPED_DATA_PATH)
+    return load_raw(SHIPPED_DATA_PATH, german())
 
 
 @pytest.fixture(scope="module")
@@ -109,9 +110,9 @@ def test_joint_structure_is_kept(real: pd.DataFrame, base: pd.DataFrame):
 
 def test_warehouse_tables_build_from_synthetic_rows(real: pd.DataFrame):
     raw = generate_raw(real, 5_000, SEED)
-    tables = build_warehouse_tables(raw, seed=SEED, id_prefix="S")
+    tables = build_warehouse_tables(raw, german(), seed=SEED, id_prefix="S")
     assert {len(t) for t in tables.values()} == {5_000}
-    applications = tables["loan_applications"]
+    applications = validated(tables)["loan_applications"]
     assert applications["applicant_id"].str.startswith("S").all()
     assert applications[LABEL].mean() == pytest.approx(bad_rate(raw))
 

@@ -4,19 +4,17 @@ import pandas as pd
 import pytest
 
 from app.config import SHIPPED_DATA_PATH
-from app.data.schema import APPLICATIONS, PROFILE
-from app.data.validation import annotate_batch, flag_duplicates, split_valid
+from app.data.validation import validate_frame as run
 from app.data.warehouse import build_warehouse_tables, load_raw
+from tests.utils.datasets import german
+
+PROFILE = german().tables["applicant_profile"]
+APPLICATIONS = german().spine
 
 
 @pytest.fixture(scope="module")
 def tables() -> dict[str, pd.DataFrame]:
-    return build_warehouse_tables(load_raw(SHIPPED_DATA_PATH), seed=42)
-
-
-def run(df: pd.DataFrame, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
-    annotated = flag_duplicates(annotate_batch(df, spec).to_pandas(), spec)
-    return split_valid(annotated, spec)
+    return build_warehouse_tables(load_raw(SHIPPED_DATA_PATH, german()), german(), seed=42)
 
 
 def test_clean_rows_pass_typed(tables):

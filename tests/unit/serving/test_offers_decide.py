@@ -24,6 +24,7 @@ from app.training.model import CreditModel
 from app.training.offers import OfferBounds
 from app.training.preprocess import FeatureEncoder
 from app.training.source import ServedModel
+from tests.utils.datasets import german
 
 OFFERS = OfferBounds(0.5, 250, 16, (12, 24, 36))
 LOGGED = ("credit_amount", "duration_in_month", "probability_of_default")
@@ -31,7 +32,7 @@ LOGGED = ("credit_amount", "duration_in_month", "probability_of_default")
 
 @pytest.fixture(scope="module")
 def applicants() -> pd.DataFrame:
-    raw = load_raw(SHIPPED_DATA_PATH).head(40).reset_index(drop=True)
+    raw = load_raw(SHIPPED_DATA_PATH, german()).head(40).reset_index(drop=True)
     raw["applicant_id"] = [f"A{i:03d}" for i in range(len(raw))]
     return raw
 
@@ -39,7 +40,7 @@ def applicants() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def models(applicants) -> ModelSet:
     """v1 champion, v2 challenger: the same toy (PD rises with amount and duration)."""
-    frame = load_raw(SHIPPED_DATA_PATH)
+    frame = load_raw(SHIPPED_DATA_PATH, german())
     frame = pd.concat([frame, application_features(frame)], axis=1)
     encoder = FeatureEncoder.default()
     label = (frame["credit_amount"] > 6000) | (frame["duration_in_month"] > 40)

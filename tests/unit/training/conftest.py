@@ -13,20 +13,19 @@ from mlflow import MlflowClient
 
 from app.config import SHIPPED_DATA_PATH
 from app.data.schema import LABEL
-from app.data.warehouse import assign_ids_and_times, load_raw
+from app.data.warehouse import flat_rows, load_raw
 from app.domain import CHAMPION
-from app.features.transforms import application_features
 from app.training import registry
 from app.training.model import CreditModel, used_columns_of
 from app.training.preprocess import FeatureEncoder
 from tests.utils import free_port
+from tests.utils.datasets import german
 from tests.utils.registry import NAME
 
 
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    df = assign_ids_and_times(load_raw(SHIPPED_DATA_PATH), seed=42)
-    df = pd.concat([df, application_features(df)], axis=1)
+    df = flat_rows(load_raw(SHIPPED_DATA_PATH, german()), german(), seed=42)
     return df.rename(columns={"application_timestamp": "event_timestamp"})
 
 

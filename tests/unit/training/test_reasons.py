@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from app.training.preprocess import FeatureEncoder
-from app.training.reasons import aggregate_contributions, reason_codes, used_columns_from_importance
+from app.training.reasons import aggregate_contributions, reason_codes
 from tests.utils.training import contributions, features, one_hot, raw_rows
 
 ENCODER = FeatureEncoder.default()
@@ -258,22 +258,3 @@ def test_hundred_thousand_rows():
     aggregated = aggregate_contributions(contribs.iloc[[i]], ENCODER).iloc[0]
     assert features(out[i]) == list(aggregated[aggregated > 0].nlargest(4).index)
     print(f"100k rows in {elapsed:.2f}s")
-
-
-# --- used columns from importance ---------------------------------------------------------
-
-
-def test_used_columns_from_importance():
-    importance = {
-        one_hot("purpose", "business"): 3.0,
-        "credit_amount": 12.0,
-        one_hot("housing", "own"): 0.0,
-        "age_in_years": float("nan"),
-    }
-    assert used_columns_from_importance(importance, ENCODER) == {"purpose", "credit_amount"}
-    assert used_columns_from_importance({}, ENCODER) == set()
-
-
-def test_used_columns_from_importance_rejects_unnamed_features():
-    with pytest.raises(KeyError, match="f12"):
-        used_columns_from_importance({"f12": 1.0}, ENCODER)
