@@ -5,33 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
 from types import MappingProxyType
 
 import numpy as np
 
+from app.dataset.wording import amount, count, whole
 
-def _round(value: float, places: int = 0) -> Decimal:
-    # Half up, as an applicant would round (Python's round() and format() round 270.5 to 270).
-    return Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-
-
-def _whole(value: float) -> str:
-    return f"{_round(value):,}"
-
-
-def _amount(value: float) -> str:
-    """5951 -> '5,951', 123.98 -> '124', 45.5 -> '45.5', 75.98 -> '76'."""
-    tenths = _round(value, 1)
-    # Whole DM for large amounts, and no "76.0" when a small one rounds to a whole number.
-    if abs(value) >= 100 or tenths == tenths.to_integral_value():
-        return _whole(value)
-    return f"{tenths:,}"
-
-
-def _count(value: float, one: str, many: str) -> str:
-    number = _round(value)
-    return f"{number:,} {one if number == 1 else many}"
+# Rounding half up and thousands separators, as the dataset spec's wording templates format.
+_whole, _amount, _count = whole, amount, count
 
 
 def _installment_rate(value: float) -> str:
