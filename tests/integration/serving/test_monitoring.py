@@ -17,6 +17,7 @@ from app.data.warehouse import source_tables
 from app.domain import CHALLENGER, CHAMPION
 from app.training import registry
 from tests.utils import ROOT
+from tests.utils.datasets import validated
 from tests.utils.serving import APPLICANTS, WINDOW, kill_monitor, reset_monitor, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
@@ -272,7 +273,7 @@ def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_pa
     assert "Traceback" not in empty.stderr
 
     # Outcomes for every applicant seen: the synthetic data's own labels.
-    table = source_tables(served.settings, rows=APPLICANTS)
+    table = validated(source_tables(served.settings, rows=APPLICANTS))
     labels = table["loan_applications"][["applicant_id", "is_default"]]
     labels = labels.rename(columns={"is_default": "defaulted"})
     labels = labels[labels["applicant_id"].isin(set(log["applicant_id"]))]
