@@ -55,7 +55,7 @@ class Dataset:
 
     @cached_property
     def tables(self) -> dict[str, TableSpec]:
-        """Every warehouse table, spine last-declared order kept (it fixes file layouts)."""
+        """Every warehouse table, in the spec's order."""
         return {name: self._table(name) for name in self.spec.sources.tables}
 
     @cached_property

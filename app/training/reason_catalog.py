@@ -11,16 +11,13 @@ import numpy as np
 
 from app.dataset.wording import amount, count, whole
 
-# Rounding half up and thousands separators, as the dataset spec's wording templates format.
-_whole, _amount, _count = whole, amount, count
-
 
 def _installment_rate(value: float) -> str:
     # The data codes the installment rate 1-4, higher meaning a larger share of income (as in
     # app.features.transforms); only the upper half is worth calling "high".
     if value >= 3:
-        return f"Installments take a high share of disposable income ({_whole(value)} of 4)"
-    return f"Installment share of disposable income ({_whole(value)} of 4)"
+        return f"Installments take a high share of disposable income ({whole(value)} of 4)"
+    return f"Installment share of disposable income ({whole(value)} of 4)"
 
 
 @dataclass(frozen=True)
@@ -94,7 +91,7 @@ REASONS: Mapping[str, Reason] = MappingProxyType(
         "duration_in_month": Reason(
             "R02",
             "loan duration",
-            number=lambda v: f"Loan duration of {_count(v, 'month', 'months')}",
+            number=lambda v: f"Loan duration of {count(v, 'month', 'months')}",
         ),
         "credit_history": Reason(
             "R03",
@@ -132,7 +129,7 @@ REASONS: Mapping[str, Reason] = MappingProxyType(
             },
         ),
         "credit_amount": Reason(
-            "R05", "credit amount", number=lambda v: f"Credit amount of {_amount(v)} DM"
+            "R05", "credit amount", number=lambda v: f"Credit amount of {amount(v)} DM"
         ),
         "savings_account_and_bonds": Reason(
             "R06",
@@ -172,7 +169,7 @@ REASONS: Mapping[str, Reason] = MappingProxyType(
             "R10",
             "length of residence",
             # Coded 1-4 in the data (longer = higher), not in years.
-            number=lambda v: f"Time at current residence (level {_whole(v)} of 4)",
+            number=lambda v: f"Time at current residence (level {whole(v)} of 4)",
         ),
         "property": Reason(
             "R11",
@@ -190,7 +187,7 @@ REASONS: Mapping[str, Reason] = MappingProxyType(
                 "unknown / no property": "No property or property unknown",
             },
         ),
-        "age_in_years": Reason("R12", "age", number=lambda v: f"Age of applicant ({_whole(v)})"),
+        "age_in_years": Reason("R12", "age", number=lambda v: f"Age of applicant ({whole(v)})"),
         "other_installment_plans": Reason(
             "R13",
             "other installment plans",
@@ -212,7 +209,7 @@ REASONS: Mapping[str, Reason] = MappingProxyType(
         "number_of_existing_credits_at_this_bank": Reason(
             "R15",
             "existing credits at this bank",
-            number=lambda v: f"{_count(v, 'existing credit', 'existing credits')} at this bank",
+            number=lambda v: f"{count(v, 'existing credit', 'existing credits')} at this bank",
         ),
         "job": Reason(
             "R16",
@@ -229,7 +226,7 @@ REASONS: Mapping[str, Reason] = MappingProxyType(
         "number_of_people_being_liable_to_provide_maintenance_for": Reason(
             "R17",
             "dependants",
-            number=lambda v: f"{_count(v, 'person', 'people')} financially dependent on applicant",
+            number=lambda v: f"{count(v, 'person', 'people')} financially dependent on applicant",
         ),
         "telephone": Reason(
             "R18",
@@ -242,21 +239,21 @@ REASONS: Mapping[str, Reason] = MappingProxyType(
             },
         ),
         "monthly_installment": Reason(
-            "R19", "monthly installment", number=lambda v: f"Monthly installment of {_amount(v)} DM"
+            "R19", "monthly installment", number=lambda v: f"Monthly installment of {amount(v)} DM"
         ),
         "installment_burden": Reason(
             "R20",
             "repayment burden",
             # monthly installment x installment rate / 4 (app.features.transforms).
             number=lambda v: (
-                f"Repayment burden on disposable income ({_amount(v)} DM installment "
+                f"Repayment burden on disposable income ({amount(v)} DM installment "
                 "weighted by income share)"
             ),
         ),
         "credit_amount_per_age_year": Reason(
             "R21",
             "credit amount relative to age",
-            number=lambda v: f"Credit amount relative to age ({_amount(v)} DM per year of age)",
+            number=lambda v: f"Credit amount relative to age ({amount(v)} DM per year of age)",
         ),
     }
 )
