@@ -97,6 +97,18 @@ class Settings(MonitoringSettings, ServingSettings, TrainingSettings, DataSettin
         """The dataset spec these settings select (parsed once per file version)."""
         return load_dataset(self.dataset)
 
+    def threshold(self) -> float:
+        """The decision cut: CREDIT_DECISION_THRESHOLD, else the dataset spec's."""
+        if self.decision_threshold is not None:
+            return self.decision_threshold
+        return self.load_dataset().spec.model.decision_threshold
+
+    def monotone(self) -> dict[str, int]:
+        """Monotone constraints: CREDIT_MONOTONE_CONSTRAINTS, else the dataset spec's."""
+        if self.monotone_constraints is not None:
+            return dict(self.monotone_constraints)
+        return dict(self.load_dataset().spec.model.monotone)
+
     def raw_data_file(self) -> Path:
         """The dataset's flat file: CREDIT_RAW_DATA_PATH, else the one its spec names."""
         if self.raw_data_path is not None:

@@ -91,7 +91,7 @@ def score_frame(
     applicant_ids = batch["applicant_id"].astype(str).tolist()
     rows = reader.read(applicant_ids)
     request_columns = {c: batch[c].tolist() for c in REQUEST_COLUMNS}
-    columns = model_inputs(rows, request_columns | {"applicant_id": applicant_ids})
+    columns = model_inputs(rows, request_columns | {"applicant_id": applicant_ids}, reader.dataset)
     known = rows.known
     out = pd.DataFrame(
         {
@@ -137,8 +137,9 @@ def _add_offers(out, idx, subset, decisions, served, threshold, offers) -> None:
     made = counter_offers(served.compiled, subset, declined, threshold, offers)
     for k, offer in zip(declined, made, strict=True):
         if offer is not None:
+            values = offer.as_dict()
             for column in OFFER_COLUMNS:
-                out.at[idx[k], column] = getattr(offer, column.removeprefix("counter_offer_"))
+                out.at[idx[k], column] = values[column.removeprefix("counter_offer_")]
 
 
 def _check_columns(columns: list[str], where: str) -> None:

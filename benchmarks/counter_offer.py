@@ -41,24 +41,24 @@ def build_model(train_rows: int, rounds: int, seed: int) -> Any:
     import xgboost as xgb
 
     from app.config import SHIPPED_DATA_PATH, load_settings
-    from app.data.schema import RAW_LABEL
-    from app.data.synthetic import BAD, generate_raw
+    from app.data.synthetic import generate_raw
     from app.data.warehouse import load_raw
-    from app.features.transforms import application_features
     from app.training.model import CreditModel, used_columns_of
     from app.training.preprocess import FeatureEncoder
 
     settings = load_settings(_env_file=None)
-    raw = generate_raw(load_raw(SHIPPED_DATA_PATH, load_dataset(SHIPPED_DATASET)), train_rows, seed)
-    frame = pd.concat([raw, application_features(raw)], axis=1)
-    encoder = FeatureEncoder.default()
-    label = (frame[RAW_LABEL] == BAD).astype("int32").to_numpy()
+    dataset = load_dataset(SHIPPED_DATASET)
+    raw = generate_raw(load_raw(SHIPPED_DATA_PATH, dataset), train_rows, seed, dataset=dataset)
+    frame = pd.concat([raw, load_dataset(SHIPPED_DATASET).derive_frame(raw)], axis=1)
+    encoder = FeatureEncoder.for_dataset(settings.load_dataset())
+    coding = dataset.spec.label
+    label = (frame[coding.source or coding.name] == coding.positive).astype("int32").to_numpy()
     matrix = encoder.transform_array(frame)
     dtrain = xgb.DMatrix(matrix, label=label, feature_names=encoder.feature_names)
     params = {"objective": "binary:logistic", "tree_method": "hist", "seed": seed, "nthread": 1}
-    params |= settings.xgb_params | {"monotone_constraints": settings.monotone_constraints}
+    params |= settings.xgb_params | {"monotone_constraints": settings.monotone()}
     booster = xgb.train(params, dtrain, rounds)
-    model = CreditModel("xgboost", encoder, booster, settings.decision_threshold)
+    model = CreditModel("xgboost", encoder, booster, settings.threshold())
     model.used_columns = used_columns_of(model)
     return model
 
@@ -75,14 +75,15 @@ def requests_of(applicants: int, seed: int) -> list[tuple[Any, Any]]:
     from app.serving.decide import features_of
     from app.serving.schemas import DecisionRequest
 
-    raw = generate_raw(load_raw(SHIPPED_DATA_PATH, load_dataset(SHIPPED_DATASET)), applicants, seed)
+    dataset = load_dataset(SHIPPED_DATASET)
+    raw = generate_raw(load_raw(SHIPPED_DATA_PATH, dataset), applicants, seed, dataset=dataset)
     out = []
     for i, row in enumerate(raw.to_dict("records")):
         application = {c: row[c] if c == "purpose" else int(row[c]) for c in REQUEST_COLUMNS}
         request = DecisionRequest(applicant_id=f"B{i:06d}", application=application)
         stored = {c: [row[c]] for c in row if c not in REQUEST_COLUMNS}
         rows = OnlineRows(stored, np.ones(1, dtype=bool), [None])
-        out.append((request, features_of(rows, [request])))
+        out.append((request, features_of(rows, [request], load_dataset(SHIPPED_DATASET))))
     return out
 
 

@@ -77,11 +77,12 @@ class Frames:
         import pandas as pd
 
         from app.data.synthetic import generate_raw
-        from app.features.transforms import application_features
         from app.training.reference import reference_frame
 
-        raw = generate_raw(self.real, n, seed)
-        frame = reference_frame(self.model, pd.concat([raw, application_features(raw)], axis=1))
+        raw = generate_raw(self.real, n, seed, dataset=load_dataset(SHIPPED_DATASET))
+        frame = reference_frame(
+            self.model, pd.concat([raw, load_dataset(SHIPPED_DATASET).derive_frame(raw)], axis=1)
+        )
         rng = np.random.default_rng([seed, 1])
         for i in range(self.extra):
             source = EXTRA_SOURCES[i % len(EXTRA_SOURCES)]
@@ -96,20 +97,20 @@ def build_frames(extra: int, rounds: int, seed: int) -> Frames:
     import xgboost as xgb
 
     from app.config import SHIPPED_DATA_PATH
-    from app.data.schema import RAW_LABEL
-    from app.data.synthetic import BAD, generate_raw
+    from app.data.synthetic import generate_raw
     from app.data.warehouse import load_raw
-    from app.features.transforms import application_features
     from app.training.model import CreditModel
     from app.training.preprocess import FeatureEncoder
 
     real, encoder = (
         load_raw(SHIPPED_DATA_PATH, load_dataset(SHIPPED_DATASET)),
-        FeatureEncoder.default(),
+        FeatureEncoder.for_dataset(load_dataset(SHIPPED_DATASET)),
     )
-    raw = generate_raw(real, 10_000, seed)
-    train = pd.concat([raw, application_features(raw)], axis=1)
-    label = (train[RAW_LABEL] == BAD).astype("int32").to_numpy()
+    dataset = load_dataset(SHIPPED_DATASET)
+    raw = generate_raw(real, 10_000, seed, dataset=dataset)
+    train = pd.concat([raw, load_dataset(SHIPPED_DATASET).derive_frame(raw)], axis=1)
+    coding = dataset.spec.label
+    label = (train[coding.source or coding.name] == coding.positive).astype("int32").to_numpy()
     matrix = encoder.transform_array(train)
     dtrain = xgb.DMatrix(matrix, label=label, feature_names=encoder.feature_names)
     params = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.05, "nthread": 2}

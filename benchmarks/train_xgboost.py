@@ -100,10 +100,11 @@ def build_data(settings: Any, encoder: Any, rows: int) -> Data:
     from app.training.dataset import split_frame
 
     dataset = settings.load_dataset()
-    raw = generate_raw(load_raw(settings.raw_data_file(), dataset), n=rows, seed=settings.seed)
+    real = load_raw(settings.raw_data_file(), dataset)
+    raw = generate_raw(real, n=rows, seed=settings.seed, dataset=dataset)
     frame = flat_rows(raw, dataset, seed=settings.seed, id_prefix="S")
     frame = frame.rename(columns={"application_timestamp": "event_timestamp"})
-    s = split_frame(frame, "random", settings.seed, 0.2, 0.2)
+    s = split_frame(frame, "random", settings.seed, 0.2, 0.2, label=LABEL, key=dataset.spine.key)
     parts = {"train": s.train, "validation": s.validation}
     x = {name: encoder.transform(part) for name, part in parts.items()}
     y = {name: part[LABEL].to_numpy(dtype="float32") for name, part in parts.items()}
@@ -251,13 +252,14 @@ class Bench:
         from app.training.preprocess import FeatureEncoder
         from benchmarks.harness.workload import bench_settings
 
-        self.settings, self.encoder = bench_settings(self.folder), FeatureEncoder.default()
+        self.settings = bench_settings(self.folder)
+        self.encoder = FeatureEncoder.for_dataset(self.settings.load_dataset())
 
     def params(self, nthread: int) -> dict[str, Any]:
         from app.training.fit import xgb_params
 
         s = self.settings
-        return xgb_params(s.xgb_params, s.monotone_constraints, self.encoder, nthread, s.seed)
+        return xgb_params(s.xgb_params, s.monotone(), self.encoder, nthread, s.seed)
 
     def data(self, rows: int) -> Data:
         return build_data(self.settings, self.encoder, rows)

@@ -51,17 +51,19 @@ def sample_online_read(settings: Settings, say: Callable[[str], None]) -> str:
     from app.data.snapshot import load_snapshot
     from app.features.store import get_online_features, get_store, request_row
 
-    application = load_snapshot(settings.offline_dir, "loan_applications").iloc[0]
-    row = request_row(application)
+    dataset = settings.load_dataset()
+    application = load_snapshot(settings.offline_dir, dataset.spine.name).iloc[0]
+    row = request_row(application, dataset)
+    entity = row[dataset.entity_key]
     features = get_online_features(get_store(settings), settings.feature_service_name, [row])
     values = features.iloc[0].to_dict()
-    say(f"    online features of {row['applicant_id']}:")
+    say(f"    online features of {entity}:")
     for name in sorted(values):
         say(f"      {name:<58} {values[name]}")
     missing = [k for k, v in values.items() if v is None]
     if missing:
         raise SourceError(f"online store returned no value for {', '.join(missing)}")
-    return f"{len(values) - 1} features for {row['applicant_id']} from the online store"
+    return f"{len(values) - 1} features for {entity} from the online store"
 
 
 def mlflow_ui(settings: Settings) -> str:
@@ -93,8 +95,9 @@ def send_decisions(
     from app.features.store import request_row
     from app.serving.client import bearer_headers, decision_body, send_sample
 
-    applications = load_snapshot(settings.offline_dir, "loan_applications").head(count)
-    bodies = (decision_body(request_row(a)) for _, a in applications.iterrows())
+    dataset = settings.load_dataset()
+    applications = load_snapshot(settings.offline_dir, dataset.spine.name).head(count)
+    bodies = (decision_body(request_row(a, dataset), dataset) for _, a in applications.iterrows())
     run = send_sample(url, bodies, bearer_headers(settings))
     if not run.answered:
         failures = dict(run.failures)

@@ -130,7 +130,9 @@ def source_tables(
     real_df = load_raw(settings.raw_data_file(), dataset)
     if rows is None and shift is None:
         return build_warehouse_tables(real_df, dataset, seed=seed)
-    synthetic_df = generate_raw(real_df, n=rows or len(real_df), seed=seed, shift=shift)
+    synthetic_df = generate_raw(
+        real_df, n=rows or len(real_df), seed=seed, shift=shift, dataset=dataset
+    )
     return build_warehouse_tables(synthetic_df, dataset, seed=seed, id_prefix="S")
 
 

@@ -10,9 +10,10 @@ from functools import cached_property
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import yaml
 
-from app.dataset.expressions import Expression, compile_expression
+from app.dataset.expressions import Expression, compile_expression, derive_frame
 from app.dataset.spec import Column, DatasetSpec
 from app.dataset.tables import ARROW_TYPES, TIMESTAMP, TableSpec
 
@@ -180,3 +181,17 @@ class Dataset:
         for name, expression in self.derived.items():
             out[name] = values[name] = expression(values)
         return out
+
+    def derive_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Every derived feature of a frame's rows (as Feast's on-demand view computes them)."""
+        return derive_frame(frame, [(d.name, d.expr) for d in self.spec.features.derived])
+
+    def with_derived(self, columns: Mapping[str, list]) -> dict[str, list]:
+        """`columns` (name -> values, None for missing) plus every derived feature, as lists:
+        the request path's form, computed by the same compiled expressions as `derive`."""
+        arrays = {
+            c: np.array([np.nan if v is None else v for v in columns[c]], dtype="float64")
+            for c in self.derived_inputs
+        }
+        derived = self.derive(arrays)
+        return {**columns, **{name: values.tolist() for name, values in derived.items()}}

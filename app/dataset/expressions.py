@@ -10,10 +10,12 @@ so a spec file cannot run code.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+import pandas as pd
 
 Arrays = Mapping[str, np.ndarray]
 _Eval = Callable[[Arrays], np.ndarray]
@@ -133,3 +135,38 @@ def _call(node: ast.Call, text: str, sub: Callable[[ast.AST], _Eval]) -> _Eval:
         raise ExpressionError(f"{name}() in {text!r} takes {arity} argument(s)")
     args = [sub(a) for a in node.args]
     return lambda arrays: function(*(a(arrays) for a in args))
+
+
+# (name, expression) pairs in definition order: a later feature may read an earlier one.
+Definitions = tuple[tuple[str, str], ...]
+
+
+@lru_cache(maxsize=64)
+def compiled(definitions: Definitions, columns: frozenset[str]) -> tuple[Expression, ...]:
+    """Each expression compiled once per set of available columns."""
+    known = set(columns)
+    out = []
+    for name, text in definitions:
+        out.append(compile_expression(text, frozenset(known)))
+        known.add(name)
+    return tuple(out)
+
+
+def derive_frame(inputs: pd.DataFrame, definitions: Sequence[Sequence[str]]) -> pd.DataFrame:
+    """The derived features of every row of `inputs`, float64 with NaN for missing, x/0 and
+    infinities (the spec's rule). Columns in `definitions` order, index kept."""
+    pairs: Definitions = tuple((str(name), str(text)) for name, text in definitions)
+    expressions = compiled(pairs, frozenset(inputs.columns))
+    arrays: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = {}
+    for (name, _), expression in zip(pairs, expressions, strict=True):
+        for column in expression.inputs:
+            if column not in arrays:  # a stored column (earlier derived ones are there)
+                arrays[column] = numbers(inputs[column])
+        out[name] = arrays[name] = expression(arrays)
+    return pd.DataFrame(out, index=inputs.index)
+
+
+def numbers(column: pd.Series) -> np.ndarray:
+    """A column as float64, NaN for missing or non-numeric values."""
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)

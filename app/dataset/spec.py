@@ -1,7 +1,7 @@
 """The dataset spec file (`dataset.yaml`) as pydantic models: the shape of a user's data.
 
 Only the file's shape is checked here; references between sections (a table naming a column,
-a reason for every citable column) are checked by app.dataset.load, which knows the whole file.
+a reason for every citable column) are checked by app.dataset.checks, which sees the whole file.
 Every field is documented: the README's spec reference is generated from these descriptions.
 """
 
@@ -9,22 +9,55 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import Field, model_validator
 
-# Canonical names are what Feast, the model and the API use: snake_case, so they are valid
-# Python identifiers, Feast field names and unquoted SQL alike. Source names can be anything.
-CANONICAL = r"^[a-z][a-z0-9_]{0,62}$"
-Name = Annotated[str, StringConstraints(pattern=CANONICAL)]
-SourceName = Annotated[str, StringConstraints(min_length=1, max_length=255)]
-Scalar = bool | int | float | str
+from app.dataset.policy import Fairness, Grouping, Model, Offers
+from app.dataset.synthetic_spec import (
+    ShiftChange,
+    ShiftCompress,
+    ShiftReplace,
+    ShiftScale,
+    Synthetic,
+    SyntheticJitter,
+    SyntheticShift,
+)
+from app.dataset.types import CANONICAL, Name, Scalar, SourceName, Strict
+
+# The sections defined elsewhere are part of this module's interface too.
+__all__ = [
+    "CANONICAL",
+    "Column",
+    "ColumnType",
+    "DatasetSpec",
+    "Derived",
+    "Entity",
+    "Fairness",
+    "Features",
+    "FlatFile",
+    "Grouping",
+    "Label",
+    "Model",
+    "Name",
+    "Offers",
+    "ReasonText",
+    "Reasons",
+    "Scalar",
+    "ShiftChange",
+    "ShiftCompress",
+    "ShiftReplace",
+    "ShiftScale",
+    "SourceName",
+    "Sources",
+    "Strict",
+    "Synthetic",
+    "SyntheticJitter",
+    "SyntheticShift",
+    "Table",
+]
 
 ColumnType = Literal["int", "float", "bool", "category", "string", "timestamp"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Column(Strict):
@@ -234,6 +267,12 @@ class DatasetSpec(Strict):
     sources: Sources
     features: Features = Field(default_factory=Features)
     reasons: Reasons
+    synthetic: Synthetic = Field(
+        default_factory=Synthetic, description="How synthetic rows and named drifts are made."
+    )
+    model: Model = Field(default_factory=Model, description="Model defaults.")
+    fairness: Fairness = Field(default_factory=Fairness, description="Fairness groupings.")
+    offers: Offers | None = Field(None, description="Counter-offer levers (none: no offers).")
 
     @classmethod
     def parse(cls, data: Any) -> DatasetSpec:

@@ -1,38 +1,30 @@
-"""The Feast objects: applicant entity, profile and financial views, request-time view, service."""
+"""The Feast objects of a dataset spec: its entity, one view per feature table, the request
+source (the spine's request fields), the on-demand view of its derived features and the
+feature service."""
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
 from feast.on_demand_feature_view import OnDemandFeatureView
-from feast.types import Float64, Int64, String
+from feast.transformation.udf_rehydrate import rehydrate_udf_from_source
+from feast.types import Bool, Float64, Int64, String
 
-from app.data.schema import APPLICATIONS, FINANCIALS, PROFILE, REQUEST_COLUMNS, TableSpec
 from app.data.snapshot import table_path
-from app.features.transforms import APPLICATION_FEATURES
+from app.dataset import Dataset, TableSpec
 
-# How long a record stays valid: profiles change slowly; bureau-style financial data is
-# refreshed more often, so an older record is treated as missing rather than trusted.
-PROFILE_TTL = timedelta(days=365)
-FINANCIALS_TTL = timedelta(days=180)
 SOURCE_STAMP = datetime(1970, 1, 1, tzinfo=UTC)
+DERIVED_VIEW = "derived_features"
+UDF_NAME = "derived_features"
 
-applicant = Entity(
-    name="applicant",
-    join_keys=["applicant_id"],
-    value_type=ValueType.STRING,
-    description="A credit applicant (stable id assigned at ingest).",
-)
-
-_FEAST_TYPES = {"string": String, "int64": Int64}
+_FEAST_TYPES = {"string": String, "int64": Int64, "double": Float64, "bool": Bool}
 
 
-def _fields(spec: TableSpec) -> list[Field]:
-    return [Field(name=c, dtype=_FEAST_TYPES[str(spec.columns[c])]) for c in spec.feature_columns]
+def _fields(spec: TableSpec, columns: list[str]) -> list[Field]:
+    schema = spec.arrow_schema
+    return [Field(name=c, dtype=_FEAST_TYPES[str(schema.field(c).type)]) for c in columns]
 
 
 def _source(spec: TableSpec, offline_dir: Path) -> FileSource:
@@ -48,53 +40,79 @@ def _source(spec: TableSpec, offline_dir: Path) -> FileSource:
     return source
 
 
-def _application_udf(inputs: pd.DataFrame) -> pd.DataFrame:
-    # Feast stores the UDF's source and re-executes it alone, so the import must be inside.
-    from app.features.transforms import application_features
+def udf_source(dataset: Dataset) -> str:
+    """The on-demand view's function as source text, its expressions written in.
 
-    return application_features(inputs)
+    Feast stores this text in the registry and re-executes it alone (`feast serve`, another
+    process), so it cannot close over the loaded spec: it carries the definitions itself and
+    evaluates them with the same compiled expressions as training and the request path. The
+    text changes exactly when the spec's derived features do, which is what `feast plan`
+    compares.
+    """
+    pairs = [(d.name, d.expr) for d in dataset.spec.features.derived]
+    rows = "".join(f"        ({name!r}, {expr!r}),\n" for name, expr in pairs)
+    return (
+        f"def {UDF_NAME}(inputs):\n"
+        f'    """Derived features of dataset {dataset.name!r} (its dataset.yaml)."""\n'
+        "    from app.dataset.expressions import derive_frame\n\n"
+        f"    return derive_frame(\n        inputs,\n        (\n{rows}        ),\n    )\n"
+    )
 
 
-def build_definitions(offline_dir: Path, feature_service_name: str) -> list:
+def build_definitions(dataset: Dataset, offline_dir: Path, feature_service_name: str) -> list:
     """Every object `feast apply` would register, bound to the current offline snapshot."""
-    profile_view = FeatureView(
-        name=PROFILE.name,
-        entities=[applicant],
-        ttl=PROFILE_TTL,
-        schema=_fields(PROFILE),
-        source=_source(PROFILE, offline_dir),
-        online=True,
-        description="Demographics, housing, property and job of the applicant.",
+    entity = Entity(
+        name=dataset.spec.entity.name,
+        join_keys=[dataset.entity_key],
+        value_type=ValueType.STRING,
+        description=dataset.spec.entity.description,
     )
-    financials_view = FeatureView(
-        name=FINANCIALS.name,
-        entities=[applicant],
-        ttl=FINANCIALS_TTL,
-        schema=_fields(FINANCIALS),
-        source=_source(FINANCIALS, offline_dir),
-        online=True,
-        description="Accounts, savings, credit history, employment and other obligations.",
-    )
-    application_request = RequestSource(
-        name="loan_application",
-        schema=[
-            Field(name=c, dtype=_FEAST_TYPES[str(APPLICATIONS.columns[c])]) for c in REQUEST_COLUMNS
-        ],
-    )
-    application_view = OnDemandFeatureView(
-        name="application_features",
-        sources=[application_request, profile_view[["age_in_years"]]],
-        schema=[Field(name=c, dtype=Float64) for c in APPLICATION_FEATURES],
-        mode="pandas",
-        udf=_application_udf,
-        # Feast's decorator reads the source through dill, which fails in a process that has
-        # already loaded views from the registry; the standard library reads it reliably.
-        udf_string=inspect.getsource(_application_udf),
-        description="Request-time features of the loan application.",
-    )
+    views = [
+        FeatureView(
+            name=table.name,
+            entities=[entity],
+            ttl=timedelta(days=dataset.ttl_days(table.name) or 0),
+            schema=_fields(table, [c for c in table.feature_columns if c != dataset.entity_key]),
+            source=_source(table, offline_dir),
+            online=True,
+            description=dataset.spec.sources.tables[table.name].description,
+        )
+        for table in dataset.feature_tables
+    ]
+    objects: list = [entity, *views]
+    served: list = list(views)
+    if dataset.derived_names:
+        spine = dataset.spine
+        sources: list = []
+        if dataset.request_columns:
+            sources.append(
+                RequestSource(
+                    name=f"{spine.name}_request",
+                    schema=_fields(spine, list(dataset.request_columns)),
+                )
+            )
+        inputs = set(dataset.derived_inputs)
+        for view in views:
+            used = [f.name for f in view.features if f.name in inputs]
+            if used:
+                sources.append(view[used])
+        text = udf_source(dataset)
+        derived = OnDemandFeatureView(
+            name=DERIVED_VIEW,
+            sources=sources,
+            schema=[Field(name=c, dtype=Float64) for c in dataset.derived_names],
+            mode="pandas",
+            # The function Feast runs is the one its text defines (as Feast itself rebuilds
+            # it from the registry), so the two can never differ.
+            udf=rehydrate_udf_from_source(text, preferred_name=UDF_NAME),
+            udf_string=text,
+            description="Derived features (the dataset spec's `features.derived`).",
+        )
+        objects.append(derived)
+        served.append(derived)
     service = FeatureService(
         name=feature_service_name,
-        features=[profile_view, financials_view, application_view],
+        features=served,
         description="Features of the credit model version this service is named for.",
     )
-    return [applicant, profile_view, financials_view, application_view, service]
+    return [*objects, service]

@@ -15,8 +15,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from app.errors import FeatureStoreError
 
-JOIN_KEY = "applicant_id"
-
 
 class Unreadable(ValueError):
     """A stored record that cannot be decoded, or holds a value of the wrong type."""
@@ -56,8 +54,9 @@ def value_kind(dtype) -> str | None:
         return None
 
 
-def entity_key(applicant_id: str, version: int) -> bytes:
-    key = EntityKey(join_keys=[JOIN_KEY], entity_values=[Value(string_val=applicant_id)])
+def entity_key(entity_id: str, version: int, join_key: str) -> bytes:
+    """Feast's serialised key of one entity (the spec's entity key is its join key)."""
+    key = EntityKey(join_keys=[join_key], entity_values=[Value(string_val=entity_id)])
     return serialize_entity_key(key, entity_key_serialization_version=version)
 
 
@@ -97,7 +96,9 @@ def verify_layout(reader, store, feature_service_name: str) -> None:
         return  # nothing materialized yet: nothing to compare, every applicant is unknown
     ours = reader.read([sentinel])
     refs = [f"{v.name}:{f}" for v in reader.views for f in v.features]
-    theirs = store.get_online_features(features=refs, entity_rows=[{JOIN_KEY: sentinel}]).to_dict()
+    theirs = store.get_online_features(
+        features=refs, entity_rows=[{reader.dataset.entity_key: sentinel}]
+    ).to_dict()
     differ = [f for f in reader.stored if theirs[f][0] != ours.columns[f][0]]
     if not ours.known[0] or differ:
         raise FeatureStoreError(

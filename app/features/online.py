@@ -25,6 +25,7 @@ from feast import FeatureStore
 from feast.infra.online_stores.helpers import _mmh3
 
 from app.config import Settings
+from app.dataset import Dataset
 from app.errors import FeatureStoreError
 from app.features.layout import (
     Fetched,
@@ -71,8 +72,10 @@ class View:
 class OnlineReader:
     """Reads a FeatureService's stored views; subclasses do the store-specific round trip."""
 
-    def __init__(self, views: Sequence[View], key_version: int) -> None:
+    def __init__(self, views: Sequence[View], key_version: int, dataset: Dataset) -> None:
         self.views = tuple(views)
+        # The spec the views were built from: its entity key and derived features.
+        self.dataset = dataset
         self.key_version = key_version
         self.stored = tuple(f for view in self.views for f in view.features)
         self.kinds: dict[str, str | None] = {}
@@ -124,8 +127,10 @@ class OnlineReader:
 
 
 class RedisOnlineReader(OnlineReader):
-    def __init__(self, views: Sequence[View], key_version: int, project: str, client) -> None:
-        super().__init__(views, key_version)
+    def __init__(
+        self, views: Sequence[View], key_version: int, dataset: Dataset, project: str, client
+    ) -> None:
+        super().__init__(views, key_version, dataset)
         self.project = project.encode()
         self.client = client
         self.fields = [_mmh3(f"{v.name}:{f}") for v in self.views for f in v.features]
@@ -134,7 +139,11 @@ class RedisOnlineReader(OnlineReader):
     def _fetch(self, applicant_ids: list[str]) -> dict[str, Fetched]:
         with self.client.pipeline(transaction=False) as pipe:
             for applicant_id in applicant_ids:
-                pipe.hmget(entity_key(applicant_id, self.key_version) + self.project, self.fields)
+                pipe.hmget(
+                    entity_key(applicant_id, self.key_version, self.dataset.entity_key)
+                    + self.project,
+                    self.fields,
+                )
             replies = pipe.execute()
         n_features = len(self.stored)
         out: dict[str, Fetched] = {}
@@ -165,8 +174,15 @@ class RedisOnlineReader(OnlineReader):
 
 
 class SqliteOnlineReader(OnlineReader):
-    def __init__(self, views: Sequence[View], key_version: int, path: str, tables: list[str]):
-        super().__init__(views, key_version)
+    def __init__(
+        self,
+        views: Sequence[View],
+        key_version: int,
+        dataset: Dataset,
+        path: str,
+        tables: list[str],
+    ):
+        super().__init__(views, key_version, dataset)
         # The scoring thread is the only user; Feast's writer commits whole transactions.
         self.connection = sqlite3.connect(
             path, timeout=TIMEOUT_SECONDS, check_same_thread=False, isolation_level=None
@@ -176,7 +192,8 @@ class SqliteOnlineReader(OnlineReader):
         self._lock = threading.Lock()
 
     def _fetch(self, applicant_ids: list[str]) -> dict[str, Fetched]:
-        keys = {entity_key(a, self.key_version): a for a in applicant_ids}
+        join_key = self.dataset.entity_key
+        keys = {entity_key(a, self.key_version, join_key): a for a in applicant_ids}
         marks = ",".join("?" * len(keys))
         sql = " UNION ALL ".join(
             f'SELECT entity_key, {i}, feature_name, value, event_ts FROM "{table}" '
@@ -244,6 +261,7 @@ def open_reader(settings: Settings, store: FeatureStore | None = None) -> Online
         reader: OnlineReader = RedisOnlineReader(
             views,
             config.entity_key_serialization_version,
+            settings.load_dataset(),
             config.project,
             # One attempt: a refused connection fails the batch at once (503, Retry-After)
             # instead of holding the replica's loop through redis-py's retries.
@@ -256,7 +274,11 @@ def open_reader(settings: Settings, store: FeatureStore | None = None) -> Online
         by_name = {v.name: v for v in store.list_feature_views()}
         tables = [_table_id(config.project, by_name[v.name], versioned) for v in views]
         reader = SqliteOnlineReader(
-            views, config.entity_key_serialization_version, config.online_store.path, tables
+            views,
+            config.entity_key_serialization_version,
+            settings.load_dataset(),
+            config.online_store.path,
+            tables,
         )
     try:
         verify_layout(reader, store, settings.feature_service_name)
@@ -266,15 +288,9 @@ def open_reader(settings: Settings, store: FeatureStore | None = None) -> Online
     return reader
 
 
-def model_inputs(rows: OnlineRows, request_columns: dict[str, list]) -> dict[str, list]:
+def model_inputs(
+    rows: OnlineRows, request_columns: dict[str, list], dataset: Dataset
+) -> dict[str, list]:
     """Every raw model column for a batch: stored features, the request's own fields and the
-    request-time features computed from them (the same definition as Feast's on-demand view)."""
-    from app.features.transforms import APPLICATION_INPUTS, application_feature_values
-
-    columns = {**rows.columns, **request_columns}
-    arrays = [
-        np.array([np.nan if v is None else v for v in columns[c]], dtype="float64")
-        for c in APPLICATION_INPUTS
-    ]
-    derived = application_feature_values(*arrays)
-    return columns | {name: values.tolist() for name, values in derived.items()}
+    derived features computed from them (as Feast's on-demand view computes them)."""
+    return dataset.with_derived({**rows.columns, **request_columns})

@@ -24,6 +24,7 @@ from feast.repo_contents import RepoContents
 from feast.repo_operations import apply_total_with_repo_instance
 
 from app.config import ENV_PREFIX, Settings
+from app.dataset import spec_path
 from app.errors import ConfigError
 from app.features.definitions import build_definitions
 from app.fs import atomic_write
@@ -109,12 +110,16 @@ def definitions_source(settings: Settings) -> str:
         f'"""Feast definitions of project {settings.feast_project}, for '
         "`feast -c <this directory> plan|apply|serve|ui`.\n\n"
         "Rendered by `python -m jobs.materialize` from the app's settings (CREDIT_*): the objects\n"
-        'are defined in app/features/definitions.py; change them there, not here.\n"""\n\n'
+        "are built from the dataset spec (DATASET) by app/features/definitions.py; change the\n"
+        'spec, not this file.\n"""\n\n'
         "from pathlib import Path\n\n"
+        "from app.dataset import load_dataset\n"
         "from app.features.definitions import build_definitions\n\n"
+        f"DATASET = Path({str(spec_path(settings.dataset))!r})\n"
         f"OFFLINE_DIR = Path({str(settings.offline_dir)!r})\n"
         f"FEATURE_SERVICE_NAME = {settings.feature_service_name!r}\n\n"
-        f"(\n{targets}) = build_definitions(OFFLINE_DIR, FEATURE_SERVICE_NAME)\n"
+        f"(\n{targets}) = build_definitions(load_dataset(DATASET), OFFLINE_DIR, "
+        "FEATURE_SERVICE_NAME)\n"
     )
 
 
@@ -160,7 +165,9 @@ def feast_commands(settings: Settings) -> list[str]:
 
 
 def _objects(settings: Settings) -> list:
-    return build_definitions(settings.offline_dir, settings.feature_service_name)
+    return build_definitions(
+        settings.load_dataset(), settings.offline_dir, settings.feature_service_name
+    )
 
 
 def repo_contents(objects: list, project: str) -> RepoContents:

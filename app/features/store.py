@@ -13,8 +13,8 @@ import pandas as pd
 from feast import FeatureStore
 
 from app.config import Settings
-from app.data.schema import APPLICATIONS, REQUEST_COLUMNS
 from app.data.snapshot import load_snapshot, read_manifest
+from app.dataset import Dataset
 from app.errors import FeatureStoreError
 from app.features.repo import apply_repo, repo_config, write_feature_repo
 
@@ -112,19 +112,18 @@ def materialize(
 
 
 def _earliest_event(settings: Settings) -> datetime:
-    from app.data.schema import FINANCIALS, PROFILE
-
     earliest = min(
         load_snapshot(settings.offline_dir, spec.name)[spec.timestamp].min()
-        for spec in (PROFILE, FINANCIALS)
+        for spec in settings.load_dataset().feature_tables
     )
     return earliest.to_pydatetime() - pd.Timedelta(seconds=1)
 
 
-def training_entities(applications_df: pd.DataFrame) -> pd.DataFrame:
-    """The entity frame Feast joins on: one row per application, at its application time."""
-    entity_df = applications_df.rename(columns={APPLICATIONS.timestamp: "event_timestamp"}).copy()
-    keep = ["application_id", "applicant_id", "event_timestamp", *REQUEST_COLUMNS]
+def training_entities(applications_df: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
+    """The entity frame Feast joins on: one row per application (spine row), at its time."""
+    spine = dataset.spine
+    entity_df = applications_df.rename(columns={spine.timestamp: "event_timestamp"}).copy()
+    keep = [spine.key, dataset.entity_key, "event_timestamp", *dataset.request_columns]
     extra = [c for c in entity_df.columns if c not in keep]
     return entity_df[keep + extra]
 
@@ -137,33 +136,44 @@ def get_training_frame(
     Applies the definitions first (idempotent), so a training set can be built from a fresh
     snapshot without materializing the online store.
     """
+    dataset = settings.load_dataset()
+    key = dataset.spine.key
     if applications_df is None:
-        applications_df = load_snapshot(settings.offline_dir, APPLICATIONS.name)
+        applications_df = load_snapshot(settings.offline_dir, dataset.spine.name)
     store = get_store(settings)
     apply_definitions(store, settings)
     service = store.get_feature_service(settings.feature_service_name)
-    entity_df = training_entities(applications_df)
+    entity_df = training_entities(applications_df, dataset)
     joined = store.get_historical_features(entity_df=entity_df, features=service).to_df()
     # Feast's file offline store drops an application outright when one of its views has no
     # row within the TTL; keep every application and leave those features missing instead.
-    features = joined.drop(columns=[c for c in entity_df.columns if c != "application_id"])
-    frame = entity_df.merge(features, on="application_id", how="left", validate="one_to_one")
-    return frame.sort_values("application_id", kind="mergesort").reset_index(drop=True)
+    features = joined.drop(columns=[c for c in entity_df.columns if c != key])
+    frame = entity_df.merge(features, on=key, how="left", validate="one_to_one")
+    return frame.sort_values(key, kind="mergesort").reset_index(drop=True)
 
 
-def request_row(application: Mapping[str, Any]) -> dict[str, Any]:
-    """An online lookup row: the applicant and the application's request-time fields."""
-    row: dict[str, Any] = {"applicant_id": str(application["applicant_id"])}
-    for column in REQUEST_COLUMNS:
+def request_row(application: Mapping[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """An online lookup row: the entity and the application's request fields, typed as the
+    request source declares them."""
+    key = dataset.entity_key
+    row: dict[str, Any] = {key: str(application[key])}
+    for column in dataset.request_columns:
         value = application[column]
-        row[column] = value if isinstance(value, str) else int(value)
+        kind = dataset.columns[column].type
+        row[column] = value if kind not in ("int", "float", "bool") else _typed(value, kind)
     return row
+
+
+def _typed(value: Any, kind: str) -> Any:
+    if value is None or value != value:
+        return None
+    return {"int": int, "float": float, "bool": bool}[kind](value)
 
 
 def get_online_features(
     store: FeatureStore, feature_service_name: str, rows: list[dict]
 ) -> pd.DataFrame:
-    """Online features for applicants, with each application's request-time fields in `rows`."""
+    """Online features for entities, with each application's request fields in `rows`."""
     # The cached registry is re-validated against the file (Feast's sync cache mode), so a
     # new apply is still seen; uncached, every lookup re-parses the registry (~8 ms here).
     service = store.get_feature_service(feature_service_name, allow_cache=True)

@@ -272,7 +272,7 @@ def write_report(
         decisions,
         table,
         history,
-        threshold=settings.decision_threshold,
+        threshold=settings.threshold(),
         baseline=baseline,
         unreadable=unreadable,
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
+from app.config import SHIPPED_DATASET
+from app.dataset import load_dataset
 from app.domain import PREDICTION
 from app.training.preprocess import FeatureEncoder
 
@@ -33,7 +35,9 @@ META_FIELDS: list[pa.Field] = [
 
 def log_schema(encoder: FeatureEncoder | None = None) -> pa.Schema:
     """Decision metadata plus every raw feature the model saw (for drift checks and audit)."""
-    encoder = encoder or FeatureEncoder.default()
+    # Without an encoder: the shipped dataset's model columns (what the log held before logs
+    # were typed from the served model).
+    encoder = encoder or FeatureEncoder.for_dataset(load_dataset(SHIPPED_DATASET))
     features = [pa.field(c, pa.float64()) for c in encoder.numeric]
     features += [pa.field(c, pa.string()) for c in encoder.categorical]
     return pa.schema(META_FIELDS + features)

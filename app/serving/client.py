@@ -13,16 +13,17 @@ from typing import Any
 import requests
 
 from app.config import Settings
-from app.data.schema import REQUEST_COLUMNS
+from app.dataset import Dataset
 from app.domain import APPROVE, DECLINE
 
 
-def decision_body(row: Mapping[str, Any]) -> dict[str, Any]:
-    """POST /v1/decisions's body for a row holding applicant_id and the request-time fields."""
-    return {
-        "applicant_id": row["applicant_id"],
-        "application": {c: row[c] for c in REQUEST_COLUMNS},
-    }
+def decision_body(row: Mapping[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """POST /v1/decisions's body for a row holding the entity key and the request fields
+    (`application` left out when the spec has none)."""
+    body: dict[str, Any] = {dataset.entity_key: row[dataset.entity_key]}
+    if dataset.request_columns:
+        body["application"] = {c: row[c] for c in dataset.request_columns}
+    return body
 
 
 def bearer_headers(settings: Settings) -> dict[str, str]:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.data.schema import REQUEST_COLUMNS
+from app.dataset import Dataset
 from app.domain import CHALLENGER, CHAMPION, DECLINE, VARIANTS
 from app.features.online import OnlineRows, model_inputs
 from app.serving.models import ModelSet
@@ -100,15 +101,15 @@ def fetch_features(
         raise StoreFailed(f"feature store unavailable: {type(exc).__name__}: {exc}") from None
     finally:
         observe((time.perf_counter() - started) * 1000)
-    return features_of(rows, requests)
+    return features_of(rows, requests, reader.dataset)
 
 
-def features_of(rows: OnlineRows, requests: list[DecisionRequest]) -> Features:
+def features_of(rows: OnlineRows, requests: list[DecisionRequest], dataset: Dataset) -> Features:
     applications = [r.application for r in requests]
     request_columns = {c: [getattr(a, c) for a in applications] for c in REQUEST_COLUMNS}
     request_columns["applicant_id"] = [r.applicant_id for r in requests]
     return Features(
-        model_inputs(rows, request_columns),
+        model_inputs(rows, request_columns, dataset),
         rows.known.tolist(),
         rows.as_of,
         rows.unreadable,
@@ -215,7 +216,7 @@ def offers_for(
         log.exception("counter-offers failed for model version %s", served.version)
         return {}
     return {
-        k: CounterOffer.model_validate(offer, from_attributes=True) if offer else None
+        k: CounterOffer.model_validate(offer.as_dict()) if offer else None
         for k, offer in zip(declined, made, strict=True)
     }
 

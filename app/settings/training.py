@@ -89,25 +89,31 @@ class TrainingSettings(BaseModel):
     )
     num_boost_round: int = Field(1000, ge=1, description="Maximum boosting rounds.")
     early_stopping_rounds: int = Field(100, ge=1, description="Stop after N rounds w/o gain.")
-    monotone_constraints: dict[str, int] = Field(
-        default_factory=lambda: {"duration_in_month": 1, "age_in_years": -1},
-        description="Raw numeric feature -> +1 (PD rises with it) or -1 (JSON).",
+    monotone_constraints: dict[str, int] | None = Field(
+        None,
+        description="Raw numeric feature -> +1 (PD rises with it) or -1 (JSON); default: the "
+        "dataset spec's `model.monotone`.",
     )
-    decision_threshold: float = Field(
-        1 / 6,
+    decision_threshold: float | None = Field(
+        None,
         gt=0,
         lt=1,
-        description="Decline when PD >= this; 1/6 is cost-optimal for the data's 5:1 cost of "
-        "approving a bad vs declining a good applicant.",
+        description="Decline when PD >= this; default: the dataset spec's `model.threshold`, or "
+        "the cost-optimal cut of its costs (German credit: 1/6, from the data's 5:1 cost of "
+        "approving a bad vs declining a good applicant).",
     )
-    gate_min_auc: float = Field(0.70, description="Gate: minimum test AUC for a challenger.")
-    gate_max_brier: float = Field(0.25, description="Gate: maximum test Brier score.")
+    gate_min_auc: float | None = Field(
+        None, description="Gate: minimum test AUC for a challenger (default: the spec's)."
+    )
+    gate_max_brier: float | None = Field(
+        None, description="Gate: maximum test Brier score (default: the spec's)."
+    )
     gate_min_approval_ratio: float = Field(
         0.0,
         ge=0,
         le=1,
-        description="Gate: minimum approval-rate ratio across age bands (0.8 = four-fifths "
-        "rule; 0 disables).",
+        description="Gate: minimum approval-rate ratio across the groups of the spec's gated "
+        "fairness grouping (0.8 = four-fifths rule; 0 disables).",
     )
     promote_min_auc_gain: float = Field(
         0.005, description="Challenger must beat the champion's test AUC by this to promote."

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from app.data.schema import CATEGORIES
 from app.domain import APPROVE, DECLINE
 from app.training.model import CreditModel, sigmoid
 from app.training.preprocess import safe_name
-from app.training.reason_catalog import as_float
+from app.training.reason_catalog import as_float, catalogue
 from app.training.reasons import citable_columns, explain_rows
 
 MAX_REASONS = 4
@@ -52,7 +51,7 @@ class CompiledModel:
                 column,
                 {
                     category: index[f"{column}__{safe_name(category)}"]
-                    for category in CATEGORIES[column]
+                    for category in encoder.categories[column]
                 },
             )
             for column in encoder.categorical
@@ -61,6 +60,7 @@ class CompiledModel:
         if model.used_columns:  # empty means "not recorded", not "uses nothing"
             citable = [c for c in citable if c in set(model.used_columns)]
         self.citable = tuple(citable)
+        self.reasons = catalogue(encoder.dataset)
         self.take = min(MAX_REASONS, len(citable))
         # Encoded feature x citable raw column, 0/1: one-hot contributions summed per column.
         membership = np.zeros((len(self.feature_names), len(citable)))
@@ -126,6 +126,7 @@ class CompiledModel:
             self.citable,
             lambda column, rows: [columns[column][i] for i in rows.tolist()],
             self.take,
+            self.reasons,
             declined,
         )
         decisions = [DECLINE if d else APPROVE for d in declined.tolist()]

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 
 from app.config import Settings
-from app.data.schema import LABEL
 from app.errors import CreditRiskError
 from app.features.store import get_training_frame
 from app.training.preprocess import FeatureEncoder
@@ -49,21 +48,25 @@ def check_features(frame: pd.DataFrame, encoder: FeatureEncoder) -> None:
     empty = [c for c in encoder.raw_columns if frame[c].isna().all()]
     if empty:
         raise TrainingDataError(f"training set has no values for features: {', '.join(empty)}")
-    if frame[LABEL].nunique() < 2:
+    label = encoder.dataset.label
+    if frame[label].nunique() < 2:
         raise TrainingDataError(
-            f"training labels have a single class ({LABEL}={frame[LABEL].iloc[0]})"
+            f"training labels have a single class ({label}={frame[label].iloc[0]})"
         )
 
 
 def configured_split(frame: pd.DataFrame, settings: Settings) -> Splits:
     """split_frame with the settings' method, seed and fractions (training and promotion
     compare models on the same rows)."""
+    dataset = settings.load_dataset()
     return split_frame(
         frame,
         settings.split_method,
         settings.seed,
         settings.validation_fraction,
         settings.test_fraction,
+        label=dataset.label,
+        key=dataset.spine.key,
     )
 
 
@@ -73,15 +76,19 @@ def split_frame(
     seed: int,
     validation_fraction: float,
     test_fraction: float,
+    *,
+    label: str,
+    key: str,
 ) -> Splits:
     """Seeded stratified random split, or out-of-time: the newest applications are held out,
-    as a credit model is validated on applications made after the ones it learned from."""
+    as a credit model is validated on applications made after the ones it learned from.
+    `label` names the 0/1 label column, `key` the row key that fixes the order first."""
     n = len(frame)
     n_test = round(n * test_fraction)
     n_valid = round(n * validation_fraction)
     if n - n_test - n_valid < 1 or n_test < 1 or n_valid < 1:
         raise TrainingDataError(f"{n} applications are too few for train, validation and test")
-    ordered = frame.sort_values("application_id", kind="mergesort").reset_index(drop=True)
+    ordered = frame.sort_values(key, kind="mergesort").reset_index(drop=True)
     if method == "out_of_time":
         order = np.argsort(ordered["event_timestamp"].to_numpy(), kind="mergesort")
     elif method == "random":
@@ -89,8 +96,8 @@ def split_frame(
         # gets the same default rate.
         rng = np.random.default_rng(seed)
         keys = np.empty(n)
-        for label in (0, 1):
-            idx = np.flatnonzero(ordered[LABEL].to_numpy() == label)
+        for value in (0, 1):
+            idx = np.flatnonzero(ordered[label].to_numpy() == value)
             keys[idx] = (rng.permutation(len(idx)) + rng.random(len(idx))) / max(len(idx), 1)
         order = np.argsort(keys, kind="mergesort")
     else:
@@ -103,9 +110,9 @@ def split_frame(
     ]
     train, validation, test = (p.reset_index(drop=True) for p in parts)
     for name, part in (("train", train), ("validation", validation), ("test", test)):
-        if part[LABEL].nunique() < 2:
+        if part[label].nunique() < 2:
             raise TrainingDataError(
-                f"the {name} split has only one class (all {LABEL}={part[LABEL].iloc[0]}): "
+                f"the {name} split has only one class (all {label}={part[label].iloc[0]}): "
                 "a credit model needs both defaults and repayments"
             )
     return Splits(train, validation, test, method)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from app.dataset.spec import Grouping
 from app.training.fairness import fairness_summary, flatten_fairness
 from app.training.metrics import calibration_table, evaluate_scores, score_distribution, validate
 from app.training.plots import (
@@ -43,19 +45,23 @@ class EvaluationResult:
 
 
 def evaluation_bundle(
-    y_true: Any, pd_scores: Any, frame: pd.DataFrame, threshold: float
+    y_true: Any,
+    pd_scores: Any,
+    frame: pd.DataFrame,
+    threshold: float,
+    groupings: Mapping[str, Grouping],
 ) -> EvaluationResult:
     """Metrics, tables and figures for one scored holdout, ready for MLflow logging.
 
     Metrics are evaluate_scores plus fairness_metrics; tables are calibration,
-    score_distribution, fairness_age_band and fairness_personal_status_and_sex; figures are
+    score_distribution and fairness_<grouping> per grouping of the spec; figures are
     keyed by artifact file name. Call close() (or use it as a context manager) when done.
     """
     y, scores = validate(y_true, pd_scores)
     if len(frame) != len(y):
         raise ValueError(f"frame has {len(frame)} rows but y_true has {len(y)}")
     scored = evaluate_scores(y, scores, threshold)
-    summary = fairness_summary(y, scores, frame, threshold)
+    summary = fairness_summary(y, scores, frame, threshold, groupings)
     calibration = calibration_table(y, scores)
     tables = {
         "calibration": calibration,

@@ -1,24 +1,20 @@
-"""Fairness of PD decisions: approval rates, default rates and AUC per group (age band, sex and
-marital status), with the four-fifths approval ratio."""
+"""Fairness of PD decisions: approval rates, default rates and AUC per group of each of the
+dataset spec's fairness groupings (e.g. age band), with the four-fifths approval ratio."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from app.dataset.spec import Grouping
 from app.training.metrics import check_threshold, roc_auc, validate
 
 # Below this many rows a group AUC is mostly noise, so it is reported as NaN rather than logged.
 MIN_GROUP_AUC_N = 10
-
-AGE_BANDS: tuple[str, ...] = ("18-25", "26-35", "36-50", "51+")
-# Left-closed edges so a fractional age belongs with its completed years (25.5 -> 18-25);
-# below 18 is outside the credit-eligible population and becomes NaN.
-_AGE_EDGES: tuple[float, ...] = (18, 26, 36, 51, math.inf)
 
 # Rows whose group value is missing are reported as their own group rather than dropped, so a
 # fairness table always accounts for every scored applicant.
@@ -78,11 +74,41 @@ def fairness_report(
     return report
 
 
-def age_band(ages: pd.Series) -> pd.Series:
-    """Ordered age bands 18-25, 26-35, 36-50, 51+; under 18 or missing ages become NaN."""
-    numeric = pd.to_numeric(pd.Series(ages), errors="coerce")
-    bands = pd.cut(numeric, bins=list(_AGE_EDGES), right=False, labels=list(AGE_BANDS))
-    return bands.rename("age_band")
+def band_labels(edges: Sequence[float]) -> list[str]:
+    """Names of left-closed bands: whole-number edges [18, 26, 51] give 18-25, 26-50, 51+;
+    others give [a, b) and a+."""
+    whole = all(float(e).is_integer() for e in edges)
+
+    def text(value: float) -> str:
+        return f"{value:g}"
+
+    labels = []
+    for low, high in zip(edges, [*edges[1:], None], strict=True):
+        if high is None:
+            labels.append(f"{text(low)}+")
+        elif whole:
+            labels.append(f"{text(low)}-{text(high - 1)}")
+        else:
+            labels.append(f"[{text(low)}, {text(high)})")
+    return labels
+
+
+def band(
+    values: pd.Series, edges: Sequence[float], labels: Sequence[str] | None = None
+) -> pd.Series:
+    """Ordered bands from left-closed `edges` (a fractional age belongs with its completed
+    years: 25.5 -> 18-25); values below the first edge, or missing, become NaN."""
+    numeric = pd.to_numeric(pd.Series(values), errors="coerce")
+    names = list(labels) if labels is not None else band_labels(edges)
+    return pd.cut(numeric, bins=[*edges, math.inf], right=False, labels=names)
+
+
+def groups_of(frame: pd.DataFrame, grouping: Grouping) -> pd.Series:
+    """Each row's group under one grouping of the spec."""
+    column = frame[grouping.column]
+    if grouping.edges is None:
+        return column
+    return band(column, grouping.edges, grouping.labels)
 
 
 def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
@@ -92,20 +118,20 @@ def _require_columns(frame: pd.DataFrame, columns: Sequence[str]) -> None:
 
 
 def fairness_summary(
-    y_true: Any, pd_scores: Any, frame: pd.DataFrame, threshold: float
+    y_true: Any,
+    pd_scores: Any,
+    frame: pd.DataFrame,
+    threshold: float,
+    groupings: Mapping[str, Grouping],
 ) -> dict[str, pd.DataFrame]:
-    """fairness_report per grouping: age_band (from age_in_years) and personal_status_and_sex.
+    """fairness_report per grouping of the spec (e.g. age_band from age_in_years).
 
     `frame` holds the raw attributes of the same rows, in the same order, as the scores.
     """
-    _require_columns(frame, ("age_in_years", "personal_status_and_sex"))
-    groupings = {
-        "age_band": age_band(frame["age_in_years"]),
-        "personal_status_and_sex": frame["personal_status_and_sex"],
-    }
+    _require_columns(frame, list(dict.fromkeys(g.column for g in groupings.values())))
     return {
-        name: fairness_report(y_true, pd_scores, groups, threshold)
-        for name, groups in groupings.items()
+        name: fairness_report(y_true, pd_scores, groups_of(frame, grouping), threshold)
+        for name, grouping in groupings.items()
     }
 
 
@@ -125,11 +151,15 @@ def flatten_fairness(summary: dict[str, pd.DataFrame]) -> dict[str, float]:
 
 
 def fairness_metrics(
-    y_true: Any, pd_scores: Any, frame: pd.DataFrame, threshold: float
+    y_true: Any,
+    pd_scores: Any,
+    frame: pd.DataFrame,
+    threshold: float,
+    groupings: Mapping[str, Grouping],
 ) -> dict[str, float]:
     """Worst approval-rate ratio and min/max group AUC per grouping, as loggable floats.
 
     Keys: fairness_<grouping>_min_approval_ratio, fairness_<grouping>_auc_min and
     fairness_<grouping>_auc_max for each grouping of fairness_summary; undefined ones omitted.
     """
-    return flatten_fairness(fairness_summary(y_true, pd_scores, frame, threshold))
+    return flatten_fairness(fairness_summary(y_true, pd_scores, frame, threshold, groupings))

@@ -18,7 +18,6 @@ import pandas as pd
 import ray
 import ray.train
 
-from app.data.schema import LABEL
 from app.training.preprocess import FeatureEncoder
 
 log = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ class FitResult:
 def encoded_dataset(frame: pd.DataFrame, encoder: FeatureEncoder) -> ray.data.Dataset:
     """The encoded matrix plus label as a Ray Dataset (what the training workers read)."""
     matrix = encoder.transform(frame)
-    matrix[LABEL_COLUMN] = frame[LABEL].to_numpy(dtype="float32")
+    matrix[LABEL_COLUMN] = frame[encoder.dataset.label].to_numpy(dtype="float32")
     return ray.data.from_pandas(matrix)
 
 

@@ -18,15 +18,25 @@ class GateConfig:
 
     min_auc: float
     max_brier: float
-    # 0 turns the age-band approval-ratio gate off.
+    # 0 turns the fairness gate off.
     min_approval_ratio: float
+    # The fairness grouping whose worst approval-rate ratio is gated (the dataset spec's).
+    grouping: str | None = None
 
 
 def gate_config(settings: Settings) -> GateConfig:
+    """The gates: CREDIT_GATE_* where set, else the dataset spec's model and fairness sections."""
+    spec = settings.load_dataset().spec
+    groupings = spec.fairness.groupings
     return GateConfig(
-        min_auc=settings.gate_min_auc,
-        max_brier=settings.gate_max_brier,
+        min_auc=spec.model.gate_min_auc if settings.gate_min_auc is None else settings.gate_min_auc,
+        max_brier=(
+            spec.model.gate_max_brier
+            if settings.gate_max_brier is None
+            else settings.gate_max_brier
+        ),
         min_approval_ratio=settings.gate_min_approval_ratio,
+        grouping=spec.fairness.gate or next(iter(groupings), None),
     )
 
 
@@ -37,8 +47,10 @@ def gates(config: GateConfig, metrics: dict[str, float]) -> dict[str, bool]:
         f"test_brier <= {config.max_brier}": metrics.get("test_brier", 1.0) <= config.max_brier,
     }
     if config.min_approval_ratio > 0:
-        ratio = metrics.get("test_fairness_age_band_min_approval_ratio", 0.0)
-        checks[f"age-band approval ratio >= {config.min_approval_ratio}"] = (
+        # No grouping to gate on fails the gate rather than passing it unchecked.
+        key = f"test_fairness_{config.grouping}_min_approval_ratio"
+        ratio = metrics.get(key, 0.0) if config.grouping else 0.0
+        checks[f"{config.grouping} approval ratio >= {config.min_approval_ratio}"] = (
             ratio >= config.min_approval_ratio
         )
     return checks

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from app.dataset import SPEC_FILE, Dataset, parse_dataset
 from app.domain import APPROVE, DECLINE, PREDICTION
 from app.training.preprocess import FeatureEncoder
 from app.training.reasons import reason_codes
@@ -39,6 +40,11 @@ class CreditModel:
     estimator: Any
     threshold: float
     used_columns: list[str] = field(default_factory=list)
+
+    @property
+    def dataset(self) -> Dataset:
+        """The dataset spec the model was trained on (its categories, reasons and label)."""
+        return self.encoder.dataset
 
     # --- scoring -----------------------------------------------------------------------
     def encode(self, raw_df: pd.DataFrame) -> pd.DataFrame:
@@ -125,8 +131,13 @@ class CreditModel:
     # --- persistence -------------------------------------------------------------------
     def save(self, directory: Path) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
+        # The resolved spec goes with the model, so this version keeps its categories and
+        # reason wording whatever the spec becomes later.
+        (directory / SPEC_FILE).write_text(self.dataset.resolved_yaml)
         meta = {
             "kind": self.kind,
+            "dataset": self.dataset.name,
+            "spec_hash": self.dataset.spec_hash,
             "numeric": list(self.encoder.numeric),
             "categorical": list(self.encoder.categorical),
             "threshold": self.threshold,
@@ -143,7 +154,16 @@ class CreditModel:
     @classmethod
     def load(cls, directory: Path) -> CreditModel:
         meta = json.loads((directory / META_FILE).read_text())
-        encoder = FeatureEncoder(tuple(meta["numeric"]), tuple(meta["categorical"]))
+        spec_file = directory / SPEC_FILE
+        if not spec_file.is_file():
+            raise ValueError(
+                f"{directory.name}: the model has no {SPEC_FILE} (trained before models carried "
+                "their dataset spec): retrain it with `python -m jobs.train`"
+            )
+        dataset = parse_dataset(spec_file.read_text(), str(spec_file), directory)
+        if dataset.spec_hash != meta.get("spec_hash"):
+            raise ValueError(f"{spec_file}: not the spec the model was trained on (hash differs)")
+        encoder = FeatureEncoder(tuple(meta["numeric"]), tuple(meta["categorical"]), dataset)
         if meta["kind"] == "xgboost":
             import xgboost as xgb
 

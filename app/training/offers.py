@@ -1,4 +1,8 @@
-"""Counter-offers for declines: the best terms a model would approve, from one model pass."""
+"""Counter-offers for declines: the best terms a model would approve, from one model pass.
+
+The terms are the dataset spec's offer levers (`offers.amount`, `offers.term`): request fields
+the applicant chose, which the lender may lower (amount) or change (term). A spec without
+levers makes no offers."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from app.features.transforms import application_feature_values
 from app.training.compiled import CompiledModel
 from app.training.model import sigmoid
 
@@ -16,9 +19,6 @@ from app.training.model import sigmoid
 # margin, the decision path sums per-feature contributions, and the two differ by float
 # rounding (measured < 1e-5); an offer must still be approved when the applicant takes it.
 MARGIN_GUARD = 1e-3
-# Request-time terms a counter-offer changes, and what is derived from them.
-TERMS = ("credit_amount", "duration_in_month")
-OTHER_INPUTS = ("installment_rate_in_percentage_of_disposable_income", "age_in_years")
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class OfferBounds:
     """Which terms may be offered (the counter_offer_* settings)."""
 
     min_amount_fraction: float = 0.5  # lowest amount offered, as a share of the request
-    amount_step: int = 250  # offered amounts below the request are multiples of this (DM)
+    amount_step: int = 250  # offered amounts below the request are multiples of this
     max_amounts: int = 16  # amount levels, the request's included; the step widens to fit
     durations: tuple[int, ...] = (6, 12, 18, 24, 30, 36, 48, 60)  # months, besides the request's
 
@@ -42,9 +42,14 @@ class OfferBounds:
 
 @dataclass(frozen=True)
 class CounterOffer:
-    credit_amount: int
-    duration_in_month: int
+    """Offered terms (lever column -> value, amount first) and the PD the model gives them."""
+
+    terms: dict[str, int]
     probability_of_default: float
+
+    def as_dict(self) -> dict[str, int | float]:
+        """The offer as the API and the logs spell it: each lever's column, then the PD."""
+        return {**self.terms, "probability_of_default": self.probability_of_default}
 
 
 def offer_amounts(amount: int, bounds: OfferBounds) -> list[int]:
@@ -111,31 +116,22 @@ def counter_offers(
     bounds: OfferBounds,
 ) -> list[CounterOffer | None]:
     """The best approvable terms for each of `rows` (declines) of the raw model columns, with
-    every row's grid scored in one model call; None where nothing within bounds is approvable.
+    every row's grid scored in one model call; None where nothing within bounds is approvable
+    (always, when the model's dataset spec declares no levers).
 
-    Each candidate is the applicant's encoded row with the terms and their request-time
-    features (`application_feature_values`, as the request path computes them) replaced, so
-    submitting the offered terms reproduces the candidate's model input exactly.
+    Each candidate is the applicant's encoded row with the levers and every derived feature
+    replaced, the derived ones recomputed by the spec's definitions (`Dataset.derive`, as the
+    request path computes them), so submitting the offered terms reproduces the candidate's
+    model input exactly.
     """
-    grids = [_grid(columns, i, bounds) for i in rows]
+    levers = compiled.model.dataset.spec.offers
+    if levers is None:
+        return [None] * len(rows)
+    grids = [_grid(columns, i, bounds, levers.amount, levers.term) for i in rows]
     sizes = [len(g[0]) for g in grids]
     if not sum(sizes):
         return [None] * len(rows)
-    base = compiled.encode(
-        {c: [columns[c][i] for i in rows] for c in compiled.raw_columns}, len(rows)
-    )
-    matrix = np.repeat(base, sizes, axis=0)
-    amounts = np.concatenate([g[0] for g in grids])
-    durations = np.concatenate([g[1] for g in grids])
-    rate, age = (np.repeat(_floats(columns, c, rows), sizes) for c in OTHER_INPUTS)
-    derived = application_feature_values(
-        amounts.astype("float64"), durations.astype("float64"), rate, age
-    )
-    replaced = {"credit_amount": amounts, "duration_in_month": durations, **derived}
-    for column, j in compiled.numeric:
-        if column in replaced:
-            matrix[:, j] = replaced[column]
-    margins = model_margins(compiled, matrix)
+    margins = model_margins(compiled, _candidates(compiled, columns, rows, grids, sizes))
     cut = compiled.threshold if threshold is None else threshold
     approvable = margins < math.log(cut / (1 - cut)) - MARGIN_GUARD
     out: list[CounterOffer | None] = []
@@ -143,7 +139,7 @@ def counter_offers(
     for (amount_grid, duration_grid), size, i in zip(grids, sizes, rows, strict=True):
         window = slice(start, start + size)
         start += size
-        asked = _whole(columns["duration_in_month"][i])
+        asked = _whole(columns[levers.term][i])
         pick = (
             None
             if not size
@@ -154,8 +150,41 @@ def counter_offers(
             continue
         margin = margins[window][pick]
         pd_offer = float(sigmoid(np.float64(margin)))
-        out.append(CounterOffer(int(amount_grid[pick]), int(duration_grid[pick]), pd_offer))
+        terms = {levers.amount: int(amount_grid[pick]), levers.term: int(duration_grid[pick])}
+        out.append(CounterOffer(terms, pd_offer))
     return out
+
+
+def _candidates(
+    compiled: CompiledModel,
+    columns: Mapping[str, Sequence],
+    rows: Sequence[int],
+    grids: list[tuple[np.ndarray, ...]],
+    sizes: list[int],
+) -> np.ndarray:
+    """Every row's grid as encoded model rows: the row repeated, its levers and every derived
+    feature replaced (recomputed from the replaced levers)."""
+    dataset = compiled.model.dataset
+    levers = dataset.spec.offers
+    base = compiled.encode(
+        {c: [columns[c][i] for i in rows] for c in compiled.raw_columns}, len(rows)
+    )
+    matrix = np.repeat(base, sizes, axis=0)
+    replaced: dict[str, np.ndarray] = {
+        levers.amount: np.concatenate([g[0] for g in grids]),
+        levers.term: np.concatenate([g[1] for g in grids]),
+    }
+    inputs = {
+        c: np.repeat(_floats(columns, c, rows), sizes)
+        for c in dataset.derived_inputs
+        if c not in replaced
+    }
+    inputs |= {c: v.astype("float64") for c, v in replaced.items()}
+    replaced |= dataset.derive(inputs)
+    for column, j in compiled.numeric:
+        if column in replaced:
+            matrix[:, j] = replaced[column]
+    return matrix
 
 
 def _floats(columns: Mapping[str, Sequence], name: str, rows: Sequence[int]) -> np.ndarray:
@@ -165,9 +194,11 @@ def _floats(columns: Mapping[str, Sequence], name: str, rows: Sequence[int]) -> 
     return np.array([np.nan if values[i] is None else values[i] for i in rows], dtype="float64")
 
 
-def _grid(columns: Mapping[str, Sequence], i: int, bounds: OfferBounds) -> tuple[np.ndarray, ...]:
+def _grid(
+    columns: Mapping[str, Sequence], i: int, bounds: OfferBounds, amount_lever: str, term: str
+) -> tuple[np.ndarray, ...]:
     """Row i's candidates; none when its terms are not usable numbers."""
-    amount, duration = (_whole(columns[c][i]) for c in TERMS)
+    amount, duration = (_whole(columns[c][i]) for c in (amount_lever, term))
     if amount is None or duration is None:
         empty = np.empty(0, dtype="int64")
         return empty, empty

@@ -8,23 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from app.data.schema import CATEGORIES, FINANCIALS, PROFILE, REQUEST_COLUMNS
-from app.features.transforms import APPLICATION_FEATURES
-
-# Protected attributes are kept for fairness evaluation but not used to score: sex and marital
-# status, and nationality, may not drive a credit decision (e.g. ECOA, EU anti-discrimination).
-PROTECTED_COLUMNS: tuple[str, ...] = ("personal_status_and_sex", "foreign_worker")
-
-RAW_FEATURES: tuple[str, ...] = tuple(
-    dict.fromkeys(
-        [
-            *REQUEST_COLUMNS,
-            *PROFILE.feature_columns,
-            *FINANCIALS.feature_columns,
-            *APPLICATION_FEATURES,
-        ]
-    )
-)
+from app.dataset import Dataset
 
 _SYMBOLS = (("<=", " le "), (">=", " ge "), ("<", " lt "), (">", " gt "), ("=", " eq "))
 
@@ -40,38 +24,48 @@ def safe_name(text: str) -> str:
 class FeatureEncoder:
     """Encodes raw feature rows exactly the same way in training, batch scoring and serving.
 
-    Categories come from the schema, not from the training data, so nothing is fitted: an
-    unseen or missing category encodes as all zeros and a missing number stays NaN (XGBoost
-    routes it; the linear baseline imputes it).
+    Categories come from the dataset spec, not from the training data, so nothing is fitted:
+    an unseen or missing category encodes as all zeros and a missing number stays NaN
+    (XGBoost routes it; the linear baseline imputes it). The spec travels with the encoder
+    into the model artifact, so a model version keeps its own categories and reasons.
     """
 
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
+    dataset: Dataset = field(compare=False, repr=False)
+    categories: dict[str, tuple[str, ...]] = field(init=False, compare=False, repr=False)
     _names: tuple[str, ...] = field(init=False)
     _sources: dict[str, tuple[str, str | None]] = field(init=False)
 
     def __post_init__(self) -> None:
+        unknown = [c for c in self.categorical if c not in self.dataset.categories]
+        if unknown:
+            raise ValueError(f"not category columns of the dataset spec: {', '.join(unknown)}")
+        categories = {c: self.dataset.categories[c] for c in self.categorical}
         names: list[str] = []
         sources: dict[str, tuple[str, str | None]] = {}
         for column in self.numeric:
             names.append(column)
             sources[column] = (column, None)
         for column in self.categorical:
-            for category in CATEGORIES[column]:
+            for category in categories[column]:
                 name = f"{column}__{safe_name(category)}"
                 names.append(name)
                 sources[name] = (column, category)
         if len(set(names)) != len(names):
             raise ValueError("feature names collide after sanitising")
+        object.__setattr__(self, "categories", categories)
         object.__setattr__(self, "_names", tuple(names))
         object.__setattr__(self, "_sources", sources)
 
     @classmethod
-    def default(cls, exclude: tuple[str, ...] = PROTECTED_COLUMNS) -> FeatureEncoder:
-        used = [c for c in RAW_FEATURES if c not in exclude]
+    def for_dataset(cls, dataset: Dataset) -> FeatureEncoder:
+        """Every model column of the spec (protected and excluded ones left out)."""
+        used = dataset.model_columns
         return cls(
-            numeric=tuple(c for c in used if c not in CATEGORIES),
-            categorical=tuple(c for c in used if c in CATEGORIES),
+            numeric=tuple(c for c in used if c not in dataset.categories),
+            categorical=tuple(c for c in used if c in dataset.categories),
+            dataset=dataset,
         )
 
     @property
@@ -106,7 +100,7 @@ class FeatureEncoder:
             j += 1
         for column in self.categorical:
             values = raw_df[column].to_numpy(dtype=object)
-            for category in CATEGORIES[column]:
+            for category in self.categories[column]:
                 out[:, j] = values == category
                 j += 1
         return out

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from sklearn.metrics import roc_auc_score
 
 from app.config import Settings
-from app.data.schema import LABEL
 from app.domain import CHALLENGER, CHAMPION
 from app.training import registry
 from app.training.dataset import configured_split, load_training_frame
@@ -35,7 +34,7 @@ def _held_out_auc(settings: Settings, versions: list[str]) -> dict[str, float]:
     return {
         v: float(
             roc_auc_score(
-                test[LABEL],
+                test[settings.load_dataset().label],
                 load_registered(mlflow_client, settings.model_name, v)[0].predict_pd(test),
             )
         )

@@ -15,9 +15,7 @@ import pandas as pd
 from mlflow.models.signature import ModelSignature
 from mlflow.types.schema import ColSpec, ParamSchema, ParamSpec, Schema
 
-from app.data.schema import TABLES
 from app.domain import PREDICTION
-from app.features.transforms import APPLICATION_INPUTS
 from app.training import artifacts, registry
 from app.training.model import CreditModel
 from app.training.preprocess import FeatureEncoder
@@ -51,7 +49,8 @@ def warehouse_types(encoder: FeatureEncoder) -> dict[str, str]:
     """Each raw column's type where it comes from: `long` and `string` for warehouse columns,
     `double` for request-time features. Logged as the model's metadata, because the signature
     declares every number `double` (see `model_signature`)."""
-    integers = {c for spec in TABLES.values() for c in spec.integer_columns}
+    tables = encoder.dataset.tables.values()
+    integers = {c for spec in tables for c in spec.integer_columns}
     return {
         c: "long" if c in integers else "double" if c in encoder.numeric else "string"
         for c in encoder.raw_columns
@@ -101,11 +100,12 @@ def input_example(
     and `explain` on: the logged example (and its serving_input_example.json, a ready
     /invocations body) shows callers that a feature the store lacks is sent as null."""
     example = model_input(frame.head(5), encoder).reset_index(drop=True)
-    # One no request-time feature is computed from, so the row stays consistent.
+    # One no derived feature is computed from, so the row stays consistent.
+    derived_inputs = set(encoder.dataset.derived_inputs)
     stored = [
         c
         for c, kind in warehouse_types(encoder).items()
-        if kind == "long" and c not in APPLICATION_INPUTS
+        if kind == "long" and c not in derived_inputs
     ]
     if stored and len(example):
         example.loc[len(example) - 1, stored[0]] = float("nan")

@@ -3,21 +3,23 @@ ranked from per-feature contributions and phrased through the catalogue (reason_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from app.training.preprocess import PROTECTED_COLUMNS, FeatureEncoder
-from app.training.reason_catalog import REASONS
+from app.training.preprocess import FeatureEncoder
+from app.training.reason_catalog import Reason, catalogue
 
 BIAS = "bias"
 
 
 def citable_columns(encoder: FeatureEncoder) -> list[str]:
     """Encoder columns a reason may name: protected ones never, unknown ones are a bug."""
-    columns = [c for c in encoder.raw_columns if c not in PROTECTED_COLUMNS]
-    unknown = [c for c in columns if c not in REASONS]
+    protected = set(encoder.dataset.protected_columns)
+    columns = [c for c in encoder.raw_columns if c not in protected]
+    reasons = catalogue(encoder.dataset)
+    unknown = [c for c in columns if c not in reasons]
     if unknown:
         raise KeyError(f"no reason code for column(s): {', '.join(unknown)}")
     return columns
@@ -86,6 +88,7 @@ def reason_codes(
         citable,
         lambda column, rows: raw[column].to_numpy(dtype="object")[rows],
         take,
+        catalogue(encoder.dataset),
         require,
     )
 
@@ -114,13 +117,14 @@ def _describe(
     cited: np.ndarray,
     citable: Sequence[str],
     value_of: Callable[[str, np.ndarray], Sequence],
+    reasons: Mapping[str, Reason],
 ) -> np.ndarray:
     """The text of every cited slot (rows x slots), each column's values phrased in one call."""
     descriptions = np.empty(order.shape, dtype="object")
     for j in np.unique(order[cited]).tolist():
         column = citable[j]
         rows, slots = np.nonzero((order == j) & cited)
-        descriptions[rows, slots] = REASONS[column].describe_many(
+        descriptions[rows, slots] = reasons[column].describe_many(
             np.asarray(value_of(column, rows), dtype="object")
         )
     return descriptions
@@ -131,10 +135,12 @@ def explain_rows(
     citable: Sequence[str],
     value_of: Callable[[str, np.ndarray], Sequence],
     take: int,
+    reasons: Mapping[str, Reason],
     require: np.ndarray | None = None,
 ) -> list[list[dict]]:
     """The reasons of each row from per-column contributions (rows x `citable`, margin scale);
-    `value_of(column, rows)` gives the raw values the texts quote. Shared by `reason_codes` and
+    `value_of(column, rows)` gives the raw values the texts quote, `reasons` the catalogue
+    that phrases them. Shared by `reason_codes` and
     the request path (`app.training.compiled`): both rank and phrase reasons identically."""
     # Rounded first so a reported contribution is never 0.0 and float noise cannot reorder
     # reasons.
@@ -143,7 +149,7 @@ def explain_rows(
     order = np.argsort(-values, axis=1, kind="stable")[:, :take]
     top = np.take_along_axis(values, order, axis=1)
     cited = np.isfinite(top)
-    description_list = _describe(order, cited, citable, value_of).tolist()
+    description_list = _describe(order, cited, citable, value_of, reasons).tolist()
 
     order_list = order.tolist()
     top_list = top.tolist()
@@ -154,7 +160,7 @@ def explain_rows(
             column = citable[order_list[i][k]]
             row.append(
                 {
-                    "code": REASONS[column].code,
+                    "code": reasons[column].code,
                     "feature": column,
                     "description": description_list[i][k],
                     "contribution": top_list[i][k],

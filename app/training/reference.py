@@ -81,5 +81,5 @@ def load_reference(settings: Settings, version: str | None = None) -> Reference:
                 f"({type(exc).__name__})"
             ) from None
         frame = pd.read_parquet(path)
-    encoder = FeatureEncoder.default()
+    encoder = FeatureEncoder.for_dataset(settings.load_dataset())
     return Reference(frame, list(encoder.numeric), list(encoder.categorical), str(version), run_id)

@@ -14,7 +14,6 @@ from typing import Any
 import pandas as pd
 
 from app.config import PROJECT_ROOT, Settings
-from app.data.schema import LABEL
 from app.training.dataset import Splits
 from app.training.evaluate import evaluation_bundle
 from app.training.model import CreditModel
@@ -61,7 +60,7 @@ def log_setup(
             "train_workers": workers,
             "split_method": splits.method,
             "seed": settings.seed,
-            "decision_threshold": settings.decision_threshold,
+            "decision_threshold": settings.threshold(),
             "snapshot_id": snapshot_id,
             "feature_service": settings.feature_service_name,
             "tune_trials": trials,
@@ -78,7 +77,10 @@ def log_evaluation(
     import mlflow
 
     scores = model.predict_pd(frame)
-    result = evaluation_bundle(frame[LABEL].to_numpy(), scores, frame, threshold)
+    dataset = model.dataset
+    result = evaluation_bundle(
+        frame[dataset.label].to_numpy(), scores, frame, threshold, dataset.spec.fairness.groupings
+    )
     try:
         metrics = {f"{prefix}_{k}": float(v) for k, v in result.metrics.items() if v == v}
         mlflow.log_metrics(metrics)

@@ -89,7 +89,7 @@ def prepare(settings: Settings) -> Prepared:
     mlflow_client = registry.client(settings)  # fail before any work if MLflow is down
     experiment = registry.experiment_id(settings, mlflow_client)
     manifest = read_manifest(settings.offline_dir)
-    encoder = FeatureEncoder.default()
+    encoder = FeatureEncoder.for_dataset(settings.load_dataset())
     frame = load_training_frame(settings)
     check_features(frame, encoder)
     splits = configured_split(frame, settings)
@@ -98,9 +98,7 @@ def prepare(settings: Settings) -> Prepared:
 
 def base_params(settings: Settings, encoder: FeatureEncoder) -> dict[str, Any]:
     nthread = max(1, int(settings.train_cpus_per_worker))
-    return xgb_params(
-        settings.xgb_params, settings.monotone_constraints, encoder, nthread, settings.seed
-    )
+    return xgb_params(settings.xgb_params, settings.monotone(), encoder, nthread, settings.seed)
 
 
 def tuned_params(
@@ -154,7 +152,7 @@ def fit(
     xgb_fit, baseline_fit = fit_models(
         settings, prepared.splits, encoder, workers, params, with_baseline
     )
-    model = CreditModel("xgboost", encoder, xgb_fit.estimator, settings.decision_threshold)
+    model = CreditModel("xgboost", encoder, xgb_fit.estimator, settings.threshold())
     model.used_columns = used_columns_of(model)
     baseline = None
     if baseline_fit is not None:

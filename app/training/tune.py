@@ -8,7 +8,6 @@ import pandas as pd
 from ray import tune
 
 from app.config import Settings
-from app.data.schema import LABEL
 from app.errors import CreditRiskError
 from app.training.dataset import Splits
 from app.training.preprocess import FeatureEncoder
@@ -30,16 +29,16 @@ SEARCH_SPACE: dict[str, Any] = {
 
 def _trial(
     config: dict[str, Any],
-    data: tuple[list[str], pd.DataFrame, pd.DataFrame],
+    data: tuple[list[str], str, pd.DataFrame, pd.DataFrame],
     base: dict[str, Any],
     rounds: int,
     patience: int,
 ) -> None:
     import xgboost as xgb
 
-    features, train, valid = data
-    dtrain = xgb.DMatrix(train[features], label=train[LABEL], feature_names=features)
-    dvalid = xgb.DMatrix(valid[features], label=valid[LABEL], feature_names=features)
+    features, label, train, valid = data
+    dtrain = xgb.DMatrix(train[features], label=train[label], feature_names=features)
+    dvalid = xgb.DMatrix(valid[features], label=valid[label], feature_names=features)
     history: dict[str, dict[str, list[float]]] = {}
     booster = xgb.train(
         {**base, **config},
@@ -59,17 +58,18 @@ def tune_xgboost(
 ) -> dict[str, Any]:
     """Run `trials` seeded random-search trials (one CPU each, in parallel); best params."""
     features = encoder.feature_names
+    label = encoder.dataset.label
 
     def encoded(frame: pd.DataFrame) -> pd.DataFrame:
         matrix = encoder.transform(frame)
-        matrix[LABEL] = frame[LABEL].to_numpy()
+        matrix[label] = frame[label].to_numpy()
         return matrix
 
     # with_parameters puts the data in the object store once, shared by every trial.
     trainable = tune.with_resources(
         tune.with_parameters(
             _trial,
-            data=(features, encoded(splits.train), encoded(splits.validation)),
+            data=(features, label, encoded(splits.train), encoded(splits.validation)),
             base={**base, "nthread": 1},
             rounds=settings.num_boost_round,
             patience=settings.early_stopping_rounds,

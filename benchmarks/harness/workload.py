@@ -69,8 +69,9 @@ def request_rows(settings: Any, pick: Callable[[int], np.ndarray]) -> list[dict[
     from app.data.snapshot import load_snapshot
     from app.features.store import request_row
 
-    applications = load_snapshot(settings.offline_dir, "loan_applications")
-    return [request_row(applications.iloc[int(i)]) for i in pick(len(applications))]
+    dataset = settings.load_dataset()
+    applications = load_snapshot(settings.offline_dir, dataset.spine.name)
+    return [request_row(applications.iloc[int(i)], dataset) for i in pick(len(applications))]
 
 
 @dataclass
@@ -145,12 +146,12 @@ def train_booster(settings: Any, rounds: int) -> tuple[Any, Any, Any]:
     from app.training.preprocess import FeatureEncoder
 
     frame = load_training_frame(settings)
-    encoder = FeatureEncoder.default()
+    encoder = FeatureEncoder.for_dataset(settings.load_dataset())
     matrix = encoder.transform(frame)
     dtrain = xgb.DMatrix(matrix, label=frame[LABEL].to_numpy(), feature_names=encoder.feature_names)
     params = {**BOOSTER_PARAMS, "seed": settings.seed}
     booster = xgb.train(params, dtrain, num_boost_round=rounds)
-    model = CreditModel("xgboost", encoder, booster, settings.decision_threshold)
+    model = CreditModel("xgboost", encoder, booster, settings.threshold())
     model.used_columns = used_columns_of(model)
     return model, booster, frame
 

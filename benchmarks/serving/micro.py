@@ -39,12 +39,14 @@ def calls(reader: Any, groups: list, models: Any, config: Any, served: Any) -> d
 
     ids = [[r.applicant_id for r in group] for group in groups]
     rows = [reader.read(group_ids) for group_ids in ids]
-    features = [features_of(r, group) for r, group in zip(rows, groups, strict=True)]
+    features = [
+        features_of(r, group, reader.dataset) for r, group in zip(rows, groups, strict=True)
+    ]
     m, size, threshold = len(groups), len(groups[0]), config.decision_threshold
     return {
         "read": lambda k: reader.read(ids[k % m]),
         "pure": lambda k: decide_batch(
-            groups[k % m], features_of(rows[k % m], groups[k % m]), models, config
+            groups[k % m], features_of(rows[k % m], groups[k % m], reader.dataset), models, config
         ),
         "fetch": lambda k: decide_batch(
             groups[k % m], fetch_features(reader, groups[k % m], lambda _ms: None), models, config
@@ -58,7 +60,7 @@ def check(reader: Any, workload: Workload, requests: list, models: Any, config: 
     from app.serving.decide import decide_batch, features_of
 
     for i, request in enumerate(requests[:20]):
-        features = features_of(reader.read([request.applicant_id]), [request])
+        features = features_of(reader.read([request.applicant_id]), [request], reader.dataset)
         outcome = decide_batch([request], features, models, config).outcomes[0]
         if outcome.status != 200:
             raise RuntimeError(f"pure path: status {outcome.status} {outcome.detail}")

@@ -117,7 +117,7 @@ def damaged_store(api_settings, service, tmp_path):
         ("A0000006", b"\xff\xfe garbage"),
         ("A0000007", Value(string_val="forty").SerializeToString()),
     ):
-        key = entity_key(applicant, reader.key_version)
+        key = entity_key(applicant, reader.key_version, reader.dataset.entity_key)
         for table in reader.tables:
             db.execute(
                 f'UPDATE "{table}" SET value = ? WHERE entity_key = ? AND '
@@ -127,7 +127,7 @@ def damaged_store(api_settings, service, tmp_path):
     db.commit()
     db.close()
     return lambda settings: SqliteOnlineReader(
-        reader.views, reader.key_version, str(path), list(reader.tables)
+        reader.views, reader.key_version, reader.dataset, str(path), list(reader.tables)
     )
 
 

@@ -11,10 +11,9 @@ import pandas as pd
 import pytest
 
 from app.config import SHIPPED_DATA_PATH
-from app.data.synthetic import SHIFTS, generate_raw
+from app.data.synthetic import generate_raw, shifted_columns
 from app.data.warehouse import load_raw
 from app.domain import PREDICTION
-from app.features.transforms import application_features
 from app.monitoring.drift import DriftConfig, DriftInputError, compute_drift
 from app.training.preprocess import FeatureEncoder
 from tests.utils.datasets import german
@@ -23,11 +22,14 @@ pytestmark = pytest.mark.integration
 
 REFERENCE_ROWS = 1200
 WINDOW = 1000
-ENCODER = FeatureEncoder.default()
+ENCODER = FeatureEncoder.for_dataset(german())
 NUMERIC, CATEGORICAL = list(ENCODER.numeric), list(ENCODER.categorical)
 # Named shifts of the applicants' features; `higher_default_rate` moves only the label and is
 # what performance monitoring (outcomes) is for, not feature drift.
-FEATURE_SHIFTS = [name for name, shift in SHIFTS.items() if shift.columns != ("creditability",)]
+LABEL = german().spec.label.source
+FEATURE_SHIFTS = [
+    s for s in german().spec.synthetic.shifts if shifted_columns(german(), s) != (LABEL,)
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +38,8 @@ def real() -> pd.DataFrame:
 
 
 def features(real: pd.DataFrame, n: int, seed: int, shift: str | None = None) -> pd.DataFrame:
-    raw = generate_raw(real, n, seed, shift)
-    frame = pd.concat([raw, application_features(raw)], axis=1)
+    raw = generate_raw(real, n, seed, shift, dataset=german())
+    frame = pd.concat([raw, german().derive_frame(raw)], axis=1)
     # A fixed score standing in for the model's PD: rises with amount and duration, so it
     # moves when they do, as a credit model's would.
     z = 0.0002 * frame["credit_amount"] + 0.03 * frame["duration_in_month"] - 2.5
@@ -63,7 +65,7 @@ def test_traffic_like_the_reference_never_alarms(real, reference):
 
 @pytest.mark.parametrize("shift", FEATURE_SHIFTS)
 def test_a_named_shift_is_caught_in_the_first_check_and_named(real, reference, shift):
-    expected = set(SHIFTS[shift].columns)
+    expected = set(shifted_columns(german(), shift))
     window = features(real, WINDOW, 2000, shift)
     result, _ = compute_drift(reference, window, NUMERIC, CATEGORICAL)
     assert result.dataset_drift, f"{shift} not flagged in the first check"

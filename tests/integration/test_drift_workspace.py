@@ -17,7 +17,6 @@ from app.config import SHIPPED_DATA_PATH
 from app.data.synthetic import generate_raw
 from app.data.warehouse import load_raw
 from app.domain import PREDICTION
-from app.features.transforms import application_features
 from app.localservices import ManagedProcess, free_port
 from app.monitoring.workspace import DRIFT_FLAG
 from app.training.preprocess import FeatureEncoder
@@ -27,13 +26,13 @@ from tests.utils.monitoring import monitor
 
 pytestmark = pytest.mark.integration
 
-ENCODER = FeatureEncoder.default()
+ENCODER = FeatureEncoder.for_dataset(german())
 WINDOW = 500
 
 
 def features(n: int, seed: int, shift: str | None = None) -> pd.DataFrame:
-    raw = generate_raw(load_raw(SHIPPED_DATA_PATH, german()), n, seed, shift)
-    frame = pd.concat([raw, application_features(raw)], axis=1)
+    raw = generate_raw(load_raw(SHIPPED_DATA_PATH, german()), n, seed, shift, dataset=german())
+    frame = pd.concat([raw, german().derive_frame(raw)], axis=1)
     # A fixed score standing in for the model's PD, moving with amount and duration.
     z = 0.0002 * frame["credit_amount"] + 0.03 * frame["duration_in_month"] - 2.5
     frame[PREDICTION] = 1 / (1 + np.exp(-z))

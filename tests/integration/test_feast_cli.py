@@ -23,6 +23,7 @@ from app.features.repo import REDIS_PASSWORD_VAR, repo_dir
 from app.features.store import get_online_features, get_store, materialize, request_row
 from app.localservices import ManagedProcess, free_port
 from tests.utils import isolated_settings, run_job
+from tests.utils.datasets import german
 
 pytestmark = pytest.mark.integration
 
@@ -155,7 +156,7 @@ def post_json(url: str, body: dict) -> dict:
 def test_feast_serve_returns_the_materialized_features(feast_repo):
     settings, serve = feast_repo.settings, feast_repo.serve
     apps = load_snapshot(settings.offline_dir, "loan_applications")
-    rows = [request_row(apps.iloc[i]) for i in (0, 41, 999)]
+    rows = [request_row(apps.iloc[i], german()) for i in (0, 41, 999)]
     serve.wait_http("/health", START_TIMEOUT)
 
     answer = post_json(

@@ -17,8 +17,8 @@ from app.features.store import (
     materialize,
     request_row,
 )
-from app.features.transforms import application_features
 from tests.utils import isolated_settings, start_redis
+from tests.utils.datasets import german
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 
@@ -61,16 +61,18 @@ def test_online_features_match_the_snapshot(ingested):
     financials = load_snapshot(settings.offline_dir, "applicant_financials").set_index(
         "applicant_id"
     )
-    rows = [request_row(apps.iloc[i]) for i in (0, 41, 999)]
+    rows = [request_row(apps.iloc[i], german()) for i in (0, 41, 999)]
     online = get_online_features(get_store(settings), SERVICE, rows).set_index("applicant_id")
     for row in rows:
         got = online.loc[row["applicant_id"]]
         assert got["age_in_years"] == profile.loc[row["applicant_id"], "age_in_years"]
         assert got["housing"] == profile.loc[row["applicant_id"], "housing"]
         assert got["credit_history"] == financials.loc[row["applicant_id"], "credit_history"]
-        expected = application_features(
-            pd.DataFrame([{**row, "age_in_years": got["age_in_years"]}])
-        ).iloc[0]
+        expected = (
+            german()
+            .derive_frame(pd.DataFrame([{**row, "age_in_years": got["age_in_years"]}]))
+            .iloc[0]
+        )
         assert got["monthly_installment"] == pytest.approx(expected["monthly_installment"])
         assert got["credit_amount_per_age_year"] == pytest.approx(
             expected["credit_amount_per_age_year"]
@@ -93,7 +95,9 @@ def test_second_run_is_incremental_and_picks_up_new_rows(ingested):
 
     assert report.incremental
     apps = load_snapshot(settings.offline_dir, "loan_applications")
-    online = get_online_features(get_store(settings), SERVICE, [request_row(apps.iloc[0])])
+    online = get_online_features(
+        get_store(settings), SERVICE, [request_row(apps.iloc[0], german())]
+    )
     assert online.loc[0, "housing"] == "rent"
     assert online.loc[0, "age_in_years"] == 70
 
@@ -133,7 +137,7 @@ def test_training_rows_never_see_later_values(ingested, make_settings):
     )
     assert get_training_frame(settings, reapplied).loc[0, "age_in_years"] == 99
     # Online serving has the latest value.
-    online = get_online_features(store, SERVICE, [request_row(target)])
+    online = get_online_features(store, SERVICE, [request_row(target, german())])
     assert online.loc[0, "age_in_years"] == 99
 
 
@@ -160,7 +164,7 @@ def test_redis_online_store_serves_the_same_features(ingested, redis_service):
     report = materialize(redis_settings)
     assert f"Redis online store at 127.0.0.1:{redis_service.port}" == report.online_store
     apps = load_snapshot(sqlite_settings.offline_dir, "loan_applications")
-    rows = [request_row(apps.iloc[i]) for i in range(0, 1000, 97)]
+    rows = [request_row(apps.iloc[i], german()) for i in range(0, 1000, 97)]
     from_redis = get_online_features(get_store(redis_settings), SERVICE, rows)
     from_sqlite = get_online_features(get_store(sqlite_settings), SERVICE, rows)
     pd.testing.assert_frame_equal(

@@ -15,6 +15,7 @@ from app.training.promote import PromotionRefused, promote, rollback
 from app.training.pyfunc import load_credit_model, model_input
 from app.training.train import train_and_register
 from tests.utils import free_port, wait_for
+from tests.utils.datasets import german
 from tests.utils.training import QUICK_FIT
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
@@ -57,8 +58,10 @@ def expected_baseline_auc(settings) -> float:
         settings.seed,
         settings.validation_fraction,
         settings.test_fraction,
+        label=LABEL,
+        key="application_id",
     )
-    encoder = FeatureEncoder.default()
+    encoder = FeatureEncoder.for_dataset(german())
     pipeline = baseline_pipeline(BASELINE_C)
     pipeline.fit(encoder.transform(splits.train), splits.train[LABEL])
     scores = pipeline.predict_proba(encoder.transform(splits.test))[:, 1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.config import Settings
 from app.training.model import CreditModel
 from app.training.source import ServedModel
+from tests.utils.datasets import german
 
 
 def fit_in_process(settings: Settings, frame, rounds: int = 60) -> CreditModel:
@@ -17,15 +18,13 @@ def fit_in_process(settings: Settings, frame, rounds: int = 60) -> CreditModel:
     from app.training.model import used_columns_of
     from app.training.preprocess import FeatureEncoder
 
-    encoder = FeatureEncoder.default()
-    params = xgb_params(
-        settings.xgb_params, settings.monotone_constraints, encoder, 1, settings.seed
-    )
+    encoder = FeatureEncoder.for_dataset(german())
+    params = xgb_params(settings.xgb_params, settings.monotone(), encoder, 1, settings.seed)
     matrix = xgb.DMatrix(
         encoder.transform(frame), label=frame[LABEL], feature_names=encoder.feature_names
     )
     booster = xgb.train(params, matrix, num_boost_round=rounds)
-    model = CreditModel("xgboost", encoder, booster, settings.decision_threshold)
+    model = CreditModel("xgboost", encoder, booster, settings.threshold())
     model.used_columns = used_columns_of(model)
     return model
 

@@ -14,6 +14,7 @@ import yaml
 from app.data.schema import CATEGORIES
 from app.serving.client import decision_body
 from tests.utils import ROOT, wait_for
+from tests.utils.datasets import german
 from tests.utils.training import QUICK_FIT
 
 APPLICANTS = 2000
@@ -176,7 +177,7 @@ def application(i: int) -> dict:
 
 def body(i: int, prefix: str = "S") -> dict:
     """Applicant i's request: S-ids are the synthetic applicants, A-ids the shipped ones."""
-    return decision_body({"applicant_id": f"{prefix}{i + 1:07d}", **application(i)})
+    return decision_body({"applicant_id": f"{prefix}{i + 1:07d}", **application(i)}, german())
 
 
 def reset_monitor(settings) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from app.training.preprocess import FeatureEncoder, safe_name
+from tests.utils.datasets import german
 
 # Boosting settings that fit the shipped data on one worker in a fraction of a second (the fit's
 # cost is then Ray Train's start-up alone): for tests of registry, serving and job mechanics.
@@ -93,8 +94,8 @@ def contributions(
     rows: list[dict[str, float]], encoder: FeatureEncoder | None = None, bias: float = -1.0
 ) -> pd.DataFrame:
     """A contribution frame with every encoded feature, zero unless given (by default the
-    features of FeatureEncoder.default())."""
-    encoder = encoder or FeatureEncoder.default()
+    features of FeatureEncoder.for_dataset(german()))."""
+    encoder = encoder or FeatureEncoder.for_dataset(german())
     frame = pd.DataFrame(0.0, index=range(len(rows)), columns=encoder.feature_names)
     for i, row in enumerate(rows):
         for name, value in row.items():

@@ -17,6 +17,7 @@ import requests
 from app.localservices import ManagedProcess, free_port
 from app.serving.client import decision_body
 from tests.utils import wait_for
+from tests.utils.datasets import german
 from tests.utils.serving import application, body
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
@@ -120,7 +121,7 @@ def test_mlflow_models_serve_answers_like_the_api(served, tmp_path):
         _store_applicants_with_gaps(settings)
         bodies = [body(i) for i in range(6)]
         bodies += [
-            decision_body({"applicant_id": a, **application(i)})
+            decision_body({"applicant_id": a, **application(i)}, german())
             for i, a in enumerate([GAPS, PROFILE_ONLY])
         ]
         response = served.post("/v1/decisions/batch", {"requests": bodies})

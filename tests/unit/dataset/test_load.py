@@ -198,6 +198,29 @@ def test_a_missing_file_or_bad_yaml_is_named(tmp_path):
             "reasons.codes.late.text: {value|lots}",
         ),
         (lambda d: d["reasons"]["codes"]["income"].pop("text"), "needs its wording"),
+        (
+            lambda d: d.update(model={"monotone": {"region": 1}}),
+            "model.monotone.region: is not a numeric model column",
+        ),
+        (lambda d: d.update(model={"monotone": {"late": 2}}), "model.monotone.late: Input should"),
+        (
+            lambda d: d.update(fairness={"groupings": {"band": {"column": "age"}}}),
+            "fairness.groupings.band.edges: numeric 'age' needs band edges",
+        ),
+        (
+            lambda d: d.update(
+                fairness={"groupings": {"band": {"column": "age", "edges": [40, 18]}}}
+            ),
+            "`edges` must increase",
+        ),
+        (
+            lambda d: d.update(fairness={"groupings": {}, "gate": "age_band"}),
+            "fairness.gate: 'age_band' is not a grouping",
+        ),
+        (
+            lambda d: d.update(offers={"amount": "amount", "term": "late"}),
+            "offers.term: 'late' is not an int request field",
+        ),
     ],
 )
 def test_a_mistake_is_reported_with_its_path(tmp_path, edit, says):
@@ -212,3 +235,12 @@ def test_many_mistakes_are_reported_together(tmp_path):
     message = broken(tmp_path, edit)
     assert "5 problems" in message
     assert message.count("not a known field") == 5
+
+
+def test_model_defaults_fairness_and_levers_have_defaults(tmp_path):
+    dataset = load_dataset(write(tmp_path, MINIMAL))
+    model = dataset.spec.model
+    # No threshold: the cost-optimal cut of the default 5:1 costs.
+    assert model.decision_threshold == 1 / 6
+    assert model.monotone == {} and dataset.spec.fairness.groupings == {}
+    assert dataset.spec.offers is None

@@ -90,7 +90,9 @@ def test_feast_parses_the_objects_our_apply_applies(make_settings, monkeypatch):
     finally:
         sys.modules.pop("definitions", None)
     ours = repo_contents(
-        build_definitions(settings.offline_dir, settings.feature_service_name),
+        build_definitions(
+            settings.load_dataset(), settings.offline_dir, settings.feature_service_name
+        ),
         settings.feast_project,
     )
     # The CLI adds the project itself when the repo defines none (as ours does).

@@ -15,7 +15,6 @@ from app.config import SHIPPED_DATA_PATH
 from app.data.schema import REQUEST_COLUMNS
 from app.data.warehouse import load_raw
 from app.features.online import OnlineRows
-from app.features.transforms import APPLICATION_FEATURES, application_features
 from app.serving.decide import decide_batch, features_of, shadow_records
 from app.serving.models import ModelSet
 from app.serving.routing import RoutingConfig
@@ -41,8 +40,8 @@ def applicants() -> pd.DataFrame:
 def models(applicants) -> ModelSet:
     """v1 champion, v2 challenger: the same toy (PD rises with amount and duration)."""
     frame = load_raw(SHIPPED_DATA_PATH, german())
-    frame = pd.concat([frame, application_features(frame)], axis=1)
-    encoder = FeatureEncoder.default()
+    frame = pd.concat([frame, german().derive_frame(frame)], axis=1)
+    encoder = FeatureEncoder.for_dataset(german())
     label = (frame["credit_amount"] > 6000) | (frame["duration_in_month"] > 40)
     dtrain = xgb.DMatrix(encoder.transform(frame), label=label.astype(int))
     params = {"objective": "binary:logistic", "max_depth": 2, "eta": 0.3, "nthread": 1}
@@ -59,12 +58,12 @@ def ask(applicants: pd.DataFrame, terms: list[tuple[int, int, int]]):
         application = {c: row[c] for c in REQUEST_COLUMNS}
         application |= {"credit_amount": amount, "duration_in_month": duration}
         requests.append(DecisionRequest(applicant_id=row["applicant_id"], application=application))
-        skip = {*REQUEST_COLUMNS, *APPLICATION_FEATURES, "applicant_id"}
+        skip = {*REQUEST_COLUMNS, *german().derived_names, "applicant_id"}
         stored.append({c: v for c, v in row.items() if c not in skip})
     columns = {c: [s[c] for s in stored] for c in stored[0]}
     known = np.ones(len(requests), dtype=bool)
     rows = OnlineRows(columns, known, [datetime(2026, 1, 1, tzinfo=UTC)] * len(requests))
-    return requests, features_of(rows, requests)
+    return requests, features_of(rows, requests, german())
 
 
 TERMS = [(0, 9000, 24), (1, 2000, 60), (2, 1500, 12)]  # two declines, one approval

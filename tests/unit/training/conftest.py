@@ -31,7 +31,7 @@ def frame() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def small_model(frame) -> CreditModel:
-    encoder = FeatureEncoder.default()
+    encoder = FeatureEncoder.for_dataset(german())
     dtrain = xgb.DMatrix(
         encoder.transform(frame), label=frame[LABEL], feature_names=encoder.feature_names
     )

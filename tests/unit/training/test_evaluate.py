@@ -11,13 +11,16 @@ from matplotlib.figure import Figure
 from app.training.evaluate import EvaluationResult, evaluation_bundle
 from app.training.metrics import evaluate_scores
 from tests.utils import ROOT
+from tests.utils.datasets import german
 from tests.utils.training import applicants
+
+GROUPINGS = german().spec.fairness.groupings
 
 
 def test_evaluation_bundle_contents_and_close():
     y, p, frame = applicants(2_000)
     before = set(plt.get_fignums())
-    result = evaluation_bundle(y, p, frame, threshold=0.4)
+    result = evaluation_bundle(y, p, frame, 0.4, GROUPINGS)
     assert isinstance(result, EvaluationResult)
     assert result.metrics["auc"] == evaluate_scores(y, p, 0.4)["auc"]
     assert "fairness_age_band_min_approval_ratio" in result.metrics
@@ -46,7 +49,7 @@ def test_evaluation_bundle_contents_and_close():
 def test_evaluation_bundle_as_context_manager_closes_figures():
     y, p, frame = applicants(200)
     before = set(plt.get_fignums())
-    with evaluation_bundle(y, p, frame, threshold=0.5) as result:
+    with evaluation_bundle(y, p, frame, 0.5, GROUPINGS) as result:
         assert len(result.figures) == 4
     assert set(plt.get_fignums()) == before
 

@@ -8,13 +8,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.dataset.spec import Grouping
 from app.training.fairness import (
-    AGE_BANDS,
-    age_band,
+    band,
+    band_labels,
     fairness_metrics,
     fairness_report,
     fairness_summary,
 )
+from tests.utils.datasets import german
+
+GROUPINGS = german().spec.fairness.groupings
 
 
 def test_four_fifths_ratio_on_constructed_groups():
@@ -51,12 +55,12 @@ def test_missing_group_values_are_reported_not_dropped():
 
 def test_age_band_boundaries():
     ages = pd.Series([18, 25, 26, 35, 36, 50, 51, 90, 17, None], index=list("abcdefghij"))
-    bands = age_band(ages)
+    bands = band(ages, GROUPINGS["age_band"].edges)
     expected = ["18-25", "18-25", "26-35", "26-35", "36-50", "36-50", "51+", "51+"]
     assert list(bands.iloc[:8]) == expected
     assert bands.iloc[8:].isna().all()  # under 18 or unknown: no band
     assert bands.cat.ordered
-    assert list(bands.cat.categories) == list(AGE_BANDS)
+    assert list(bands.cat.categories) == ["18-25", "26-35", "36-50", "51+"]
     assert list(bands.index) == list(ages.index)
 
 
@@ -69,7 +73,7 @@ def test_fairness_summary_and_metrics():
     )
     y = [0, 1] * 10
     p = [0.1, 0.9] * 5 + [0.9, 0.1] * 5  # perfect ranking for the young, reversed for the old
-    summary = fairness_summary(y, p, frame, threshold=0.5)
+    summary = fairness_summary(y, p, frame, 0.5, GROUPINGS)
     assert set(summary) == {"age_band", "personal_status_and_sex"}
     # Categorical order is kept and empty bands are omitted.
     assert list(summary["age_band"]["group"]) == ["18-25", "51+"]
@@ -78,7 +82,7 @@ def test_fairness_summary_and_metrics():
     # Female AUC: 3 defaulters at 0.9 and 5 at 0.1 against 2 non-defaulters at 0.1 and 5 at 0.9
     # -> (3*2 wins + (3*5 + 5*2) ties / 2) / (8*7 pairs) = 18.5 / 56. Male (n = 5) has no AUC.
     female_auc = 18.5 / 56
-    metrics = fairness_metrics(y, p, frame, threshold=0.5)
+    metrics = fairness_metrics(y, p, frame, 0.5, GROUPINGS)
     assert metrics == pytest.approx(
         {
             "fairness_age_band_min_approval_ratio": 1.0,
@@ -94,7 +98,7 @@ def test_fairness_summary_and_metrics():
 
 def test_fairness_metrics_omit_undefined_values():
     frame = pd.DataFrame({"age_in_years": [30, 40], "personal_status_and_sex": ["a", "b"]})
-    metrics = fairness_metrics([0, 1], [0.1, 0.9], frame, threshold=0.5)
+    metrics = fairness_metrics([0, 1], [0.1, 0.9], frame, 0.5, GROUPINGS)
     # Groups of one row have no AUC, so only the approval ratios remain.
     assert metrics == {
         "fairness_age_band_min_approval_ratio": 0.0,
@@ -104,4 +108,16 @@ def test_fairness_metrics_omit_undefined_values():
 
 def test_fairness_summary_names_missing_columns():
     with pytest.raises(KeyError, match="personal_status_and_sex"):
-        fairness_summary([0, 1], [0.1, 0.9], pd.DataFrame({"age_in_years": [30, 40]}), 0.5)
+        fairness_summary(
+            [0, 1], [0.1, 0.9], pd.DataFrame({"age_in_years": [30, 40]}), 0.5, GROUPINGS
+        )
+
+
+def test_band_labels_from_whole_and_fractional_edges():
+    assert band_labels([18, 26, 51]) == ["18-25", "26-50", "51+"]
+    assert band_labels([0, 0.5, 1]) == ["[0, 0.5)", "[0.5, 1)", "1+"]
+    # Named bands replace the generated labels; a fraction sits in the band it starts.
+    grouping = Grouping(column="ratio", edges=[0, 0.5], labels=["low", "high"])
+    bands = band(pd.Series([0.1, 0.5, 2.0, -1.0]), grouping.edges, grouping.labels)
+    assert bands.astype(object).tolist()[:3] == ["low", "high", "high"]
+    assert pd.isna(bands.iloc[3])

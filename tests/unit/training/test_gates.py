@@ -22,7 +22,7 @@ def test_gates_name_what_failed(tmp_path):
     assert result == {
         "test_auc >= 0.8": False,
         "test_brier <= 0.25": True,
-        "age-band approval ratio >= 0.8": True,
+        "age_band approval ratio >= 0.8": True,
     }
 
 
@@ -35,7 +35,9 @@ def test_gate_config_reads_the_gate_settings_only(tmp_path):
         _env_file=None,
     )
     config = gate_config(settings)
-    assert config == GateConfig(min_auc=0.72, max_brier=0.2, min_approval_ratio=0.0)
+    assert config == GateConfig(
+        min_auc=0.72, max_brier=0.2, min_approval_ratio=0.0, grouping="age_band"
+    )
     with pytest.raises(FrozenInstanceError):
         config.min_auc = 0.0  # type: ignore[misc]
     # A ratio of 0 turns the fairness gate off; a missing metric fails its gate.
@@ -46,14 +48,22 @@ def test_gate_config_reads_the_gate_settings_only(tmp_path):
 
 
 def test_gate_passes_the_checks_through_or_names_the_failures_and_the_run():
-    config = GateConfig(min_auc=0.7, max_brier=0.25, min_approval_ratio=0.8)
+    config = GateConfig(min_auc=0.7, max_brier=0.25, min_approval_ratio=0.8, grouping="age_band")
     good = {"test_auc": 0.75, "test_brier": 0.2, "test_fairness_age_band_min_approval_ratio": 0.9}
     assert all(gate(config, good, "run-1").values())
     bad = {**good, "test_auc": 0.6, "test_fairness_age_band_min_approval_ratio": 0.5}
     with pytest.raises(GateFailed) as caught:
         gate(config, bad, "run-2")
     assert str(caught.value) == (
-        "model not registered: gate failed (test_auc >= 0.7, age-band approval ratio >= 0.8); "
+        "model not registered: gate failed (test_auc >= 0.7, age_band approval ratio >= 0.8); "
         "metrics are in MLflow run run-2"
     )
     assert isinstance(caught.value, RegistryError)
+
+
+def test_gates_default_to_the_dataset_spec(tmp_path):
+    # Unset CREDIT_GATE_* take the spec's model section; the gated grouping is the spec's.
+    config = gate_config(load_settings(data_dir=tmp_path, _env_file=None))
+    assert config == GateConfig(
+        min_auc=0.70, max_brier=0.25, min_approval_ratio=0.0, grouping="age_band"
+    )

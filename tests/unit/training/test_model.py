@@ -26,3 +26,26 @@ def test_model_roundtrip_scores_identically(small_model, frame, tmp_path):
     loaded = Loaded.load(small_model.save(tmp_path / "m"))
     np.testing.assert_array_equal(loaded.predict_pd(frame), small_model.predict_pd(frame))
     assert loaded.used_columns == small_model.used_columns
+
+
+def test_a_saved_model_keeps_its_own_spec_after_the_spec_changes(small_model, frame, tmp_path):
+    import pytest
+
+    from app.dataset import SPEC_FILE
+    from app.training.model import CreditModel
+
+    directory = small_model.save(tmp_path / "m")
+    loaded = CreditModel.load(directory)
+    assert loaded.dataset.spec_hash == small_model.dataset.spec_hash
+    assert loaded.encoder.categories == small_model.encoder.categories
+    declines = frame.head(200)
+    assert loaded.explain(declines) == small_model.explain(declines)
+
+    # The spec a version was trained on is its own: an edited copy is refused, not trusted.
+    spec = directory / SPEC_FILE
+    spec.write_text(spec.read_text().replace("Loan purpose: business", "Business loan"))
+    with pytest.raises(ValueError, match="not the spec the model was trained on"):
+        CreditModel.load(directory)
+    spec.unlink()
+    with pytest.raises(ValueError, match="retrain it"):
+        CreditModel.load(directory)

@@ -12,7 +12,6 @@ import xgboost as xgb
 
 from app.data.schema import REQUEST_COLUMNS
 from app.features.online import OnlineRows, model_inputs
-from app.features.transforms import APPLICATION_FEATURES
 from app.training.compiled import CompiledModel
 from app.training.model import CreditModel
 from app.training.offers import (
@@ -24,6 +23,7 @@ from app.training.offers import (
     offer_amounts,
 )
 from app.training.preprocess import FeatureEncoder
+from tests.utils.datasets import german
 
 CUT = 0.5
 LIMIT = 6000  # the toy's rule: bad when the amount is above this or the duration above 40
@@ -32,7 +32,7 @@ LIMIT = 6000  # the toy's rule: bad when the amount is above this or the duratio
 @pytest.fixture(scope="module")
 def toy(frame) -> CompiledModel:
     """PD rises with amount and duration (monotone constraints), with a sharp step at the rule."""
-    encoder = FeatureEncoder.default()
+    encoder = FeatureEncoder.for_dataset(german())
     label = (frame["credit_amount"] > LIMIT) | (frame["duration_in_month"] > 40)
     dtrain = xgb.DMatrix(
         encoder.transform(frame), label=label.astype(int), feature_names=encoder.feature_names
@@ -49,11 +49,11 @@ def toy(frame) -> CompiledModel:
 
 def inputs(row: dict, amount: int, duration: int) -> dict[str, list]:
     """The model inputs the request path builds for this applicant asking for these terms."""
-    derived = set(APPLICATION_FEATURES)
+    derived = set(german().derived_names)
     stored = {c: [v] for c, v in row.items() if c not in REQUEST_COLUMNS and c not in derived}
     request = {c: [row[c]] for c in REQUEST_COLUMNS} | {"applicant_id": ["x"]}
     request |= {"credit_amount": [amount], "duration_in_month": [duration]}
-    return model_inputs(OnlineRows(stored, np.array([True]), [None]), request)
+    return model_inputs(OnlineRows(stored, np.array([True]), [None]), request, german())
 
 
 def decision(toy: CompiledModel, row: dict, amount: int, duration: int) -> tuple[str, float]:
@@ -118,10 +118,15 @@ def test_offer_is_the_best_candidate_the_decision_path_approves(toy, declined):
         for a, d in zip(amounts.tolist(), durations.tolist(), strict=True)
     ]
     best = choose_offer(amounts, durations, np.array(approved), 24)
-    assert (offer.credit_amount, offer.duration_in_month) == (amounts[best], durations[best])
-    assert offer.credit_amount <= LIMIT < 8000 and offer.duration_in_month == 24
+    assert (offer.terms["credit_amount"], offer.terms["duration_in_month"]) == (
+        amounts[best],
+        durations[best],
+    )
+    assert offer.terms["credit_amount"] <= LIMIT < 8000 and offer.terms["duration_in_month"] == 24
     # Submitted as a new application, the offered terms are approved, with the offered PD.
-    outcome, pd_value = decision(toy, declined, offer.credit_amount, offer.duration_in_month)
+    outcome, pd_value = decision(
+        toy, declined, offer.terms["credit_amount"], offer.terms["duration_in_month"]
+    )
     assert outcome == "approve" and offer.probability_of_default < CUT
     assert offer.probability_of_default == pytest.approx(pd_value, abs=1e-5)
 
@@ -141,13 +146,16 @@ def test_each_decline_of_a_batch_gets_its_own_offer_from_one_call(toy, declined)
     columns["age_in_years"][2] = None  # a missing stored value stays missing (NaN)
     bounds = OfferBounds(0.5, 250, 16, (12, 24, 36))
     offers = counter_offers(toy, columns, [0, 1, 2], None, bounds)
-    assert [o.duration_in_month for o in offers[:2]] == [24, 36]  # 36: nearest to 60 allowed
-    assert offers[1].credit_amount == 2000  # the amount asked for, over a shorter term
+    assert [o.terms["duration_in_month"] for o in offers[:2]] == [
+        24,
+        36,
+    ]  # 36: nearest to 60 allowed
+    assert offers[1].terms["credit_amount"] == 2000  # the amount asked for, over a shorter term
     for (amount, _), offer in zip(asks, offers, strict=True):
-        assert offer is not None and offer.credit_amount <= amount
-        assert decision(toy, declined, offer.credit_amount, offer.duration_in_month)[0] == (
-            "approve"
-        )
+        assert offer is not None and offer.terms["credit_amount"] <= amount
+        assert decision(
+            toy, declined, offer.terms["credit_amount"], offer.terms["duration_in_month"]
+        )[0] == ("approve")
 
 
 def test_unusable_terms_get_no_offer(toy, declined):

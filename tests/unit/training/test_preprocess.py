@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from app.training.preprocess import PROTECTED_COLUMNS, FeatureEncoder
+from app.training.preprocess import FeatureEncoder
+from tests.utils.datasets import german
 
 
 def test_encoder_names_are_xgboost_safe_and_protected_columns_unused(frame):
-    encoder = FeatureEncoder.default()
+    encoder = FeatureEncoder.for_dataset(german())
     assert not any(ch in name for name in encoder.feature_names for ch in "[]<")
-    assert not set(PROTECTED_COLUMNS) & set(encoder.raw_columns)
+    assert german().protected_columns
+    assert not set(german().protected_columns) & set(encoder.raw_columns)
     matrix = encoder.transform(frame.head(3))
     # each categorical column is exactly one-hot for a known category
     purpose = [n for n in encoder.feature_names if n.startswith("purpose__")]

@@ -7,12 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.data.schema import CATEGORIES
-from app.training.preprocess import PROTECTED_COLUMNS, FeatureEncoder
-from app.training.reason_catalog import REASONS
+from app.training.preprocess import FeatureEncoder
+from app.training.reason_catalog import catalogue
+from tests.utils.datasets import german
 from tests.utils.training import APPLICANT, leaks_missing
 
-ENCODER = FeatureEncoder.default()
+ENCODER = FeatureEncoder.for_dataset(german())
+REASONS = catalogue(german())
+CATEGORIES = german().categories
+PROTECTED_COLUMNS = german().protected_columns
 
 
 def test_every_usable_column_has_a_reason_and_protected_ones_none():

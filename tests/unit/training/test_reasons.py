@@ -11,10 +11,14 @@ import pytest
 
 from app.training.preprocess import FeatureEncoder
 from app.training.reasons import aggregate_contributions, reason_codes
+from tests.utils.datasets import german
 from tests.utils.training import contributions, features, one_hot, raw_rows
 
-ENCODER = FeatureEncoder.default()
-FULL_ENCODER = FeatureEncoder.default(exclude=())  # includes the protected columns
+ENCODER = FeatureEncoder.for_dataset(german())
+# Includes the protected columns, which no reason may cite.
+FULL_ENCODER = FeatureEncoder(
+    ENCODER.numeric, (*ENCODER.categorical, *german().protected_columns), german()
+)
 
 
 # --- aggregation ---------------------------------------------------------------------------
