@@ -163,6 +163,25 @@ def describe_table(settings: Settings, spec: TableSpec) -> list[str] | None:
         return [d.name for d in cursor.description]
 
 
+def read_frame(settings: Settings, table: str, limit: int | None = None) -> pd.DataFrame:
+    """A whole table of the configured database and schema, by its warehouse name, through
+    one cursor (no Ray: for a sample that fits in memory, e.g. drafting a spec from it).
+
+    Columns keep the names Snowflake holds (unquoted ones upper-cased)."""
+    params = connection_parameters(settings)
+    name = ".".join((*quoted_database_schema(settings), quote_source(table)))
+    sql = f"SELECT * FROM {name}"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    with connect(params) as conn:
+        cursor = conn.cursor()
+        execute(cursor, sql, params)
+        result = cursor.fetch_arrow_all()
+        names = [d.name for d in cursor.description]
+    # The connector returns no table at all for an empty result.
+    return result.to_pandas() if result is not None else pd.DataFrame(columns=names)
+
+
 def execute(cursor: Any, sql: str, params: dict[str, Any]) -> None:
     from snowflake.connector.errors import ProgrammingError
 

@@ -56,7 +56,9 @@ def _numbers(column: str, values: pd.Series, missing: pd.Series, reasons: _Reaso
 
 
 def _shown(number: float) -> str:
-    return str(int(number)) if float(number).is_integer() else f"{number:g}"
+    # Whole numbers in full, but not 1e300's 301 digits in a reject reason.
+    whole = float(number).is_integer() and abs(number) < 1e15
+    return str(int(number)) if whole else f"{number:g}"
 
 
 def _apply_range(column: str, numbers: pd.Series, spec: Column | None, reasons: _Reasons):
@@ -82,7 +84,15 @@ def _coerce_number(
     fractional = numbers.notna() & (numbers != np.floor(numbers.fillna(0)))
     reasons.flag(fractional, lambda i: f"{column}={values[i]!r} is not an integer")
     numbers = _apply_range(column, numbers.where(~fractional), spec, reasons)
-    return numbers.round().astype("Int64")
+    # Int64 holds less than 2**63: one larger whole number (1e20) would fail the cast below for
+    # the whole batch. Flagged here unless the range already rejected it.
+    huge = numbers.abs() >= 2.0**63
+    low, high = spec.range if spec is not None and spec.range is not None else (-np.inf, np.inf)
+    reasons.flag(
+        huge & numbers.between(low, high),
+        lambda i: f"{column}={values[i]!r} is too large for an integer",
+    )
+    return numbers.where(~huge).round().astype("Int64")
 
 
 _TRUE = frozenset({"true", "t", "yes", "y", "1"})

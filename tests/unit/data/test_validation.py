@@ -92,3 +92,62 @@ def test_blank_text_in_a_numeric_column_counts_as_null(tables):
     valid, rejects = run(df, APPLICATIONS)
     assert list(rejects["reason"]) == ["credit_amount is null"]
     assert len(valid) == 999
+
+
+@pytest.fixture(scope="module")
+def gmsc_bureau():
+    """GMSC's bureau table: a float with `out_of_range: missing`, counts with codes 96/98."""
+    from app.dataset import load_dataset
+    from tests.utils import ROOT
+
+    return load_dataset(ROOT / "datasets" / "gmsc").tables["credit_bureau"]
+
+
+def bureau_rows(**columns) -> pd.DataFrame:
+    rows = {
+        "borrower_id": ["B1", "B2", "B3", "B4"],
+        "event_timestamp": pd.Timestamp("2024-01-01", tz="UTC"),
+        "RevolvingUtilizationOfUnsecuredLines": [0.5, 5000.0, None, 1.25],
+        "NumberOfOpenCreditLinesAndLoans": [1, 2, 3, 4],
+        "NumberRealEstateLoansOrLines": [0, 1, 2, 3],
+        "NumberOfTime30-59DaysPastDueNotWorse": [0.0, 96.0, 98.0, None],
+        "NumberOfTime60-89DaysPastDueNotWorse": ["0", "96", " ", "2"],
+        "NumberOfTimes90DaysLate": pd.array([0, 98, None, 1], dtype="Int64"),
+    }
+    return pd.DataFrame({**rows, **columns})
+
+
+def test_codes_blanks_and_out_of_range_values_read_as_missing(gmsc_bureau):
+    valid, rejects = run(bureau_rows(), gmsc_bureau)
+    assert rejects.empty
+    assert valid["revolving_utilization"].tolist()[::3] == [0.5, 1.25]
+    assert valid["revolving_utilization"].isna().tolist() == [False, True, True, False]
+    assert valid["past_due_30_59_days"].isna().tolist() == [False, True, True, True]
+    assert valid["past_due_60_89_days"].tolist()[::3] == [0, 2]
+    assert valid["past_due_60_89_days"].isna().tolist() == [False, True, True, False]
+    assert valid["past_due_90_days"].isna().tolist() == [False, True, True, False]
+    assert str(valid["past_due_90_days"].dtype) == "Int64"
+
+
+def test_a_number_too_large_for_an_integer_is_rejected_not_a_crash(gmsc_bureau):
+    from dataclasses import replace
+
+    from app.dataset.spec import Column
+
+    huge = [1e20, 2, 1e300, 4]
+    # With a range, the range rejects it, shown short.
+    _, rejects = run(bureau_rows(NumberOfOpenCreditLinesAndLoans=huge), gmsc_bureau)
+    assert list(rejects["reason"]) == [
+        "NumberOfOpenCreditLinesAndLoans=1e+20 outside [0, 100]",
+        "NumberOfOpenCreditLinesAndLoans=1e+300 outside [0, 100]",
+    ]
+    # Without one, nothing else would catch it before the cast to Int64.
+    specs = dict(gmsc_bureau.specs)
+    specs["open_credit_lines"] = Column(type="int", source="NumberOfOpenCreditLinesAndLoans")
+    unbounded = replace(gmsc_bureau, specs=specs)
+    valid, rejects = run(bureau_rows(NumberOfOpenCreditLinesAndLoans=huge), unbounded)
+    assert list(rejects["reason"]) == [
+        "NumberOfOpenCreditLinesAndLoans=1e+20 is too large for an integer",
+        "NumberOfOpenCreditLinesAndLoans=1e+300 is too large for an integer",
+    ]
+    assert valid["open_credit_lines"].tolist() == [2, 4]
