@@ -72,18 +72,19 @@ def requests_of(applicants: int, seed: int) -> list[tuple[Any, Any]]:
     from app.data.synthetic import generate_raw
     from app.data.warehouse import load_raw
     from app.features.online import OnlineRows
+    from app.serving.bodies import api_models
     from app.serving.decide import features_of
-    from app.serving.schemas import DecisionRequest
 
     dataset = load_dataset(SHIPPED_DATASET)
+    decision_request = api_models(dataset).DecisionRequest
     raw = generate_raw(load_raw(SHIPPED_DATA_PATH, dataset), applicants, seed, dataset=dataset)
     out = []
     for i, row in enumerate(raw.to_dict("records")):
         application = {c: row[c] if c == "purpose" else int(row[c]) for c in REQUEST_COLUMNS}
-        request = DecisionRequest(applicant_id=f"B{i:06d}", application=application)
+        request = decision_request(applicant_id=f"B{i:06d}", application=application)
         stored = {c: [row[c]] for c in row if c not in REQUEST_COLUMNS}
         rows = OnlineRows(stored, np.ones(1, dtype=bool), [None])
-        out.append((request, features_of(rows, [request], load_dataset(SHIPPED_DATASET))))
+        out.append((request, features_of(rows, [request], dataset)))
     return out
 
 
@@ -118,7 +119,8 @@ def measure(model: Any, pool: list, args: Any) -> dict[str, Any]:
     def decide(group: list, offers: OfferBounds | None):
         requests = [r for r, _ in group]
         columns = {c: [v for _, f in group for v in f.columns[c]] for c in group[0][1].columns}
-        features = Features(columns, [True] * len(group), [None] * len(group))
+        n = len(group)
+        features = Features(columns, [True] * n, [None] * n, [r.entity_id for r in requests])
         return decide_batch(requests, features, models, config, offers)
 
     answered = [(item, decide([item], bounds).outcomes[0].response) for item in pool]

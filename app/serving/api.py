@@ -1,11 +1,12 @@
 """The HTTP API of the decision service (FastAPI): routes, typed bodies, error answers.
 
 `build_api(service)` makes the app around one DecisionService: the Serve deployment builds it
-around itself in each replica, tests around an in-process service.
+around itself in each replica, tests around an in-process service. The decision routes' bodies
+are the service's dataset spec's (app.serving.bodies).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: the decision routes are defined inside
+# `_decision_routes` with the spec's body classes, which FastAPI can only see as objects.
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Security
@@ -14,19 +15,10 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer, SecurityScopes
 
 from app.serving.auth import Caller
+from app.serving.bodies import ApiModels, api_models
 from app.serving.guard import REALM, Guard
 from app.serving.idempotency import KEY_PATTERN
-from app.serving.schemas import (
-    BatchError,
-    BatchRequest,
-    BatchResponse,
-    DecisionRequest,
-    DecisionResponse,
-    DriftReport,
-    ErrorBody,
-    Health,
-    Probe,
-)
+from app.serving.schemas import DriftReport, ErrorBody, Health, Probe
 from app.serving.service import DecisionService, Outcome
 
 router = APIRouter()
@@ -81,6 +73,7 @@ def build_api(service: DecisionService) -> FastAPI:
     )
     app.state.service = service
     app.add_exception_handler(RequestValidationError, _invalid_body)
+    app.include_router(_decision_routes(api_models(service.dataset)))
     app.include_router(router)
     app.add_middleware(Guard, gate=service.gate)
     return app
@@ -97,9 +90,10 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _respond(service: DecisionService, outcome: Outcome) -> DecisionResponse | JSONResponse:
-    if outcome.status == 200:
-        return outcome.response
+def _respond(service: DecisionService, outcome: Outcome, models: ApiModels | None = None):
+    """The answer as the spec's response body, or the error in the ErrorBody shape."""
+    if outcome.status == 200 and models is not None:
+        return models.response(outcome.response)
     headers = None
     if outcome.status == 503:
         headers = service.retry_after()
@@ -120,76 +114,88 @@ async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONRe
     return _error(422, problems)
 
 
-@router.post(
-    "/v1/decisions",
-    response_model=DecisionResponse,
-    responses=_errors(
-        {
-            400: "Malformed Idempotency-Key header.",
-            404: "Unknown applicant_id.",
-            409: "A request with this Idempotency-Key is still being answered, or was decided "
-            "and its answer could not be stored (retrying it never decides again).",
-            422: INVALID + " Or an Idempotency-Key first used for a different request.",
-            500: "A failure on our side (e.g. the applicant's stored features cannot be "
-            "read); the body names an error id.",
-            503: UNAVAILABLE + " Or the Idempotency-Key store.",
-        }
-    ),
-)
-async def decide(
-    body: DecisionRequest,
-    request: Request,
-    who: Annotated[Caller, Security(caller, scopes=["decisions"])],
-    idempotency_key: str | None = Header(
-        None,
-        description="Retries with the same key get the first answer back (same request_id), "
-        "never a second decision. 1-128 characters of A-Z a-z 0-9 _ . : -",
-    ),
-):
-    service = _service(request)
-    if idempotency_key is not None and not KEY_PATTERN.match(idempotency_key):
-        return _error(400, "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 _ . : -")
-    outcome = await service.decide(body, idempotency_key, who)
-    response = _respond(service, outcome)
-    if outcome.replayed:
-        return JSONResponse(
-            outcome.response.model_dump(mode="json"), headers={"Idempotent-Replayed": "true"}
-        )
-    return response
+def _decision_routes(models: ApiModels) -> APIRouter:
+    """POST /v1/decisions and /v1/decisions/batch with the dataset's own bodies."""
+    routes = APIRouter()
+    _decide_route(routes, models)
+    _batch_route(routes, models)
+    return routes
 
 
-@router.post(
-    "/v1/decisions/batch",
-    response_model=BatchResponse,
-    responses=_errors(
-        {
-            413: "Body larger than api_max_body_bytes, or more requests than max_batch_requests.",
-            422: INVALID,
-            503: UNAVAILABLE,
-        }
-    ),
-)
-async def decide_batch(
-    body: BatchRequest,
-    request: Request,
-    who: Annotated[Caller, Security(caller, scopes=["decisions:batch"])],
-):
-    service = _service(request)
-    limit = service.config.max_batch_requests
-    if len(body.requests) > limit:
-        return _error(413, f"{len(body.requests)} requests in one batch; the limit is {limit}")
-    # The rate limit counts decisions: the door took one token, the batch owes the rest.
-    service.gate.limiter.charge(who, len(body.requests) - 1)
-    outcomes = await service.run(body.requests, [who] * len(body.requests))
-    if outcomes and outcomes[0].whole_batch:  # failed as a whole, for one reason
-        return _respond(service, outcomes[0])
-    decisions = [o.response for o in outcomes if o.status == 200]
-    errors = [
-        BatchError(index=i, applicant_id=r.applicant_id, status=o.status, detail=o.detail)
-        for i, (r, o) in enumerate(zip(body.requests, outcomes, strict=True))
-        if o.status != 200
-    ]
-    return BatchResponse(decisions=decisions, errors=errors)
+def _decide_route(routes: APIRouter, models: ApiModels) -> None:
+    key = models.dataset.entity_key
+
+    @routes.post(
+        "/v1/decisions",
+        response_model=models.DecisionResponse,
+        responses=_errors(
+            {
+                400: "Malformed Idempotency-Key header.",
+                404: f"Unknown {key}.",
+                409: "A request with this Idempotency-Key is still being answered, or was "
+                "decided and its answer could not be stored (retrying it never decides again).",
+                422: INVALID + " Or an Idempotency-Key first used for a different request.",
+                500: "A failure on our side (e.g. the applicant's stored features cannot be "
+                "read); the body names an error id.",
+                503: UNAVAILABLE + " Or the Idempotency-Key store.",
+            }
+        ),
+    )
+    async def decide(
+        body: models.DecisionRequest,  # type: ignore[name-defined]
+        request: Request,
+        who: Annotated[Caller, Security(caller, scopes=["decisions"])],
+        idempotency_key: str | None = Header(
+            None,
+            description="Retries with the same key get the first answer back (same "
+            "request_id), never a second decision. 1-128 characters of A-Z a-z 0-9 _ . : -",
+        ),
+    ):
+        service = _service(request)
+        if idempotency_key is not None and not KEY_PATTERN.match(idempotency_key):
+            return _error(400, "Idempotency-Key must be 1-128 characters of A-Z a-z 0-9 _ . : -")
+        outcome = await service.decide(body, idempotency_key, who)
+        if outcome.replayed:
+            return JSONResponse(
+                models.body(outcome.response), headers={"Idempotent-Replayed": "true"}
+            )
+        return _respond(service, outcome, models)
+
+
+def _batch_route(routes: APIRouter, models: ApiModels) -> None:
+    @routes.post(
+        "/v1/decisions/batch",
+        response_model=models.BatchResponse,
+        responses=_errors(
+            {
+                413: "Body larger than api_max_body_bytes, or more requests than "
+                "max_batch_requests.",
+                422: INVALID,
+                503: UNAVAILABLE,
+            }
+        ),
+    )
+    async def decide_batch(
+        body: models.BatchRequest,  # type: ignore[name-defined]
+        request: Request,
+        who: Annotated[Caller, Security(caller, scopes=["decisions:batch"])],
+    ):
+        service = _service(request)
+        limit = service.config.max_batch_requests
+        if len(body.requests) > limit:
+            return _error(413, f"{len(body.requests)} requests in one batch; the limit is {limit}")
+        # The rate limit counts decisions: the door took one token, the batch owes the rest.
+        service.gate.limiter.charge(who, len(body.requests) - 1)
+        outcomes = await service.run(body.requests, [who] * len(body.requests))
+        if outcomes and outcomes[0].whole_batch:  # failed as a whole, for one reason
+            return _respond(service, outcomes[0])
+        decisions = [models.response(o.response) for o in outcomes if o.status == 200]
+        errors = [
+            models.BatchError(index=i, entity_id=r.entity_id, status=o.status, detail=o.detail)
+            for i, (r, o) in enumerate(zip(body.requests, outcomes, strict=True))
+            if o.status != 200
+        ]
+        return models.BatchResponse(decisions=decisions, errors=errors)
 
 
 @router.get("/healthz", response_model=Probe)

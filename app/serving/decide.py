@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from app.data.schema import REQUEST_COLUMNS
 from app.dataset import Dataset
 from app.domain import CHALLENGER, CHAMPION, DECLINE, VARIANTS
 from app.features.online import OnlineRows, model_inputs
@@ -25,9 +24,6 @@ from app.training.offers import OfferBounds, counter_offers
 from app.training.source import ServedModel
 
 log = logging.getLogger(__name__)
-
-# Prediction-log columns of the counter-offer made with a decision (null: none made).
-OFFER_FIELDS = ("credit_amount", "duration_in_month", "probability_of_default")
 
 
 class Unavailable(Exception):
@@ -71,6 +67,7 @@ class Features:
     columns: dict[str, list]  # every raw column the models read
     known: list[bool]  # False: the store holds nothing usable for the applicant
     as_of: list[datetime | None]
+    ids: list[str] = field(default_factory=list)  # the entity id of each request
     # Why, where the store holds a record for the applicant that cannot be decoded or has a
     # value of the wrong type (500 for that request alone).
     unreadable: list[str | None] = field(default_factory=list)
@@ -96,7 +93,7 @@ def fetch_features(
     """One online-store round trip for the batch; a failure is Unavailable, never "unknown"."""
     started = time.perf_counter()
     try:
-        rows: OnlineRows = reader.read([r.applicant_id for r in requests])
+        rows: OnlineRows = reader.read([r.entity_id for r in requests])
     except Exception as exc:
         raise StoreFailed(f"feature store unavailable: {type(exc).__name__}: {exc}") from None
     finally:
@@ -106,13 +103,14 @@ def fetch_features(
 
 def features_of(rows: OnlineRows, requests: list[DecisionRequest], dataset: Dataset) -> Features:
     applications = [r.application for r in requests]
-    request_columns = {c: [getattr(a, c) for a in applications] for c in REQUEST_COLUMNS}
-    request_columns["applicant_id"] = [r.applicant_id for r in requests]
+    request_columns = {c: [getattr(a, c) for a in applications] for c in dataset.request_columns}
+    ids = [r.entity_id for r in requests]
     return Features(
         model_inputs(rows, request_columns, dataset),
         rows.known.tolist(),
         rows.as_of,
-        rows.unreadable,
+        ids=ids,
+        unreadable=rows.unreadable,
     )
 
 
@@ -133,7 +131,7 @@ def decide_batch(
     routed: dict[str, list[int]] = {variant: [] for variant in VARIANTS}
     for i, request in enumerate(requests):
         if features.known[i]:
-            routed[choose_variant(request.applicant_id, config, has_challenger)].append(i)
+            routed[choose_variant(request.entity_id, config, has_challenger)].append(i)
     for variant, rows in routed.items():
         if not rows:
             continue
@@ -162,7 +160,9 @@ def decide_batch(
 def _unanswered(request: DecisionRequest, unreadable: str | None) -> Outcome:
     if unreadable:  # the service logs why, under an error id
         return Outcome(500, detail=UNREADABLE)
-    return Outcome(404, detail=f"unknown applicant_id {request.applicant_id!r}: no features")
+    # The spec's body class names the key as the caller sent it (German credit: applicant_id).
+    key = type(request).model_fields["entity_id"].alias or "entity_id"
+    return Outcome(404, detail=f"unknown {key} {request.entity_id!r}: no features")
 
 
 def answer(
@@ -187,7 +187,7 @@ def answer(
     for k, i in enumerate(rows):
         response = DecisionResponse(
             request_id=request_ids[k] if request_ids else uuid.uuid4().hex,
-            applicant_id=columns["applicant_id"][k],
+            entity_id=features.ids[i],
             probability_of_default=float(scores.probability_of_default[k]),
             decision=scores.decisions[k],
             reasons=scores.reasons[k],
@@ -216,7 +216,7 @@ def offers_for(
         log.exception("counter-offers failed for model version %s", served.version)
         return {}
     return {
-        k: CounterOffer.model_validate(offer.as_dict()) if offer else None
+        k: CounterOffer(**offer.as_dict()) if offer else None
         for k, offer in zip(declined, made, strict=True)
     }
 
@@ -233,7 +233,7 @@ def log_record(
     record = {
         "request_id": response.request_id,
         "logged_at": datetime.now(UTC),
-        "applicant_id": response.applicant_id,
+        "applicant_id": response.entity_id,
         "variant": response.model.variant,
         "shadow": shadow,
         "model_name": served.name,
@@ -243,9 +243,12 @@ def log_record(
         "reasons": json.dumps([r.model_dump() for r in response.reasons]),
         "features_as_of": response.features_as_of,
     }
-    offer = response.counter_offer
-    for name in OFFER_FIELDS:
-        record[f"counter_offer_{name}"] = None if offer is None else getattr(offer, name)
+    # Every offer column of the model's spec, null when none was made.
+    levers = served.compiled.model.dataset.spec.offers
+    names = [levers.amount, levers.term, "probability_of_default"] if levers else []
+    offer = {} if response.counter_offer is None else response.counter_offer.model_dump()
+    for name in names:
+        record[f"counter_offer_{name}"] = offer.get(name)
     for column in logged:
         value = columns[column][k]
         record[column] = None if value is None or value != value else value

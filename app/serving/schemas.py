@@ -7,30 +7,27 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.data.schema import CATEGORIES, RANGES
 from app.domain import Decision, Variant
 
-Purpose = Literal[CATEGORIES["purpose"]]  # type: ignore[valid-type]
+# An entity id as the request names it: a key, not free text (it reaches logs and the store).
+ENTITY_ID = {"min_length": 1, "max_length": 64, "pattern": r"^[A-Za-z0-9_.:-]+$"}
 
 
 class Application(BaseModel):
-    """What the applicant asks for: the request-time fields the on-demand features use."""
+    """What the applicant asks for: the dataset spec's request fields (see `api_models`)."""
 
     model_config = ConfigDict(extra="forbid")
-
-    credit_amount: int = Field(gt=0, le=RANGES["credit_amount"][1], description="Amount in DM.")
-    duration_in_month: int = Field(ge=1, le=120, description="Loan duration in months.")
-    purpose: Purpose = Field(description="Loan purpose, one of the dataset's purposes.")
-    installment_rate_in_percentage_of_disposable_income: int = Field(
-        ge=1, le=4, description="Installment rate as a share of disposable income (1-4)."
-    )
 
 
 class DecisionRequest(BaseModel):
+    """One decision asked for. `entity_id` is the spec's entity key in the body (German credit:
+    `applicant_id`); `application` holds the request fields. The API validates bodies with the
+    spec's subclass from `api_models`; the service reads this shape."""
+
     model_config = ConfigDict(extra="forbid")
 
-    applicant_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
-    application: Application
+    entity_id: str = Field(**ENTITY_ID)
+    application: Application | None = None
 
 
 class Reason(BaseModel):
@@ -47,10 +44,11 @@ class ModelInfo(BaseModel):
 
 
 class CounterOffer(BaseModel):
-    """Terms the champion would approve for a declined applicant (settings bound the search)."""
+    """Terms the champion would approve for a declined applicant: one field per offer lever of
+    the spec (German credit: `credit_amount`, `duration_in_month`), then the PD."""
 
-    credit_amount: int = Field(gt=0, description="Amount in DM, at most the one asked for.")
-    duration_in_month: int = Field(ge=1, le=120, description="Loan duration in months.")
+    model_config = ConfigDict(extra="allow")
+
     probability_of_default: float = Field(
         ge=0, le=1, description="The champion's PD for the applicant on these terms."
     )
@@ -58,7 +56,7 @@ class CounterOffer(BaseModel):
 
 class DecisionResponse(BaseModel):
     request_id: str
-    applicant_id: str
+    entity_id: str
     probability_of_default: float = Field(ge=0, le=1)
     decision: Decision
     reasons: list[Reason] = Field(max_length=4, description="At most 4; at least one on a decline.")
@@ -69,9 +67,9 @@ class DecisionResponse(BaseModel):
     counter_offer: CounterOffer | None = Field(
         None,
         description="On a decline answered by the champion: the highest amount (then the "
-        "duration nearest the one asked for) it would approve, which it approves when submitted "
+        "term nearest the one asked for) it would approve, which it approves when submitted "
         "as a new application; null on an approval, when no terms within bounds would be "
-        "approved, or with `counter_offers` off.",
+        "approved, with `counter_offers` off, or when the dataset declares no offer levers.",
     )
 
     model_config = ConfigDict(protected_namespaces=())
@@ -85,7 +83,7 @@ class BatchRequest(BaseModel):
 
 class BatchError(BaseModel):
     index: int = Field(description="Position of the request in the batch.")
-    applicant_id: str
+    entity_id: str
     status: int = Field(description="The HTTP status this request alone would have had.")
     detail: str
 

@@ -65,6 +65,7 @@ class DecisionService:
         idempotency_factory: Callable[[Settings], Any] | None = None,
     ) -> None:
         self.settings = settings
+        self.dataset = settings.load_dataset()  # what the bodies and lookups follow
         self.replica = replica
         self.node: str | None = None  # the Ray node a Serve replica runs on
         self.config = RoutingConfig()
@@ -221,9 +222,8 @@ class DecisionService:
         for i, reason in enumerate(features.unreadable):
             if reason and scored.outcomes[i].status == 500:
                 self.metrics.errors.inc(tags={"error": "unreadable_features"})
-                detail, error_id = self.incidents.report(
-                    UNREADABLE, f"applicant {requests[i].applicant_id!r}: {reason}"
-                )
+                why = f"{requests[i].entity_id!r}: {reason}"
+                detail, error_id = self.incidents.report(UNREADABLE, why)
                 scored.outcomes[i] = Outcome(500, detail=detail, error_id=error_id)
 
     async def decide(

@@ -37,7 +37,7 @@ def calls(reader: Any, groups: list, models: Any, config: Any, served: Any) -> d
     step excludes the read)."""
     from app.serving.decide import decide_batch, features_of, fetch_features
 
-    ids = [[r.applicant_id for r in group] for group in groups]
+    ids = [[r.entity_id for r in group] for group in groups]
     rows = [reader.read(group_ids) for group_ids in ids]
     features = [
         features_of(r, group, reader.dataset) for r, group in zip(rows, groups, strict=True)
@@ -60,7 +60,7 @@ def check(reader: Any, workload: Workload, requests: list, models: Any, config: 
     from app.serving.decide import decide_batch, features_of
 
     for i, request in enumerate(requests[:20]):
-        features = features_of(reader.read([request.applicant_id]), [request], reader.dataset)
+        features = features_of(reader.read([request.entity_id]), [request], reader.dataset)
         outcome = decide_batch([request], features, models, config).outcomes[0]
         if outcome.status != 200:
             raise RuntimeError(f"pure path: status {outcome.status} {outcome.detail}")
@@ -70,9 +70,9 @@ def check(reader: Any, workload: Workload, requests: list, models: Any, config: 
 def micro_benchmark(workload: Workload, options: dict[str, Any], seconds: float) -> dict:
     """µs per call and per row of each step, for 1 request and a batch of BATCH."""
     from app.features.online import open_reader
+    from app.serving.bodies import api_models
     from app.serving.models import ModelSet
     from app.serving.routing import RoutingConfig
-    from app.serving.schemas import DecisionRequest
     from app.training.model import CreditModel
     from app.training.source import ServedModel
 
@@ -83,7 +83,8 @@ def micro_benchmark(workload: Workload, options: dict[str, Any], seconds: float)
         ModelSet(champion=served),
         RoutingConfig.model_validate(options.get("user_config", {})),
     )
-    requests = [DecisionRequest.model_validate(ours_body(row)) for row in workload.rows]
+    decision_request = api_models(workload.settings.load_dataset()).DecisionRequest
+    requests = [decision_request.model_validate(ours_body(row)) for row in workload.rows]
     n = len(requests)
     batches = {
         1: [[r] for r in requests],

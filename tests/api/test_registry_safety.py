@@ -241,7 +241,7 @@ def test_a_registry_hung_mid_load_costs_that_load_its_deadline_and_nothing_else(
     """A real `mlflow server` behind a proxy that hangs: the replica's upkeep keeps
     reconnecting the store and deciding with v1 while the load of v2 hangs, the load ends
     by its deadline with one line on /readyz, and a new replica's start() is bounded too."""
-    from app.serving.schemas import DecisionRequest
+    from app.serving.bodies import api_models
     from app.serving.service import DecisionService
     from app.serving.upkeep import open_online_reader
     from tests.api.test_upkeep import Flaky, until
@@ -259,7 +259,7 @@ def test_a_registry_hung_mid_load_costs_that_load_its_deadline_and_nothing_else(
         source = HangsWhileLoading(RegistryModelSource(settings), proxy)
         factory = Flaky(open_online_reader)
         service = DecisionService(settings, lambda _: source, factory)
-        request = DecisionRequest.model_validate(body(0, prefix="A"))
+        request = api_models(service.dataset).DecisionRequest.model_validate(body(0, prefix="A"))
 
         async def scenario() -> None:
             await service.start()

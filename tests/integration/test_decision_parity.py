@@ -17,13 +17,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from app.serving.bodies import api_models
 from app.serving.models import ModelSet
 from app.serving.routing import RoutingConfig
-from app.serving.schemas import DecisionRequest
 from app.training.source import ServedModel
 from tests.utils import isolated_settings
 from tests.utils.api import fit_in_process
 from tests.utils.datasets import german, validated
+
+DecisionRequest = api_models(german()).DecisionRequest
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +120,7 @@ def _reference(settings, requests) -> tuple[pd.DataFrame, list]:
 
     store = get_store(settings)
     service = store.get_feature_service(settings.feature_service_name)
-    rows = [{"applicant_id": r.applicant_id, **r.application.model_dump()} for r in requests]
+    rows = [{"applicant_id": r.entity_id, **r.application.model_dump()} for r in requests]
     response = store.get_online_features(features=service, entity_rows=rows)
     # Feast's frame holds the features; the model also reads the application's own fields.
     frame = response.to_df().assign(**pd.DataFrame(rows).drop(columns="applicant_id"))
@@ -157,7 +159,7 @@ def test_request_path_matches_feast_and_the_dataframe_model(parity):
             got = outcomes[i].response
             want = expected["probability_of_default"].iat[pos]
             assert abs(got.probability_of_default - want) < 1e-9
-            assert got.decision == expected["decision"].iat[pos], requests[i].applicant_id
+            assert got.decision == expected["decision"].iat[pos], requests[i].entity_id
             assert [r.model_dump() for r in got.reasons] == expected["reasons"].iat[pos]
             assert got.features_as_of == as_of[i]
             assert got.model.version == served.version

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from app.serving.bodies import api_models
 from app.serving.idempotency import (
     ANSWER_UNKNOWN,
     IN_PROGRESS,
@@ -17,8 +18,11 @@ from app.serving.idempotency import (
     KeyedDecisions,
 )
 from app.serving.keystore import PURGE_CHUNK, SqliteIdempotency, Swap
-from app.serving.schemas import DecisionRequest, DecisionResponse
+from app.serving.schemas import DecisionResponse
 from tests.utils import isolated_settings
+from tests.utils.datasets import german
+
+DecisionRequest = api_models(german()).DecisionRequest
 
 REQUEST = DecisionRequest.model_validate(
     {
@@ -31,11 +35,11 @@ REQUEST = DecisionRequest.model_validate(
         },
     }
 )
-OTHER = REQUEST.model_copy(update={"applicant_id": "A0000002"})
+OTHER = REQUEST.model_copy(update={"entity_id": "A0000002"})
 ANSWER = DecisionResponse.model_validate(
     {
         "request_id": "r-1",
-        "applicant_id": "A0000001",
+        "entity_id": "A0000001",
         "probability_of_default": 0.1,
         "decision": "approve",
         "reasons": [],

@@ -15,15 +15,17 @@ from app.config import SHIPPED_DATA_PATH
 from app.data.schema import REQUEST_COLUMNS
 from app.data.warehouse import load_raw
 from app.features.online import OnlineRows
+from app.serving.bodies import api_models
 from app.serving.decide import decide_batch, features_of, shadow_records
 from app.serving.models import ModelSet
 from app.serving.routing import RoutingConfig
-from app.serving.schemas import DecisionRequest
 from app.training.model import CreditModel
 from app.training.offers import OfferBounds
 from app.training.preprocess import FeatureEncoder
 from app.training.source import ServedModel
 from tests.utils.datasets import german
+
+DecisionRequest = api_models(german()).DecisionRequest
 
 OFFERS = OfferBounds(0.5, 250, 16, (12, 24, 36))
 LOGGED = ("credit_amount", "duration_in_month", "probability_of_default")
