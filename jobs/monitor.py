@@ -39,9 +39,10 @@ def answered_decisions(
 ) -> pd.DataFrame:
     """Decisions returned to callers (shadow scores left out) logged in [since, until)."""
     from app.predictions.log import read_prediction_log
-    from app.predictions.schema import answered
+    from app.predictions.schema import answered, schema_for
 
-    frame = read_prediction_log(settings.prediction_log_dir).to_pandas()
+    schema = schema_for(settings.load_dataset())
+    frame = read_prediction_log(settings.prediction_log_dir, schema).to_pandas()
     if frame.empty:
         raise MonitorInputError(
             f"the prediction log in {settings.prediction_log_dir} is empty: serve decisions first"

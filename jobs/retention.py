@@ -10,6 +10,7 @@ import argparse
 
 from app.config import load_settings
 from app.predictions.retention import apply_retention
+from app.predictions.schema import schema_for
 from app.runtime import run_job, setup_logging
 
 
@@ -32,6 +33,7 @@ def main() -> int:
         days,
         dry_run=args.dry_run,
         min_days=settings.prediction_log_retention_min_days,
+        schema=schema_for(settings.load_dataset()),
     )
     print(done.line())
     return 0

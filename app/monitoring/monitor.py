@@ -97,7 +97,7 @@ class DriftMonitor:
         self.retrainer = Retrainer(
             options.retrain, self.state, lambda: self.jobs, self.root / "triggers.jsonl"
         )
-        self.schema = window_schema()
+        self.schema = window_schema(settings.load_dataset())
         self.buffer = Spool(self.spool, self.schema, options.max_buffer_rows)
         self.buffer.recover()
         self._metrics = DriftMetrics.create()

@@ -39,10 +39,12 @@ _STYLE = (
 def read_decisions(settings: Settings) -> pd.DataFrame:
     """Answered decisions in the prediction log (possibly none), only the columns reported."""
     from app.predictions.log import read_prediction_log
-    from app.predictions.schema import answered
+    from app.predictions.schema import answered, schema_for
 
     # Selecting before to_pandas skips converting every feature column.
-    table = read_prediction_log(settings.prediction_log_dir).select(list(PREDICTION_REQUIRED))
+    schema = schema_for(settings.load_dataset())
+    table = read_prediction_log(settings.prediction_log_dir, schema)
+    table = table.select(list(PREDICTION_REQUIRED))
     return answered(table.to_pandas()).reset_index(drop=True)
 
 

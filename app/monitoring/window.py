@@ -11,22 +11,25 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from app.dataset import Dataset
 from app.domain import PREDICTION
 from app.monitoring.drift import DriftConfig, DriftResult, compute_drift
-from app.predictions.schema import META_FIELDS, log_schema
+from app.predictions.schema import log_schema
+from app.training.preprocess import FeatureEncoder
 from app.training.reference import Reference
 
 # The share of the replica's traffic a row stands for (MonitorFeed samples under load).
 SAMPLE_RATE = "sample_rate"
 
 
-def window_schema() -> pa.Schema:
-    """What the monitor keeps of a prediction-log record: time, version, PD and the model's
-    features, nothing else. A list of what to keep, not of what to leave out: a field added
-    to the log later (who asked, their key) never reaches the spool by default."""
-    full = log_schema()
+def window_schema(dataset: Dataset) -> pa.Schema:
+    """What the monitor keeps of a prediction-log record: time, version, PD and the model
+    columns of the dataset, nothing else. A list of what to keep, not of what to leave out: a
+    field added to the log later (who asked, their key) never reaches the spool by default."""
+    encoder = FeatureEncoder.for_dataset(dataset)
+    full = log_schema(encoder)
     keep = ["request_id", "logged_at", "model_version", PREDICTION]
-    features = [n for n in full.names if n not in {f.name for f in META_FIELDS}]
+    features = encoder.raw_columns
     return pa.schema(
         [full.field(n) for n in keep + features] + [pa.field(SAMPLE_RATE, pa.float64())]
     )

@@ -37,7 +37,6 @@ from app.predictions.journal import (
     read_log,
     writer_id,
 )
-from app.predictions.schema import log_schema
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +49,14 @@ class PredictionLog:
         directory: Path,
         flush_rows: int = 500,
         max_pending: int = 100_000,
-        schema: pa.Schema | None = None,
+        *,
+        schema: pa.Schema,
         fsync_seconds: float = 1.0,
     ) -> None:
         self.directory = Path(directory)
         self.flush_rows = flush_rows
         self.max_pending = max_pending
-        self.schema = schema or log_schema()
+        self.schema = schema
         self.fsync_seconds = fsync_seconds
         self.writer = writer_id()
         self._seq = 0
@@ -278,12 +278,13 @@ class PredictionLog:
             log.error("prediction log: %d records never reached the disk", len(self._held))
 
 
-def compact_prediction_log(directory: Path) -> int:
-    """Compact every segment no live writer holds (a killed replica's); returns the rows."""
-    return compact_journal(Path(directory), log_schema()).rows
+def compact_prediction_log(directory: Path, schema: pa.Schema) -> int:
+    """Compact every segment no live writer holds (a killed replica's); returns the rows.
+    `schema`: the log's (`schema_for(dataset)`); a record it cannot hold is set aside."""
+    return compact_journal(Path(directory), schema).rows
 
 
-def read_prediction_log(directory: Path) -> pa.Table:
+def read_prediction_log(directory: Path, schema: pa.Schema) -> pa.Table:
     """Every logged record: the Parquet parts and journal segments not compacted yet (a live
-    or a killed writer's), each record once."""
-    return read_log(Path(directory), log_schema())
+    or a killed writer's), each record once, typed by `schema` (`schema_for(dataset)`)."""
+    return read_log(Path(directory), schema)

@@ -86,9 +86,11 @@ def apply_retention(
     dry_run: bool = False,
     *,
     min_days: int,
+    schema: pa.Schema,
 ) -> Retention:
     """Delete the partitions and set-aside segments older than `days` days; returns (and
-    records) what went. `min_days`: the floor below which `days` is refused."""
+    records) what went. `min_days`: the floor below which `days` is refused; `schema`: the
+    log's, for filing a killed replica's journal first."""
     if days < 0:
         raise RetentionError(f"--days must be >= 0, not {days}")
     if days < min_days:
@@ -104,7 +106,7 @@ def apply_retention(
         return done
     try:
         if not dry_run:  # a killed replica's journal may still hold old records: file them
-            compact_prediction_log(directory)
+            compact_prediction_log(directory, schema)
     except (OSError, pa.ArrowException) as exc:
         raise RetentionError(
             f"retention stopped in {directory}: compacting the journal failed ({exc}); "

@@ -6,15 +6,15 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from app.config import SHIPPED_DATASET
-from app.dataset import load_dataset
+from app.dataset import Dataset
 from app.domain import PREDICTION
 from app.training.preprocess import FeatureEncoder
 
+# Every log's fields; the entity's id (under the spec's key), the offer columns and the model's
+# features come from the dataset (`log_schema`).
 META_FIELDS: list[pa.Field] = [
     pa.field("request_id", pa.string()),
     pa.field("logged_at", pa.timestamp("us", tz="UTC")),
-    pa.field("applicant_id", pa.string()),
     pa.field("variant", pa.string()),
     pa.field("shadow", pa.bool_()),
     pa.field("model_name", pa.string()),
@@ -26,21 +26,39 @@ META_FIELDS: list[pa.Field] = [
     pa.field("caller", pa.string()),  # the API key id (or jwt:<hash of issuer, subject>)
     pa.field("caller_subject", pa.string()),  # a JWT's subject, in full (null for API keys)
     pa.field("idempotency_key", pa.string()),  # the Idempotency-Key sent, if any
-    # The counter-offer answered with a decline (null: none made, or a log older than them).
-    pa.field("counter_offer_credit_amount", pa.int64()),
-    pa.field("counter_offer_duration_in_month", pa.int64()),
-    pa.field("counter_offer_probability_of_default", pa.float64()),
+    # The dataset spec the deciding model was trained on (its hash: `Dataset.spec_hash`).
+    pa.field("spec_hash", pa.string()),
 ]
 
 
+def offer_columns(dataset: Dataset) -> list[str]:
+    """The counter-offer columns of a log record: each lever, then the PD (none without)."""
+    levers = dataset.spec.offers
+    names = [levers.amount, levers.term, "probability_of_default"] if levers else []
+    return [f"counter_offer_{name}" for name in names]
+
+
 def log_schema(encoder: FeatureEncoder | None = None) -> pa.Schema:
-    """Decision metadata plus every raw feature the model saw (for drift checks and audit)."""
-    # Without an encoder: the shipped dataset's model columns (what the log held before logs
-    # were typed from the served model).
-    encoder = encoder or FeatureEncoder.for_dataset(load_dataset(SHIPPED_DATASET))
+    """Decision metadata plus every raw feature the model saw (for drift checks and audit),
+    typed from the encoder's dataset. Without one: the fields every log has, for a reader
+    that takes the rest as written."""
+    if encoder is None:
+        return pa.schema(META_FIELDS)
+    dataset = encoder.dataset
+    entity = [pa.field(dataset.entity_key, pa.string())]
+    # The counter-offer answered with a decline (null: none made, or a log older than them).
+    offers = [
+        pa.field(c, pa.float64() if c.endswith(PREDICTION) else pa.int64())
+        for c in offer_columns(dataset)
+    ]
     features = [pa.field(c, pa.float64()) for c in encoder.numeric]
     features += [pa.field(c, pa.string()) for c in encoder.categorical]
-    return pa.schema(META_FIELDS + features)
+    return pa.schema(META_FIELDS[:2] + entity + META_FIELDS[2:] + offers + features)
+
+
+def schema_for(dataset: Dataset) -> pa.Schema:
+    """The log schema of decisions on `dataset`'s model columns."""
+    return log_schema(FeatureEncoder.for_dataset(dataset))
 
 
 def answered(frame: pd.DataFrame) -> pd.DataFrame:

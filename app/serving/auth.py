@@ -178,6 +178,19 @@ class Authenticator:
             methods.append(f"JWTs from issuer {self.jwt.issuer}")
         return "API authentication: " + " and ".join(methods)
 
+    def announce(self, log: logging.Logger) -> None:
+        """Say at start who may call, and loudly when nobody can or everybody may."""
+        if not self.enabled:
+            log.warning("%s", self.describe())
+            return
+        log.info("%s", self.describe())
+        if not len(self.keys) and self.jwt is None:
+            log.error(
+                "no API key in %s and no JWT issuer: every /v1 request will get 401 "
+                "(create a key: python -m jobs.api_keys create --id NAME)",
+                self.keys.path,
+            )
+
     def authenticate(self, token: str | None) -> Caller | None:
         if not self.enabled:
             return ANONYMOUS

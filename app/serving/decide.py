@@ -17,6 +17,7 @@ from typing import Any
 from app.dataset import Dataset
 from app.domain import CHALLENGER, CHAMPION, DECLINE, VARIANTS
 from app.features.online import OnlineRows, model_inputs
+from app.predictions.schema import offer_columns
 from app.serving.models import ModelSet
 from app.serving.routing import RoutingConfig, choose_variant, shadows
 from app.serving.schemas import CounterOffer, DecisionRequest, DecisionResponse
@@ -230,10 +231,11 @@ def log_record(
     shadow: bool,
 ) -> dict[str, Any]:
     """The prediction-log record of one answer: the decision and every model input."""
+    dataset = served.compiled.model.dataset
     record = {
         "request_id": response.request_id,
         "logged_at": datetime.now(UTC),
-        "applicant_id": response.entity_id,
+        dataset.entity_key: response.entity_id,
         "variant": response.model.variant,
         "shadow": shadow,
         "model_name": served.name,
@@ -242,13 +244,12 @@ def log_record(
         "decision": response.decision,
         "reasons": json.dumps([r.model_dump() for r in response.reasons]),
         "features_as_of": response.features_as_of,
+        "spec_hash": dataset.spec_hash,
     }
     # Every offer column of the model's spec, null when none was made.
-    levers = served.compiled.model.dataset.spec.offers
-    names = [levers.amount, levers.term, "probability_of_default"] if levers else []
     offer = {} if response.counter_offer is None else response.counter_offer.model_dump()
-    for name in names:
-        record[f"counter_offer_{name}"] = offer.get(name)
+    for column in offer_columns(dataset):
+        record[column] = offer.get(column.removeprefix("counter_offer_"))
     for column in logged:
         value = columns[column][k]
         record[column] = None if value is None or value != value else value

@@ -46,7 +46,7 @@ class MonitorFeed:
         self._calls: list[tuple[Any, list[dict[str, Any]]]] = []
         self._next_try = 0.0
         self._last_send = time.monotonic()
-        self._fields = [n for n in window_schema().names if n != SAMPLE_RATE]
+        self._fields = [n for n in window_schema(settings.load_dataset()).names if n != SAMPLE_RATE]
 
     @property
     def pending(self) -> bool:

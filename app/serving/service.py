@@ -16,6 +16,7 @@ from typing import Any
 
 from app.config import Settings
 from app.predictions.log import PredictionLog
+from app.predictions.schema import schema_for
 from app.serving.auth import Caller
 from app.serving.decide import (
     UNREADABLE,
@@ -83,6 +84,7 @@ class DecisionService:
             self.config.log_flush_rows,
             max_pending=settings.prediction_log_max_pending,
             fsync_seconds=settings.prediction_log_fsync_seconds,
+            schema=schema_for(self.dataset),
         )
         self.monitor_feed = MonitorFeed(settings, self.metrics.monitor_dropped)
         self.shadow = ShadowScoring(
@@ -106,17 +108,7 @@ class DecisionService:
 
     async def start(self) -> None:
         """Load the models the aliases name and connect the online store."""
-        authenticator = self.gate.authenticator
-        if authenticator.enabled:
-            log.info("%s", authenticator.describe())
-            if not len(authenticator.keys) and authenticator.jwt is None:
-                log.error(
-                    "no API key in %s and no JWT issuer: every /v1 request will get 401 "
-                    "(create a key: python -m jobs.api_keys create --id NAME)",
-                    authenticator.keys.path,
-                )
-        else:
-            log.warning("%s", authenticator.describe())
+        self.gate.authenticator.announce(log)
         await self.upkeep.start()
 
     async def maintain(self) -> None:

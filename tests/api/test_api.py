@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.predictions.schema import schema_for
 from app.serving.routing import RoutingConfig, sticky_bucket
+from tests.utils.datasets import german
 from tests.utils.fuzz import (
     check_answer,
     content_types,
@@ -216,7 +218,9 @@ def test_an_unknown_applicant_frees_its_key_and_the_log_records_the_key(client, 
 
     # The decision record carries the key, so a lender can reconcile retries by it.
     service.prediction_log.flush(force=True)
-    logged = read_prediction_log(service.settings.prediction_log_dir).to_pandas()
+    logged = read_prediction_log(
+        service.settings.prediction_log_dir, schema_for(german())
+    ).to_pandas()
     row = logged[logged["request_id"] == answered.json()["request_id"]]
     assert row["idempotency_key"].tolist() == ["k-404"]
     assert row["caller"].tolist() == ["all"]

@@ -15,7 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from app.predictions.schema import schema_for
 from tests.utils import ROOT, wait_for
+from tests.utils.datasets import german
 from tests.utils.serving import body as serving_body
 
 
@@ -132,7 +134,7 @@ def test_the_prediction_log_names_the_caller(client, service, tokens):
 
     out = call(client, "POST", "/v1/decisions", body(3), tokens["decide"]).json()
     service.close()  # write what is buffered
-    log = read_prediction_log(service.settings.prediction_log_dir).to_pylist()
+    log = read_prediction_log(service.settings.prediction_log_dir, schema_for(german())).to_pylist()
     (record,) = [r for r in log if r["request_id"] == out["request_id"] and not r["shadow"]]
     assert record["caller"] == "decide"
 
@@ -286,7 +288,11 @@ def test_jwt_callers_are_told_apart_by_a_hash_and_logged_by_their_subject(make_c
     assert len(set(answered.values())) == 2
     service = http.app.state.service
     service.prediction_log.flush(force=True)
-    logged = read_prediction_log(tmp_path / "predictions").to_pandas().set_index("request_id")
+    logged = (
+        read_prediction_log(tmp_path / "predictions", schema_for(german()))
+        .to_pandas()
+        .set_index("request_id")
+    )
     for subject, request_id in answered.items():
         row = logged.loc[request_id]
         assert row["caller_subject"] == subject  # in full, in the record

@@ -16,11 +16,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.domain import CHALLENGER, CHAMPION
+from app.predictions.schema import schema_for
 from app.training import artifacts, registry
 from app.training.model import BOOSTER_FILE
 from app.training.pyfunc import ARTIFACT_KEY
 from app.training.source import RegistryModelSource
 from tests.utils import isolated_settings, run_job
+from tests.utils.datasets import german
 from tests.utils.netfault import HangingProxy
 from tests.utils.registry import register_fitted, start_sqlite_mlflow_server
 from tests.utils.serving import body
@@ -88,7 +90,7 @@ def test_a_tampered_version_is_refused_and_the_loaded_champion_kept(api_settings
         settings,
         RegistryModelSource(settings),
         open_online_reader,
-        PredictionLog(tmp_path / "log", 500),
+        PredictionLog(tmp_path / "log", 500, schema=schema_for(german())),
         metrics,
         MonitorFeed(settings, metrics.monitor_dropped),
     )

@@ -9,10 +9,12 @@ import socket
 import time
 
 from app.predictions.log import PredictionLog
+from app.predictions.schema import schema_for
 from app.serving.monitorfeed import MonitorFeed
 from app.serving.routing import RoutingConfig
 from app.serving.upkeep import Upkeep, open_online_reader
 from tests.utils.api import FixedModels
+from tests.utils.datasets import german
 
 
 class Flaky:
@@ -46,7 +48,7 @@ def _upkeep(settings, source, reader_factory, tmp_path) -> Upkeep:
         settings,
         source,
         reader_factory,
-        PredictionLog(tmp_path, 500),
+        PredictionLog(tmp_path, 500, schema=schema_for(german())),
         metrics,
         MonitorFeed(settings, metrics.monitor_dropped),
     )

@@ -35,7 +35,9 @@ import yaml
 
 from app.localservices import free_port, start_mlflow_server
 from app.predictions.log import read_prediction_log
+from app.predictions.schema import schema_for
 from tests.utils import ROOT, wait_for
+from tests.utils.datasets import german
 from tests.utils.postgres import database_url, fresh_database, query
 from tests.utils.raycluster import (
     VENV_BIN,
@@ -352,7 +354,11 @@ def test_the_loop_on_two_nodes(loop):
     assert ready[loop.head_node]["champion"] == "2"
 
     # --- Every answered decision is in the log, the dead node's replica's included.
-    logged = set(read_prediction_log(loop.shared / "predictions").column("request_id").to_pylist())
+    logged = set(
+        read_prediction_log(loop.shared / "predictions", schema_for(german()))
+        .column("request_id")
+        .to_pylist()
+    )
     missing = loop.answered - logged
     assert not missing, f"{len(missing)} of {len(loop.answered)} answered decisions not logged"
 

@@ -17,7 +17,9 @@ import pytest
 import requests
 
 from app.predictions.log import read_prediction_log
+from app.predictions.schema import schema_for
 from tests.utils import ROOT, free_port, run_job, wait_for
+from tests.utils.datasets import german
 from tests.utils.raycluster import auth_mode, listening, naming, ray_list
 from tests.utils.serving import application
 
@@ -216,7 +218,7 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     assert f"full log          {log_path}" in first.stdout
     assert "Started a local Ray instance" in log_path.read_text()
     # Every answered decision is in the prediction log once the app has shut down cleanly.
-    log = read_prediction_log(tmp_path / "predictions").to_pandas()
+    log = read_prediction_log(tmp_path / "predictions", schema_for(german())).to_pandas()
     assert len(log) == 121  # the 120 of the job and the one sent above
     assert set(log["caller"]) == {"local"}
     assert not run_dir.exists() and naming(run_dir) == []

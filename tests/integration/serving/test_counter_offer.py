@@ -11,7 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from app.predictions.log import read_prediction_log
+from app.predictions.schema import schema_for
 from app.waiting import poll
+from tests.utils.datasets import german
 from tests.utils.serving import body
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
@@ -36,7 +38,9 @@ def declines(answers: list[dict]) -> list[dict]:
 
 def logged(served, request_id: str) -> dict:
     def read():
-        frame = read_prediction_log(served.settings.prediction_log_dir).to_pandas()
+        frame = read_prediction_log(
+            served.settings.prediction_log_dir, schema_for(german())
+        ).to_pandas()
         rows = frame[(frame["request_id"] == request_id) & frame["shadow"].eq(False)]
         return None if rows.empty else rows.iloc[0].to_dict()
 

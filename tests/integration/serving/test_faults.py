@@ -13,7 +13,9 @@ import pytest
 import requests
 
 from app.localservices import restart_redis
+from app.predictions.schema import schema_for
 from tests.utils import free_port
+from tests.utils.datasets import german
 from tests.utils.serving import app_config, body, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
@@ -100,7 +102,9 @@ def _log_rows(served, request_ids: list[str]):
     """Prediction-log rows (not shadow) of these request ids; asserts none is logged twice."""
     from app.predictions.log import read_prediction_log
 
-    logged = read_prediction_log(served.settings.prediction_log_dir).to_pandas()
+    logged = read_prediction_log(
+        served.settings.prediction_log_dir, schema_for(german())
+    ).to_pandas()
     logged = logged[~logged["shadow"] & logged["request_id"].isin(set(request_ids))]
     assert not logged["request_id"].duplicated().any(), "a request id logged twice"
     return logged

@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from app.localservices import ManagedProcess, free_port
+from app.predictions.schema import schema_for
 from app.serving.client import decision_body
 from tests.utils import wait_for
 from tests.utils.datasets import german
@@ -98,7 +99,7 @@ def _scored_rows(settings, request_ids: list[str], columns: list[str]) -> pd.Dat
     from app.predictions.log import read_prediction_log
 
     def logged():
-        table = read_prediction_log(settings.prediction_log_dir).to_pandas()
+        table = read_prediction_log(settings.prediction_log_dir, schema_for(german())).to_pandas()
         rows = table[table["request_id"].isin(request_ids) & ~table["shadow"]]
         return rows if len(rows) == len(request_ids) else None
 

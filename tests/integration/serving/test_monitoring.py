@@ -15,9 +15,10 @@ import requests
 from app.data.schema import REQUEST_COLUMNS
 from app.data.warehouse import source_tables
 from app.domain import CHALLENGER, CHAMPION
+from app.predictions.schema import schema_for
 from app.training import registry
 from tests.utils import ROOT
-from tests.utils.datasets import validated
+from tests.utils.datasets import german, validated
 from tests.utils.serving import APPLICANTS, WINDOW, kill_monitor, reset_monitor, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
@@ -254,7 +255,9 @@ def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_pa
     send(served, requests_for(served.settings, shift="purpose_mix")[:300])
 
     def logged():
-        frame = read_prediction_log(served.settings.prediction_log_dir).to_pandas()
+        frame = read_prediction_log(
+            served.settings.prediction_log_dir, schema_for(german())
+        ).to_pandas()
         recent = frame[(frame["logged_at"] >= started) & ~frame["shadow"]]
         return frame if len(recent) >= 300 else None
 
@@ -303,7 +306,9 @@ def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_pa
     # answered decision; a join that mismatched applicants and outcomes would move the AUC.
     from sklearn.metrics import roc_auc_score
 
-    answered = read_prediction_log(served.settings.prediction_log_dir).to_pandas()
+    answered = read_prediction_log(
+        served.settings.prediction_log_dir, schema_for(german())
+    ).to_pandas()
     answered = answered[answered["shadow"].eq(False)].sort_values(["logged_at", "request_id"])
     latest = answered.drop_duplicates("applicant_id", keep="last").merge(labels, on="applicant_id")
 

@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 import requests
 
+from app.predictions.schema import schema_for
 from app.serving.routing import RoutingConfig, sticky_bucket
 from app.training.promote import promote
+from tests.utils.datasets import german
 from tests.utils.serving import (
     application,
     assert_decision_shape,
@@ -128,7 +130,7 @@ def test_shadow_scores_a_copy_and_never_changes_the_response(served):
     log_dir = served.settings.prediction_log_dir
 
     def shadow_rows():
-        table = read_prediction_log(log_dir).to_pandas()
+        table = read_prediction_log(log_dir, schema_for(german())).to_pandas()
         rows = table[table["request_id"].isin(ids)]
         return rows if len(rows) == 80 else None
 
@@ -146,7 +148,9 @@ def test_prediction_log_keeps_features_and_reasons(served):
     out = served.post("/v1/decisions", body(7)).json()
 
     def record():
-        table = read_prediction_log(served.settings.prediction_log_dir).to_pandas()
+        table = read_prediction_log(
+            served.settings.prediction_log_dir, schema_for(german())
+        ).to_pandas()
         found = table[table["request_id"] == out["request_id"]]
         return found.iloc[0] if len(found) else None
 

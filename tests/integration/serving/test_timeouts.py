@@ -10,7 +10,9 @@ import time
 import pytest
 from fastapi.testclient import TestClient
 
+from app.predictions.schema import schema_for
 from tests.utils import wait_for
+from tests.utils.datasets import german
 from tests.utils.netfault import HangingProxy
 from tests.utils.serving import body
 
@@ -137,7 +139,7 @@ def test_redis_stalling_after_a_keyed_decision_never_decides_it_again(served, re
                 0.2,
             )
         service.prediction_log.flush(force=True)
-        logged = read_prediction_log(settings.prediction_log_dir).to_pandas()
+        logged = read_prediction_log(settings.prediction_log_dir, schema_for(german())).to_pandas()
     finally:
         service.close()
         keys_proxy.close()

@@ -16,6 +16,8 @@ from app.monitoring.labels import load_labels
 from app.monitoring.report import NO_OUTCOMES, write_report
 from app.monitoring.store import MonitorState, ResultStore
 from app.predictions.log import PredictionLog
+from app.predictions.schema import schema_for
+from tests.utils.datasets import german
 from tests.utils.monitoring import decision, result
 
 
@@ -61,7 +63,7 @@ class Page(HTMLParser):
 
 
 def write_log(directory, rows: list[dict]) -> None:
-    plog = PredictionLog(directory)
+    plog = PredictionLog(directory, schema=schema_for(german()))
     plog.append(rows)
     plog.close()
 

@@ -4,6 +4,7 @@ bound drops the oldest batches, a torn batch file is set aside."""
 from __future__ import annotations
 
 from app.monitoring.window import window_schema
+from tests.utils.datasets import german
 from tests.utils.monitoring import monitor, records
 
 
@@ -14,7 +15,7 @@ def test_a_restarted_monitor_resumes_with_every_spooled_row(settings):
     assert (again.recovered, again.status()["buffered_rows"]) == (150, 150)
     kept = sorted(r for _, t in again.buffer.take() for r in t.column("request_id").to_pylist())
     assert kept == sorted(f"r{i}" for i in range(150))
-    assert again.buffer.take()[0][1].schema == window_schema()
+    assert again.buffer.take()[0][1].schema == window_schema(german())
 
 
 def test_the_buffer_is_bounded_and_drops_the_oldest(settings):
@@ -38,7 +39,7 @@ def test_a_torn_spool_file_is_set_aside(settings):
 def test_a_commit_forgets_only_the_batches_a_check_used(tmp_path):
     from app.monitoring.spool import Spool
 
-    spool = Spool(tmp_path / "spool", window_schema(), max_rows=1_000)
+    spool = Spool(tmp_path / "spool", window_schema(german()), max_rows=1_000)
     spool.submit(records(10))
     used = spool.take()
     spool.submit(records(5, 10))  # arrives while the check runs
@@ -50,7 +51,7 @@ def test_a_commit_forgets_only_the_batches_a_check_used(tmp_path):
 def test_a_spooled_batch_is_renamed_into_place(tmp_path):
     from app.monitoring.spool import Spool
 
-    spool = Spool(tmp_path / "spool", window_schema(), max_rows=1_000)
+    spool = Spool(tmp_path / "spool", window_schema(german()), max_rows=1_000)
     assert spool.submit(records(3)) == (3, 0)
     assert spool.submit([]) == (0, 0)
     (only,) = spool.folder.iterdir()  # no temp file left beside it
@@ -60,7 +61,7 @@ def test_a_spooled_batch_is_renamed_into_place(tmp_path):
 def test_sampled_rows_stand_for_the_traffic_they_were_kept_from(tmp_path):
     from app.monitoring.spool import Spool
 
-    spool = Spool(tmp_path / "spool", window_schema(), max_rows=1_000)
+    spool = Spool(tmp_path / "spool", window_schema(german()), max_rows=1_000)
     spool.submit([{**r, "sample_rate": 0.5} for r in records(4)])
     spool.submit(records(2))  # no rate: each row stands for itself
     assert spool.represented() == 4 * 2 + 2

@@ -18,8 +18,9 @@ import pytest
 import app.predictions.log as log_module
 from app.predictions.journal import JOURNAL_DIR, encode_records
 from app.predictions.log import PredictionLog, compact_prediction_log, read_prediction_log
-from app.predictions.schema import log_schema
+from app.predictions.schema import schema_for
 from tests.utils import ROOT, wait_for
+from tests.utils.datasets import german
 
 
 def record(i: int, logged_at: datetime | None = None) -> dict:
@@ -41,7 +42,7 @@ def record(i: int, logged_at: datetime | None = None) -> dict:
 
 
 def ids(directory) -> list[str]:
-    return read_prediction_log(directory).column("request_id").to_pylist()
+    return read_prediction_log(directory, schema_for(german())).column("request_id").to_pylist()
 
 
 def segments(directory) -> list:
@@ -49,7 +50,7 @@ def segments(directory) -> list:
 
 
 def test_a_batch_is_on_disk_when_append_returns_and_compacts_to_parquet(tmp_path):
-    plog = PredictionLog(tmp_path / "log", flush_rows=3)
+    plog = PredictionLog(tmp_path / "log", flush_rows=3, schema=schema_for(german()))
     try:
         assert not plog.append([record(0), record(1)])
         # No flush yet: a reader already sees them, from the journal.
@@ -62,10 +63,10 @@ def test_a_batch_is_on_disk_when_append_returns_and_compacts_to_parquet(tmp_path
         assert plog.pending == 0 and plog.written == 4 and plog.flush() == 0
     finally:
         plog.close()
-    table = read_prediction_log(tmp_path / "log")
+    table = read_prediction_log(tmp_path / "log", schema_for(german()))
     assert sorted(table.column("request_id").to_pylist()) == ["r0", "r1", "r2", "r3"]
-    assert set(log_schema().names) <= set(table.schema.names)
-    assert table.column("logged_at").type == log_schema().field("logged_at").type
+    assert set(schema_for(german()).names) <= set(table.schema.names)
+    assert table.column("logged_at").type == schema_for(german()).field("logged_at").type
     assert not segments(tmp_path / "log") and list((tmp_path / "log").glob("date=*/*.parquet"))
     assert not list((tmp_path / "log").rglob(".*.tmp"))
 
@@ -76,7 +77,7 @@ def test_concurrent_appends_and_flushes_lose_nothing_uncounted(tmp_path, disk):
     if disk != "working":
         directory.write_text("a file where the directory should be")
     # A small memory bound, so a failing disk makes drops race with flushes.
-    plog = PredictionLog(directory, flush_rows=50, max_pending=300)
+    plog = PredictionLog(directory, flush_rows=50, max_pending=300, schema=schema_for(german()))
     writers, batches, size = 4, 100, 16
     stop = threading.Event()
 
@@ -115,9 +116,13 @@ WRITER = textwrap.dedent(
     """
     import sys
     from datetime import UTC, datetime
+    from app.config import SHIPPED_DATASET
+    from app.dataset import load_dataset
     from app.predictions.log import PredictionLog
+    from app.predictions.schema import schema_for
 
-    plog = PredictionLog(sys.argv[1], flush_rows=64)
+    schema = schema_for(load_dataset(SHIPPED_DATASET))
+    plog = PredictionLog(sys.argv[1], flush_rows=64, schema=schema)
     for b in range(100_000):
         plog.append([{"request_id": f"b{b}-{k}", "logged_at": datetime.now(UTC),
                       "shadow": False} for k in range(16)])
@@ -150,7 +155,7 @@ def test_a_killed_writer_loses_no_answered_batch_and_any_process_compacts_it(tmp
     assert wanted <= set(ids(directory))  # read straight from the dead writer's journal
     assert segments(directory), "nothing was left to compact"
     # Another process (a replacement replica, a job) compacts what the dead one left.
-    assert compact_prediction_log(directory) > 0
+    assert compact_prediction_log(directory, schema_for(german())) > 0
     assert not segments(directory)
     after = ids(directory)
     assert wanted <= set(after) and len(after) == len(set(after))
@@ -158,10 +163,10 @@ def test_a_killed_writer_loses_no_answered_batch_and_any_process_compacts_it(tmp
 
 def test_a_crash_between_writing_the_part_and_removing_the_segment_duplicates_nothing(tmp_path):
     directory = tmp_path / "log"
-    plog = PredictionLog(directory, flush_rows=1000)
+    plog = PredictionLog(directory, flush_rows=1000, schema=schema_for(german()))
     plog.append([record(i) for i in range(5)])
     plog.close()  # compacts, so the segment exists no more
-    plog = PredictionLog(directory, flush_rows=1000)
+    plog = PredictionLog(directory, flush_rows=1000, schema=schema_for(german()))
     plog.append([record(i) for i in range(5, 8)])
     with plog._lock:
         os.close(plog._close_segment())  # closed, not compacted: as after a crash
@@ -170,7 +175,9 @@ def test_a_crash_between_writing_the_part_and_removing_the_segment_duplicates_no
     assert plog.flush() == 3
     segment.write_bytes(kept)  # the part is written but the segment "was never removed"
     assert sorted(ids(directory)) == [f"r{i}" for i in range(8)]
-    assert compact_prediction_log(directory) == 3  # recompaction overwrites the same part
+    assert (
+        compact_prediction_log(directory, schema_for(german())) == 3
+    )  # recompaction overwrites the same part
     assert sorted(ids(directory)) == [f"r{i}" for i in range(8)]
 
 
@@ -186,9 +193,9 @@ class CompactingAroundTheLock:
         self.opened = 0
 
     def flock(self, fd: int, operation: int) -> None:
-        compact_prediction_log(self.directory)
+        compact_prediction_log(self.directory, schema_for(german()))
         fcntl.flock(fd, operation)
-        compact_prediction_log(self.directory)
+        compact_prediction_log(self.directory, schema_for(german()))
         self.opened += 1
 
 
@@ -196,7 +203,7 @@ def test_a_compaction_while_a_writer_opens_its_segment_loses_nothing(tmp_path, m
     directory = tmp_path / "log"
     seam = CompactingAroundTheLock(directory)
     monkeypatch.setattr(log_module, "fcntl", seam)
-    plog = PredictionLog(directory, flush_rows=1000, fsync_seconds=60)
+    plog = PredictionLog(directory, flush_rows=1000, fsync_seconds=60, schema=schema_for(german()))
     try:
         plog.append([record(i) for i in range(5)])
         plog.append([record(i) for i in range(5, 8)])
@@ -230,7 +237,7 @@ def test_a_segment_whose_lock_cannot_be_taken_leaks_no_descriptor(tmp_path, monk
     directory = tmp_path / "log"
     seam = LockTakenElsewhere()
     monkeypatch.setattr(log_module, "fcntl", seam)
-    plog = PredictionLog(directory, fsync_seconds=60)
+    plog = PredictionLog(directory, fsync_seconds=60, schema=schema_for(german()))
     before = len(os.listdir("/proc/self/fd"))
     try:
         plog.append([record(0), record(1)])  # never raises into the request
@@ -257,7 +264,7 @@ def test_compaction_removes_an_empty_segment_or_opening_file_only_once_old_and_u
     for path in (empty, dead, paused):
         path.touch()
     crashed.write_bytes(encode_records([record(0)]))
-    assert compact_prediction_log(directory) == 0
+    assert compact_prediction_log(directory, schema_for(german())) == 0
     assert all(p.exists() for p in (empty, dead, paused, crashed))  # young: left alone
     old = time.time() - 3600
     for path in (empty, dead, paused, crashed):
@@ -265,7 +272,9 @@ def test_compaction_removes_an_empty_segment_or_opening_file_only_once_old_and_u
     holder = os.open(paused, os.O_RDONLY)
     try:
         fcntl.flock(holder, fcntl.LOCK_EX)
-        assert compact_prediction_log(directory) == 1  # the crashed one's record, once
+        assert (
+            compact_prediction_log(directory, schema_for(german())) == 1
+        )  # the crashed one's record, once
         assert sorted(p.name for p in journal.iterdir()) == [paused.name]
     finally:
         os.close(holder)
@@ -274,7 +283,7 @@ def test_compaction_removes_an_empty_segment_or_opening_file_only_once_old_and_u
 
 def test_a_torn_last_line_is_skipped_and_counted(tmp_path):
     directory = tmp_path / "log"
-    plog = PredictionLog(directory)
+    plog = PredictionLog(directory, schema=schema_for(german()))
     plog.append([record(0), record(1)])
     with plog._lock:
         os.close(plog._close_segment())
@@ -288,11 +297,11 @@ def test_a_torn_last_line_is_skipped_and_counted(tmp_path):
 
 def test_a_segment_the_schema_cannot_hold_is_set_aside_not_blocking_the_rest(tmp_path):
     directory = tmp_path / "log"
-    bad = PredictionLog(directory)
+    bad = PredictionLog(directory, schema=schema_for(german()))
     bad.append([{**record(0), "credit_amount": "not a number"}])
     with bad._lock:
         os.close(bad._close_segment())
-    good = PredictionLog(directory)
+    good = PredictionLog(directory, schema=schema_for(german()))
     good.append([record(1)])
     assert ids(directory) == ["r1"]  # the reader skips what it cannot read
     good.close()
@@ -303,7 +312,7 @@ def test_a_segment_the_schema_cannot_hold_is_set_aside_not_blocking_the_rest(tmp
 def test_a_failing_disk_never_raises_never_blocks_and_is_retried_with_backoff(tmp_path):
     blocked = tmp_path / "log"
     blocked.write_text("a file where the directory should be")
-    plog = PredictionLog(blocked, flush_rows=1, fsync_seconds=60)
+    plog = PredictionLog(blocked, flush_rows=1, fsync_seconds=60, schema=schema_for(german()))
     plog.append([record(0), record(1)])  # never raises into the request
     assert plog.errors == 1 and plog.held == 2 and "Error" in plog.last_error
     plog.append([record(2)])  # backing off: held without touching the disk again
@@ -322,7 +331,7 @@ def test_a_failing_disk_never_raises_never_blocks_and_is_retried_with_backoff(tm
 def test_what_a_failing_disk_holds_is_bounded_and_every_drop_counted(tmp_path):
     blocked = tmp_path / "log"
     blocked.write_text("not a directory")
-    plog = PredictionLog(blocked, max_pending=5, fsync_seconds=60)
+    plog = PredictionLog(blocked, max_pending=5, fsync_seconds=60, schema=schema_for(german()))
     plog.append([record(i) for i in range(8)])
     assert plog.held == 5 and plog.dropped == 3
     assert plog.take_counts() == (1, 3) and plog.take_counts() == (0, 0)
@@ -336,7 +345,7 @@ def test_upkeep_never_waits_for_the_log_disk(tmp_path):
     from app.serving.metrics import ServingMetrics
     from app.serving.upkeep import Upkeep
 
-    plog = PredictionLog(tmp_path / "log")
+    plog = PredictionLog(tmp_path / "log", schema=schema_for(german()))
     upkeep = Upkeep(load_settings(_env_file=None), None, None, plog, ServingMetrics(), None)
     plog.append([record(0)])
     stuck, release = threading.Event(), threading.Event()
@@ -360,4 +369,4 @@ def test_upkeep_never_waits_for_the_log_disk(tmp_path):
 
 
 def test_reading_a_missing_log_gives_an_empty_table(tmp_path):
-    assert read_prediction_log(tmp_path / "none").num_rows == 0
+    assert read_prediction_log(tmp_path / "none", schema_for(german())).num_rows == 0

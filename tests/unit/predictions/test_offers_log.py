@@ -9,7 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from app.predictions.log import PredictionLog, read_prediction_log
-from app.predictions.schema import log_schema
+from app.predictions.schema import schema_for
+from tests.utils.datasets import german
 
 OFFER = {
     "counter_offer_credit_amount": 4500,
@@ -38,14 +39,14 @@ def record(request_id: str, day: int, offer: dict) -> dict:
 
 
 def offers_by_id(directory) -> dict[str, dict]:
-    table = read_prediction_log(directory)
+    table = read_prediction_log(directory, schema_for(german()))
     rows = table.select(["request_id", *OFFER]).to_pylist()
     return {row.pop("request_id"): row for row in rows}
 
 
 def write_old_part(directory) -> None:
     """A Parquet part of a log written before the offer columns existed."""
-    old = pa.schema([f for f in log_schema() if f.name not in OFFER])
+    old = pa.schema([f for f in schema_for(german()) if f.name not in OFFER])
     part = directory / "date=2026-01-01" / "part-old.parquet"
     part.parent.mkdir(parents=True)
     pq.write_table(pa.Table.from_pylist([record("old", 1, {})], schema=old), part)
@@ -53,23 +54,23 @@ def write_old_part(directory) -> None:
 
 def test_offers_are_logged_with_their_types_in_the_journal_and_in_parquet(tmp_path):
     directory = tmp_path / "log"
-    plog = PredictionLog(directory)
+    plog = PredictionLog(directory, schema=schema_for(german()))
     try:
         plog.append([record("offered", 2, OFFER), record("none", 2, NONE)])
         assert offers_by_id(directory) == {"offered": OFFER, "none": NONE}  # from the journal
     finally:
         plog.close()
     assert list(directory.glob("date=*/*.parquet"))
-    table = read_prediction_log(directory)
+    table = read_prediction_log(directory, schema_for(german()))
     assert offers_by_id(directory) == {"offered": OFFER, "none": NONE}
     for name in OFFER:
-        assert table.schema.field(name).type == log_schema().field(name).type
+        assert table.schema.field(name).type == schema_for(german()).field(name).type
 
 
 def test_a_log_from_before_the_offer_columns_still_reads(tmp_path):
     directory = tmp_path / "log"
     write_old_part(directory)
-    plog = PredictionLog(directory)
+    plog = PredictionLog(directory, schema=schema_for(german()))
     try:
         plog.append([record("new", 2, OFFER)])
         assert offers_by_id(directory) == {"old": NONE, "new": OFFER}
@@ -80,7 +81,7 @@ def test_a_log_from_before_the_offer_columns_still_reads(tmp_path):
 def test_old_and_new_parquet_parts_read_together(tmp_path):
     directory = tmp_path / "log"
     write_old_part(directory)
-    plog = PredictionLog(directory)
+    plog = PredictionLog(directory, schema=schema_for(german()))
     try:
         plog.append([record("new", 2, OFFER)])
     finally:

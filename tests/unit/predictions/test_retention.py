@@ -15,15 +15,17 @@ from pydantic import ValidationError
 from app.predictions.journal import JOURNAL_DIR, encode_records
 from app.predictions.log import PredictionLog, compact_prediction_log, read_prediction_log
 from app.predictions.retention import RECORD_FILE, RetentionError, apply_retention
+from app.predictions.schema import schema_for
 from tests.unit.predictions.test_log import ids, record
 from tests.utils import ROOT, isolated_settings
+from tests.utils.datasets import german
 
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
 
 
 def write_log(directory, ages: dict[int, int], now: datetime = NOW) -> None:
     """`ages[a]` records logged `a` days before `now`, compacted into Parquet parts."""
-    plog = PredictionLog(directory)
+    plog = PredictionLog(directory, schema=schema_for(german()))
     for age, n in ages.items():
         plog.append([record(age * 100 + i, now - timedelta(days=age)) for i in range(n)])
     plog.close()
@@ -34,7 +36,7 @@ def set_aside(directory, name: str, records: list[dict]) -> os.PathLike:
     journal = directory / JOURNAL_DIR
     journal.mkdir(parents=True, exist_ok=True)
     (journal / f"{name}.jsonl").write_bytes(encode_records(records))
-    compact_prediction_log(directory)
+    compact_prediction_log(directory, schema_for(german()))
     bad = journal / f"{name}.jsonl.bad"
     assert bad.exists()
     return bad
@@ -57,14 +59,19 @@ def recorded(directory) -> list[dict]:
 def test_retention_deletes_older_days_and_records_each_one(tmp_path):
     directory = tmp_path / "log"
     write_log(directory, {40: 3, 31: 2, 30: 4, 0: 1})
-    dry = apply_retention(directory, 30, NOW, dry_run=True, min_days=30)
-    assert read_prediction_log(directory).num_rows == 10 and not (directory / RECORD_FILE).exists()
+    dry = apply_retention(
+        directory, 30, NOW, dry_run=True, min_days=30, schema=schema_for(german())
+    )
+    assert (
+        read_prediction_log(directory, schema_for(german())).num_rows == 10
+        and not (directory / RECORD_FILE).exists()
+    )
 
-    done = apply_retention(directory, 30, NOW, min_days=30)
+    done = apply_retention(directory, 30, NOW, min_days=30, schema=schema_for(german()))
     assert done.partitions == dry.partitions == ["date=2026-05-21", "date=2026-05-30"]
     assert (done.rows, done.files, done.cutoff) == (dry.rows, dry.files, dry.cutoff)
     assert (done.rows, done.files, done.cutoff) == (5, 2, "2026-05-31")
-    kept = read_prediction_log(directory)
+    kept = read_prediction_log(directory, schema_for(german()))
     assert kept.num_rows == 5 and set(kept.column("date").to_pylist()) == {
         "2026-05-31",
         "2026-06-30",
@@ -75,7 +82,10 @@ def test_retention_deletes_older_days_and_records_each_one(tmp_path):
         step | empty | {"partitions": ["date=2026-05-21"], "rows": 3, "files": 1},
         step | empty | {"partitions": ["date=2026-05-30"], "rows": 2, "files": 1},
     ]
-    assert apply_retention(directory, 30, NOW, min_days=30).partitions == []
+    assert (
+        apply_retention(directory, 30, NOW, min_days=30, schema=schema_for(german())).partitions
+        == []
+    )
     assert len(recorded(directory)) == 2
 
 
@@ -84,11 +94,14 @@ def test_a_retention_below_the_floor_is_refused_and_deletes_nothing(tmp_path):
     write_log(directory, {40: 3, 10: 2})
     floor = r"floor of 30 days \(CREDIT_PREDICTION_LOG_RETENTION_MIN_DAYS\)"
     with pytest.raises(RetentionError, match=floor):
-        apply_retention(directory, 29, NOW, min_days=30)
+        apply_retention(directory, 29, NOW, min_days=30, schema=schema_for(german()))
     with pytest.raises(RetentionError, match="--days must be >= 0"):
-        apply_retention(directory, -1, NOW, min_days=0)
-    assert read_prediction_log(directory).num_rows == 5 and not (directory / RECORD_FILE).exists()
-    assert apply_retention(directory, 7, NOW, min_days=7).rows == 5
+        apply_retention(directory, -1, NOW, min_days=0, schema=schema_for(german()))
+    assert (
+        read_prediction_log(directory, schema_for(german())).num_rows == 5
+        and not (directory / RECORD_FILE).exists()
+    )
+    assert apply_retention(directory, 7, NOW, min_days=7, schema=schema_for(german())).rows == 5
 
 
 def test_unreadable_parts_are_deleted_counted_and_every_day_recorded(tmp_path):
@@ -98,10 +111,12 @@ def test_unreadable_parts_are_deleted_counted_and_every_day_recorded(tmp_path):
     garbage = directory / "date=2026-05-25" / "part-garbage.parquet"
     garbage.parent.mkdir()
     garbage.write_bytes(b"not parquet at all")
-    dry = apply_retention(directory, 30, NOW, dry_run=True, min_days=30)
+    dry = apply_retention(
+        directory, 30, NOW, dry_run=True, min_days=30, schema=schema_for(german())
+    )
     assert len(list(directory.glob("date=*"))) == 4 and not (directory / RECORD_FILE).exists()
 
-    done = apply_retention(directory, 30, NOW, min_days=30)
+    done = apply_retention(directory, 30, NOW, min_days=30, schema=schema_for(german()))
     days = ["date=2026-05-21", "date=2026-05-25", "date=2026-05-30"]
     assert done.partitions == dry.partitions == days
     figures = (done.rows, done.files, done.unreadable_files)
@@ -126,9 +141,11 @@ def test_set_aside_segments_go_once_all_their_records_are_past_the_cutoff(tmp_pa
         f.write(b'{"torn')  # a line without a readable logged_at: the file's age decides
     os.utime(by_mtime, (old.timestamp(), old.timestamp()))
 
-    dry = apply_retention(directory, 30, now, dry_run=True, min_days=30)
+    dry = apply_retention(
+        directory, 30, now, dry_run=True, min_days=30, schema=schema_for(german())
+    )
     assert all(p.exists() for p in (by_stamp, mixed, by_mtime, young))
-    done = apply_retention(directory, 30, now, min_days=30)
+    done = apply_retention(directory, 30, now, min_days=30, schema=schema_for(german()))
     assert done.bad_segments == dry.bad_segments == [by_stamp.name, by_mtime.name]
     assert done.bad_rows == dry.bad_rows == 4
     assert not by_stamp.exists() and not by_mtime.exists() and mixed.exists() and young.exists()
@@ -144,7 +161,7 @@ def test_a_deletion_that_cannot_be_recorded_stops_the_run_saying_so(tmp_path):
     write_log(directory, {40: 3, 35: 1, 0: 1})
     (directory / RECORD_FILE).mkdir()  # the record cannot be appended to
     with pytest.raises(RetentionError, match="date=2026-05-21 was deleted but could not be"):
-        apply_retention(directory, 30, NOW, min_days=30)
+        apply_retention(directory, 30, NOW, min_days=30, schema=schema_for(german()))
     assert sorted(p.name for p in directory.glob("date=*")) == [
         "date=2026-05-26",
         "date=2026-06-30",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.utils.datasets import german
 from tests.utils.monitoring import Counter, records
 
 
@@ -49,4 +50,4 @@ def test_the_feed_sends_what_a_drift_check_reads_and_not_who_asked(make_settings
         for r in records(3)
     ]
     feed.offer(asked)
-    assert set(feed._rows[0]) == set(window_schema().names)
+    assert set(feed._rows[0]) == set(window_schema(german()).names)
