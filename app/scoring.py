@@ -11,35 +11,44 @@ import pandas as pd
 import pyarrow as pa
 
 from app.config import Settings
-from app.data.schema import APPLICATIONS, REQUEST_COLUMNS, TableSpec
+from app.dataset import Dataset, TableSpec
 from app.errors import CreditRiskError
+from app.predictions.schema import offer_columns
 
 _TS = pa.timestamp("us", tz="UTC")
-INPUT_COLUMNS = ("applicant_id", *REQUEST_COLUMNS)
 
-SCORES = TableSpec(
-    name="credit_decisions",
-    key="row_id",
-    timestamp="scored_at",
-    unique_key=("row_id",),
-    columns={
-        "row_id": pa.string(),  # application_id when the input has one, else the row number
-        "applicant_id": pa.string(),
-        "status": pa.string(),  # scored | unknown_applicant
-        "probability_of_default": pa.float64(),
-        "decision": pa.string(),
-        "reasons": pa.string(),  # JSON list, as in the API response
-        "model_name": pa.string(),
-        "model_version": pa.string(),
-        "features_as_of": _TS,
-        "scored_at": _TS,
-        # A decline's counter-offer (app/training/offers.py); null: approved, none, or off.
-        "counter_offer_credit_amount": pa.int64(),
-        "counter_offer_duration_in_month": pa.int64(),
-        "counter_offer_probability_of_default": pa.float64(),
-    },
-)
-OFFER_COLUMNS = tuple(c for c in SCORES.columns if c.startswith("counter_offer_"))
+
+def input_columns(dataset: Dataset) -> tuple[str, ...]:
+    """What a table to score must hold: the entity key and the request fields."""
+    return (dataset.entity_key, *dataset.request_columns)
+
+
+def scores_spec(dataset: Dataset, name: str = "credit_decisions") -> TableSpec:
+    """The result table: one row per input row, its decision, reasons and counter-offer."""
+    offers = {
+        c: pa.float64() if c.endswith("probability_of_default") else pa.int64()
+        for c in offer_columns(dataset)
+    }
+    return TableSpec(
+        name=name,
+        key="row_id",
+        timestamp="scored_at",
+        unique_key=("row_id",),
+        columns={
+            "row_id": pa.string(),  # the spine's key when the input has it, else the entity id
+            dataset.entity_key: pa.string(),
+            "status": pa.string(),  # scored | unknown_applicant
+            "probability_of_default": pa.float64(),
+            "decision": pa.string(),
+            "reasons": pa.string(),  # JSON list, as in the API response
+            "model_name": pa.string(),
+            "model_version": pa.string(),
+            "features_as_of": _TS,
+            "scored_at": _TS,
+            # A decline's counter-offer (app/training/offers.py); null: approved, none, or off.
+            **offers,
+        },
+    )
 
 
 class ScoringError(CreditRiskError):
@@ -88,19 +97,17 @@ def score_frame(
     `offers` (OfferBounds) each decline's counter-offer, as the API makes them."""
     from app.features.online import model_inputs
 
-    applicant_ids = batch["applicant_id"].astype(str).tolist()
-    rows = reader.read(applicant_ids)
-    request_columns = {c: batch[c].tolist() for c in REQUEST_COLUMNS}
-    columns = model_inputs(rows, request_columns | {"applicant_id": applicant_ids}, reader.dataset)
+    dataset = reader.dataset
+    key, row_key = dataset.entity_key, dataset.spine.key
+    ids = batch[key].astype(str).tolist()
+    rows = reader.read(ids)
+    request_columns = {c: batch[c].tolist() for c in dataset.request_columns}
+    columns = model_inputs(rows, request_columns, dataset)
     known = rows.known
     out = pd.DataFrame(
         {
-            "row_id": (
-                batch["application_id"].astype(str).to_numpy()
-                if "application_id" in batch
-                else batch["row_id"].astype(str).to_numpy()
-            ),
-            "applicant_id": applicant_ids,
+            "row_id": batch[row_key if row_key in batch else "row_id"].astype(str).to_numpy(),
+            key: ids,
             "status": ["scored" if k else "unknown_applicant" for k in known],
             "probability_of_default": float("nan"),
             "decision": None,
@@ -111,7 +118,7 @@ def score_frame(
             "scored_at": pd.Timestamp.now(tz="UTC"),
         }
     )
-    for column in OFFER_COLUMNS:
+    for column in offer_columns(dataset):
         out[column] = pd.array(
             [None] * len(out), dtype="Float64" if "probab" in column else "Int64"
         )
@@ -137,45 +144,46 @@ def _add_offers(out, idx, subset, decisions, served, threshold, offers) -> None:
     made = counter_offers(served.compiled, subset, declined, threshold, offers)
     for k, offer in zip(declined, made, strict=True):
         if offer is not None:
-            values = offer.as_dict()
-            for column in OFFER_COLUMNS:
-                out.at[idx[k], column] = values[column.removeprefix("counter_offer_")]
+            for name, value in offer.as_dict().items():
+                out.at[idx[k], f"counter_offer_{name}"] = value
 
 
-def _check_columns(columns: list[str], where: str) -> None:
-    missing = [c for c in INPUT_COLUMNS if c not in columns]
+def _check_columns(columns: list[str], where: str, dataset: Dataset) -> None:
+    missing = [c for c in input_columns(dataset) if c not in columns]
     if missing:
         raise ScoringError(f"{where} lacks column(s) {', '.join(missing)}")
 
 
 def read_input(settings: Settings, input_path: Path | None, snowflake_table: str | None):
     """The applications to score as a Ray Dataset: a Parquet file/dir, a Snowflake table (with
-    application_id, applicant_id and the request fields), or the snapshot's loan_applications."""
+    the spine's key, the entity key and the request fields), or the snapshot's spine table."""
     import ray
 
+    dataset = settings.load_dataset()
+    spine = dataset.spine
     if snowflake_table:
         from app.data.snowflake_reader import read_snowflake_table
 
+        wanted = [spine.key, *input_columns(dataset)]
         spec = TableSpec(
             name=snowflake_table,
-            key="applicant_id",
+            key=dataset.entity_key,
             timestamp="",
-            columns={c: APPLICATIONS.columns[c] for c in INPUT_COLUMNS}
-            | {"application_id": pa.string()},
-            unique_key=("application_id",),
+            columns={c: spine.columns[c] for c in wanted},
+            unique_key=(spine.key,),
         )
         return read_snowflake_table(spec, settings)
     if input_path is None:
         from app.data.snapshot import table_path
 
-        input_path = table_path(settings.offline_dir, APPLICATIONS.name)
+        input_path = table_path(settings.offline_dir, spine.name)
         if not input_path.exists():
             raise ScoringError(f"no snapshot at {input_path}: run `python -m jobs.ingest` first")
     elif not Path(input_path).exists():
         raise ScoringError(f"input {input_path} does not exist")
-    dataset = ray.data.read_parquet(str(input_path))
-    _check_columns(dataset.schema().names, str(input_path))
-    return dataset
+    table = ray.data.read_parquet(str(input_path))
+    _check_columns(table.schema().names, str(input_path), dataset)
+    return table
 
 
 def score_table(
@@ -198,9 +206,10 @@ def score_table(
     version = RegistryModelSource(settings).aliases().get(alias)
     if version is None:
         raise ScoringError(f"no model version holds the alias {alias!r} of {settings.model_name}")
+    spec = settings.load_dataset()
     dataset = read_input(settings, input_path, snowflake_table)
-    if "application_id" not in dataset.schema().names:
-        dataset = dataset.map_batches(_with_row_id, batch_format="pandas")
+    if spec.spine.key not in dataset.schema().names:  # rows are named by their entity then
+        dataset = dataset.map_batches(_with_row_id, fn_kwargs={"key": spec.entity_key})
     scored = dataset.map_batches(
         BatchScorer,
         fn_constructor_kwargs={
@@ -221,33 +230,30 @@ def score_table(
     if snowflake_output:
         from app.data.snowflake import seed_snowflake
 
-        spec = TableSpec(**{**SCORES.__dict__, "name": snowflake_output})
-        seed_snowflake({snowflake_output: result_df}, {snowflake_output: spec}, settings)
+        table = scores_spec(spec, snowflake_output)
+        seed_snowflake({snowflake_output: result_df}, {snowflake_output: table}, settings)
         where = f"Snowflake table {snowflake_output}"
     else:
         output_path = output_path or settings.data_dir / "scores"
-        where = str(write_scores(result_df, output_path))
+        where = str(write_scores(result_df, output_path, scores_spec(spec)))
     return ScoreReport(
         rows=len(result_df),
         scored=int((result_df["status"] == "scored").sum()),
         unknown=int((result_df["status"] == "unknown_applicant").sum()),
         declined=int((result_df["decision"] == "decline").sum()),
-        offered=int(result_df["counter_offer_credit_amount"].notna().sum()),
+        offered=int(result_df[offer_columns(spec)[:1]].notna().any(axis=1).sum()),
         model_version=version,
         output=where,
     )
 
 
-def _with_row_id(batch: pd.DataFrame) -> pd.DataFrame:
-    if "application_id" in batch:
-        return batch
-    batch = batch.copy()
-    batch["row_id"] = batch["applicant_id"].astype(str)
-    return batch
+def _with_row_id(batch: dict[str, np.ndarray], key: str) -> dict[str, np.ndarray]:
+    return {**batch, "row_id": batch[key].astype(str)}
 
 
-def write_scores(result_df: pd.DataFrame, output_path: Path) -> Path:
-    """One Parquet file, written to a temp name and renamed: never a half-written result."""
+def write_scores(result_df: pd.DataFrame, output_path: Path, spec: TableSpec) -> Path:
+    """One Parquet file (`spec`: scores_spec), written to a temp name and renamed: never a
+    half-written result."""
     import pyarrow.parquet as pq
 
     output_path = Path(output_path)
@@ -255,7 +261,7 @@ def write_scores(result_df: pd.DataFrame, output_path: Path) -> Path:
     final = scores_path(output_path)
     tmp = output_path / ".decisions.parquet.tmp"
     table = pa.Table.from_pandas(
-        result_df[list(SCORES.columns)], schema=SCORES.arrow_schema, preserve_index=False
+        result_df[list(spec.columns)], schema=spec.arrow_schema, preserve_index=False
     )
     pq.write_table(table, tmp)
     tmp.replace(final)

@@ -123,11 +123,12 @@ def run_performance(settings: Settings, args: argparse.Namespace) -> int:
     from app.monitoring.performance import format_table, performance_by_period
     from app.monitoring.report import NO_OUTCOMES, write_report
 
-    labels = load_labels(Path(args.labels)) if args.labels else None
+    key = settings.load_dataset().entity_key
+    labels = load_labels(Path(args.labels), key) if args.labels else None
     decisions = answered_decisions(settings, None, None)
     # Without outcomes every decision joins unlabelled: approval rates are known at once.
-    no_labels = pd.DataFrame(columns=["applicant_id", "defaulted"])
-    joined = join_outcomes(decisions, no_labels if labels is None else labels)
+    no_labels = pd.DataFrame(columns=[key, "defaulted"])
+    joined = join_outcomes(decisions, no_labels if labels is None else labels, key)
     labelled = int(joined["defaulted"].notna().sum())
     if labels is not None and labelled == 0:
         raise MonitorInputError(
@@ -191,7 +192,9 @@ def main() -> int:
         "performance", help="approval per period, AUC/KS once outcomes arrive; an HTML report"
     )
     perf.add_argument(
-        "--labels", help="outcomes, Parquet/CSV: applicant_id, defaulted (none: no AUC yet)"
+        "--labels",
+        help="outcomes, Parquet/CSV: the dataset's entity key (German credit: applicant_id) "
+        "and defaulted, optionally request_id and observed_at (none: no AUC yet)",
     )
     perf.add_argument("--period", default="W", help="pandas period: D, W or M (default W)")
     perf.add_argument("--output", help="also write the table as CSV here")

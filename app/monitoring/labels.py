@@ -1,6 +1,7 @@
 """Outcomes (labels) of past decisions: reading and validating the file that brings them.
 
-Outcomes come months after a decision, as a labels file keyed by request_id or applicant_id.
+Outcomes come months after a decision, as a labels file keyed by request_id or the dataset's
+entity key (German credit: applicant_id), the prediction log's two ids.
 Each column is checked on its own, and a bad file is refused with a LabelsError that names the
 file, the column and a few offending rows, so whoever built it can find them.
 """
@@ -16,10 +17,7 @@ import pandas as pd
 
 from app.errors import CreditRiskError
 
-LABEL_REQUIRED = ("applicant_id", "defaulted")
 LABEL_OPTIONAL = ("request_id", "observed_at")
-# request_id first: when a file has it, it is the key and names the rows in messages.
-LABEL_KEYS = ("request_id", "applicant_id")
 
 # How many offending keys/values an error message lists before "...": enough to find them in
 # the file, short enough to stay one readable line.
@@ -56,8 +54,8 @@ def _examples(values: list[str]) -> str:
     return shown + (", ..." if len(values) > _MAX_EXAMPLES else "")
 
 
-def _require_columns(frame: pd.DataFrame, source: str) -> None:
-    missing = [c for c in LABEL_REQUIRED if c not in frame.columns]
+def _require_columns(frame: pd.DataFrame, source: str, key: str) -> None:
+    missing = [c for c in (key, "defaulted") if c not in frame.columns]
     if missing:
         raise LabelsError(
             f"{source}: missing required column(s) {', '.join(missing)} "
@@ -107,10 +105,10 @@ def _observed_times(values: pd.Series, source: str) -> pd.Series:
     return times
 
 
-def _require_unique(labels: pd.DataFrame, source: str) -> None:
+def _require_unique(labels: pd.DataFrame, source: str, entity: str) -> None:
     # One outcome per key: with request_id, an applicant may have several applications; without
     # it, a second row for an applicant would make "which decision?" ambiguous.
-    key = "request_id" if "request_id" in labels.columns else "applicant_id"
+    key = "request_id" if "request_id" in labels.columns else entity
     counts = labels[key].value_counts()
     duplicated = counts[counts > 1]
     if len(duplicated):
@@ -121,19 +119,22 @@ def _require_unique(labels: pd.DataFrame, source: str) -> None:
         )
 
 
-def validate_labels(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """The labels as applicant_id/defaulted[/request_id][/observed_at]; else LabelsError."""
-    _require_columns(frame, source)
-    keys = [c for c in LABEL_KEYS if c in frame.columns]
+def validate_labels(frame: pd.DataFrame, source: str, key: str) -> pd.DataFrame:
+    """The labels as <key>/defaulted[/request_id][/observed_at], `key` the dataset's entity
+    key; else LabelsError."""
+    _require_columns(frame, source, key)
+    # request_id first: when a file has it, it is the key and names the rows in messages.
+    keys = [c for c in ("request_id", key) if c in frame.columns]
     # Extra columns are dropped so they cannot collide with prediction-log columns in a merge.
-    labels = frame[[c for c in (*LABEL_REQUIRED, *LABEL_OPTIONAL) if c in frame.columns]].copy()
+    wanted = (key, "defaulted", *LABEL_OPTIONAL)
+    labels = frame[[c for c in wanted if c in frame.columns]].copy()
     labels = labels.reset_index(drop=True)
     for key in keys:
         labels[key] = _ids(labels[key], source)
     labels["defaulted"] = _outcomes(labels["defaulted"], labels[keys[0]], source)
     if "observed_at" in labels.columns:
         labels["observed_at"] = _observed_times(labels["observed_at"], source)
-    _require_unique(labels, source)
+    _require_unique(labels, source, key)
     return labels
 
 
@@ -151,15 +152,16 @@ def _read(path: Path) -> pd.DataFrame:
         raise LabelsError(f"cannot read labels file {path}: {exc}") from exc
 
 
-def load_labels(path: Path) -> pd.DataFrame:
+def load_labels(path: Path, key: str) -> pd.DataFrame:
     """Read and validate an outcomes file (.parquet or .csv).
 
-    Required columns: applicant_id and defaulted (0/1/True/False, none missing); optional:
-    request_id (then the key, else applicant_id is) and observed_at (when the outcome was
+    Required columns: `key` (the dataset's entity key, e.g. applicant_id) and defaulted
+    (0/1/True/False, none missing); optional: request_id (then the key, else `key` is) and
+    observed_at (when the outcome was
     known). Returns those columns only: IDs as str, defaulted as int64 0/1, observed_at as UTC
     timestamps. Raises LabelsError naming the file and the problem.
     """
     path = Path(path)
     if not path.is_file():
         raise LabelsError(f"labels file not found: {path}")
-    return validate_labels(_read(path), f"labels file {path}")
+    return validate_labels(_read(path), f"labels file {path}", key)

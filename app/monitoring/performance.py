@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 
 from app.domain import APPROVE, PREDICTION
-from app.monitoring.outcomes import JOINED_COLUMNS
 
 # Live AUC/KS are computed by the functions that computed the training run's test_auc/test_ks,
 # or a delta would partly measure the code difference.
 from app.training.metrics import ks_statistic, roc_auc
 
 # What performance_by_period reads from join_outcomes' output (its rows need no IDs).
-_PERFORMANCE_INPUT = tuple(c for c in JOINED_COLUMNS if c not in ("request_id", "applicant_id"))
+# What the table reads of the joined frame (neither id: a period is about decisions, not whom).
+_PERFORMANCE_INPUT = ("logged_at", "variant", "model_version", PREDICTION, "decision", "defaulted")
 
 # Metric names as the training run logs them (prefix "test_" + evaluate_scores keys), mapped to
 # the live column they are compared with.

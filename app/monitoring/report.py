@@ -18,7 +18,7 @@ import pandas as pd
 from app.config import Settings
 from app.domain import APPROVE, PREDICTION
 from app.fs import atomic_write
-from app.monitoring.outcomes import PREDICTION_REQUIRED, join_outcomes
+from app.monitoring.outcomes import join_outcomes, prediction_columns
 from app.monitoring.performance import performance_by_period
 
 REPORT_NAME = "report.html"
@@ -42,9 +42,9 @@ def read_decisions(settings: Settings) -> pd.DataFrame:
     from app.predictions.schema import answered, schema_for
 
     # Selecting before to_pandas skips converting every feature column.
-    schema = schema_for(settings.load_dataset())
-    table = read_prediction_log(settings.prediction_log_dir, schema)
-    table = table.select(list(PREDICTION_REQUIRED))
+    dataset = settings.load_dataset()
+    table = read_prediction_log(settings.prediction_log_dir, schema_for(dataset))
+    table = table.select(prediction_columns(dataset.entity_key))
     return answered(table.to_pandas()).reset_index(drop=True)
 
 
@@ -266,9 +266,10 @@ def write_report(
         decisions = read_decisions(settings)
     table = None
     if not decisions.empty:
+        key = settings.load_dataset().entity_key
         if labels is None:  # no outcomes yet: every decision joins as unlabelled
-            labels = pd.DataFrame(columns=["applicant_id", "defaulted"])
-        table = performance_by_period(join_outcomes(decisions, labels), period, baseline)
+            labels = pd.DataFrame(columns=[key, "defaulted"])
+        table = performance_by_period(join_outcomes(decisions, labels, key), period, baseline)
     history, unreadable = read_drift_history(settings.monitor_dir)
     page = render_report(
         decisions,

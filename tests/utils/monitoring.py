@@ -122,4 +122,4 @@ def known_case() -> pd.DataFrame:
             "defaulted": [1, 1, 1, 0, 0, 0],
         }
     )
-    return join_outcomes(log_frame(rows), labels)
+    return join_outcomes(log_frame(rows), labels, "applicant_id")

@@ -20,7 +20,7 @@ def test_csv_and_parquet_labels_load_the_same(tmp_path: Path) -> None:
         {"applicant_id": ["007", "008", "009", "010"], "defaulted": [True, False, True, False]}
     ).to_parquet(parquet)
 
-    from_csv, from_parquet = load_labels(csv), load_labels(parquet)
+    from_csv, from_parquet = load_labels(csv, "applicant_id"), load_labels(parquet, "applicant_id")
     pd.testing.assert_frame_equal(from_csv, from_parquet)
     assert from_csv.columns.tolist() == ["applicant_id", "defaulted"]  # extras dropped
     assert from_csv["applicant_id"].tolist() == ["007", "008", "009", "010"]
@@ -34,7 +34,7 @@ def test_optional_columns_are_kept_and_typed(tmp_path: Path) -> None:
         "request_id,applicant_id,defaulted,observed_at\n"
         "r1,A1,0,2024-02-01T00:00:00Z\nr2,A1,1,2024-03-01\n"
     )
-    labels = load_labels(path)
+    labels = load_labels(path, "applicant_id")
     # The same applicant twice is fine when request_id is the key.
     assert labels["request_id"].tolist() == ["r1", "r2"]
     assert str(labels["observed_at"].dt.tz) == "UTC"
@@ -83,7 +83,7 @@ def test_bad_labels_files_raise_labels_error_naming_the_problem(
     path = tmp_path / "outcomes.csv"
     path.write_text(content)
     with pytest.raises(LabelsError, match=expected) as caught:
-        load_labels(path)
+        load_labels(path, "applicant_id")
     assert str(path) in str(caught.value)
     # Jobs turn CreditRiskError into one clear line, so the CLI needs no special case.
     assert isinstance(caught.value, CreditRiskError)
@@ -93,7 +93,7 @@ def test_a_bad_value_in_parquet_is_reported_too(tmp_path: Path) -> None:
     path = tmp_path / "labels.parquet"
     pd.DataFrame({"applicant_id": ["A1", "A2"], "defaulted": [0, 2]}).to_parquet(path)
     with pytest.raises(LabelsError, match=r"1 bad row\(s\), e\.g\. applicant_id 'A2': 2"):
-        load_labels(path)
+        load_labels(path, "applicant_id")
 
 
 @pytest.mark.parametrize("name", ["missing.csv", "labels.json", "broken.parquet"])
@@ -102,4 +102,4 @@ def test_unreadable_labels_files_raise_labels_error(tmp_path: Path, name: str) -
     if name != "missing.csv":
         path.write_text("not a table")
     with pytest.raises(LabelsError, match=name):
-        load_labels(path)
+        load_labels(path, "applicant_id")

@@ -35,7 +35,9 @@ def test_periods_and_variants_are_separate_rows_in_time_order() -> None:
         decision("r3", "A3", "2024-02-01T11:00", 0.4, variant="challenger", version="2"),
         decision("r4", "A4", "2024-02-01T12:00", 0.1, version="3"),
     ]
-    joined = join_outcomes(log_frame(rows), pd.DataFrame(columns=["applicant_id", "defaulted"]))
+    joined = join_outcomes(
+        log_frame(rows), pd.DataFrame(columns=["applicant_id", "defaulted"]), "applicant_id"
+    )
     daily = performance_by_period(joined, period="D", min_labelled=2)
     assert daily[["period", "variant"]].values.tolist() == [
         ["2024-01-31", "champion"],
@@ -67,7 +69,9 @@ def test_a_one_class_period_has_nan_auc_and_ks_with_a_note() -> None:
             "defaulted": [1, 0, 0, 0, 1, 1],
         }
     )
-    table = performance_by_period(join_outcomes(log_frame(rows), labels), "W", min_labelled=2)
+    table = performance_by_period(
+        join_outcomes(log_frame(rows), labels, "applicant_id"), "W", min_labelled=2
+    )
     first, second, third = table.iloc[0], table.iloc[1], table.iloc[2]
     assert first["auc"] == pytest.approx(1.0) and first["note"] == ""
     assert math.isnan(second["auc"]) and math.isnan(second["ks"])

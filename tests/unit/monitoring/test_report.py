@@ -89,7 +89,7 @@ def outcomes(tmp_path) -> pd.DataFrame:
     defaulted = [int(i >= 28 or i in (5, 13, 21)) for i in range(40)]
     frame = pd.DataFrame({"applicant_id": [f"B{i}" for i in range(40)], "defaulted": defaulted})
     frame.to_csv(tmp_path / "outcomes.csv", index=False)
-    return load_labels(tmp_path / "outcomes.csv")
+    return load_labels(tmp_path / "outcomes.csv", "applicant_id")
 
 
 class Snapshot:
