@@ -67,8 +67,7 @@ def requests_of(applicants: int, seed: int) -> list[tuple[Any, Any]]:
     """(request, its features) per synthetic applicant: what the store read would return."""
     import numpy as np
 
-    from app.config import SHIPPED_DATA_PATH
-    from app.data.schema import REQUEST_COLUMNS
+    from app.config import SHIPPED_DATA_PATH, SHIPPED_DATASET
     from app.data.synthetic import generate_raw
     from app.data.warehouse import load_raw
     from app.features.online import OnlineRows
@@ -80,9 +79,11 @@ def requests_of(applicants: int, seed: int) -> list[tuple[Any, Any]]:
     raw = generate_raw(load_raw(SHIPPED_DATA_PATH, dataset), applicants, seed, dataset=dataset)
     out = []
     for i, row in enumerate(raw.to_dict("records")):
-        application = {c: row[c] if c == "purpose" else int(row[c]) for c in REQUEST_COLUMNS}
+        application = {
+            c: row[c] if c == "purpose" else int(row[c]) for c in dataset.request_columns
+        }
         request = decision_request(applicant_id=f"B{i:06d}", application=application)
-        stored = {c: [row[c]] for c in row if c not in REQUEST_COLUMNS}
+        stored = {c: [row[c]] for c in row if c not in dataset.request_columns}
         rows = OnlineRows(stored, np.ones(1, dtype=bool), [None])
         out.append((request, features_of(rows, [request], dataset)))
     return out

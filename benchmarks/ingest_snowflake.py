@@ -61,12 +61,12 @@ def variants(settings_for: Callable[..., Any], args: Any, split: dict) -> list[t
     import ray
 
     from app.data.ingest import read_and_validate
-    from app.data.schema import TABLES
     from app.data.snowflake import connect, connection_parameters, table_query
     from app.data.snowflake_reader import read_snowflake_table
     from app.data.validation import REASON
 
-    spec, base = TABLES[TABLE], settings_for()
+    base = settings_for()
+    spec = base.load_dataset().tables[TABLE]
     sql, params = table_query(base, spec), connection_parameters(base)
 
     def ours(p: int) -> Callable[[], int]:
@@ -109,18 +109,18 @@ def variants(settings_for: Callable[..., Any], args: Any, split: dict) -> list[t
 
 def seed(settings: Any, rows: int) -> None:
     """Only loan_applications (8 columns), with a real PUT + COPY INTO."""
-    from app.data.schema import TABLES
     from app.data.snowflake import seed_snowflake
     from app.data.warehouse import source_tables
 
     started = time.perf_counter()
     tables = source_tables(settings, rows=rows)
     generated, started = time.perf_counter() - started, time.perf_counter()
-    counts = seed_snowflake({TABLE: tables[TABLE]}, TABLES, settings)
+    specs = settings.load_dataset().tables
+    counts = seed_snowflake({TABLE: tables[TABLE]}, specs, settings)
     if counts[TABLE] != rows:
         raise RuntimeError(f"seeded {counts[TABLE]} rows, expected {rows}")
     print(
-        f"seeded {TABLE}: {rows:,} rows, {len(TABLES[TABLE].columns)} columns (generate "
+        f"seeded {TABLE}: {rows:,} rows, {len(specs[TABLE].columns)} columns (generate "
         f"{generated:.1f} s, PUT + COPY INTO {time.perf_counter() - started:.1f} s)"
     )
 

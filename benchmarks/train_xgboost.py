@@ -94,22 +94,22 @@ def build_data(settings: Any, encoder: Any, rows: int) -> Data:
     """The training frame built directly (no Feast), split 60/20/20 at random (seeded)."""
     import xgboost as xgb
 
-    from app.data.schema import LABEL
     from app.data.synthetic import generate_raw
     from app.data.warehouse import flat_rows, load_raw
     from app.training.dataset import split_frame
 
     dataset = settings.load_dataset()
+    label = dataset.label
     real = load_raw(settings.raw_data_file(), dataset)
     raw = generate_raw(real, n=rows, seed=settings.seed, dataset=dataset)
     frame = flat_rows(raw, dataset, seed=settings.seed, id_prefix="S")
     frame = frame.rename(columns={"application_timestamp": "event_timestamp"})
-    s = split_frame(frame, "random", settings.seed, 0.2, 0.2, label=LABEL, key=dataset.spine.key)
+    s = split_frame(frame, "random", settings.seed, 0.2, 0.2, label=label, key=dataset.spine.key)
     parts = {"train": s.train, "validation": s.validation}
     x = {name: encoder.transform(part) for name, part in parts.items()}
-    y = {name: part[LABEL].to_numpy(dtype="float32") for name, part in parts.items()}
+    y = {name: part[label].to_numpy(dtype="float32") for name, part in parts.items()}
     test = xgb.DMatrix(encoder.transform(s.test), feature_names=encoder.feature_names)
-    return Data(s, encoder.feature_names, x, y, test, s.test[LABEL].to_numpy())
+    return Data(s, encoder.feature_names, x, y, test, s.test[label].to_numpy())
 
 
 def run_plain(d: Data, params: dict[str, Any], rounds: int, patience: int) -> Run:

@@ -193,7 +193,7 @@ def main() -> int:
     )
     perf.add_argument(
         "--labels",
-        help="outcomes, Parquet/CSV: the dataset's entity key (German credit: applicant_id) "
+        help="outcomes, Parquet/CSV: the dataset's entity key (e.g. customer_id) "
         "and defaulted, optionally request_id and observed_at (none: no AUC yet)",
     )
     perf.add_argument("--period", default="W", help="pandas period: D, W or M (default W)")

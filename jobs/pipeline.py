@@ -104,7 +104,8 @@ def send_decisions(
         raise SourceError(f"the decision service answered none of {run.sent}: {failures}")
     if (sample := run.first_decline) is not None:
         say(
-            f"    e.g. {sample['applicant_id']}: decline, PD {sample['probability_of_default']:.2f}"
+            f"    e.g. {sample[dataset.entity_key]}: decline, "
+            f"PD {sample['probability_of_default']:.2f}"
             f", model v{sample['model']['version']}, reasons:"
         )
         for reason in sample["reasons"]:

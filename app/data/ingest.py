@@ -88,7 +88,7 @@ def read_and_validate(spec: TableSpec, settings: Settings) -> pd.DataFrame:
 def _top_reasons(rejects_df: pd.DataFrame, limit: int = 5) -> dict[str, int]:
     if rejects_df.empty:
         return {}
-    # Group by the first clause so "age_in_years=150 outside ..." and "=151" count together.
+    # Group by the first clause so "age=150 outside ..." and "=151" count together.
     kinds = rejects_df["reason"].str.split(";").str[0].str.replace(r"=.*? ", " ", regex=True)
     return kinds.value_counts().head(limit).to_dict()
 

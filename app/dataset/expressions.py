@@ -1,6 +1,6 @@
 """Derived-feature expressions: a small whitelisted arithmetic language compiled once to numpy.
 
-A spec writes `monthly_installment: credit_amount / duration_in_month`; the same compiled
+A spec writes `monthly_payment: amount / term_months`; the same compiled
 function then runs in Feast's on-demand view, on training frames, on the request path and on
 the counter-offer grid, so the four cannot disagree. Only arithmetic, comparisons and a few
 NaN-aware functions are allowed: no attribute access, no indexing, no names other than columns,

@@ -162,7 +162,7 @@ class Table(Strict):
         description="`features`: entity attributes with history, served from Feast; `spine`: "
         "one row per application (its key, the entity key, request fields and the label).",
     )
-    key: Name | None = Field(None, description="A spine's own row key (e.g. `application_id`).")
+    key: Name | None = Field(None, description="A spine's own row key (e.g. `loan_id`).")
     timestamp: Name = Field(description="Event-time column.")
     ttl_days: int | None = Field(
         None, ge=1, description="A feature row older than this is treated as missing."
@@ -261,12 +261,14 @@ class DatasetSpec(Strict):
     version: int = Field(1, ge=1, description="Bump on any change of columns, features, reasons.")
     description: str = Field("", description="What the data is.")
     currency: str = Field("", description="Shown after money amounts in reasons.")
-    entity: Entity
-    columns: dict[Name, Column]
-    label: Label
-    sources: Sources
-    features: Features = Field(default_factory=Features)
-    reasons: Reasons
+    entity: Entity = Field(description="What a decision is about: its name and key.")
+    columns: dict[Name, Column] = Field(description="Every column of the data, by canonical name.")
+    label: Label = Field(description="The outcome the model predicts, and its coding.")
+    sources: Sources = Field(description="Where the data lives: tables, or one flat file.")
+    features: Features = Field(
+        default_factory=Features, description="Request fields and derived features."
+    )
+    reasons: Reasons = Field(description="Adverse-action reason codes and their wording.")
     synthetic: Synthetic = Field(
         default_factory=Synthetic, description="How synthetic rows and named drifts are made."
     )

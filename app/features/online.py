@@ -83,17 +83,17 @@ class OnlineReader:
             kinds = view.kinds or (None,) * len(view.features)
             self.kinds.update(zip(view.features, kinds, strict=True))
 
-    def read(self, applicant_ids: Sequence[str]) -> OnlineRows:
+    def read(self, entity_ids: Sequence[str]) -> OnlineRows:
         """Stored features of each applicant (duplicates are read once)."""
-        unique = list(dict.fromkeys(applicant_ids))
+        unique = list(dict.fromkeys(entity_ids))
         fetched = self._fetch(unique) if unique else {}
-        n = len(applicant_ids)
+        n = len(entity_ids)
         columns: dict[str, list] = {f: [None] * n for f in self.stored}
         known = np.zeros(n, dtype=bool)
         unreadable: list[str | None] = [None] * n
         as_of: list[datetime | None] = [None] * n
-        for i, applicant_id in enumerate(applicant_ids):
-            found = fetched.get(applicant_id)
+        for i, entity_id in enumerate(entity_ids):
+            found = fetched.get(entity_id)
             if found is None:
                 continue
             if isinstance(found, Unreadable):
@@ -106,7 +106,7 @@ class OnlineReader:
                 columns[feature][i] = value
         return OnlineRows(columns, known, as_of, unreadable)
 
-    def _fetch(self, applicant_ids: list[str]) -> dict[str, Fetched]:
+    def _fetch(self, entity_ids: list[str]) -> dict[str, Fetched]:
         """applicant id -> (feature -> value, event seconds of each view present), or the
         Unreadable error of an applicant whose record cannot be decoded; absent: unknown."""
         raise NotImplementedError
@@ -136,25 +136,24 @@ class RedisOnlineReader(OnlineReader):
         self.fields = [_mmh3(f"{v.name}:{f}") for v in self.views for f in v.features]
         self.fields += [f"_ts:{v.name}".encode() for v in self.views]
 
-    def _fetch(self, applicant_ids: list[str]) -> dict[str, Fetched]:
+    def _fetch(self, entity_ids: list[str]) -> dict[str, Fetched]:
         with self.client.pipeline(transaction=False) as pipe:
-            for applicant_id in applicant_ids:
+            for entity_id in entity_ids:
                 pipe.hmget(
-                    entity_key(applicant_id, self.key_version, self.dataset.entity_key)
-                    + self.project,
+                    entity_key(entity_id, self.key_version, self.dataset.entity_key) + self.project,
                     self.fields,
                 )
             replies = pipe.execute()
         n_features = len(self.stored)
         out: dict[str, Fetched] = {}
-        for applicant_id, reply in zip(applicant_ids, replies, strict=True):
+        for entity_id, reply in zip(entity_ids, replies, strict=True):
             try:
                 stamps = [decode_seconds(t) for t in reply[n_features:] if t]
                 if stamps:
                     raw = dict(zip(self.stored, reply, strict=False))
-                    out[applicant_id] = (self._decode(raw), stamps)
+                    out[entity_id] = (self._decode(raw), stamps)
             except Unreadable as exc:
-                out[applicant_id] = exc
+                out[entity_id] = exc
         return out
 
     def sample_id(self) -> str | None:
@@ -191,9 +190,9 @@ class SqliteOnlineReader(OnlineReader):
         # One connection: readiness probes and scoring may come from different threads.
         self._lock = threading.Lock()
 
-    def _fetch(self, applicant_ids: list[str]) -> dict[str, Fetched]:
+    def _fetch(self, entity_ids: list[str]) -> dict[str, Fetched]:
         join_key = self.dataset.entity_key
-        keys = {entity_key(a, self.key_version, join_key): a for a in applicant_ids}
+        keys = {entity_key(a, self.key_version, join_key): a for a in entity_ids}
         marks = ",".join("?" * len(keys))
         sql = " UNION ALL ".join(
             f'SELECT entity_key, {i}, feature_name, value, event_ts FROM "{table}" '
@@ -208,12 +207,12 @@ class SqliteOnlineReader(OnlineReader):
             values[feature] = raw
             stamps[view] = event_ts
         out: dict[str, Fetched] = {}
-        for applicant_id, (raw, stamps) in found.items():
+        for entity_id, (raw, stamps) in found.items():
             try:
                 seconds = [sqlite_seconds(t) for t in stamps.values()]
-                out[applicant_id] = (self._decode(raw), seconds)
+                out[entity_id] = (self._decode(raw), seconds)
             except Unreadable as exc:
-                out[applicant_id] = exc
+                out[entity_id] = exc
         return out
 
     def sample_id(self) -> str | None:

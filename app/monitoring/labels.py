@@ -1,7 +1,7 @@
 """Outcomes (labels) of past decisions: reading and validating the file that brings them.
 
 Outcomes come months after a decision, as a labels file keyed by request_id or the dataset's
-entity key (German credit: applicant_id), the prediction log's two ids.
+entity key, the prediction log's two ids.
 Each column is checked on its own, and a bad file is refused with a LabelsError that names the
 file, the column and a few offending rows, so whoever built it can find them.
 """
@@ -155,7 +155,7 @@ def _read(path: Path) -> pd.DataFrame:
 def load_labels(path: Path, key: str) -> pd.DataFrame:
     """Read and validate an outcomes file (.parquet or .csv).
 
-    Required columns: `key` (the dataset's entity key, e.g. applicant_id) and defaulted
+    Required columns: `key` (the dataset's entity key) and defaulted
     (0/1/True/False, none missing); optional: request_id (then the key, else `key` is) and
     observed_at (when the outcome was
     known). Returns those columns only: IDs as str, defaulted as int64 0/1, observed_at as UTC

@@ -91,8 +91,8 @@ def _join_on_entity(answered: pd.DataFrame, labels: pd.DataFrame, key: str) -> p
 def join_outcomes(predictions: pd.DataFrame, labels: pd.DataFrame, key: str) -> pd.DataFrame:
     """Every answered decision (shadow == False) with its outcome, if one has arrived.
 
-    Joins on request_id when the labels have it, else on `key` (the dataset's entity key, e.g.
-    applicant_id): each label goes to that applicant's latest answered decision (logged at or
+    Joins on request_id when the labels have it, else on `key` (the dataset's entity
+    key): each label goes to that applicant's latest answered decision (logged at or
     before observed_at, when given); the applicant's earlier decisions stay unlabelled.
     Columns: request_id, `key`, logged_at (UTC), variant, model_version,
     probability_of_default, decision and defaulted (nullable Int64, <NA> = no outcome yet),

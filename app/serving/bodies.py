@@ -3,8 +3,8 @@ the entity key named as the spec names it, the counter-offer made of the spec's 
 
 The service works on the shapes of app.serving.schemas (`entity_id`, an application with the
 request fields as attributes); these subclasses only rename and type them at the HTTP edge, so
-the OpenAPI schema at /docs is the dataset's own (German credit: `applicant_id` and its four
-request fields, exactly as before the spec).
+the OpenAPI schema at /docs is the dataset's own (for the shipped German credit spec, exactly
+the body it had before there were specs).
 """
 
 from __future__ import annotations
@@ -65,9 +65,9 @@ class ApiModels:
 
 
 def _description(column: Column, currency: str) -> str:
-    unit = currency if column.unit == "money" else column.unit
+    # Money in the spec's currency; other units are in the wording already.
     text = column.description.rstrip(".") or "Request field"
-    return f"{text} ({unit})." if unit else f"{text}."
+    return f"{text} ({currency})." if column.unit == "money" and currency else f"{text}."
 
 
 def _field(column: Column, currency: str) -> tuple[Any, Any]:
@@ -98,7 +98,9 @@ def api_models(dataset: Dataset) -> ApiModels:
         __doc__=f"What the applicant asks for: the request fields of the dataset {dataset.name!r}.",
         **fields,
     )
-    entity = (str, Field(alias=key, description=spec.entity.description, **schemas.ENTITY_ID))
+    # The spec's own id pattern (default: the same as the base body's).
+    ids = {**schemas.ENTITY_ID, "pattern": spec.entity.id_pattern}
+    entity = (str, Field(alias=key, description=spec.entity.description, **ids))
     # Without request fields the body is the entity key alone; `application` may be left out.
     body = (application, ...) if fields else (application | None, None)
     request = create_model(

@@ -161,7 +161,7 @@ def decide_batch(
 def _unanswered(request: DecisionRequest, unreadable: str | None) -> Outcome:
     if unreadable:  # the service logs why, under an error id
         return Outcome(500, detail=UNREADABLE)
-    # The spec's body class names the key as the caller sent it (German credit: applicant_id).
+    # The spec's body class names the key as the caller sent it.
     key = type(request).model_fields["entity_id"].alias or "entity_id"
     return Outcome(404, detail=f"unknown {key} {request.entity_id!r}: no features")
 

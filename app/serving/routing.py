@@ -20,7 +20,7 @@ class RoutingConfig(BaseModel):
         0.0, ge=0, le=1, description="Share of traffic the challenger answers."
     )
     sticky: bool = Field(
-        True, description="Route by a hash of applicant_id, so an applicant keeps its variant."
+        True, description="Route by a hash of the entity id, so an applicant keeps its variant."
     )
     salt: str = Field(
         "ab-1", min_length=1, description="Hash salt; change it to re-draw the sticky groups."
@@ -95,14 +95,14 @@ def effective_config(config: RoutingConfig, challenger_traffic: str | None) -> R
     return config
 
 
-def sticky_bucket(applicant_id: str, salt: str) -> float:
+def sticky_bucket(entity_id: str, salt: str) -> float:
     """A stable point in [0, 1) for an applicant: the same on every replica and every restart."""
-    digest = hashlib.blake2b(f"{salt}:{applicant_id}".encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{salt}:{entity_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
 
 def choose_variant(
-    applicant_id: str,
+    entity_id: str,
     config: RoutingConfig,
     has_challenger: bool,
     draw: Callable[[], float] = random.random,
@@ -114,7 +114,7 @@ def choose_variant(
     """
     if not has_challenger or config.challenger_weight <= 0:
         return CHAMPION
-    point = sticky_bucket(applicant_id, config.salt) if config.sticky else draw()
+    point = sticky_bucket(entity_id, config.salt) if config.sticky else draw()
     return CHALLENGER if point < config.challenger_weight else CHAMPION
 
 

@@ -20,8 +20,8 @@ class Application(BaseModel):
 
 
 class DecisionRequest(BaseModel):
-    """One decision asked for. `entity_id` is the spec's entity key in the body (German credit:
-    `applicant_id`); `application` holds the request fields. The API validates bodies with the
+    """One decision asked for. `entity_id` is the spec's entity key in the body; `application`
+    holds the request fields. The API validates bodies with the
     spec's subclass from `api_models`; the service reads this shape."""
 
     model_config = ConfigDict(extra="forbid")
@@ -45,7 +45,7 @@ class ModelInfo(BaseModel):
 
 class CounterOffer(BaseModel):
     """Terms the champion would approve for a declined applicant: one field per offer lever of
-    the spec (German credit: `credit_amount`, `duration_in_month`), then the PD."""
+    the spec (its amount and its term), then the PD."""
 
     model_config = ConfigDict(extra="allow")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from app.config import Settings
 from app.predictions.log import PredictionLog
-from app.serving.models import ModelSet, refresh_models
+from app.serving.models import IncompatibleModel, ModelSet, refresh_models
 from app.serving.monitorfeed import MonitorFeed
 from app.serving.routing import RoutingConfig
 from app.training.source import ModelSource
@@ -51,6 +51,7 @@ class Upkeep:
         monitor_feed: MonitorFeed,
     ) -> None:
         self.settings = settings
+        self.dataset = settings.load_dataset()  # what a loaded version must be fed by
         self.source = source
         self.reader_factory = reader_factory
         self.prediction_log = prediction_log
@@ -92,7 +93,7 @@ class Upkeep:
 
     def _refresh(self) -> ModelSet:
         with load_deadline(self.settings.model_load_timeout_seconds):
-            return refresh_models(self.models, self.source)
+            return refresh_models(self.models, self.source, self.dataset)
 
     def _loaded(self, models: ModelSet) -> None:
         self.registry = "ok"
@@ -144,7 +145,7 @@ class Upkeep:
 
         champion = self.models.champion
         serving = f" (serving the loaded champion v{champion.version})" if champion else ""
-        if isinstance(exc, ArtifactRefused):  # MLflow answered; the version's files are wrong
+        if isinstance(exc, ArtifactRefused | IncompatibleModel):  # MLflow answered; not usable
             self.registry = "ok"
             return f"model refused: {exc}{serving}"[:500]
         if isinstance(exc, RegistryError | OSError):

@@ -124,7 +124,7 @@ def fairness_summary(
     threshold: float,
     groupings: Mapping[str, Grouping],
 ) -> dict[str, pd.DataFrame]:
-    """fairness_report per grouping of the spec (e.g. age_band from age_in_years).
+    """fairness_report per grouping of the spec (e.g. age bands of an age column).
 
     `frame` holds the raw attributes of the same rows, in the same order, as the scores.
     """

@@ -140,15 +140,16 @@ def train_booster(settings: Any, rounds: int) -> tuple[Any, Any, Any]:
     """(CreditModel, booster, training frame): plain `xgboost.train` on Feast's training frame."""
     import xgboost as xgb
 
-    from app.data.schema import LABEL
     from app.training.dataset import load_training_frame
     from app.training.model import CreditModel, used_columns_of
     from app.training.preprocess import FeatureEncoder
 
     frame = load_training_frame(settings)
-    encoder = FeatureEncoder.for_dataset(settings.load_dataset())
+    dataset = settings.load_dataset()
+    encoder = FeatureEncoder.for_dataset(dataset)
     matrix = encoder.transform(frame)
-    dtrain = xgb.DMatrix(matrix, label=frame[LABEL].to_numpy(), feature_names=encoder.feature_names)
+    label = frame[dataset.label].to_numpy()
+    dtrain = xgb.DMatrix(matrix, label=label, feature_names=encoder.feature_names)
     params = {**BOOSTER_PARAMS, "seed": settings.seed}
     booster = xgb.train(params, dtrain, num_boost_round=rounds)
     model = CreditModel("xgboost", encoder, booster, settings.threshold())
@@ -161,13 +162,13 @@ def expect(workload: Workload, model: Any, booster: Any) -> None:
     answer, checked to agree with each other."""
     import xgboost as xgb
 
-    from app.data.schema import REQUEST_COLUMNS
     from app.features.store import get_online_features, get_store
 
     settings, rows, encoder = workload.settings, workload.rows, model.encoder
     online = get_online_features(get_store(settings), settings.feature_service_name, rows)
     # The model sees the application's request fields next to the looked-up features.
-    raw = online.assign(**{c: [r[c] for r in rows] for c in REQUEST_COLUMNS})
+    request = settings.load_dataset().request_columns
+    raw = online.assign(**{c: [r[c] for r in rows] for c in request})
     encoded = encoder.transform(raw)
     missing = encoded[list(encoder.numeric)].isna().any()
     if missing.any():

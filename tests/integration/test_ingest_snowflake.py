@@ -7,13 +7,14 @@ import pandas as pd
 import pytest
 
 from app.data.ingest import ingest
-from app.data.schema import TABLES
 from app.data.snapshot import current_snapshot
 from app.data.snowflake import seed_snowflake
 from app.data.warehouse import write_local_tables
 from app.errors import SourceError
 from tests.utils import ROOT, free_port, snowflake_overrides
 from tests.utils.datasets import german
+
+TABLES = german().tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 

@@ -47,7 +47,7 @@ def expected_baseline_auc(settings) -> float:
     """The baseline's test AUC, fitted here on the same split the training run used."""
     from sklearn.metrics import roc_auc_score
 
-    from app.data.schema import LABEL
+    LABEL = german().label
     from app.training.dataset import load_training_frame, split_frame
     from app.training.fit import BASELINE_C, baseline_pipeline
     from app.training.preprocess import FeatureEncoder

@@ -30,12 +30,12 @@ def test_an_upward_import_inside_a_function_breaks_the_contract(tmp_path):
     for package in ("app", "jobs", "benchmarks"):
         skip = shutil.ignore_patterns("__pycache__")
         shutil.copytree(ROOT / package, copy / package, ignore=skip)
-    schema = copy / "app" / "data" / "schema.py"
+    validation = copy / "app" / "data" / "validation.py"
     late = "\n\ndef _late():\n    from app.serving import routing\n\n    return routing\n"
-    schema.write_text(schema.read_text() + late)
+    validation.write_text(validation.read_text() + late)
     result = lint_imports(copy)
     assert result.returncode != 0
-    assert "app.data.schema -> app.serving.routing" in result.stdout
+    assert "app.data.validation -> app.serving.routing" in result.stdout
 
 
 def _import_cycles(packages: tuple[str, ...]) -> list[list[str]]:

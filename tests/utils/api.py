@@ -5,7 +5,6 @@ from __future__ import annotations
 from app.config import Settings
 from app.training.model import CreditModel
 from app.training.source import ServedModel
-from tests.utils.datasets import german
 
 
 def fit_in_process(settings: Settings, frame, rounds: int = 60) -> CreditModel:
@@ -13,15 +12,15 @@ def fit_in_process(settings: Settings, frame, rounds: int = 60) -> CreditModel:
     monotone constraints as training), for tests that need a model but not Ray Train."""
     import xgboost as xgb
 
-    from app.data.schema import LABEL
     from app.training.fit import xgb_params
     from app.training.model import used_columns_of
     from app.training.preprocess import FeatureEncoder
 
-    encoder = FeatureEncoder.for_dataset(german())
+    dataset = settings.load_dataset()
+    encoder = FeatureEncoder.for_dataset(dataset)
     params = xgb_params(settings.xgb_params, settings.monotone(), encoder, 1, settings.seed)
     matrix = xgb.DMatrix(
-        encoder.transform(frame), label=frame[LABEL], feature_names=encoder.feature_names
+        encoder.transform(frame), label=frame[dataset.label], feature_names=encoder.feature_names
     )
     booster = xgb.train(params, matrix, num_boost_round=rounds)
     model = CreditModel("xgboost", encoder, booster, settings.threshold())

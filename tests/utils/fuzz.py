@@ -7,7 +7,9 @@ import json
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-from app.data.schema import CATEGORIES
+from tests.utils.datasets import german
+
+CATEGORIES = german().categories
 
 
 def examples(count: int):

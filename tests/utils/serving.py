@@ -11,11 +11,12 @@ from pathlib import Path
 import requests
 import yaml
 
-from app.data.schema import CATEGORIES
 from app.serving.client import decision_body
 from tests.utils import ROOT, wait_for
 from tests.utils.datasets import german
 from tests.utils.training import QUICK_FIT
+
+CATEGORIES = german().categories
 
 APPLICANTS = 2000
 # The drift monitor only receives rows while a test turns `drift_monitor` on (reconfigured in

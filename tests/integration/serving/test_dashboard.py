@@ -11,7 +11,6 @@ import sys
 import pytest
 import requests
 
-from app.data.schema import REQUEST_COLUMNS
 from app.data.warehouse import source_tables
 from app.monitoring.monitor import find_monitor, get_or_create_monitor
 from tests.utils import wait_for
@@ -21,7 +20,10 @@ from tests.utils.dashboards import (
     queried_metrics,
     unmatched_selectors,
 )
+from tests.utils.datasets import german
 from tests.utils.serving import APPLICANTS, WINDOW, body, reset_monitor
+
+REQUEST_COLUMNS = german().request_columns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 

@@ -31,7 +31,10 @@ PROFILE_ONLY = "MLFLOW-GAPS-2"
 
 def _store_applicants_with_gaps(settings) -> None:
     """Write the two applicants into the online store through Feast, as a push would."""
-    from app.data.schema import FINANCIALS, PROFILE
+    from tests.utils.datasets import german
+
+    FINANCIALS = german().tables["applicant_financials"]
+    PROFILE = german().tables["applicant_profile"]
     from app.features.store import get_store
 
     now = pd.Timestamp(datetime.now(UTC))

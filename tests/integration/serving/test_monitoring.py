@@ -12,7 +12,6 @@ import sys
 import pytest
 import requests
 
-from app.data.schema import REQUEST_COLUMNS
 from app.data.warehouse import source_tables
 from app.domain import CHALLENGER, CHAMPION
 from app.predictions.schema import schema_for
@@ -20,6 +19,8 @@ from app.training import registry
 from tests.utils import ROOT
 from tests.utils.datasets import german, validated
 from tests.utils.serving import APPLICANTS, WINDOW, kill_monitor, reset_monitor, wait_for
+
+REQUEST_COLUMNS = german().request_columns
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
 

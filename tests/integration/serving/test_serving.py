@@ -301,7 +301,10 @@ def test_batch_job_equals_the_online_answers(served):
 def test_batch_job_reads_and_writes_snowflake(served, fakesnow_service):
     """Snowflake in, Snowflake out (through fakesnow): the same answers as the API."""
     from app.config import load_settings
-    from app.data.schema import APPLICATIONS, REQUEST_COLUMNS
+    from tests.utils.datasets import german
+
+    APPLICATIONS = german().tables["loan_applications"]
+    REQUEST_COLUMNS = german().request_columns
     from app.data.snapshot import load_snapshot
     from app.data.snowflake import connect, connection_parameters, seed_snowflake
     from app.scoring import score_table

@@ -12,11 +12,11 @@ import pytest
 from feast.transformation.udf_rehydrate import rehydrate_udf_from_source
 
 from app.config import SHIPPED_DATASET
-from app.data import schema
 from app.dataset import load_dataset
 from app.features.definitions import UDF_NAME, udf_source
 from app.training.preprocess import FeatureEncoder
 from app.training.reason_catalog import catalogue
+from tests.unit.dataset import german_former as schema
 
 # The reason texts the catalogue gave before it was built from the spec (code, and the text of
 # each value), recorded from the former hand-written catalogue.

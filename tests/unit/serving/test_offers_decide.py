@@ -12,7 +12,6 @@ import pytest
 import xgboost as xgb
 
 from app.config import SHIPPED_DATA_PATH
-from app.data.schema import REQUEST_COLUMNS
 from app.data.warehouse import load_raw
 from app.features.online import OnlineRows
 from app.serving.bodies import api_models
@@ -24,6 +23,8 @@ from app.training.offers import OfferBounds
 from app.training.preprocess import FeatureEncoder
 from app.training.source import ServedModel
 from tests.utils.datasets import german
+
+REQUEST_COLUMNS = german().request_columns
 
 DecisionRequest = api_models(german()).DecisionRequest
 

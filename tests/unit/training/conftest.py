@@ -12,7 +12,6 @@ import xgboost as xgb
 from mlflow import MlflowClient
 
 from app.config import SHIPPED_DATA_PATH
-from app.data.schema import LABEL
 from app.data.warehouse import flat_rows, load_raw
 from app.domain import CHAMPION
 from app.training import registry
@@ -21,6 +20,8 @@ from app.training.preprocess import FeatureEncoder
 from tests.utils import free_port
 from tests.utils.datasets import german
 from tests.utils.registry import NAME
+
+LABEL = german().label
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from app.data.schema import LABEL
 from app.training.dataset import TrainingDataError, check_features, split_frame
 from app.training.preprocess import FeatureEncoder
 from tests.utils.datasets import german
+
+LABEL = german().label
 
 
 def test_random_split_is_seeded_stratified_and_disjoint(frame):

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from app.data.schema import REQUEST_COLUMNS
 from app.features.online import OnlineRows, model_inputs
 from app.training.compiled import CompiledModel
 from app.training.model import CreditModel
@@ -24,6 +23,8 @@ from app.training.offers import (
 )
 from app.training.preprocess import FeatureEncoder
 from tests.utils.datasets import german
+
+REQUEST_COLUMNS = german().request_columns
 
 CUT = 0.5
 LIMIT = 6000  # the toy's rule: bad when the amount is above this or the duration above 40

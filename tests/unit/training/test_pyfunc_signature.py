@@ -17,10 +17,15 @@ from mlflow.pyfunc import scoring_server
 from mlflow.types.schema import ColSpec, Schema
 from mlflow.utils.proto_json_utils import dataframe_from_parsed_json
 
-from app.data.schema import FINANCIALS, LABEL, PROFILE, TABLES
 from app.training import registry
 from app.training.pyfunc import model_input, model_signature, warehouse_types
 from app.training.run_log import log_model
+from tests.utils.datasets import german
+
+FINANCIALS = german().tables["applicant_financials"]
+LABEL = german().label
+PROFILE = german().tables["applicant_profile"]
+TABLES = german().tables
 
 INTEGERS = [c for spec in TABLES.values() for c in spec.integer_columns if c != LABEL]
 
