@@ -84,7 +84,7 @@ def derived_lines(report: DataCheck, dataset: Dataset) -> list[str]:
     lines = ["derived features:"]
     for feature in derived:
         missing = report.derived_missing.get(feature.name, 0.0)
-        lines.append(f"    {feature.name} = {feature.expr}   (missing in {missing:.1%} of rows)")
+        lines.append(f"    {feature.name} = {feature.text}   (missing in {missing:.1%} of rows)")
     return lines
 
 

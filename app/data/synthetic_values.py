@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from app.dataset.spec import Column, Scalar
+from app.dataset.spec import Column
+from app.dataset.types import Scalar
 
 
 def as_text(values: np.ndarray | pd.Series) -> pd.Series:

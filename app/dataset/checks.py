@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from app.dataset.dataset import Dataset
 from app.dataset.expressions import ExpressionError
-from app.dataset.spec import Column, Scalar, ShiftChange
+from app.dataset.spec import Column
+from app.dataset.synthetic_spec import ShiftChange
+from app.dataset.types import Scalar
 from app.dataset.wording import WordingError, compile_template
 
 

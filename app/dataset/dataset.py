@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from app.dataset.expressions import Expression, compile_expression, derive_frame
+from app.dataset.expressions import Expression, compile_definition, derive_frame
 from app.dataset.spec import Column, DatasetSpec
 from app.dataset.tables import ARROW_TYPES, TIMESTAMP, TableSpec
 
@@ -163,7 +163,7 @@ class Dataset:
         known = set(self.columns) | {self.label}
         compiled: dict[str, Expression] = {}
         for feature in self.spec.features.derived:
-            compiled[feature.name] = compile_expression(feature.expr, frozenset(known))
+            compiled[feature.name] = compile_definition(feature.text, frozenset(known))
             known.add(feature.name)
         return compiled
 
@@ -184,7 +184,7 @@ class Dataset:
 
     def derive_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Every derived feature of a frame's rows (as Feast's on-demand view computes them)."""
-        return derive_frame(frame, [(d.name, d.expr) for d in self.spec.features.derived])
+        return derive_frame(frame, [(d.name, d.text) for d in self.spec.features.derived])
 
     def with_derived(self, columns: Mapping[str, list]) -> dict[str, list]:
         """`columns` (name -> values, None for missing) plus every derived feature, as lists:

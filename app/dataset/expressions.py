@@ -1,15 +1,18 @@
 """Derived-feature expressions: a small whitelisted arithmetic language compiled once to numpy.
 
-A spec writes `monthly_payment: amount / term_months`; the same compiled
-function then runs in Feast's on-demand view, on training frames, on the request path and on
-the counter-offer grid, so the four cannot disagree. Only arithmetic, comparisons and a few
-NaN-aware functions are allowed: no attribute access, no indexing, no names other than columns,
-so a spec file cannot run code.
+A spec writes `monthly_payment: amount / term_months`; the same compiled function then runs in
+Feast's on-demand view, on training frames, on the request path and on the counter-offer grid,
+so the four cannot disagree. Only arithmetic, comparisons and a few NaN-aware functions are
+allowed: no attribute access, no indexing, no names other than columns. What an expression
+cannot say is a registered function (`module:function` over a dict of arrays), imported from an
+installed package: the spec is trusted configuration, as a Feast repo is.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -84,6 +87,43 @@ def compile_expression(text: str, known: set[str] | frozenset[str]) -> Expressio
     return Expression(text=text, inputs=tuple(inputs), evaluate=evaluate)
 
 
+# A registered function, as a spec's `function` + `inputs` are written on one line.
+_CALL = re.compile(r"^\s*([A-Za-z_][\w.]*):([A-Za-z_]\w*)\((.*)\)\s*$")
+
+
+def compile_definition(text: str, known: set[str] | frozenset[str]) -> Expression:
+    """A derived feature's definition: an expression, or `module:function(a, b)` (a function
+    over a dict of float arrays; `:` is no part of the expression language, so the two cannot
+    be mistaken)."""
+    call = _CALL.match(text)
+    return compile_function(*call.groups(), known) if call else compile_expression(text, known)
+
+
+def compile_function(module: str, name: str, args: str, known) -> Expression:
+    """`module:name` imported now (a spec naming a missing one fails at load, not at the first
+    decision), called with the named input arrays."""
+    text = f"{module}:{name}({args})"
+    inputs = tuple(a.strip() for a in args.split(",") if a.strip())
+    unknown = [c for c in inputs if c not in known]
+    if not inputs or unknown:
+        raise ExpressionError(f"{text!r} needs inputs that are columns defined before it")
+    try:
+        function = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ExpressionError(f"{text!r}: cannot import {module}:{name} ({exc})") from None
+    if not callable(function):
+        raise ExpressionError(f"{text!r}: {module}:{name} is not a function")
+
+    def evaluate(arrays: Arrays) -> np.ndarray:
+        values = np.asarray(function({c: arrays[c] for c in inputs}), dtype="float64")
+        rows = len(arrays[inputs[0]])
+        if values.shape != (rows,):
+            raise ExpressionError(f"{text!r} returned shape {values.shape} for {rows} rows")
+        return values
+
+    return Expression(text=text, inputs=inputs, evaluate=evaluate)
+
+
 def _compile(node: ast.AST, text: str, known, inputs: dict[str, None]) -> _Eval:
     def sub(child: ast.AST) -> _Eval:
         return _compile(child, text, known, inputs)
@@ -147,7 +187,7 @@ def compiled(definitions: Definitions, columns: frozenset[str]) -> tuple[Express
     known = set(columns)
     out = []
     for name, text in definitions:
-        out.append(compile_expression(text, frozenset(known)))
+        out.append(compile_definition(text, frozenset(known)))
         known.add(name)
     return tuple(out)
 

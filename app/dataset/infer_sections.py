@@ -11,7 +11,7 @@ import pandas as pd
 
 from app.dataset.infer_columns import Profile, present, reason_entry
 from app.dataset.infer_yaml import Draft
-from app.dataset.spec import CANONICAL
+from app.dataset.types import CANONICAL
 
 _CANONICAL = re.compile(CANONICAL)
 

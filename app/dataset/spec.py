@@ -13,49 +13,9 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from app.dataset.policy import Fairness, Grouping, Model, Offers
-from app.dataset.synthetic_spec import (
-    ShiftChange,
-    ShiftCompress,
-    ShiftReplace,
-    ShiftScale,
-    Synthetic,
-    SyntheticJitter,
-    SyntheticShift,
-)
-from app.dataset.types import CANONICAL, Name, Scalar, SourceName, Strict
-
-# The sections defined elsewhere are part of this module's interface too.
-__all__ = [
-    "CANONICAL",
-    "Column",
-    "ColumnType",
-    "DatasetSpec",
-    "Derived",
-    "Entity",
-    "Fairness",
-    "Features",
-    "FlatFile",
-    "Grouping",
-    "Label",
-    "Model",
-    "Name",
-    "Offers",
-    "ReasonText",
-    "Reasons",
-    "Scalar",
-    "ShiftChange",
-    "ShiftCompress",
-    "ShiftReplace",
-    "ShiftScale",
-    "SourceName",
-    "Sources",
-    "Strict",
-    "Synthetic",
-    "SyntheticJitter",
-    "SyntheticShift",
-    "Table",
-]
+from app.dataset.policy import Fairness, Model, Offers
+from app.dataset.synthetic_spec import Synthetic
+from app.dataset.types import Name, Scalar, SourceName, Strict
 
 ColumnType = Literal["int", "float", "bool", "category", "string", "timestamp"]
 
@@ -209,12 +169,40 @@ class Derived(Strict):
     """A feature computed from others, identically in Feast, training and serving."""
 
     name: Name
-    expr: str = Field(
+    expr: str | None = Field(
+        None,
         description="Arithmetic over earlier columns: `+ - * / **`, comparisons, `min`, `max`, "
-        "`where`, `clip`, `abs`, `log`, `log1p`, `exp`, `sqrt`, `isnan`; x/0 is missing."
+        "`where`, `clip`, `abs`, `log`, `log1p`, `exp`, `sqrt`, `isnan`; x/0 is missing.",
+    )
+    function: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="Instead of `expr`: `package.module:function`, called with a dict of "
+        "float arrays (its `inputs`, NaN for missing) and returning one array; it must be "
+        "importable wherever features are computed (Feast, Serve replicas, Ray workers).",
+    )
+    inputs: list[Name] = Field(
+        default_factory=list, description="The columns `function` reads (with `function` only)."
     )
     description: str = Field("", description="What it measures.")
     unit: str | None = Field(None, description="As for columns.")
+
+    @model_validator(mode="after")
+    def _one_definition(self) -> Derived:
+        if (self.expr is None) == (self.function is None):
+            raise ValueError("give either `expr` or `function`")
+        if self.function is not None and not self.inputs:
+            raise ValueError("a `function` needs its `inputs`")
+        if self.expr is not None and self.inputs:
+            raise ValueError("`inputs` go with `function`; an `expr` names its own")
+        return self
+
+    @property
+    def text(self) -> str:
+        """The definition as one line: the expression, or `module:function(a, b)`."""
+        if self.expr is not None:
+            return self.expr
+        return f"{self.function}({', '.join(self.inputs)})"
 
 
 class Features(Strict):

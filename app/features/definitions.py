@@ -49,7 +49,7 @@ def udf_source(dataset: Dataset) -> str:
     text changes exactly when the spec's derived features do, which is what `feast plan`
     compares.
     """
-    pairs = [(d.name, d.expr) for d in dataset.spec.features.derived]
+    pairs = [(d.name, d.text) for d in dataset.spec.features.derived]
     rows = "".join(f"        ({name!r}, {expr!r}),\n" for name, expr in pairs)
     return (
         f"def {UDF_NAME}(inputs):\n"

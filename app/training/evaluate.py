@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from app.dataset.spec import Grouping
+from app.dataset.policy import Grouping
 from app.training.fairness import fairness_summary, flatten_fairness
 from app.training.metrics import calibration_table, evaluate_scores, score_distribution, validate
 from app.training.plots import (

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.dataset.spec import Grouping
+from app.dataset.policy import Grouping
 from app.training.metrics import check_threshold, roc_auc, validate
 
 # Below this many rows a group AUC is mostly noise, so it is reported as NaN rather than logged.

@@ -29,7 +29,7 @@ from app.dataset.infer import (
     subject_of,
     widened_range,
 )
-from app.dataset.spec import CANONICAL
+from app.dataset.types import CANONICAL
 from tests.utils import ROOT
 
 GMSC_CSV = ROOT / "datasets" / "gmsc" / "gmsc.csv"

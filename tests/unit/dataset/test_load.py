@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -244,3 +245,60 @@ def test_model_defaults_fairness_and_levers_have_defaults(tmp_path):
     assert model.decision_threshold == 1 / 6
     assert model.monotone == {} and dataset.spec.fairness.groupings == {}
     assert dataset.spec.offers is None
+
+
+def test_a_registered_function_is_a_derived_feature_everywhere(tmp_path):
+    import numpy as np
+    import pandas as pd
+    from feast.transformation.udf_rehydrate import rehydrate_udf_from_source
+
+    from app.features.definitions import UDF_NAME, udf_source
+
+    data = copy.deepcopy(MINIMAL)
+    data["features"]["derived"].append(
+        {
+            "name": "income_per_person",
+            "function": "tests.utils.derived:income_per_person",
+            "inputs": ["income", "late"],
+        }
+    )
+    data["reasons"]["codes"]["income_per_person"] = {
+        "code": "R06",
+        "subject": "income per person",
+        "text": "Income per person of {value|money}",
+    }
+    dataset = load_dataset(write(tmp_path, data))
+    assert "income_per_person" in dataset.model_columns
+    assert dataset.derived_inputs == ("amount", "income", "late")
+    frame = pd.DataFrame({"amount": [100.0, 50], "income": [3000.0, np.nan], "late": [2, 0]})
+    expected = [1000.0, np.nan]
+    arrays = {c: frame[c].to_numpy(dtype="float64") for c in ("amount", "income", "late")}
+    np.testing.assert_array_equal(dataset.derive(arrays)["income_per_person"], expected)
+    np.testing.assert_array_equal(dataset.derive_frame(frame)["income_per_person"], expected)
+    # Feast's on-demand view runs the same function from the view's source text.
+    udf = rehydrate_udf_from_source(udf_source(dataset), preferred_name=UDF_NAME)
+    np.testing.assert_array_equal(udf(frame)["income_per_person"], expected)
+
+
+@pytest.mark.parametrize(
+    ("definition", "says"),
+    [
+        ({"function": "tests.utils.derived:nope", "inputs": ["income"]}, "cannot import"),
+        ({"function": "tests.utils.derived:income_per_person", "inputs": ["debt"]}, "columns"),
+        ({"function": "tests.utils.derived:income_per_person"}, "needs its `inputs`"),
+        ({"expr": "income", "function": "tests.utils.derived:x", "inputs": ["income"]}, "either"),
+    ],
+)
+def test_a_bad_registered_function_is_named(tmp_path, definition, says):
+    def edit(d):
+        d["features"]["derived"].append({"name": "extra", **definition})
+
+    assert says in broken(tmp_path, edit)
+
+
+def test_a_function_returning_the_wrong_shape_is_an_error():
+    from app.dataset.expressions import ExpressionError, compile_definition
+
+    wrong = compile_definition("tests.utils.derived:wrong_length(income)", {"income"})
+    with pytest.raises(ExpressionError, match="returned shape"):
+        wrong({"income": np.zeros(3)})

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from app.dataset.spec import Grouping
+from app.dataset.policy import Grouping
 from app.training.fairness import (
     band,
     band_labels,
