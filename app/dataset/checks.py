@@ -224,4 +224,7 @@ def _check_model(dataset: Dataset) -> list[tuple[str, str]]:
             problems.append((f"offers.{role}", f"{column!r} is not an int request field"))
     if offers and offers.amount == offers.term:
         problems.append(("offers.term", "is the same field as `amount`"))
+    for i, column in enumerate(spec.monitoring.drift_exclude):
+        if column not in dataset.model_columns:
+            problems.append((f"monitoring.drift_exclude.{i}", f"{column!r} is not a model column"))
     return problems

@@ -60,6 +60,16 @@ class Offers(Strict):
     )
 
 
+class Monitoring(Strict):
+    """What the drift checks compare."""
+
+    drift_exclude: list[Name] = Field(
+        default_factory=list,
+        description="Model columns left out of drift checks (e.g. one that drifts by design, "
+        "such as a date-like count); the rest of the model's columns are checked.",
+    )
+
+
 class Model(Strict):
     """Model defaults for this data (each `CREDIT_*` setting named overrides its entry)."""
 

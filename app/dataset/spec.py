@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from app.dataset.policy import Fairness, Model, Offers
+from app.dataset.policy import Fairness, Model, Monitoring, Offers
 from app.dataset.synthetic_spec import Synthetic
 from app.dataset.types import Name, Scalar, SourceName, Strict
 
@@ -263,6 +263,7 @@ class DatasetSpec(Strict):
     model: Model = Field(default_factory=Model, description="Model defaults.")
     fairness: Fairness = Field(default_factory=Fairness, description="Fairness groupings.")
     offers: Offers | None = Field(None, description="Counter-offer levers (none: no offers).")
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="Drift checks.")
 
     @classmethod
     def parse(cls, data: Any) -> DatasetSpec:

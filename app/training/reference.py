@@ -8,12 +8,14 @@ any registered version is `version -> run -> artifact`, whatever has been ingest
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from app.config import Settings
+from app.dataset import Dataset
 from app.domain import CHAMPION, PREDICTION
 from app.errors import CreditRiskError
 from app.training import registry
@@ -81,5 +83,17 @@ def load_reference(settings: Settings, version: str | None = None) -> Reference:
                 f"({type(exc).__name__})"
             ) from None
         frame = pd.read_parquet(path)
-    encoder = FeatureEncoder.for_dataset(settings.load_dataset())
-    return Reference(frame, list(encoder.numeric), list(encoder.categorical), str(version), run_id)
+    numeric, categorical = drift_columns(settings.load_dataset(), frame.columns)
+    return Reference(frame, numeric, categorical, str(version), run_id)
+
+
+def drift_columns(dataset: Dataset, logged: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) columns a drift check compares: the model's columns its
+    reference holds (`logged`: what the version's training run saved), without the spec's
+    `monitoring.drift_exclude`."""
+    encoder = FeatureEncoder.for_dataset(dataset)
+    kept = set(logged) - set(dataset.spec.monitoring.drift_exclude)
+    return (
+        [c for c in encoder.numeric if c in kept],
+        [c for c in encoder.categorical if c in kept],
+    )
