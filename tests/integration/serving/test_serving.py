@@ -300,20 +300,28 @@ def test_batch_job_equals_the_online_answers(served):
 
 def test_batch_job_reads_and_writes_snowflake(served, fakesnow_service):
     """Snowflake in, Snowflake out (through fakesnow): the same answers as the API."""
-    from app.config import load_settings
-    from tests.utils.datasets import german
+    import dataclasses
 
-    APPLICATIONS = german().tables["loan_applications"]
-    REQUEST_COLUMNS = german().request_columns
+    from app.config import load_settings
     from app.data.snapshot import load_snapshot
     from app.data.snowflake import connect, connection_parameters, seed_snowflake
-    from app.scoring import score_table
+    from app.scoring import input_columns, score_table
     from tests.utils import snowflake_overrides
+    from tests.utils.datasets import german
+
+    spine = german().tables["loan_applications"]
+    REQUEST_COLUMNS = german().request_columns
+    # What a table to score holds: its row key, the entity key and the request fields (no
+    # label: outcomes are not known when applications are scored).
+    wanted = [spine.key, *input_columns(german())]
+    APPLICATIONS = dataclasses.replace(
+        spine, columns={c: spine.columns[c] for c in wanted}, label=None
+    )
 
     settings = load_settings(
         **served.overrides, **snowflake_overrides(fakesnow_service.port), _env_file=None
     )
-    applications = load_snapshot(settings.offline_dir, APPLICATIONS.name).head(60)
+    applications = load_snapshot(settings.offline_dir, APPLICATIONS.name).head(60)[wanted]
     seed_snowflake({APPLICATIONS.name: applications}, {APPLICATIONS.name: APPLICATIONS}, settings)
     report = score_table(
         settings,
