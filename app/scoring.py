@@ -241,10 +241,16 @@ def score_table(
         scored=int((result_df["status"] == "scored").sum()),
         unknown=int((result_df["status"] == "unknown_applicant").sum()),
         declined=int((result_df["decision"] == "decline").sum()),
-        offered=int(result_df[offer_columns(spec)[:1]].notna().any(axis=1).sum()),
+        offered=_offered(result_df, spec),
         model_version=version,
         output=where,
     )
+
+
+def _offered(result_df: pd.DataFrame, dataset: Dataset) -> int:
+    """Declines with a counter-offer (none without levers)."""
+    columns = offer_columns(dataset)
+    return int(result_df[columns[0]].notna().sum()) if columns else 0
 
 
 def _with_row_id(batch: dict[str, np.ndarray], key: str) -> dict[str, np.ndarray]:

@@ -38,12 +38,9 @@ def offer_columns(dataset: Dataset) -> list[str]:
     return [f"counter_offer_{name}" for name in names]
 
 
-def log_schema(encoder: FeatureEncoder | None = None) -> pa.Schema:
+def log_schema(encoder: FeatureEncoder) -> pa.Schema:
     """Decision metadata plus every raw feature the model saw (for drift checks and audit),
-    typed from the encoder's dataset. Without one: the fields every log has, for a reader
-    that takes the rest as written."""
-    if encoder is None:
-        return pa.schema(META_FIELDS)
+    typed from the encoder's dataset."""
     dataset = encoder.dataset
     entity = [pa.field(dataset.entity_key, pa.string())]
     # The counter-offer answered with a decline (null: none made, or a log older than them).

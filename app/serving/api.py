@@ -18,7 +18,7 @@ from app.serving.auth import Caller
 from app.serving.bodies import ApiModels, api_models
 from app.serving.guard import REALM, Guard
 from app.serving.idempotency import KEY_PATTERN
-from app.serving.schemas import DriftReport, ErrorBody, Health, Probe
+from app.serving.schemas import BatchError, DriftReport, ErrorBody, Health, Probe
 from app.serving.service import DecisionService, Outcome
 
 router = APIRouter()
@@ -90,10 +90,11 @@ def _error(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _respond(service: DecisionService, outcome: Outcome, models: ApiModels | None = None):
-    """The answer as the spec's response body, or the error in the ErrorBody shape."""
-    if outcome.status == 200 and models is not None:
-        return models.response(outcome.response)
+def _respond(service: DecisionService, outcome: Outcome):
+    """The answer (the route's response model renames it to the spec's body), or the error in
+    the ErrorBody shape."""
+    if outcome.status == 200:
+        return outcome.response
     headers = None
     if outcome.status == 503:
         headers = service.retry_after()
@@ -159,7 +160,7 @@ def _decide_route(routes: APIRouter, models: ApiModels) -> None:
             return JSONResponse(
                 models.body(outcome.response), headers={"Idempotent-Replayed": "true"}
             )
-        return _respond(service, outcome, models)
+        return _respond(service, outcome)
 
 
 def _batch_route(routes: APIRouter, models: ApiModels) -> None:
@@ -189,13 +190,14 @@ def _batch_route(routes: APIRouter, models: ApiModels) -> None:
         outcomes = await service.run(body.requests, [who] * len(body.requests))
         if outcomes and outcomes[0].whole_batch:  # failed as a whole, for one reason
             return _respond(service, outcomes[0])
-        decisions = [models.response(o.response) for o in outcomes if o.status == 200]
         errors = [
-            models.BatchError(index=i, entity_id=r.entity_id, status=o.status, detail=o.detail)
+            BatchError(index=i, entity_id=r.entity_id, status=o.status, detail=o.detail)
             for i, (r, o) in enumerate(zip(body.requests, outcomes, strict=True))
             if o.status != 200
         ]
-        return models.BatchResponse(decisions=decisions, errors=errors)
+        # The service's shapes: the response model validates them once into the spec's body.
+        decisions = [o.response for o in outcomes if o.status == 200]
+        return {"decisions": decisions, "errors": errors}
 
 
 @router.get("/healthz", response_model=Probe)

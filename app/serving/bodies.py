@@ -52,16 +52,13 @@ class ApiModels:
     DecisionRequest: type[schemas.DecisionRequest]
     DecisionResponse: type[schemas.DecisionResponse]
     BatchRequest: type[BaseModel]
-    BatchError: type[schemas.BatchError]
     BatchResponse: type[BaseModel]
 
-    def response(self, answer: schemas.DecisionResponse) -> schemas.DecisionResponse:
-        """The service's answer as this spec's response body."""
-        return self.DecisionResponse.model_validate(answer.model_dump())
-
     def body(self, answer: schemas.DecisionResponse) -> dict[str, Any]:
-        """The answer as JSON-ready data under the spec's names (for a hand-built response)."""
-        return self.response(answer).model_dump(mode="json", by_alias=True)
+        """The answer as JSON-ready data under the spec's names (for a hand-built response;
+        a route's response model does the same for what it returns)."""
+        response = self.DecisionResponse.model_validate(answer.model_dump())
+        return response.model_dump(mode="json", by_alias=True)
 
 
 def _description(column: Column, currency: str) -> str:
@@ -129,4 +126,4 @@ def api_models(dataset: Dataset) -> ApiModels:
     batch_response = create_model(
         "BatchResponse", decisions=(list[response], ...), errors=(list[error], ...)
     )
-    return ApiModels(dataset, request, response, batch_request, error, batch_response)
+    return ApiModels(dataset, request, response, batch_request, batch_response)
