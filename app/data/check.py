@@ -8,12 +8,11 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from app.data.snowflake import match_names
 from app.data.validation import validate_frame
-from app.data.warehouse import assign_ids_and_times
+from app.data.warehouse import assign_ids_and_times, joined_rows
 from app.dataset import Dataset
 from app.errors import SourceError
 
@@ -103,20 +102,11 @@ def check_data(raw: pd.DataFrame, dataset: Dataset, seed: int = 42) -> DataCheck
         role = "spine" if name == dataset.spine.name else "features"
         reasons = top_reasons(rejects["reason"]) if len(rejects) else []
         tables.append(TableCheck(name, role, len(frame), len(valid[name]), reasons))
-    joined = valid[dataset.spine.name]
-    for table in dataset.feature_tables:
-        attributes = valid[table.name].drop(columns=[table.timestamp])
-        joined = joined.merge(attributes, on=dataset.entity_key, how="left")
+    joined = joined_rows(valid, dataset)
     label = pd.to_numeric(joined[dataset.label], errors="coerce")
     label_rate = float(label.mean()) if label.notna().any() else None
-    inputs = {
-        c: pd.to_numeric(joined[c], errors="coerce").to_numpy("float64", na_value=np.nan)
-        for c in dataset.derived_inputs
-    }
-    with np.errstate(all="ignore"):
-        derived = dataset.derive(inputs) if len(joined) else {}
     missing = {
-        name: float(np.mean(~np.isfinite(values))) if len(values) else 0.0
-        for name, values in derived.items()
+        name: float(joined[name].isna().mean()) if len(joined) else 0.0
+        for name in dataset.derived_names
     }
     return DataCheck(len(raw), tables, label_rate, missing)

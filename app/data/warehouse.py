@@ -105,6 +105,12 @@ def flat_rows(
 
     tables = build_warehouse_tables(raw_df, dataset, seed=seed, id_prefix=id_prefix)
     valid = {name: validate_frame(df, dataset.tables[name])[0] for name, df in tables.items()}
+    return joined_rows(valid, dataset)
+
+
+def joined_rows(valid: dict[str, pd.DataFrame], dataset: Dataset) -> pd.DataFrame:
+    """Validated tables as one row per application: the spine with each entity's attributes
+    (missing where a table has no row for it) and the derived features."""
     frame = valid[dataset.spine.name]
     for table in dataset.feature_tables:
         attributes = valid[table.name].drop(columns=[table.timestamp])
@@ -113,7 +119,9 @@ def flat_rows(
         c: pd.to_numeric(frame[c], errors="coerce").to_numpy("float64", na_value=np.nan)
         for c in dataset.derived_inputs
     }
-    return frame.assign(**dataset.derive(inputs))
+    with np.errstate(all="ignore"):
+        derived = dataset.derive(inputs) if len(frame) else {}
+    return frame.assign(**derived)
 
 
 def source_tables(

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from app.dataset.expressions import Expression, compile_definition, derive_frame
+from app.dataset.expressions import Expression, as_floats, compile_definition, derive_frame
 from app.dataset.spec import Column, DatasetSpec
 from app.dataset.tables import ARROW_TYPES, TIMESTAMP, TableSpec
 
@@ -189,9 +189,6 @@ class Dataset:
     def with_derived(self, columns: Mapping[str, list]) -> dict[str, list]:
         """`columns` (name -> values, None for missing) plus every derived feature, as lists:
         the request path's form, computed by the same compiled expressions as `derive`."""
-        arrays = {
-            c: np.array([np.nan if v is None else v for v in columns[c]], dtype="float64")
-            for c in self.derived_inputs
-        }
+        arrays = {c: as_floats(columns[c]) for c in self.derived_inputs}
         derived = self.derive(arrays)
         return {**columns, **{name: values.tolist() for name, values in derived.items()}}

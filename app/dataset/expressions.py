@@ -207,6 +207,13 @@ def derive_frame(inputs: pd.DataFrame, definitions: Sequence[Sequence[str]]) -> 
     return pd.DataFrame(out, index=inputs.index)
 
 
+def as_floats(values: Sequence) -> np.ndarray:
+    """Request values (None for missing) as the float64 array a derived feature reads: the one
+    conversion of the request path and the counter-offer grid, so their derived values agree
+    bit for bit."""
+    return np.array([np.nan if v is None else v for v in values], dtype="float64")
+
+
 def numbers(column: pd.Series) -> np.ndarray:
     """A column as float64, NaN for missing or non-numeric values."""
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)

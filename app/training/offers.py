@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.dataset.expressions import as_floats
 from app.training.compiled import CompiledModel
 from app.training.model import sigmoid
 
@@ -175,7 +176,7 @@ def _candidates(
         levers.term: np.concatenate([g[1] for g in grids]),
     }
     inputs = {
-        c: np.repeat(_floats(columns, c, rows), sizes)
+        c: np.repeat(as_floats([columns[c][i] for i in rows]), sizes)
         for c in dataset.derived_inputs
         if c not in replaced
     }
@@ -185,13 +186,6 @@ def _candidates(
         if column in replaced:
             matrix[:, j] = replaced[column]
     return matrix
-
-
-def _floats(columns: Mapping[str, Sequence], name: str, rows: Sequence[int]) -> np.ndarray:
-    """An input of the request-time features as float64, NaN for missing (as `model_inputs`
-    builds it, so the derived values are bit for bit the request path's)."""
-    values = columns[name]
-    return np.array([np.nan if values[i] is None else values[i] for i in rows], dtype="float64")
 
 
 def _grid(
