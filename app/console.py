@@ -47,6 +47,10 @@ def output_to_log(log_path: Path) -> Iterator[TextIO]:
         terminal.close()
 
 
+# Seconds between progress lines when the output is not a terminal.
+PROGRESS_EVERY = 10.0
+
+
 class Stages:
     """Runs stages in order, printing what each did, how long it took and where to look; on a
     terminal a spinner with the elapsed time runs while a stage works."""
@@ -59,6 +63,8 @@ class Stages:
             file=out or sys.stdout, highlight=False, soft_wrap=True, emoji=False, markup=False
         )
         self.rows: list[tuple[str, float, str]] = []
+        self._name, self._task = "", None
+        self._started = self._said = time.perf_counter()
 
     def say(self, line: str = "") -> None:
         self.console.print(line)
@@ -70,19 +76,38 @@ class Stages:
 
         progress = Progress(
             SpinnerColumn(),
-            TextColumn(f"{name} ..."),
+            TextColumn("{task.description}"),
             TimeElapsedColumn(),
             console=self.console,
             transient=True,
         )
-        progress.add_task(name, total=None)
+        self._task = (progress, progress.add_task(f"{name} ...", total=None))
         return progress
+
+    def progress(self, done: int, total: int, unit: str = "rows") -> None:
+        """How far the running stage is: rows done, the rate so far and the time left. On a
+        terminal the spinner line shows it; elsewhere (a log, CI) a line every
+        PROGRESS_EVERY seconds and one at the end."""
+        elapsed = time.perf_counter() - self._started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = f", ~{(total - done) / rate:,.0f} s left" if rate > 0 and done < total else ""
+        text = f"{done:,}/{total:,} {unit}, {rate:,.0f} {unit}/s{left}"
+        if self._task is not None:
+            progress, task = self._task
+            progress.update(task, description=f"{self._name} ... {text}")
+            return
+        now = time.perf_counter()
+        if done >= total or now - self._said >= PROGRESS_EVERY:
+            self._said = now
+            self.say(f"    {text}")
 
     def run(self, name: str, step: Callable[[], str]) -> None:
         self.say(f"\n==> {name}")
-        started = time.perf_counter()
+        self._name, self._task = name, None
+        started = self._started = self._said = time.perf_counter()
         with self._progress(name):
             detail = step()
+        self._task = None
         elapsed = time.perf_counter() - started
         self.rows.append((name, elapsed, detail))
         self.say(f"    done in {elapsed:.1f} s: {detail}")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from app.config import Settings, load_settings
 from app.console import Stages, output_to_log
+from app.data.warehouse import prepare_local_tables, synthetic_source
 from app.errors import SourceError
 from app.localray import sweep_stale_runs
 from app.runtime import init_ray, run_job, setup_logging
@@ -29,22 +30,6 @@ from app.serving.deploy import check_port_free, deploy_service
 # port already in use or a bad argument is reported at once.
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def prepare_local_source(settings: Settings) -> str:
-    """Write the shipped data as local warehouse tables unless they are already there."""
-    from app.data.sources import local_table_path
-    from app.data.warehouse import source_tables, write_local_tables
-
-    try:
-        for spec in settings.load_dataset().tables.values():
-            local_table_path(settings.local_source_dir, spec)
-        return f"using existing tables in {settings.local_source_dir}"
-    except SourceError:
-        tables = source_tables(settings)
-        write_local_tables(tables, settings)
-        rows = len(next(iter(tables.values())))
-        return f"wrote {rows:,} rows as {len(tables)} tables to {settings.local_source_dir}"
 
 
 def sample_online_read(settings: Settings, say: Callable[[str], None]) -> str:
@@ -149,6 +134,16 @@ def shut_down(
     return "Serve app, drift monitor and the local Ray stopped"
 
 
+def positive(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"not a positive number of rows: {text!r}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m jobs.pipeline", description=__doc__)
     parser.add_argument(
@@ -156,6 +151,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="HTTP host of the Serve proxy.")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port of the Serve proxy.")
+    parser.add_argument(
+        "--rows",
+        type=positive,
+        help="Run on this many synthetic applicants from the dataset spec's generator instead "
+        "of the shipped data (local source; kept in <data_dir>/source-synthetic-<rows>).",
+    )
     parser.add_argument(
         "--decisions", type=int, default=200, help="Sample decisions to send (0: skip serving)."
     )
@@ -186,7 +187,7 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> 
 
     joined = joined_cluster(settings)
     if settings.source == "local":
-        stages.run("source", lambda: prepare_local_source(settings))
+        stages.run("source", lambda: prepare_local_tables(settings, args.rows))
 
     def run_ingest() -> str:
         init_ray(settings)
@@ -259,6 +260,8 @@ def main() -> int:
     args = parse_args()
     setup_logging()
     settings = load_settings()
+    if args.rows:
+        settings = synthetic_source(settings, args.rows)
     # Before any work: what an earlier run killed mid-way (SIGKILL, OOM) left behind is
     # stopped, so its ingress no longer holds the port; a port held by anything else is named.
     cleaned = sweep_stale_runs()

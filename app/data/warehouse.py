@@ -162,3 +162,33 @@ def write_local_tables(tables: dict[str, pd.DataFrame], settings: Settings) -> d
         tmp.replace(final)
         written[name] = final
     return written
+
+
+def prepare_local_tables(settings: Settings, rows: int | None = None) -> str:
+    """Write the shipped data (or `rows` synthetic applicants from the spec's generator) as
+    local warehouse tables unless they are already there."""
+    from app.data.sources import local_table_path
+
+    try:
+        for spec in settings.load_dataset().tables.values():
+            local_table_path(settings.local_source_dir, spec)
+        return f"using existing tables in {settings.local_source_dir}"
+    except SourceError:
+        tables = source_tables(settings, rows=rows)
+        write_local_tables(tables, settings)
+        count = len(next(iter(tables.values())))
+        kind = "synthetic applicants" if rows else "rows"
+        return f"wrote {count:,} {kind} as {len(tables)} tables to {settings.local_source_dir}"
+
+
+def synthetic_source(settings: Settings, rows: int) -> Settings:
+    """Settings reading `rows` synthetic applicants from a folder of their own, so a run at
+    another size never overwrites the shipped (or the user's) local tables."""
+    if settings.source != "local":
+        raise SourceError(
+            "--rows writes local tables; to load synthetic applicants into Snowflake run "
+            f"`python -m jobs.seed --target snowflake --rows {rows}`"
+        )
+    return settings.model_copy(
+        update={"local_source_dir": settings.data_dir / f"source-synthetic-{rows}"}
+    )

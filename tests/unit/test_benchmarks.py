@@ -25,6 +25,7 @@ SCRIPTS = (
     "serving",
     "soak",
     "counter_offer",
+    "scale",
 )
 HEAVY = ("ray", "feast", "mlflow", "evidently", "xgboost")
 
@@ -43,8 +44,9 @@ def test_every_benchmark_answers_help(name):
 
 
 def test_importing_the_benchmarks_imports_nothing_heavy():
-    modules = [f"benchmarks.{name}" for name in SCRIPTS if name not in ("serving", "soak")]
-    modules += ["benchmarks.serving.__main__", "benchmarks.soak.__main__"]
+    packages = ("serving", "soak", "scale")
+    modules = [f"benchmarks.{name}" for name in SCRIPTS if name not in packages]
+    modules += [f"benchmarks.{name}.__main__" for name in packages]
     code = (
         "import importlib, json, sys\n"
         f"for name in {modules!r}: importlib.import_module(name)\n"
@@ -146,3 +148,34 @@ def test_serve_levers_combine():
     assert variant.user_config == {"drift_monitor": False}
     assert not variant.monitor_on
     assert variant.levers == frozenset({"haproxy_threads_2", "replicas2"})
+
+
+def test_scale_growth_exponent_of_linear_and_quadratic_stages():
+    from benchmarks.scale.growth import exponent, exponents
+
+    assert exponent(100_000, 2.0, 1_000_000, 20.0) == pytest.approx(1.0)
+    assert exponent(100_000, 1.0, 1_000_000, 100.0) == pytest.approx(2.0)
+    assert math.isnan(exponent(100, 0.0, 1000, 1.0))
+    assert exponents([(1000, 4.0), (10, 1.0), (100, 2.0)]) == pytest.approx([0.30103, 0.30103])
+
+
+def test_scale_table_pairs_each_stage_with_its_peer_and_growth():
+    from benchmarks.scale.growth import Measured, rows_of, total_seconds
+
+    mib = 1024 * 1024
+    ours = [
+        Measured("ingest", 1000, 1.0, 100 * mib, 0),
+        Measured("ingest", 10_000, 10.0, 200 * mib, 0),
+        Measured("train", 10_000, 5.0, 300 * mib, 0),
+    ]
+    peers = [Measured("ingest", 10_000, 25.0, 900 * mib, 0, peer="feast")]
+    rows = rows_of(ours, peers)
+    assert [r[:3] for r in rows] == [
+        ["ingest", "1,000", "1.00"],
+        ["ingest", "10,000", "10.00"],
+        ["train", "10,000", "5.00"],
+    ]
+    assert rows[0][6] == "-" and rows[1][6] == "1.00"  # k from the previous size
+    assert rows[1][7:] == ["feast", "25.00", "900", "2.50x"]
+    assert rows[2][7:] == ["", "", "", ""]
+    assert total_seconds(ours, 10_000) == 15.0

@@ -76,3 +76,28 @@ def test_an_error_leaving_the_block_reaches_the_terminal(tmp_path):
         timeout=60,
     )
     assert done.stderr.strip() == "error: boom"
+
+
+def test_progress_off_a_terminal_prints_rows_rate_and_time_left():
+    import io
+
+    from app import console
+    from app.console import Stages
+
+    out = io.StringIO()
+    stages = Stages(out)
+
+    def work():
+        stages.progress(0, 1000)  # within PROGRESS_EVERY of the start: not printed
+        stages._said -= console.PROGRESS_EVERY  # as if PROGRESS_EVERY seconds had passed
+        stages.progress(250, 1000)
+        stages.progress(500, 1000)  # within PROGRESS_EVERY of the last line: not printed
+        stages.progress(1000, 1000)  # the end is always printed
+        return "loaded"
+
+    stages.run("load", work)
+    lines = [line.strip() for line in out.getvalue().splitlines() if "/1,000 rows" in line]
+    assert len(lines) == 2, out.getvalue()
+    assert lines[0].startswith("250/1,000 rows, ") and "rows/s" in lines[0]
+    assert "s left" in lines[0]
+    assert lines[1].startswith("1,000/1,000 rows, ") and "left" not in lines[1]

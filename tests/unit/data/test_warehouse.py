@@ -68,3 +68,29 @@ def test_missing_columns_are_named(tmp_path, raw):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(SourceError, match="raw data file not found"):
         load_raw(tmp_path / "nope.csv", german())
+
+
+def test_pipeline_rows_write_synthetic_tables_of_their_own(tmp_path):
+    import pyarrow.parquet as pq
+
+    from app.data.warehouse import prepare_local_tables, synthetic_source
+    from tests.utils import isolated_settings
+
+    settings = isolated_settings(data_dir=tmp_path)
+    synthetic = synthetic_source(settings, 300)
+    assert synthetic.local_source_dir == tmp_path / "source-synthetic-300"
+    assert settings.local_source_dir == tmp_path / "source"  # the shipped tables stay apart
+    assert "wrote 300 synthetic applicants" in prepare_local_tables(synthetic, 300)
+    for spec in synthetic.load_dataset().tables.values():
+        path = synthetic.local_source_dir / f"{spec.source_name}.parquet"
+        assert pq.ParquetFile(path).metadata.num_rows == 300
+    assert prepare_local_tables(synthetic, 300).startswith("using existing tables")
+
+
+def test_pipeline_rows_refuse_a_snowflake_source_naming_the_seed_command(tmp_path):
+    from app.data.warehouse import synthetic_source
+    from tests.utils import isolated_settings
+
+    settings = isolated_settings(data_dir=tmp_path, source="snowflake")
+    with pytest.raises(SourceError, match=r"jobs\.seed --target snowflake --rows 500"):
+        synthetic_source(settings, 500)
