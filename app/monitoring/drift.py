@@ -262,9 +262,13 @@ def compute_drift(
     """
     config = config or DriftConfig()
     columns = _columns(reference, current, numeric, categorical, config, prediction)
-    rows = len(current)
+    rows, reference_rows = len(current), len(reference)
+    # Both sides are sampled: a model trained on millions of applicants has a reference of
+    # hundreds of thousands of rows, and a check must not grow with it.
     if rows > config.max_rows:
         current = current.sample(n=config.max_rows, random_state=config.seed)
+    if len(reference) > config.max_rows:
+        reference = reference.sample(n=config.max_rows, random_state=config.seed)
     snapshot = _run_evidently(reference, current, columns, config)
     result = _to_result(
         _feature_drifts(snapshot.dict(), columns.kinds()),
@@ -272,6 +276,6 @@ def compute_drift(
         config,
         rows=rows,
         rows_used=len(current),
-        reference_rows=len(reference),
+        reference_rows=reference_rows,
     )
     return result, (snapshot if with_report else None)

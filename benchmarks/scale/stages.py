@@ -98,10 +98,8 @@ def train(size: Size) -> tuple[int, str]:
     from app.training.train import train_and_register
 
     report = train_and_register(size.settings)
-    rounds = report.metrics.get("best_iteration")
-    return size.rows, f"v{report.version}, test AUC {report.metrics['test_auc']:.3f}" + (
-        f", {rounds:.0f} rounds" if rounds else ""
-    )
+    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.seconds.items())
+    return size.rows, f"v{report.version}, test AUC {report.metrics['test_auc']:.3f} ({phases})"
 
 
 def batch_scoring(size: Size) -> tuple[int, str]:

@@ -70,3 +70,21 @@ def test_a_drifted_pd_alone_is_dataset_drift():
 def test_the_drift_config_is_read_from_the_settings(make_settings):
     config = drift_config(make_settings(monitor_num_threshold=0.3, monitor_max_rows=500, seed=7))
     assert (config.num_threshold, config.max_rows, config.seed) == (0.3, 500, 7)
+
+
+def test_a_large_reference_is_sampled_like_the_window():
+    import numpy as np
+
+    from app.monitoring.drift import DriftConfig, compute_drift
+
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame({"x": rng.normal(0, 1, 5_000), PREDICTION: rng.random(5_000)})
+    current = pd.DataFrame({"x": rng.normal(0, 1, 300), PREDICTION: rng.random(300)})
+    config = DriftConfig(max_rows=1_000, seed=5)
+    result, _ = compute_drift(reference, current, ["x"], [], config)
+    assert result.reference_rows == 5_000
+    # The same verdict and distances as on the seeded sample itself: the check saw 1,000 rows.
+    sampled = reference.sample(n=1_000, random_state=5)
+    same, _ = compute_drift(sampled, current, ["x"], [], config)
+    assert [f.score for f in result.features] == [f.score for f in same.features]
+    assert result.prediction.score == same.prediction.score
