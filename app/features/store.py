@@ -17,6 +17,7 @@ from app.data.snapshot import load_snapshot, read_manifest
 from app.dataset import Dataset
 from app.errors import FeatureStoreError
 from app.features.repo import apply_repo, repo_config, write_feature_repo
+from app.features.training_set import training_entities, training_frame
 
 log = logging.getLogger(__name__)
 
@@ -119,19 +120,20 @@ def _earliest_event(settings: Settings) -> datetime:
     return earliest.to_pydatetime() - pd.Timedelta(seconds=1)
 
 
-def training_entities(applications_df: pd.DataFrame, dataset: Dataset) -> pd.DataFrame:
-    """The entity frame Feast joins on: one row per application (spine row), at its time."""
-    spine = dataset.spine
-    entity_df = applications_df.rename(columns={spine.timestamp: "event_timestamp"}).copy()
-    keep = [spine.key, dataset.entity_key, "event_timestamp", *dataset.request_columns]
-    extra = [c for c in entity_df.columns if c not in keep]
-    return entity_df[keep + extra]
-
-
 def get_training_frame(
     settings: Settings, applications_df: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """Features as of each application's time (never later values), one row per application.
+    """Features as of each application's time (never later values), one row per application,
+    sorted by the spine key; joined as `training_join` says (DuckDB or Feast)."""
+    if settings.training_join == "duckdb":
+        return training_frame(settings, applications_df)
+    return feast_training_frame(settings, applications_df)
+
+
+def feast_training_frame(
+    settings: Settings, applications_df: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The training set from Feast's `get_historical_features` (its file offline store).
 
     Applies the definitions first (idempotent), so a training set can be built from a fresh
     snapshot without materializing the online store.

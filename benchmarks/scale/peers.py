@@ -56,7 +56,7 @@ def feast_materialize(size: Size, store: str, incremental: bool) -> tuple[int, s
 def feast_training_set(size: Size) -> tuple[int, str]:
     """`get_historical_features` on Feast's default (file) offline store, the whole frame."""
     from app.data.snapshot import load_snapshot
-    from app.features.store import training_entities
+    from app.features.training_set import training_entities
 
     settings = peer_settings(size.sqlite, size.work)
     dataset = settings.load_dataset()
