@@ -51,6 +51,27 @@ def output_to_log(log_path: Path) -> Iterator[TextIO]:
 PROGRESS_EVERY = 10.0
 
 
+class ProgressLines:
+    """An `on_progress(done, total)` for long work: rows done, the rate so far and the time
+    left, said every PROGRESS_EVERY seconds and once at the end."""
+
+    def __init__(self, say: Callable[[str], None] = print, unit: str = "rows") -> None:
+        self.say, self.unit = say, unit
+        self.started = self.said = time.perf_counter()
+
+    def text(self, done: int, total: int) -> str:
+        elapsed = time.perf_counter() - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = f", ~{(total - done) / rate:,.0f} s left" if rate > 0 and done < total else ""
+        return f"{done:,}/{total:,} {self.unit}, {rate:,.0f} {self.unit}/s{left}"
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done >= total or now - self.said >= PROGRESS_EVERY:
+            self.said = now
+            self.say(f"    {self.text(done, total)}")
+
+
 class Stages:
     """Runs stages in order, printing what each did, how long it took and where to look; on a
     terminal a spinner with the elapsed time runs while a stage works."""
@@ -64,7 +85,7 @@ class Stages:
         )
         self.rows: list[tuple[str, float, str]] = []
         self._name, self._task = "", None
-        self._started = self._said = time.perf_counter()
+        self._lines = ProgressLines(self.say)
 
     def say(self, line: str = "") -> None:
         self.console.print(line)
@@ -84,27 +105,21 @@ class Stages:
         self._task = (progress, progress.add_task(f"{name} ...", total=None))
         return progress
 
-    def progress(self, done: int, total: int, unit: str = "rows") -> None:
+    def progress(self, done: int, total: int) -> None:
         """How far the running stage is: rows done, the rate so far and the time left. On a
         terminal the spinner line shows it; elsewhere (a log, CI) a line every
         PROGRESS_EVERY seconds and one at the end."""
-        elapsed = time.perf_counter() - self._started
-        rate = done / elapsed if elapsed > 0 else 0.0
-        left = f", ~{(total - done) / rate:,.0f} s left" if rate > 0 and done < total else ""
-        text = f"{done:,}/{total:,} {unit}, {rate:,.0f} {unit}/s{left}"
-        if self._task is not None:
-            progress, task = self._task
-            progress.update(task, description=f"{self._name} ... {text}")
+        if self._task is None:
+            self._lines(done, total)
             return
-        now = time.perf_counter()
-        if done >= total or now - self._said >= PROGRESS_EVERY:
-            self._said = now
-            self.say(f"    {text}")
+        progress, task = self._task
+        progress.update(task, description=f"{self._name} ... {self._lines.text(done, total)}")
 
     def run(self, name: str, step: Callable[[], str]) -> None:
         self.say(f"\n==> {name}")
         self._name, self._task = name, None
-        started = self._started = self._said = time.perf_counter()
+        self._lines = ProgressLines(self.say)
+        started = time.perf_counter()
         with self._progress(name):
             detail = step()
         self._task = None

@@ -6,9 +6,10 @@ import argparse
 import time
 
 from app.config import load_settings
+from app.console import ProgressLines
 from app.features.repo import feast_commands
 from app.features.store import materialize
-from app.runtime import run_job, setup_logging
+from app.runtime import init_ray, run_job, setup_logging
 
 
 def main() -> int:
@@ -22,7 +23,9 @@ def main() -> int:
     overrides = {"online_store": args.online_store} if args.online_store else {}
     settings = load_settings(**overrides)
     started = time.perf_counter()
-    report = materialize(settings, full=args.full)
+    # Its own local Ray (or the cluster's): a large load is written by Ray Data tasks.
+    init_ray(settings)
+    report = materialize(settings, full=args.full, on_progress=ProgressLines())
     mode = "incremental" if report.incremental else f"full from {report.start:%Y-%m-%d}"
     print(
         f"materialized {', '.join(report.views)} ({mode}, up to {report.end:%Y-%m-%d %H:%M} UTC) "

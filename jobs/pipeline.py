@@ -196,7 +196,7 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> 
         return f"snapshot {report.snapshot_id} ({report.rejected:,} rows rejected)"
 
     def run_materialize() -> str:
-        report = materialize(settings)
+        report = materialize(settings, on_progress=stages.progress)
         kind = "incremental" if report.incremental else "full"
         return f"{kind} load of {', '.join(report.views)} into {report.online_store}"
 

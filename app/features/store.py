@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -70,14 +70,21 @@ class MaterializeReport:
 
 
 def materialize(
-    settings: Settings, full: bool = False, end: datetime | None = None
+    settings: Settings,
+    full: bool = False,
+    end: datetime | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> MaterializeReport:
     """Apply the definitions, then load new feature rows into the online store.
 
     The first run (or `full`) loads everything from the earliest event in the snapshot, since
     Feast's own first incremental window only reaches back one TTL; later runs load only what
-    arrived since the previous run.
+    arrived since the previous run. The rows go through Feast's own write path, streamed by
+    Ray Data (app/features/online_load.py; needs a running Ray when a window is large), and
+    `on_progress(rows done, rows)` is told as batches land.
     """
+    from app.features.online_load import load_views
+
     manifest = read_manifest(settings.offline_dir)
     check_online_store(settings)
     end = end or datetime.now(UTC)
@@ -88,12 +95,8 @@ def materialize(
         apply_definitions(store, settings)
         views = [v for v in store.list_feature_views() if v.online]
         fresh = full or any(not v.materialization_intervals for v in views)
-        start = None
-        if fresh:
-            start = _earliest_event(settings)
-            store.materialize(start_date=start, end_date=end, feature_views=[v.name for v in views])
-        else:
-            store.materialize_incremental(end_date=end, feature_views=[v.name for v in views])
+        start = _earliest_event(settings) if fresh else None
+        load_views(store, views, end, start, on_progress=on_progress)
     except FeatureStoreError:
         raise
     except Exception as exc:
@@ -113,11 +116,21 @@ def materialize(
 
 
 def _earliest_event(settings: Settings) -> datetime:
+    """The first event time of any feature table (its time column only is read)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from app.data.snapshot import table_path
+
     earliest = min(
-        load_snapshot(settings.offline_dir, spec.name)[spec.timestamp].min()
+        pc.min(
+            pq.read_table(table_path(settings.offline_dir, spec.name), columns=[spec.timestamp])[
+                spec.timestamp
+            ]
+        ).as_py()
         for spec in settings.load_dataset().feature_tables
     )
-    return earliest.to_pydatetime() - pd.Timedelta(seconds=1)
+    return earliest - timedelta(seconds=1)
 
 
 def get_training_frame(

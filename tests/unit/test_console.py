@@ -89,7 +89,7 @@ def test_progress_off_a_terminal_prints_rows_rate_and_time_left():
 
     def work():
         stages.progress(0, 1000)  # within PROGRESS_EVERY of the start: not printed
-        stages._said -= console.PROGRESS_EVERY  # as if PROGRESS_EVERY seconds had passed
+        stages._lines.said -= console.PROGRESS_EVERY  # as if PROGRESS_EVERY seconds had passed
         stages.progress(250, 1000)
         stages.progress(500, 1000)  # within PROGRESS_EVERY of the last line: not printed
         stages.progress(1000, 1000)  # the end is always printed
