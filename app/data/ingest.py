@@ -12,9 +12,10 @@ import pyarrow as pa
 import ray
 
 from app.config import Settings
-from app.data.snapshot import write_snapshot
+from app.data.ingest_table import check_table
+from app.data.snapshot import ROW_GROUP_ROWS, SnapshotWriter
 from app.data.sources import read_table
-from app.data.validation import REASON, annotate_batch, flag_duplicates, split_valid
+from app.data.validation import annotate_batch, output_schema
 from app.dataset import Dataset, TableSpec
 from app.errors import CreditRiskError, SourceError
 
@@ -67,13 +68,24 @@ def _root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def read_and_validate(spec: TableSpec, settings: Settings) -> pd.DataFrame:
-    """The table's rows, typed, each with a reject reason or none (duplicates not yet flagged)."""
+# Rows per validation task. A source file often reads as one block (one row group), which
+# would validate on a single core holding the whole table as pandas; blocks this size spread
+# the work over the cluster and bound each task's memory.
+ROWS_PER_TASK = 65_536
+
+
+def read_annotated(spec: TableSpec, settings: Settings) -> pa.Table:
+    """The table's rows, typed, each with a reject reason or none (duplicates not yet
+    flagged), in the source's row order."""
     try:
-        ds = read_table(spec, settings).map_batches(
-            annotate_batch, fn_kwargs={"spec": spec}, batch_format="pandas"
+        ds = (
+            read_table(spec, settings)
+            .repartition(target_num_rows_per_block=ROWS_PER_TASK)
+            .map_batches(annotate_batch, fn_kwargs={"spec": spec}, batch_format="pandas")
         )
-        tables = ray.get(ds.to_arrow_refs())
+        # Which reject comes first (and the rejects file's order) follows the source rows.
+        ds.context.execution_options.preserve_order = True
+        blocks = ray.get(ds.to_arrow_refs())
     except CreditRiskError:
         raise
     except Exception as exc:  # Ray re-raises task errors wrapped; unwrap for the message.
@@ -81,9 +93,14 @@ def read_and_validate(spec: TableSpec, settings: Settings) -> pd.DataFrame:
         if isinstance(root, CreditRiskError):
             raise root from None
         raise SourceError(f"reading table {spec.name!r} failed: {root}") from None
-    if not tables:
-        return pd.DataFrame()
-    return pa.concat_tables(tables).to_pandas()
+    if not blocks:
+        return output_schema(spec).empty_table()
+    return pa.concat_tables(blocks)
+
+
+def read_and_validate(spec: TableSpec, settings: Settings) -> pd.DataFrame:
+    """`read_annotated` as pandas, for a table small enough for memory."""
+    return read_annotated(spec, settings).to_pandas()
 
 
 def _top_reasons(rejects_df: pd.DataFrame, limit: int = 5) -> dict[str, int]:
@@ -106,43 +123,48 @@ def source_description(settings: Settings) -> dict[str, Any]:
     return {"type": "local", "path": str(settings.local_source_dir)}
 
 
+def _ingest_table(
+    name: str, spec: TableSpec, settings: Settings, writer: SnapshotWriter
+) -> TableReport:
+    annotated = read_annotated(spec, settings)
+    if not annotated.num_rows:
+        raise SourceError(f"table {name!r} in the {settings.source} source has no rows")
+    checked = check_table(annotated, spec)
+    rejects = checked.rejects
+    if not len(checked.valid):
+        raise SourceError(
+            f"table {name!r}: all {annotated.num_rows} rows were rejected; "
+            f"first reason: {rejects['reason'].iloc[0]}"
+        )
+    writer.write_table(name, checked.valid_parts(ROW_GROUP_ROWS))
+    writer.write_rejects(name, rejects)
+    return TableReport(
+        name=name,
+        read=annotated.num_rows,
+        valid=len(checked.valid),
+        rejected=len(rejects),
+        top_reasons=_top_reasons(rejects),
+    )
+
+
 def ingest(settings: Settings, dataset: Dataset | None = None) -> IngestReport:
     """Read, validate and snapshot every table of the dataset (default: the settings' spec);
-    bad rows go to the rejects files."""
+    bad rows go to the rejects files.
+
+    One table at a time is held, as Arrow: its valid rows stream into the snapshot folder
+    before the next table is read, and nothing is published unless every table succeeds.
+    """
     dataset = dataset or settings.load_dataset()
     started = time.perf_counter()
-    valid: dict[str, pd.DataFrame] = {}
-    rejects: dict[str, pd.DataFrame] = {}
-    reports: list[TableReport] = []
-    for name, spec in dataset.tables.items():
-        annotated = read_and_validate(spec, settings)
-        if annotated.empty:
-            raise SourceError(f"table {name!r} in the {settings.source} source has no rows")
-        annotated = flag_duplicates(annotated, spec)
-        valid[name], rejects[name] = split_valid(annotated, spec)
-        reports.append(
-            TableReport(
-                name=name,
-                read=len(annotated),
-                valid=len(valid[name]),
-                rejected=int(annotated[REASON].notna().sum()),
-                top_reasons=_top_reasons(rejects[name]),
-            )
-        )
-        if valid[name].empty:
-            raise SourceError(
-                f"table {name!r}: all {len(annotated)} rows were rejected; "
-                f"first reason: {rejects[name]['reason'].iloc[0]}"
-            )
-    writing = time.perf_counter()
-    snapshot_id, path = write_snapshot(
-        settings.offline_dir, valid, rejects, source_description(settings), dataset.tables
-    )
-    ended = time.perf_counter()
+    with SnapshotWriter(settings.offline_dir, dataset.tables) as writer:
+        reports = [
+            _ingest_table(name, spec, settings, writer) for name, spec in dataset.tables.items()
+        ]
+        snapshot_id, path = writer.publish(source_description(settings))
     return IngestReport(
         snapshot_id=snapshot_id,
         snapshot_path=str(path),
-        seconds=ended - started,
+        seconds=time.perf_counter() - started,
         tables=reports,
-        write_seconds=ended - writing,
+        write_seconds=writer.seconds,
     )

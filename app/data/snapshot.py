@@ -8,7 +8,9 @@ import json
 import os
 import shutil
 import socket
+import time
 import uuid
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,13 +47,29 @@ def read_manifest(offline_dir: Path) -> dict[str, Any]:
     return json.loads((current_snapshot(offline_dir) / MANIFEST).read_text())
 
 
-def _parquet_bytes(df: pd.DataFrame, schema: pa.Schema) -> bytes:
-    sink = pa.BufferOutputStream()
-    # Without pandas' metadata the bytes depend only on the values and the schema, so the same
-    # rows give the same snapshot whichever source (and pandas dtypes) they came through.
-    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
-    pq.write_table(table.replace_schema_metadata(None), sink)
-    return sink.getvalue().to_pybytes()
+# pyarrow's default row-group length: tables are written in row groups of this many rows, so a
+# table comes out byte for byte the same whether it arrives whole (pandas) or in parts (Arrow).
+ROW_GROUP_ROWS = 1024 * 1024
+_HASH_CHUNK = 1 << 20
+
+
+def _arrow_part(part: pd.DataFrame | pa.Table, schema: pa.Schema) -> pa.Table:
+    if isinstance(part, pd.DataFrame):
+        part = pa.Table.from_pandas(part, schema=schema, preserve_index=False)
+    elif not part.schema.equals(schema, check_metadata=False):
+        part = part.select(schema.names).cast(schema)
+    # One chunk per column: how the values happened to be chunked (Ray blocks) must not move
+    # page boundaries, or equal rows would give different bytes and another snapshot id.
+    return part.combine_chunks()
+
+
+def _hash_and_sync(path: Path, *digests: Any) -> None:
+    """Feed the file to the digests and make it durable, in one read of it."""
+    with open(path, "rb") as f:
+        while chunk := f.read(_HASH_CHUNK):
+            for digest in digests:
+                digest.update(chunk)
+        os.fsync(f.fileno())
 
 
 def _write_file(path: Path, data: bytes) -> None:
@@ -95,38 +113,98 @@ def _hold_for_tests(tmp: Path) -> None:
         poll(lambda: not Path(marker).exists(), "the test to kill this writer", 600, 0.05)
 
 
-def _encode_tables(
-    valid: dict[str, pd.DataFrame], tables: dict[str, TableSpec]
-) -> dict[str, bytes]:
-    encoded = {}
-    for name, df in valid.items():
+class SnapshotWriter:
+    """Builds one snapshot table by table in a temporary folder; `publish` makes it current.
+
+    The folder is renamed to its content hash and then published by replacing the `current`
+    symlink (rename is atomic on POSIX). Leaving the `with` block unpublished, or a crash at
+    any point, leaves the previous snapshot current and intact. Identical input gives the
+    identical snapshot id. `seconds` is the time spent in the writer.
+    """
+
+    def __init__(self, offline_dir: Path, tables: dict[str, TableSpec]) -> None:
+        self.offline_dir, self.tables = offline_dir, tables
+        self.snapshots = offline_dir / SNAPSHOTS
+        self.tmp: Path | None = None
+        self.rows: dict[str, int] = {}
+        self.rejected: dict[str, int] = {}
+        self.seconds = 0.0
+
+    def __enter__(self) -> SnapshotWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.tmp is not None and self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[Path]:
+        started = time.perf_counter()
         try:
-            encoded[name] = _parquet_bytes(df, tables[name].arrow_schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            # Validation should have stopped such rows; say which table, not Arrow's internals.
-            raise SnapshotError(f"table {name!r} does not fit its schema: {exc}") from None
-    return encoded
+            if self.tmp is None:  # created on first use, so a failed read leaves no folder
+                self.snapshots.mkdir(parents=True, exist_ok=True)
+                _remove_abandoned(self.snapshots)
+                host, pid = socket.gethostname(), os.getpid()
+                tmp = self.snapshots / f"{_TMP_PREFIX}{host}-{pid}-{uuid.uuid4().hex}"
+                tmp.mkdir()
+                self.tmp = tmp
+            yield self.tmp
+        finally:
+            self.seconds += time.perf_counter() - started
 
+    def write_table(self, name: str, parts: Iterable[pd.DataFrame | pa.Table]) -> None:
+        """Stream the table's rows, in order, into `<name>.parquet`."""
+        with self._timed() as tmp:
+            schema, rows = self.tables[name].arrow_schema, 0
+            try:
+                # The spec's schema, without pandas' metadata: the bytes depend only on the
+                # values, whichever source (and pandas dtypes) the rows came through.
+                with pq.ParquetWriter(tmp / f"{name}.parquet", schema) as writer:
+                    for part in parts:
+                        table = _arrow_part(part, schema)
+                        writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
+                        rows += table.num_rows
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+                # Validation should have stopped such rows; say which table, not Arrow's
+                # internals.
+                raise SnapshotError(f"table {name!r} does not fit its schema: {exc}") from None
+            self.rows[name] = rows
 
-def _manifest(
-    snapshot_id: str,
-    source: dict[str, Any],
-    valid: dict[str, pd.DataFrame],
-    rejects: dict[str, pd.DataFrame],
-    encoded: dict[str, bytes],
-) -> dict[str, Any]:
-    return {
-        "snapshot_id": snapshot_id,
-        "source": source,
-        "tables": {
-            name: {
-                "rows": len(valid[name]),
-                "rejected": len(rejects.get(name, ())),
-                "sha256": hashlib.sha256(data).hexdigest(),
-            }
-            for name, data in encoded.items()
-        },
-    }
+    def write_rejects(self, name: str, rejects: pd.DataFrame) -> None:
+        with self._timed() as tmp:
+            if len(rejects):
+                rejects.to_csv(tmp / f"rejects_{name}.csv", index=False)
+            self.rejected[name] = len(rejects)
+
+    def publish(self, source: dict[str, Any]) -> tuple[str, Path]:
+        """Make the written tables the current snapshot: (snapshot id, its folder)."""
+        with self._timed() as tmp:
+            digest, hashes = hashlib.sha256(), {}
+            for name in sorted(self.rows):
+                digest.update(name.encode())
+                hashes[name] = hashlib.sha256()
+                _hash_and_sync(tmp / f"{name}.parquet", digest, hashes[name])
+            snapshot_id = digest.hexdigest()[:16]
+            final = self.snapshots / snapshot_id
+            if not final.exists():
+                manifest = {
+                    "snapshot_id": snapshot_id,
+                    "source": source,
+                    "tables": {
+                        name: {
+                            "rows": rows,
+                            "rejected": self.rejected.get(name, 0),
+                            "sha256": hashes[name].hexdigest(),
+                        }
+                        for name, rows in self.rows.items()
+                    },
+                }
+                _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
+                _hold_for_tests(tmp)
+                tmp.rename(final)
+            with atomic_path(self.offline_dir / CURRENT) as link:
+                link.symlink_to(Path(SNAPSHOTS) / snapshot_id, target_is_directory=True)
+            return snapshot_id, final
 
 
 def write_snapshot(
@@ -136,43 +214,13 @@ def write_snapshot(
     source: dict[str, Any],
     tables: dict[str, TableSpec],
 ) -> tuple[str, Path]:
-    """Write the tables and make them current, all or nothing.
-
-    Files go to a temporary folder, which is renamed to its content hash and then published by
-    replacing the `current` symlink (rename is atomic on POSIX). A crash at any point leaves the
-    previous snapshot current and intact. Identical input gives the identical snapshot id.
-    """
-    snapshots = offline_dir / SNAPSHOTS
-    snapshots.mkdir(parents=True, exist_ok=True)
-    encoded = _encode_tables(valid, tables)
-    digest = hashlib.sha256()
-    for name in sorted(encoded):
-        digest.update(name.encode())
-        digest.update(encoded[name])
-    snapshot_id = digest.hexdigest()[:16]
-    final = snapshots / snapshot_id
-
-    _remove_abandoned(snapshots)
-    if not final.exists():
-        tmp = snapshots / f"{_TMP_PREFIX}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex}"
-        tmp.mkdir()
-        try:
-            for name, data in encoded.items():
-                _write_file(tmp / f"{name}.parquet", data)
-            for name, df in rejects.items():
-                if len(df):
-                    df.to_csv(tmp / f"rejects_{name}.csv", index=False)
-            manifest = _manifest(snapshot_id, source, valid, rejects, encoded)
-            _write_file(tmp / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True).encode())
-            _hold_for_tests(tmp)
-            tmp.rename(final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
-
-    with atomic_path(offline_dir / CURRENT) as link:
-        link.symlink_to(Path(SNAPSHOTS) / snapshot_id, target_is_directory=True)
-    return snapshot_id, final
+    """Write whole tables and make them current, all or nothing (see `SnapshotWriter`)."""
+    with SnapshotWriter(offline_dir, tables) as writer:
+        for name, df in valid.items():
+            writer.write_table(name, [df])
+        for name, df in rejects.items():
+            writer.write_rejects(name, df)
+        return writer.publish(source)
 
 
 def load_snapshot(offline_dir: Path, table: str) -> pd.DataFrame:
