@@ -20,8 +20,13 @@ def main() -> int:
     target.add_argument("--snowflake-output", help="Snowflake table to write the decisions to")
     parser.add_argument("--alias", default="champion", help="registry alias to score with")
     parser.add_argument("--threshold", type=float, help="PD cut-off (default: the model's)")
-    parser.add_argument("--concurrency", type=int, default=1, help="scoring actors")
-    parser.add_argument("--cpus-per-actor", type=float, default=1.0, help="CPUs per actor")
+    parser.add_argument("--concurrency", type=int, default=2, help="scoring actors")
+    parser.add_argument(
+        "--cpus-per-actor",
+        type=float,
+        default=0.5,
+        help="CPUs per actor (below 1 leaves the read tasks a core)",
+    )
     parser.add_argument(
         "--no-counter-offers",
         action="store_true",

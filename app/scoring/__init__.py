@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import json
+import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from app.config import Settings
 from app.dataset import Dataset, TableSpec
 from app.errors import CreditRiskError
 from app.predictions.schema import offer_columns
+from app.scoring.batch import decision_columns, memoise_decoding, read_rows
+from app.scoring.output import count_scores, replace_dir
 
 _TS = pa.timestamp("us", tz="UTC")
 
@@ -81,12 +86,19 @@ class BatchScorer:
         from app.training.source import RegistryModelSource
 
         self.reader = open_reader(settings)
+        memoise_decoding(self.reader)
         self.served = RegistryModelSource(settings).load(version)
         self.threshold = decision_threshold
         self.offers = OfferBounds.from_settings(settings) if counter_offers else None
 
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        return score_frame(batch, self.reader, self.served, self.threshold, self.offers)
+    def __call__(self, batch: pd.DataFrame) -> pa.Table:
+        frame = score_frame(batch, self.reader, self.served, self.threshold, self.offers)
+        # Arrow in the result table's own schema: every block written alike, whatever its
+        # batch held (all unknown applicants, no declines).
+        spec = scores_spec(self.reader.dataset)
+        return pa.Table.from_pandas(
+            frame[list(spec.columns)], schema=spec.arrow_schema, preserve_index=False
+        )
 
 
 def score_frame(
@@ -100,52 +112,26 @@ def score_frame(
     dataset = reader.dataset
     key, row_key = dataset.entity_key, dataset.spine.key
     ids = batch[key].astype(str).tolist()
-    rows = reader.read(ids)
+    rows = read_rows(reader, ids)
     request_columns = {c: batch[c].tolist() for c in dataset.request_columns}
     columns = model_inputs(rows, request_columns, dataset)
     known = rows.known
-    out = pd.DataFrame(
+    decided = decision_columns(columns, known, served, threshold, offers)
+    return pd.DataFrame(
         {
             "row_id": batch[row_key if row_key in batch else "row_id"].astype(str).to_numpy(),
             key: ids,
-            "status": ["scored" if k else "unknown_applicant" for k in known],
-            "probability_of_default": float("nan"),
-            "decision": None,
-            "reasons": None,
+            "status": np.where(known, "scored", "unknown_applicant").astype(object),
+            "probability_of_default": decided.pop("probability_of_default"),
+            "decision": decided.pop("decision"),
+            "reasons": decided.pop("reasons"),
             "model_name": served.name,
             "model_version": served.version,
             "features_as_of": pd.to_datetime(rows.as_of, utc=True),
             "scored_at": pd.Timestamp.now(tz="UTC"),
+            **decided,  # the offer columns, in offer_columns' order
         }
     )
-    for column in offer_columns(dataset):
-        out[column] = pd.array(
-            [None] * len(out), dtype="Float64" if "probab" in column else "Int64"
-        )
-    if known.any():
-        idx = np.flatnonzero(known).tolist()
-        subset = {name: [values[i] for i in idx] for name, values in columns.items()}
-        scores = served.compiled.score(subset, len(idx), threshold)
-        out.loc[known, "probability_of_default"] = scores.probability_of_default
-        out.loc[known, "decision"] = scores.decisions
-        out.loc[known, "reasons"] = [json.dumps(r) for r in scores.reasons]
-        if offers is not None:
-            _add_offers(out, idx, subset, scores.decisions, served, threshold, offers)
-    return out
-
-
-def _add_offers(out, idx, subset, decisions, served, threshold, offers) -> None:
-    """Fill the offer columns of the declined rows (`idx[k]` is subset row k's row in `out`)."""
-    from app.training.offers import counter_offers
-
-    declined = [k for k, decision in enumerate(decisions) if decision == "decline"]
-    if not declined:
-        return
-    made = counter_offers(served.compiled, subset, declined, threshold, offers)
-    for k, offer in zip(declined, made, strict=True):
-        if offer is not None:
-            for name, value in offer.as_dict().items():
-                out.at[idx[k], f"counter_offer_{name}"] = value
 
 
 def _check_columns(columns: list[str], where: str, dataset: Dataset) -> None:
@@ -194,13 +180,15 @@ def score_table(
     snowflake_output: str | None = None,
     alias: str = "champion",
     decision_threshold: float | None = None,
-    concurrency: int = 1,
-    batch_size: int = 1024,
-    cpus_per_actor: float = 1.0,
+    concurrency: int = 2,
+    batch_size: int = 16384,
+    cpus_per_actor: float = 0.5,
     counter_offers: bool = True,
 ) -> ScoreReport:
-    """Score every row, then write all results at once (Parquet directory or Snowflake table);
-    declines get the scoring model's counter-offer unless `counter_offers` is off."""
+    """Score every row, streaming: Ray Data writes the results as they come (Parquet parts,
+    renamed into place once complete), or loads them into a Snowflake table; the driver never
+    holds the table. Declines get the scoring model's counter-offer unless `counter_offers`
+    is off."""
     from app.training.source import RegistryModelSource
 
     version = RegistryModelSource(settings).aliases().get(alias)
@@ -219,61 +207,58 @@ def score_table(
             "counter_offers": counter_offers,
         },
         batch_format="pandas",
+        # Large batches: the per-batch costs (model call set-up, one read per slice, the
+        # result's Arrow conversion) vanish next to the rows' own.
         batch_size=batch_size,
         concurrency=concurrency,
         # Below 1 where the scoring actors share a node with Serve replicas: an actor holding
         # the last whole CPU would starve the read tasks that feed it.
         num_cpus=cpus_per_actor,
     )
-    result_df = scored.to_pandas()
-    result_df = result_df.sort_values("row_id", kind="mergesort").reset_index(drop=True)
+    # The result in the input's order, whichever actor finished first.
+    scored.context.execution_options.preserve_order = True
+    output_path = Path(output_path or settings.data_dir / "scores")
     if snowflake_output:
-        from app.data.snowflake import seed_snowflake
-
-        table = scores_spec(spec, snowflake_output)
-        seed_snowflake({snowflake_output: result_df}, {snowflake_output: table}, settings)
+        counts = _to_snowflake(scored, settings, scores_spec(spec, snowflake_output))
         where = f"Snowflake table {snowflake_output}"
     else:
-        output_path = output_path or settings.data_dir / "scores"
-        where = str(write_scores(result_df, output_path, scores_spec(spec)))
-    return ScoreReport(
-        rows=len(result_df),
-        scored=int((result_df["status"] == "scored").sum()),
-        unknown=int((result_df["status"] == "unknown_applicant").sum()),
-        declined=int((result_df["decision"] == "decline").sum()),
-        offered=_offered(result_df, spec),
-        model_version=version,
-        output=where,
-    )
-
-
-def _offered(result_df: pd.DataFrame, dataset: Dataset) -> int:
-    """Declines with a counter-offer (none without levers)."""
-    columns = offer_columns(dataset)
-    return int(result_df[columns[0]].notna().sum()) if columns else 0
+        counts, where = _to_parquet(scored, output_path, spec)
+    return ScoreReport(**counts, model_version=version, output=where)
 
 
 def _with_row_id(batch: dict[str, np.ndarray], key: str) -> dict[str, np.ndarray]:
     return {**batch, "row_id": batch[key].astype(str)}
 
 
-def write_scores(result_df: pd.DataFrame, output_path: Path, spec: TableSpec) -> Path:
-    """One Parquet file (`spec`: scores_spec), written to a temp name and renamed: never a
-    half-written result."""
-    import pyarrow.parquet as pq
-
-    output_path = Path(output_path)
+def _to_parquet(scored, output_path: Path, dataset: Dataset) -> tuple[dict[str, int], str]:
+    """Ray Data writes the parts under a temporary name, renamed into place once all are
+    written: never a half-written result."""
     output_path.mkdir(parents=True, exist_ok=True)
-    final = scores_path(output_path)
-    tmp = output_path / ".decisions.parquet.tmp"
-    table = pa.Table.from_pandas(
-        result_df[list(spec.columns)], schema=spec.arrow_schema, preserve_index=False
-    )
-    pq.write_table(table, tmp)
-    tmp.replace(final)
-    return final
+    staging = output_path / f".decisions.parquet.tmp-{uuid.uuid4().hex}"
+    try:
+        scored.write_parquet(str(staging))
+        counts = count_scores(staging, scores_spec(dataset))
+        final = scores_path(output_path)
+        replace_dir(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return counts, str(final)
+
+
+def _to_snowflake(scored, settings: Settings, table: TableSpec) -> dict[str, int]:
+    """Parts written locally by Ray Data, then loaded as one table (staging name, swapped in:
+    `seed_snowflake`), which takes the rows as one frame."""
+    from app.data.snowflake import seed_snowflake
+
+    with tempfile.TemporaryDirectory(prefix="scores-") as tmp:
+        scored.write_parquet(tmp)
+        counts = count_scores(Path(tmp), table)
+        frame = pq.read_table(tmp, schema=table.arrow_schema).to_pandas()
+    seed_snowflake({table.name: frame}, {table.name: table}, settings)
+    return counts
 
 
 def scores_path(output_path: Path) -> Path:
-    """The file `write_scores` leaves in `output_path`."""
+    """Where `score_table` leaves the results in `output_path`: a directory of Parquet parts
+    (`pd.read_parquet` and `pq.ParquetDataset` read it as one table)."""
     return Path(output_path) / "decisions.parquet"
