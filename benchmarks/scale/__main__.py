@@ -27,6 +27,12 @@ OPTIONS = [
     ("--rows", int_list, "10000,100000,1000000", "sizes, comma-separated"),
     ("--stages", str, "", "only these stages, comma-separated (default: all)"),
     ("--peer-max-rows", int, 1_000_000, "run the peers only up to this size"),
+    (
+        "--peer-max-rows-for",
+        str,
+        "",
+        "per-stage limits for the peers, e.g. batch-scoring=100000,train=100000",
+    ),
     ("--no-peers", bool, False, "ours only"),
     ("--cpus", int, 2, "CPUs of the local Ray"),
     ("--work-under", Path, None, "parent of the temporary data directory (default: /tmp)"),
@@ -73,7 +79,8 @@ def run_size(
             stage.prep(size)
         if (m := timed(stage.name, size, stage.ours, "", skip)) is not None:
             ours.append(m)
-        with_peer = stage.peer is not None and not args.no_peers and rows <= args.peer_max_rows
+        limit = peer_limits(args).get(stage.name, args.peer_max_rows)
+        with_peer = stage.peer is not None and not args.no_peers and rows <= limit
         if with_peer and (m := timed(stage.name, size, stage.peer, stage.peer_name, skip)):
             theirs.append(m)
         if stage.done is not None:
@@ -84,6 +91,15 @@ def run_size(
     if not args.keep_work_dir:
         shutil.rmtree(size.work, ignore_errors=True)
     return ours, theirs
+
+
+def peer_limits(args: Any) -> dict[str, int]:
+    """`--peer-max-rows-for` as {stage: rows}."""
+    limits = {}
+    for part in filter(None, args.peer_max_rows_for.split(",")):
+        name, _, rows = part.partition("=")
+        limits[name.strip()] = int(rows.replace("_", ""))
+    return limits
 
 
 def main(argv: list[str] | None = None) -> int:
