@@ -236,7 +236,9 @@ def _to_parquet(scored, output_path: Path, dataset: Dataset) -> tuple[dict[str, 
     output_path.mkdir(parents=True, exist_ok=True)
     staging = output_path / f".decisions.parquet.tmp-{uuid.uuid4().hex}"
     try:
-        scored.write_parquet(str(staging))
+        # `local://`: the write tasks run on this (the driver's) node, whose disk the path is
+        # on; on a cluster they would otherwise write parts onto other nodes' disks.
+        scored.write_parquet(f"local://{staging}")
         counts = count_scores(staging, scores_spec(dataset))
         final = scores_path(output_path)
         replace_dir(staging, final)
@@ -251,7 +253,7 @@ def _to_snowflake(scored, settings: Settings, table: TableSpec) -> dict[str, int
     from app.data.snowflake import seed_snowflake
 
     with tempfile.TemporaryDirectory(prefix="scores-") as tmp:
-        scored.write_parquet(tmp)
+        scored.write_parquet(f"local://{tmp}")
         counts = count_scores(Path(tmp), table)
         frame = pq.read_table(tmp, schema=table.arrow_schema).to_pandas()
     seed_snowflake({table.name: frame}, {table.name: table}, settings)
