@@ -110,7 +110,35 @@ def wait_quiet(limit: float, window: float = 5.0, idle_below: float = 0.3) -> No
         print(f"  machine quiet after {waited:.0f} s")
 
 
-class Meter:
+class Sampling:
+    """Calls `sample()` from a thread every `interval` seconds between entering and leaving,
+    and once at each end."""
+
+    interval = 1.0
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def sample(self) -> None:
+        raise NotImplementedError
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> Sampling:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+
+class Meter(Sampling):
     """Around one run: the peak RSS of a process tree, sampled every second (the processes
     `counts` accepts, and all of them), and the cores used by the tree, by our reaped children
     (wrk) and by everything else on the machine."""
@@ -122,12 +150,7 @@ class Meter:
         self._first: dict[tuple[int, float], float] = {}
         self._last: dict[tuple[int, float], float] = {}
         self._started = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(1.0):
-            self.sample()
+        super().__init__()
 
     def sample(self) -> None:
         procs = sample(self.procs())
@@ -141,14 +164,11 @@ class Meter:
 
     def __enter__(self) -> Meter:
         self._start = (time.monotonic(), busy_seconds(), children_seconds())
-        self.sample()
-        self._thread.start()
+        super().__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
+        super().__exit__(*exc)
         wall = time.monotonic() - self._start[0]
         busy = busy_seconds() - self._start[1]
         wrk = children_seconds() - self._start[2]  # wrk is the only child reaped meanwhile

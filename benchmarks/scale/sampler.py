@@ -6,14 +6,13 @@ import contextlib
 import ctypes
 import gc
 import os
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import psutil
 
-from benchmarks.harness.machine import GONE
+from benchmarks.harness.machine import GONE, Sampling
 
 INTERVAL = 0.2  # s between samples: a peak shorter than this can be missed
 
@@ -42,36 +41,23 @@ def _ray_tree_rss(me: psutil.Process, skip: set[int]) -> int:
     return total
 
 
-class PeakMemory:
+class PeakMemory(Sampling):
     """Samples, every INTERVAL s while a stage runs, the driver's RSS and the summed RSS of
     its descendants (`ray.init(address="local")` starts the GCS and raylet as children, and
     the raylet the workers)."""
+
+    interval = INTERVAL
 
     def __init__(self, skip: set[int]) -> None:
         self.me = psutil.Process(os.getpid())
         self.skip = skip  # children that are not Ray (the private redis-server)
         self.driver = 0
         self.ray = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
+        super().__init__()
 
     def sample(self) -> None:
         self.driver = max(self.driver, self.me.memory_info().rss)
         self.ray = max(self.ray, _ray_tree_rss(self.me, self.skip))
-
-    def _loop(self) -> None:
-        while not self._stop.wait(INTERVAL):
-            self.sample()
-
-    def __enter__(self) -> PeakMemory:
-        self.sample()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sample()
 
 
 def measure(work: Callable[[], Any], skip: set[int]) -> tuple[Any, float, PeakMemory]:
