@@ -223,10 +223,22 @@ def write_snapshot(
         return writer.publish(source)
 
 
-def load_snapshot(offline_dir: Path, table: str) -> pd.DataFrame:
-    """One table of the current snapshot as pandas."""
+def load_snapshot(
+    offline_dir: Path, table: str, *, head: int | None = None, where: tuple | None = None
+) -> pd.DataFrame:
+    """One table of the current snapshot as pandas: its first `head` rows only (read a batch
+    at a time, not the table), or the rows matching a pyarrow filter `where`
+    (`(column, "==", value)`), or all of it."""
     path = table_path(offline_dir, table)
     if not path.exists():
         current_snapshot(offline_dir)
         raise SnapshotError(f"snapshot has no table {table!r}: {path}")
+    if head is not None:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=max(head, 1))
+        first = next(batches, None)
+        if first is None:
+            return pq.read_schema(path).empty_table().to_pandas()
+        return pa.Table.from_batches([first]).slice(0, head).to_pandas()
+    if where is not None:
+        return pq.read_table(path, filters=[where]).to_pandas()
     return pd.read_parquet(path)

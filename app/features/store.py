@@ -193,3 +193,24 @@ def get_online_features(
     # new apply is still seen; uncached, every lookup re-parses the registry (~8 ms here).
     service = store.get_feature_service(feature_service_name, allow_cache=True)
     return store.get_online_features(features=service, entity_rows=rows).to_df()
+
+
+def missing_in_snapshot(settings: Settings, entity: str) -> set[str]:
+    """The features the entity's latest snapshot rows leave empty, and the derived features
+    computed from them."""
+    dataset = settings.load_dataset()
+    missing: set[str] = set()
+    for table in dataset.feature_tables:
+        rows = load_snapshot(
+            settings.offline_dir, table.name, where=(dataset.entity_key, "==", entity)
+        )
+        if rows.empty:
+            missing.update(table.feature_columns)
+            continue
+        latest = rows.sort_values(table.timestamp).iloc[-1]
+        missing.update(c for c in table.feature_columns if latest.isna().get(c, True))
+    # In definition order, so a derived feature of a derived feature follows it.
+    for name, definition in dataset.derived.items():
+        if missing & set(definition.inputs):
+            missing.add(name)
+    return missing
