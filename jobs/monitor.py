@@ -35,14 +35,18 @@ def _time(text: str) -> pd.Timestamp:
 
 
 def answered_decisions(
-    settings: Settings, since: pd.Timestamp | None, until: pd.Timestamp | None
+    settings: Settings,
+    since: pd.Timestamp | None,
+    until: pd.Timestamp | None,
+    columns: list[str] | None = None,
 ) -> pd.DataFrame:
-    """Decisions returned to callers (shadow scores left out) logged in [since, until)."""
+    """Decisions returned to callers (shadow scores left out) logged in [since, until); only
+    `columns` of each (they must include logged_at and shadow), when given."""
     from app.predictions.log import read_prediction_log
     from app.predictions.schema import answered, schema_for
 
     schema = schema_for(settings.load_dataset())
-    frame = read_prediction_log(settings.prediction_log_dir, schema).to_pandas()
+    frame = read_prediction_log(settings.prediction_log_dir, schema, columns).to_pandas()
     if frame.empty:
         raise MonitorInputError(
             f"the prediction log in {settings.prediction_log_dir} is empty: serve decisions first"
@@ -119,13 +123,14 @@ def _baseline(settings: Settings) -> tuple[str | None, dict[str, float]]:
 
 def run_performance(settings: Settings, args: argparse.Namespace) -> int:
     from app.monitoring.labels import load_labels
-    from app.monitoring.outcomes import join_outcomes
+    from app.monitoring.outcomes import join_outcomes, prediction_columns
     from app.monitoring.performance import format_table, performance_by_period
     from app.monitoring.report import NO_OUTCOMES, write_report
 
     key = settings.load_dataset().entity_key
     labels = load_labels(Path(args.labels), key) if args.labels else None
-    decisions = answered_decisions(settings, None, None)
+    # What the join and the report read: a million records' features would not fit a driver.
+    decisions = answered_decisions(settings, None, None, prediction_columns(key))
     # Without outcomes every decision joins unlabelled: approval rates are known at once.
     no_labels = pd.DataFrame(columns=[key, "defaulted"])
     joined = join_outcomes(decisions, no_labels if labels is None else labels, key)

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from app.data.ingest_table import validate_frame
 from app.data.snowflake import match_names
-from app.data.validation import validate_frame
 from app.data.warehouse import assign_ids_and_times, joined_rows
 from app.dataset import Dataset
 from app.errors import SourceError

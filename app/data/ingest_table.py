@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from app.data.validation import RAW, REASON, duplicate_reasons, rejects_frame
+from app.data.validation import RAW, REASON, annotate_batch, duplicate_reasons, rejects_frame
 from app.dataset import TableSpec
 
 
@@ -80,3 +80,12 @@ def check_table(table: pa.Table, spec: TableSpec) -> Checked:
     order = np.argsort(np.concatenate([bad, repeated]), kind="stable")
     rejects = rejects_frame([reasons[i] for i in order], [raws[i] for i in order])
     return Checked(table, spec, valid, rejects)
+
+
+def validate_frame(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One table validated in this process, as ingest validates it: (valid rows typed and in
+    key order, rejects with reason and original values). For a table that fits in memory
+    (a check, a local split, tests); ingest streams the same checks through Ray tasks."""
+    checked = check_table(annotate_batch(df, spec), spec)
+    columns = checked.table.select(list(spec.columns))
+    return columns.take(checked.valid).to_pandas(), checked.rejects

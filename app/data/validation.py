@@ -221,21 +221,6 @@ def annotate_batch(batch: pd.DataFrame, spec: TableSpec) -> pa.Table:
     return pa.Table.from_pandas(frame, schema=output_schema(spec), preserve_index=False)
 
 
-def flag_duplicates(df: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
-    """Reject every valid row whose unique key occurs more than once: which copy is right is
-    unknowable, so none is trusted."""
-    key = list(spec.unique_key)
-    valid = df[REASON].isna()
-    counts = df.loc[valid].groupby(key, dropna=False)[key[0]].transform("size")
-    dup_index = counts.index[counts > 1]
-    if len(dup_index):
-        df = df.copy()
-        reasons, raws = duplicate_reasons(df.loc[dup_index], spec)
-        df.loc[dup_index, REASON] = reasons
-        df.loc[dup_index, RAW] = raws
-    return df
-
-
 def duplicate_reasons(rows: pd.DataFrame, spec: TableSpec) -> tuple[list[str], list[str]]:
     """(reason, original values as JSON) of each row rejected for its duplicate key."""
     key = list(spec.unique_key)
@@ -245,24 +230,6 @@ def duplicate_reasons(rows: pd.DataFrame, spec: TableSpec) -> tuple[list[str], l
     ]
     originals = rows[list(spec.columns)].to_dict("records")
     return reasons, [json.dumps(r, default=str) for r in originals]
-
-
-def validate_frame(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """One table validated in this process: (valid rows, rejects). Ingest does the same in
-    Ray tasks; this suits a table small enough for memory (tests, one-off checks)."""
-    annotated = flag_duplicates(annotate_batch(df, spec).to_pandas(), spec)
-    return split_valid(annotated, spec)
-
-
-def split_valid(df: pd.DataFrame, spec: TableSpec) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(valid rows typed and sorted by key, rejects with reason and original values)."""
-    bad = df[REASON].notna()
-    valid_df = (
-        df.loc[~bad, list(spec.columns)]
-        .sort_values(list(spec.unique_key), kind="mergesort")
-        .reset_index(drop=True)
-    )
-    return valid_df, rejects_frame(list(df.loc[bad, REASON]), list(df.loc[bad, RAW]))
 
 
 def rejects_frame(reasons: list[str], raws: list[str]) -> pd.DataFrame:

@@ -101,7 +101,7 @@ def flat_rows(
     """Flat rows as one frame of canonical columns, one row per application: the tables
     validated (rejects dropped) and joined on the entity key, plus the derived features. What
     a training frame holds, without Feast (tests, benchmarks); memory grows with the rows."""
-    from app.data.validation import validate_frame
+    from app.data.ingest_table import validate_frame
 
     tables = build_warehouse_tables(raw_df, dataset, seed=seed, id_prefix=id_prefix)
     valid = {name: validate_frame(df, dataset.tables[name])[0] for name, df in tables.items()}

@@ -5,7 +5,8 @@ converts every row before writing any: memory grows with the table (7.9 GB at 1M
 and one core does the work. Here Ray Data reads the Parquet source within the event-time window
 and tasks convert and write batch by batch. What reaches the store is Feast's own: its rows,
 written by the provider's `online_write_batch` (its key serialization, its Redis newer-wins
-check), and the interval recorded in the registry as `materialize` records it.
+check) or, into Redis, the same bytes encoded a column at a time (redis_rows), and the
+interval recorded in the registry as `materialize` records it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import pyarrow.dataset as pads
 from feast import FeatureStore, FeatureView, FileSource, RepoConfig, ValueType
 from feast.utils import _get_column_names, make_tzaware
 
+from app.features import redis_rows
 from app.features.online_rows import to_feast_rows
 
 Progress = Callable[[int, int], None]
@@ -112,7 +114,8 @@ def _write_batch(
     columns: ViewColumns,
     latest: pa.Table,
 ) -> dict[str, list[int]]:
-    """A Ray task: one batch converted and written through Feast's provider."""
+    """A Ray task: one batch converted and written in Feast's layout: by redis_rows into a
+    Redis store where it covers the view, else through Feast's provider."""
     from feast.infra.provider import get_provider
     from feast.protos.feast.core.FeatureView_pb2 import FeatureView as FeatureViewProto
 
@@ -124,13 +127,20 @@ def _write_batch(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        rows = to_feast_rows(batch, view, columns) if batch.num_rows else []
-        if rows:
+        if not batch.num_rows:
+            written = 0
+        elif redis_rows.covers(view, config, batch, columns.join_keys):
+            rows = redis_rows.encode_rows(batch, view, config, columns.join_keys, columns.timestamp)
+            redis_rows.write_rows(config, rows)
+            written = len(rows.keys)
+        else:
+            rows = to_feast_rows(batch, view, columns)
             get_provider(config).online_write_batch(config, view, rows, progress=None)
+            written = len(rows)
     finally:
         if collecting:
             gc.enable()
-    return {"read": [read], "written": [len(rows)]}
+    return {"read": [read], "written": [written]}
 
 
 @dataclass
@@ -185,7 +195,11 @@ def _stream(
     # every writer gets work.
     ds = ds.repartition(target_num_rows_per_block=batch_rows)
     written = ds.map_batches(
-        _write_batch, batch_size=None, batch_format="pyarrow", concurrency=workers, fn_kwargs=task
+        _write_batch,
+        batch_size=None,
+        batch_format="pyarrow",
+        compute=ray.data.TaskPoolStrategy(size=workers),
+        fn_kwargs=task,
     )
     for counts in written.iter_batches(batch_size=None, batch_format="pyarrow"):
         yield {k: counts[k].to_pylist() for k in ("read", "written")}

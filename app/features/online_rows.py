@@ -19,7 +19,7 @@ from feast.utils import _convert_arrow_to_proto
 
 # Feast's scalar conversions (feast.type_map: proto field per value type) and the Arrow types
 # that give exactly its Python values; other types take Feast's own, slower, converter.
-_SCALARS: dict[ValueType, tuple[Callable[[Any], ValueProto], Callable[[pa.DataType], bool]]] = {
+SCALARS: dict[ValueType, tuple[Callable[[Any], ValueProto], Callable[[pa.DataType], bool]]] = {
     ValueType.INT64: (lambda v: ValueProto(int64_val=v), pa.types.is_integer),
     ValueType.INT32: (lambda v: ValueProto(int32_val=v), pa.types.is_integer),
     ValueType.DOUBLE: (lambda v: ValueProto(double_val=v), pa.types.is_floating),
@@ -30,7 +30,7 @@ _SCALARS: dict[ValueType, tuple[Callable[[Any], ValueProto], Callable[[pa.DataTy
 
 
 def _scalar_values(column: pa.ChunkedArray | pa.Array, value_type: ValueType) -> list | None:
-    make, fits = _SCALARS.get(value_type, (None, None))
+    make, fits = SCALARS.get(value_type, (None, None))
     if make is None or not fits(column.type):
         return None
     empty = ValueProto()  # shared, as Feast shares one for an all-null column

@@ -95,7 +95,7 @@ def materialize(
         apply_definitions(store, settings)
         views = [v for v in store.list_feature_views() if v.online]
         fresh = full or any(not v.materialization_intervals for v in views)
-        start = _earliest_event(settings) if fresh else None
+        start = earliest_event(settings) if fresh else None
         load_views(store, views, end, start, on_progress=on_progress)
     except FeatureStoreError:
         raise
@@ -115,22 +115,26 @@ def materialize(
     )
 
 
-def _earliest_event(settings: Settings) -> datetime:
-    """The first event time of any feature table (its time column only is read)."""
-    import pyarrow.compute as pc
+def feature_event_times(settings: Settings) -> list:
+    """Each feature table's event times (pyarrow arrays; only its time column is read)."""
     import pyarrow.parquet as pq
 
     from app.data.snapshot import table_path
 
-    earliest = min(
-        pc.min(
-            pq.read_table(table_path(settings.offline_dir, spec.name), columns=[spec.timestamp])[
-                spec.timestamp
-            ]
-        ).as_py()
+    return [
+        pq.read_table(table_path(settings.offline_dir, spec.name), columns=[spec.timestamp]).column(
+            0
+        )
         for spec in settings.load_dataset().feature_tables
-    )
-    return earliest - timedelta(seconds=1)
+    ]
+
+
+def earliest_event(settings: Settings) -> datetime:
+    """Just before the first event time of any feature table: a full load's start."""
+    import pyarrow.compute as pc
+
+    first = min(pc.min(times).as_py() for times in feature_event_times(settings))
+    return first - timedelta(seconds=1)
 
 
 def get_training_frame(

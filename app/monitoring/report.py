@@ -41,10 +41,10 @@ def read_decisions(settings: Settings) -> pd.DataFrame:
     from app.predictions.log import read_prediction_log
     from app.predictions.schema import answered, schema_for
 
-    # Selecting before to_pandas skips converting every feature column.
+    # Only these columns are read: the features of millions of records would not fit.
     dataset = settings.load_dataset()
-    table = read_prediction_log(settings.prediction_log_dir, schema_for(dataset))
-    table = table.select(prediction_columns(dataset.entity_key))
+    columns = prediction_columns(dataset.entity_key)
+    table = read_prediction_log(settings.prediction_log_dir, schema_for(dataset), columns)
     return answered(table.to_pandas()).reset_index(drop=True)
 
 

@@ -26,6 +26,7 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -265,33 +266,31 @@ def _day(stamp: datetime | None) -> date:
     return (stamp or datetime.now(UTC)).astimezone(UTC).date()
 
 
-def read_log(directory: Path, schema: pa.Schema) -> pa.Table:
-    """The Parquet parts plus the segments not compacted yet, each record once."""
+def read_log(directory: Path, schema: pa.Schema, columns: Sequence[str] | None = None) -> pa.Table:
+    """The Parquet parts plus the segments not compacted yet, each record once; only
+    `columns` (no partition `date`) when given: a few fields of millions of records."""
     import pyarrow.dataset as ds
 
     # Segments first, parts second: a segment compacted in between is then read as its parts.
     tables, superseded = read_segments(directory / JOURNAL_DIR, schema)
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
+        tables = [t.select(list(columns)) for t in tables]
     parts = [
         str(p)
         for p in sorted(directory.glob("date=*/*.parquet"))
         if p.name not in superseded and not p.name.startswith((".", "_"))
     ]
     if parts:
-        dataset = ds.dataset(
-            parts, format="parquet", partitioning="hive", partition_base_dir=str(directory)
-        )
+        hive = {"format": "parquet", "partitioning": "hive", "partition_base_dir": str(directory)}
         # Inferred from the first part only: an older part would hide columns added since.
-        unified = pa.unify_schemas([schema, dataset.schema])
-        dataset = ds.dataset(
-            parts,
-            schema=unified,
-            format="parquet",
-            partitioning="hive",
-            partition_base_dir=str(directory),
-        )
-        tables.insert(0, dataset.to_table())
+        unified = pa.unify_schemas([schema, ds.dataset(parts, **hive).schema])
+        dataset = ds.dataset(parts, schema=unified, **hive)
+        tables.insert(0, dataset.to_table(columns=None if columns is None else list(columns)))
     if not tables:
         return schema.empty_table()
+    if columns is not None:
+        return pa.concat_tables(tables, promote_options="default")
     for i, table in enumerate(tables):
         if "date" not in table.column_names:  # the hive partition column the parts carry
             days = table.column("logged_at").cast(pa.date32()).cast(pa.string())

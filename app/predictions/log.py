@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -284,7 +285,10 @@ def compact_prediction_log(directory: Path, schema: pa.Schema) -> int:
     return compact_journal(Path(directory), schema).rows
 
 
-def read_prediction_log(directory: Path, schema: pa.Schema) -> pa.Table:
+def read_prediction_log(
+    directory: Path, schema: pa.Schema, columns: Sequence[str] | None = None
+) -> pa.Table:
     """Every logged record: the Parquet parts and journal segments not compacted yet (a live
-    or a killed writer's), each record once, typed by `schema` (`schema_for(dataset)`)."""
-    return read_log(Path(directory), schema)
+    or a killed writer's), each record once, typed by `schema` (`schema_for(dataset)`); only
+    `columns` of each, when given."""
+    return read_log(Path(directory), schema, columns)

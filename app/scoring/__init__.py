@@ -189,6 +189,8 @@ def score_table(
     renamed into place once complete), or loads them into a Snowflake table; the driver never
     holds the table. Declines get the scoring model's counter-offer unless `counter_offers`
     is off."""
+    import ray
+
     from app.training.source import RegistryModelSource
 
     version = RegistryModelSource(settings).aliases().get(alias)
@@ -198,6 +200,9 @@ def score_table(
     dataset = read_input(settings, input_path, snowflake_table)
     if spec.spine.key not in dataset.schema().names:  # rows are named by their entity then
         dataset = dataset.map_batches(_with_row_id, fn_kwargs={"key": spec.entity_key})
+    # A snapshot table is one Parquet row group, one read block: split it, streaming, or one
+    # actor would score every row while the others wait.
+    dataset = dataset.repartition(target_num_rows_per_block=batch_size)
     scored = dataset.map_batches(
         BatchScorer,
         fn_constructor_kwargs={
@@ -210,7 +215,7 @@ def score_table(
         # Large batches: the per-batch costs (model call set-up, one read per slice, the
         # result's Arrow conversion) vanish next to the rows' own.
         batch_size=batch_size,
-        concurrency=concurrency,
+        compute=ray.data.ActorPoolStrategy(size=concurrency),
         # Below 1 where the scoring actors share a node with Serve replicas: an actor holding
         # the last whole CPU would starve the read tasks that feed it.
         num_cpus=cpus_per_actor,

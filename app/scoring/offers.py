@@ -4,7 +4,7 @@
 An offer is the approvable candidate with the highest amount, so the grid is scored one amount
 level at a time, highest first, and a decline leaves the loop at the first level where some
 duration is approvable: no lower amount could be chosen over it. Each candidate row is built
-exactly as `offers._candidates` builds it and scored with the same margin call, and a row's
+exactly as `app.training.offers` builds it and scored with the same margin call, and a row's
 margin does not depend on the rows scored with it, so the chosen terms and PD are the same.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 from app.dataset.expressions import as_floats
 from app.training.compiled import CompiledModel
 from app.training.model import sigmoid
-from app.training.offers import MARGIN_GUARD, OfferBounds, _whole, model_margins, offer_amounts
+from app.training.offers import MARGIN_GUARD, OfferBounds, model_margins, offer_amounts, whole_units
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def batch_offers(
 
 
 def _terms(amount, term) -> tuple[int, int] | None:
-    amount, term = _whole(amount), _whole(term)
+    amount, term = whole_units(amount), whole_units(term)
     return None if amount is None or term is None else (amount, term)
 
 
@@ -116,7 +116,7 @@ def _choose(owner, durations, approvable, asked) -> dict[int, int]:
 
 class _CandidateBuilder:
     """Encoded candidate rows for `rows` of the raw columns: the row's encoding with the levers
-    and every derived feature replaced (as `offers._candidates` builds them), the row
+    and every derived feature replaced (as `app.training.offers` builds them), the row
     encoded once for all levels."""
 
     def __init__(self, compiled: CompiledModel, columns: Mapping[str, Sequence], rows) -> None:

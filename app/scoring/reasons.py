@@ -12,7 +12,7 @@ import numpy as np
 
 from app.training.compiled import CompiledModel
 from app.training.model import sigmoid
-from app.training.reasons import _candidates, _describe
+from app.training.reasons import citable_values, describe_cited
 
 
 def score_json(
@@ -26,13 +26,13 @@ def score_json(
     cut = compiled.threshold if threshold is None else threshold
     declined = pd_scores >= cut
     aggregated = contribs[:, :-1] @ compiled.membership
-    values = _candidates(np.round(aggregated, 6), compiled.take, declined)
+    values = citable_values(np.round(aggregated, 6), compiled.take, declined)
     # A stable sort of the negated values keeps column order among ties.
     order = np.argsort(-values, axis=1, kind="stable")[:, : compiled.take]
     top = np.take_along_axis(values, order, axis=1)
     cited = np.isfinite(top)  # a prefix of each row: -inf sorts last
     citable = compiled.citable
-    texts = _describe(
+    texts = describe_cited(
         order,
         cited,
         citable,

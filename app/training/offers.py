@@ -140,7 +140,7 @@ def counter_offers(
     for (amount_grid, duration_grid), size, i in zip(grids, sizes, rows, strict=True):
         window = slice(start, start + size)
         start += size
-        asked = _whole(columns[levers.term][i])
+        asked = whole_units(columns[levers.term][i])
         pick = (
             None
             if not size
@@ -192,14 +192,15 @@ def _grid(
     columns: Mapping[str, Sequence], i: int, bounds: OfferBounds, amount_lever: str, term: str
 ) -> tuple[np.ndarray, ...]:
     """Row i's candidates; none when its terms are not usable numbers."""
-    amount, duration = (_whole(columns[c][i]) for c in (amount_lever, term))
+    amount, duration = (whole_units(columns[c][i]) for c in (amount_lever, term))
     if amount is None or duration is None:
         empty = np.empty(0, dtype="int64")
         return empty, empty
     return candidate_terms(amount, duration, bounds)
 
 
-def _whole(value) -> int | None:
+def whole_units(value) -> int | None:
+    """A request's amount or term as whole units (truncated), None unless a number >= 1."""
     try:
         number = float(value)
     except (TypeError, ValueError):

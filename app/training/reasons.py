@@ -93,7 +93,7 @@ def reason_codes(
     )
 
 
-def _candidates(rounded: np.ndarray, take: int, require: np.ndarray | None) -> np.ndarray:
+def citable_values(rounded: np.ndarray, take: int, require: np.ndarray | None) -> np.ndarray:
     """The contributions that may be cited (rows x columns), -inf for those that may not."""
     # Non-positive and NaN contributions are never reasons, and -inf sorts them last.
     values = np.where(rounded > 0, rounded, -np.inf)
@@ -112,7 +112,7 @@ def _candidates(rounded: np.ndarray, take: int, require: np.ndarray | None) -> n
     return values
 
 
-def _describe(
+def describe_cited(
     order: np.ndarray,
     cited: np.ndarray,
     citable: Sequence[str],
@@ -144,12 +144,12 @@ def explain_rows(
     the request path (`app.training.compiled`): both rank and phrase reasons identically."""
     # Rounded first so a reported contribution is never 0.0 and float noise cannot reorder
     # reasons.
-    values = _candidates(np.round(aggregated, 6), take, require)
+    values = citable_values(np.round(aggregated, 6), take, require)
     # A stable sort of the negated values keeps column order among ties.
     order = np.argsort(-values, axis=1, kind="stable")[:, :take]
     top = np.take_along_axis(values, order, axis=1)
     cited = np.isfinite(top)
-    description_list = _describe(order, cited, citable, value_of, reasons).tolist()
+    description_list = describe_cited(order, cited, citable, value_of, reasons).tolist()
 
     order_list = order.tolist()
     top_list = top.tolist()

@@ -39,7 +39,7 @@ def _feast_store(settings: Any) -> Any:
 
 def feast_materialize(size: Size, store: str, incremental: bool) -> tuple[int, str]:
     """`FeatureStore.materialize` / `materialize_incremental` (Feast's local engine)."""
-    from app.features.store import _earliest_event
+    from app.features.store import earliest_event
 
     settings = peer_settings(getattr(size, store), size.work)
     feast = _feast_store(settings)
@@ -48,7 +48,7 @@ def feast_materialize(size: Size, store: str, incremental: bool) -> tuple[int, s
         if incremental:
             feast.materialize_incremental(end_date=datetime.now(UTC), feature_views=views)
         else:
-            start = _earliest_event(settings)
+            start = earliest_event(settings)
             feast.materialize(start_date=start, end_date=size.cutoff, feature_views=views)
     return size.rows, f"Feast {'materialize_incremental' if incremental else 'materialize'}"
 

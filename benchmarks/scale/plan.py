@@ -87,6 +87,8 @@ STAGES: list[Stage] = [
     ),
     Stage("train", stages.train, peers.plain_xgboost, "plain xgboost.train"),
     Stage("batch-scoring", stages.batch_scoring, peers.pandas_scoring, "pandas + pred_contribs"),
+    # The job's default: a search of the model per decline, which the peer does not do.
+    Stage("batch-scoring-offers", partial(stages.batch_scoring, counter_offers=True)),
     Stage(
         "drift-check",
         stages.drift,

@@ -59,16 +59,10 @@ def ingest(size: Size) -> tuple[int, str, float]:
 def event_cutoff(settings: Any, share: float = 0.99) -> datetime:
     """The time before which `share` of the feature rows happened (untimed preparation)."""
     import pandas as pd
-    import pyarrow.parquet as pq
 
-    from app.data.snapshot import table_path
+    from app.features.store import feature_event_times
 
-    stamps = [
-        pq.read_table(table_path(settings.offline_dir, t.name), columns=[t.timestamp])
-        .column(0)
-        .to_pandas()
-        for t in settings.load_dataset().feature_tables
-    ]
+    stamps = [times.to_pandas() for times in feature_event_times(settings)]
     return pd.concat(stamps).quantile(share).to_pydatetime()
 
 
@@ -102,11 +96,13 @@ def train(size: Size) -> tuple[int, str]:
     return size.rows, f"v{report.version}, test AUC {report.metrics['test_auc']:.3f} ({phases})"
 
 
-def batch_scoring(size: Size) -> tuple[int, str]:
-    """jobs.score over the snapshot's applications: decisions, reasons, counter-offers."""
+def batch_scoring(size: Size, counter_offers: bool = False) -> tuple[int, str]:
+    """jobs.score over the snapshot's applications: decisions and reasons, as the peer
+    (`jobs.score --no-counter-offers`); with `counter_offers`, each decline's offer too."""
     from app.scoring import score_table
 
-    report = score_table(size.settings, output_path=size.work / "scores")
+    out = size.work / ("scores-offers" if counter_offers else "scores")
+    report = score_table(size.settings, output_path=out, counter_offers=counter_offers)
     return report.rows, f"{report.declined:,} declined, {report.offered:,} offers"
 
 

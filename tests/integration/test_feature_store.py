@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from app.connections import redis_client
 from app.data.ingest import ingest
 from app.data.snapshot import load_snapshot
 from app.data.warehouse import source_tables, write_local_tables
@@ -212,7 +213,7 @@ def test_the_ray_data_load_writes_what_feasts_materialize_writes(
     be written in process) against Feast's own `materialize`, in two projects of one store."""
     from app.features.online_load import load_views
     from app.features.repo import write_feature_repo
-    from app.features.store import _earliest_event, apply_definitions
+    from app.features.store import apply_definitions, earliest_event
 
     redis = {"redis_port": redis_service.port} if store_kind == "redis" else {}
     ours = ingested(online_store=store_kind, **redis)
@@ -224,7 +225,7 @@ def test_the_ray_data_load_writes_what_feasts_materialize_writes(
         write_feature_repo(settings)
         stores[settings.feast_project] = store = get_store(settings)
         apply_definitions(store, settings)
-    start, end = _earliest_event(ours), datetime.now(UTC)
+    start, end = earliest_event(ours), datetime.now(UTC)
     ours_store, feast_store = stores[ours.feast_project], stores["feast_own"]
     views = [v for v in ours_store.list_feature_views() if v.online]
     ticks = []
@@ -246,6 +247,14 @@ def test_the_ray_data_load_writes_what_feasts_materialize_writes(
     theirs = get_online_features(feast_store, SERVICE, rows)
     pd.testing.assert_frame_equal(mine, theirs)
     assert mine["age_in_years"].notna().all()
+    if store_kind == "redis":
+        # Byte for byte: every entity's hash holds what Feast's own write put in its project.
+        client = redis_client(ours.model_copy(update={"redis_port": redis_service.port}))
+        theirs_keys = [k for k in client.scan_iter(count=5000) if k.endswith(b"feast_own")]
+        assert len(theirs_keys) == 1000
+        mine_project = ours.feast_project.encode()
+        for key in theirs_keys:
+            assert client.hgetall(key[: -len(b"feast_own")] + mine_project) == client.hgetall(key)
     # The interval is in the registry, as Feast's materialize records it: the next run is
     # incremental from `end`.
     for view in ours_store.list_feature_views():

@@ -13,7 +13,7 @@ def german() -> Dataset:
 
 def validated(tables: dict, dataset: Dataset | None = None) -> dict:
     """Warehouse tables as ingest would snapshot them: validated, canonical names, typed."""
-    from app.data.validation import validate_frame
+    from app.data.ingest_table import validate_frame
 
     dataset = dataset or german()
     return {name: validate_frame(df, dataset.tables[name])[0] for name, df in tables.items()}

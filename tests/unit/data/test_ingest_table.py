@@ -1,11 +1,11 @@
-"""Ingest's Arrow checks give what the in-memory pandas validation gives, row for row."""
+"""Ingest's table checks: repeated keys, bad values, key order, and parts equal to the whole."""
 
 import pandas as pd
 import pytest
 
 from app.config import SHIPPED_DATA_PATH
-from app.data.ingest_table import check_table
-from app.data.validation import annotate_batch, validate_frame
+from app.data.ingest_table import check_table, validate_frame
+from app.data.validation import annotate_batch
 from app.data.warehouse import build_warehouse_tables, load_raw
 from tests.utils.datasets import german
 
@@ -25,21 +25,31 @@ def arrow_checked(df: pd.DataFrame, spec) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 @pytest.mark.parametrize("name", list(TABLES))
-def test_duplicates_bad_values_and_order_match_the_pandas_validation(tables, name):
+def test_duplicates_bad_values_and_key_order(tables, name):
     spec = TABLES[name]
+    key = spec.source_of(spec.unique_key[0])
     df = tables[name].astype(object)
+    keys = df[key].tolist()
     df.loc[4, spec.source_of(spec.timestamp)] = "not a time"
     # Copies of rows (one of them bad anyway), and blank keys, which are rejected as null.
     df = pd.concat([df, df.iloc[[3, 3, 4, 8]]], ignore_index=True)
-    df.loc[[1, 2], spec.source_of(spec.unique_key[0])] = None
+    df.loc[[1, 2], key] = None
     df = df.iloc[::-1].reset_index(drop=True)  # not in key order
 
     valid, rejects = arrow_checked(df, spec)
     expected_valid, expected_rejects = validate_frame(df, spec)
-
-    pd.testing.assert_frame_equal(valid, expected_valid)
+    pd.testing.assert_frame_equal(valid, expected_valid)  # streamed parts = the whole
     pd.testing.assert_frame_equal(rejects, expected_rejects)
-    assert rejects["reason"].str.startswith("duplicate key").sum() == 5  # 3 + 2 copies
+
+    # No copy of a repeated key is trusted; the rest stay, typed and in key order.
+    dropped = {keys[i] for i in (1, 2, 3, 4, 8)}
+    assert valid[spec.unique_key[0]].tolist() == sorted(k for k in keys if k not in dropped)
+    assert list(valid.columns) == list(spec.columns)
+    reasons = rejects["reason"]
+    assert reasons.str.startswith("duplicate key").sum() == 5  # 3 + 2 copies
+    assert len(rejects) == 9  # and two blank keys, two bad times
+    # Rejects keep the input's row order: its first rows are the copies, reversed.
+    assert reasons.iloc[0].startswith("duplicate key") and f"={keys[8]}" in reasons.iloc[0]
 
 
 def test_a_clean_table_has_no_rejects(tables):

@@ -12,8 +12,8 @@ import yaml
 
 from app.config import SHIPPED_DATA_PATH
 from app.data.fidelity import AUC_BAR, real_vs_synthetic_auc
+from app.data.ingest_table import validate_frame
 from app.data.synthetic import generate_raw, shifted_columns, source_columns
-from app.data.validation import validate_frame
 from app.data.warehouse import build_warehouse_tables, load_raw
 from app.dataset import Dataset, load_dataset
 from tests.utils.datasets import german, validated

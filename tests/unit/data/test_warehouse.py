@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from app.config import SHIPPED_DATA_PATH
-from app.data.validation import validate_frame
+from app.data.ingest_table import validate_frame
 from app.data.warehouse import build_warehouse_tables, load_raw
 from app.errors import SourceError
 from tests.utils.datasets import german

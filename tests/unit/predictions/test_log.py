@@ -370,3 +370,19 @@ def test_upkeep_never_waits_for_the_log_disk(tmp_path):
 
 def test_reading_a_missing_log_gives_an_empty_table(tmp_path):
     assert read_prediction_log(tmp_path / "none", schema_for(german())).num_rows == 0
+
+
+def test_a_reader_of_a_few_columns_gets_every_record_and_only_those(tmp_path):
+    schema = schema_for(german())
+    plog = PredictionLog(tmp_path / "log", flush_rows=2, schema=schema)
+    try:
+        plog.append([record(0), record(1)])
+        plog.flush()  # compacted to a Parquet part
+        plog.append([record(2)])  # still in the journal
+        columns = ["request_id", "logged_at", "shadow"]
+        table = read_prediction_log(tmp_path / "log", schema, columns)
+    finally:
+        plog.close()
+    assert table.column_names == columns
+    assert sorted(table.column("request_id").to_pylist()) == ["r0", "r1", "r2"]
+    assert table.schema.field("logged_at").type == schema.field("logged_at").type
