@@ -157,7 +157,12 @@ def run_performance(settings: Settings, args: argparse.Namespace) -> int:
         table.to_csv(args.output, index=False)
         print(f"written to {args.output}")
     report = write_report(
-        settings, labels, period=args.period, baseline=baseline or None, decisions=decisions
+        settings,
+        labels,
+        period=args.period,
+        baseline=baseline or None,
+        decisions=decisions,
+        table=table,
     )
     print(f"report: {report}")
     return 0

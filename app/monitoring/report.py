@@ -255,17 +255,18 @@ def write_report(
     baseline: dict[str, float] | None = None,
     decisions: pd.DataFrame | None = None,
     out_path: Path | None = None,
+    table: pd.DataFrame | None = None,
 ) -> Path:
     """Write the report (default `<monitor_dir>/report.html`, atomically) and return its path.
 
     `labels` are validated outcomes (labels.load_labels); none means no AUC yet. `decisions`
     are answered decisions already read (default: the prediction log's); `baseline` the
-    champion's logged test metrics, drawn as the AUC's reference line.
+    champion's logged test metrics, drawn as the AUC's reference line; `table` their
+    performance_by_period already computed (the join is not done twice).
     """
     if decisions is None:
         decisions = read_decisions(settings)
-    table = None
-    if not decisions.empty:
+    if table is None and not decisions.empty:
         key = settings.load_dataset().entity_key
         if labels is None:  # no outcomes yet: every decision joins as unlabelled
             labels = pd.DataFrame(columns=[key, "defaulted"])
