@@ -7,8 +7,9 @@ import time
 
 from app.config import load_settings
 from app.console import ProgressLines
+from app.data.snapshot import current_snapshot
 from app.features.repo import feast_commands
-from app.features.store import materialize
+from app.features.store import check_online_store, materialize
 from app.runtime import init_ray, run_job, setup_logging
 
 
@@ -23,6 +24,9 @@ def main() -> int:
     overrides = {"online_store": args.online_store} if args.online_store else {}
     settings = load_settings(**overrides)
     started = time.perf_counter()
+    # What is missing is named before a Ray starts (seconds here), not after.
+    current_snapshot(settings.offline_dir)
+    check_online_store(settings)
     # Its own local Ray (or the cluster's): a large load is written by Ray Data tasks.
     init_ray(settings)
     report = materialize(settings, full=args.full, on_progress=ProgressLines())
