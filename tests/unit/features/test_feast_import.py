@@ -3,31 +3,34 @@
 import subprocess
 import sys
 
+import pytest
+
 from tests.utils import ROOT
 
 PROBE = """
-import app.features.repo  # the first of our modules to import Feast
+{first}
 import feast
 names = feast.FeatureService.__init__.__code__.co_names
 print("instrumented" if "TypeCheckMemo" in names else "plain")
 """
 
 
-def test_feast_through_app_features_is_not_instrumented():
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        # The first of our modules to import Feast.
+        ("import app.features.repo", "plain"),
+        # Feast on its own is instrumented: the probe can tell.
+        ("", "instrumented"),
+    ],
+)
+def test_feast_through_app_features_is_not_instrumented(first, expected):
     done = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", PROBE.format(first=first)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "plain"
-
-
-def test_feast_alone_is_instrumented():
-    """The probe above can tell: Feast on its own is instrumented."""
-    probe = PROBE.replace(
-        "import app.features.repo  # the first of our modules to import Feast\n", ""
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "instrumented"
+    assert done.stdout.strip() == expected
