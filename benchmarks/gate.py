@@ -24,13 +24,14 @@ BODY = json.dumps({"applicant_id": "A0000001", "application": APPLICATION}).enco
 
 async def one_pass(gate: Any, scope: dict[str, Any], count: int) -> float:
     """Seconds per request over `count` requests through the guard."""
+    from app.serving.guard import bearer_token
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": BODY, "more_body": False}
 
     started = time.perf_counter()
     for _ in range(count):
-        gate.admit(scope)
+        gate.admit(bearer_token(scope))
         replay = await gate.bounded_body(scope, receive)
         await replay()
     return (time.perf_counter() - started) / count

@@ -160,6 +160,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="HTTP host of the Serve proxy.")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port of the Serve proxy.")
     parser.add_argument(
+        "--grpc-port",
+        type=int,
+        default=9000,
+        help="gRPC port (the Open Inference Protocol's GRPCInferenceService).",
+    )
+    parser.add_argument(
         "--rows",
         type=positive,
         help="Run on this many synthetic applicants from the dataset spec's generator instead "
@@ -186,8 +192,9 @@ def joined_cluster(settings: Settings) -> bool:
     return bool(settings.ray_address or os.environ.get("RAY_ADDRESS"))
 
 
-def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> None:
-    """Every stage in order; whatever fails, what this run started is stopped first."""
+def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages):
+    """Every stage in order; whatever fails, what this run started is stopped first. What was
+    deployed (None without decisions)."""
     from app.data.ingest import ingest
     from app.features.store import materialize
     from app.monitoring.live import check_drift
@@ -214,7 +221,12 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> 
     def run_deploy() -> str:
         nonlocal deployed
         deployed, detail = deploy_service(
-            settings, args.serve_config, args.host, args.port, args.ready_timeout, not joined
+            settings,
+            args.serve_config,
+            args.host,
+            (args.port, args.grpc_port),
+            args.ready_timeout,
+            not joined,
         )
         return detail
 
@@ -243,9 +255,12 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages) -> 
     stages.run("shutdown", lambda: shut_down(settings, joined, args.keep_serving, url, stages.say))
     # After the shutdown: every answered decision is on disk by then.
     stages.run("report", lambda: f"written to {write_report(settings)} (open in a browser)")
+    return deployed
 
 
-def where_to_look(settings: Settings, log_path: Path | None) -> str:
+def where_to_look(
+    settings: Settings, log_path: Path | None, deployed=None, kept: bool = False
+) -> str:
     from app.features.repo import repo_dir
     from app.monitoring.report import REPORT_NAME
 
@@ -259,6 +274,11 @@ def where_to_look(settings: Settings, log_path: Path | None) -> str:
         f"  Feast repo        feast -c {repo_dir(settings)} ui|plan|serve",
         f"  Evidently UI      evidently ui --port 8001 --workspace {workspace}",
     ]
+    if deployed is not None:
+        state = "serving" if kept else "stopped (--keep-serving keeps it)"
+        lines.append(f"  decision API      {deployed.url} (/v1, /v2, /docs), {state}")
+        if deployed.grpc:
+            lines.append(f"  gRPC (V2)         {deployed.grpc} (app/serving/v2proto/*.proto)")
     if log_path is not None:
         lines.append(f"  full log          {log_path}")
     return "\n".join(lines)
@@ -275,6 +295,7 @@ def main() -> int:
     cleaned = sweep_stale_runs()
     if args.decisions > 0 and not joined_cluster(settings):
         check_port_free(args.host, args.port)
+        check_port_free(args.host, args.grpc_port)
     # Artifact download bars would fill the log with carriage returns.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     log_path = None
@@ -288,9 +309,9 @@ def main() -> int:
             stages.say(f"cleaned up after an earlier local Ray: {note}")
         if log_path is not None:
             stages.say(f"Ray's and the libraries' output: {log_path}")
-        run_stages(settings, args, stages)
+        deployed = run_stages(settings, args, stages)
         stages.summary()
-        stages.say(where_to_look(settings, log_path))
+        stages.say(where_to_look(settings, log_path, deployed, args.keep_serving))
     return 0
 
 

@@ -14,12 +14,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer, SecurityScopes
 
+from app.serving import v2rest
 from app.serving.auth import Caller
 from app.serving.bodies import ApiModels, api_models
 from app.serving.guard import REALM, Guard
 from app.serving.idempotency import KEY_PATTERN
 from app.serving.schemas import BatchError, DriftReport, ErrorBody, Health, Probe
 from app.serving.service import DecisionService, Outcome
+from app.serving.v2rest import error as v2_error
 
 router = APIRouter()
 INVALID = "Invalid body; names the field."
@@ -75,6 +77,7 @@ def build_api(service: DecisionService) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid_body)
     app.include_router(_decision_routes(api_models(service.dataset)))
     app.include_router(router)
+    app.include_router(v2rest.router)
     app.add_middleware(Guard, gate=service.gate)
     return app
 
@@ -104,6 +107,8 @@ def _respond(service: DecisionService, outcome: Outcome):
 
 
 async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
+    if request.url.path.removeprefix(request.scope.get("root_path", "")).startswith("/v2"):
+        return v2_error(400, f"invalid request: {exc.errors()[0].get('msg', 'invalid')}")
     # One entry per bad field, named as a dotted path inside the body ("application.purpose").
     problems = [
         {

@@ -43,6 +43,15 @@ class Caller:
         unbounded, and often e-mail addresses)."""
         return JWT_LABEL if self.subject is not None else self.id
 
+    def asker(self, idempotency_key: str | None) -> dict[str, str | None]:
+        """What a decision's record says of who asked: the caller's id, a JWT's full subject,
+        and the Idempotency-Key it was sent with."""
+        return {
+            "caller": self.id,
+            "caller_subject": self.subject,
+            "idempotency_key": idempotency_key,
+        }
+
 
 ANONYMOUS = Caller("anonymous", frozenset(SCOPES))
 

@@ -158,6 +158,20 @@ def decide_batch(
     return scored
 
 
+def undecided(requests: list[DecisionRequest], features: Features) -> Scored:
+    """A batch answered whole or not at all, with an applicant unknown (or unreadable): the
+    failed requests' outcomes, and 424 for the rest, which were not decided."""
+    unreadable = features.unreadable or [None] * len(requests)
+    return Scored(
+        [
+            Outcome(424, detail="not decided: another row of the request failed")
+            if known
+            else _unanswered(request, bad)
+            for request, known, bad in zip(requests, features.known, unreadable, strict=True)
+        ]
+    )
+
+
 def _unanswered(request: DecisionRequest, unreadable: str | None) -> Outcome:
     if unreadable:  # the service logs why, under an error id
         return Outcome(500, detail=UNREADABLE)

@@ -1,4 +1,5 @@
-"""The credit-decision Serve deployment: the DecisionService behind FastAPI, with batching.
+"""The credit-decision Serve deployment: the DecisionService behind FastAPI (/v1 and the Open
+Inference Protocol's /v2) and gRPC (the protocol's GRPCInferenceService), with batching.
 
 Both variants live in this one deployment: a handle hop costs ~10-15 ms here, more than a
 decision, so the router, feature fetch and models share a replica and a request crosses
@@ -21,6 +22,7 @@ from app.serving.idempotency import Claim
 from app.serving.routing import RoutingConfig
 from app.serving.schemas import DecisionRequest
 from app.serving.service import NOBODY, DecisionService, Outcome
+from app.serving.v2grpc import InferenceServicer
 from app.training.source import ModelSource, RegistryModelSource
 
 
@@ -34,7 +36,7 @@ from app.training.source import ModelSource, RegistryModelSource
     health_check_timeout_s=30,
 )
 @serve.ingress()
-class CreditDecisions(DecisionService):
+class CreditDecisions(DecisionService, InferenceServicer):
     async def __init__(
         self,
         settings: Settings,

@@ -39,6 +39,7 @@ class Deployed:
     name: str
     url: str
     options: dict[str, Any]
+    grpc: str | None = None  # host:port of the Open Inference Protocol's gRPC service
 
 
 def load_app_config(config_path: Path) -> dict[str, Any]:
@@ -56,7 +57,12 @@ def load_app_config(config_path: Path) -> dict[str, Any]:
 
 
 def deploy_app(
-    settings: Settings, config_path: Path, host: str, port: int, access_log: bool = True
+    settings: Settings,
+    config_path: Path,
+    host: str,
+    port: int,
+    access_log: bool = True,
+    grpc_port: int | None = None,
 ) -> Deployed:
     """`serve deploy`'s effect with this process's settings: same deployment options, same
     user_config, so what the main job shows is what the config file deploys. Without the
@@ -70,11 +76,16 @@ def deploy_app(
     (deployment,) = app["deployments"]
     options = {k: deployment[k] for k in _OPTIONS if k in deployment}
     route = app.get("route_prefix", "/")
-    # The config's request timeout too: a request stuck behind a hung dependency is cut off.
-    timeout = (yaml.safe_load(config_path.read_text()).get("http_options") or {}).get(
-        "request_timeout_s"
+    # The config's request timeouts too: a request stuck behind a hung dependency is cut off.
+    config = yaml.safe_load(config_path.read_text())
+    timeout = (config.get("http_options") or {}).get("request_timeout_s")
+    grpc = dict(config.get("grpc_options") or {})
+    if grpc_port is not None:
+        grpc["port"] = grpc_port
+    serve.start(
+        http_options={"host": host, "port": port, "request_timeout_s": timeout},
+        grpc_options=grpc or None,
     )
-    serve.start(http_options={"host": host, "port": port, "request_timeout_s": timeout})
     serve.run(
         CreditDecisions.options(**options).bind(settings),
         name=app["name"],
@@ -82,7 +93,8 @@ def deploy_app(
         blocking=False,
         logging_config={"enable_access_log": access_log},
     )
-    return Deployed(app["name"], f"http://{host}:{port}{route.rstrip('/')}", options)
+    grpc_address = f"{host}:{grpc['port']}" if grpc.get("grpc_servicer_functions") else None
+    return Deployed(app["name"], f"http://{host}:{port}{route.rstrip('/')}", options, grpc_address)
 
 
 def wait_ready(url: str, timeout: float, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -118,29 +130,32 @@ def deploy_service(
     settings: Settings,
     config_path: Path,
     host: str,
-    port: int,
+    ports: tuple[int, int],
     ready_timeout: float,
     local: bool,
 ) -> tuple[Deployed, str]:
-    """The main job's deploy stage: deploy, wait until ready; what it deployed, in one line.
-    Fails clearly if it cannot serve."""
+    """The main job's deploy stage: deploy (HTTP and gRPC on `ports`), wait until ready; what
+    it deployed, in one line. Fails clearly if it cannot serve."""
     from app.serving.client import bearer_headers
     from app.training import registry
 
-    if local:  # checked at the start too; something may have taken the port since
+    port, grpc_port = ports
+    if local:  # checked at the start too; something may have taken a port since
         check_port_free(host, port)
+        check_port_free(host, grpc_port)
     # The replicas load the champion from MLflow: an unreachable registry is named here, in
     # one line, rather than as replicas that never become ready.
     registry.client(settings)
     access = api_access(settings)
-    deployed = deploy_app(settings, config_path, host, port, access_log=False)
+    deployed = deploy_app(settings, config_path, host, port, False, grpc_port)
     health = wait_ready(deployed.url, ready_timeout, bearer_headers(settings))
     autoscaling = deployed.options.get("autoscaling_config") or {}
     low = autoscaling.get("min_replicas", deployed.options.get("num_replicas", 1))
     high = autoscaling.get("max_replicas", low)
     scale = f"{low} replica{'s' if high > 1 else ''}" if low == high else f"{low}-{high} replicas"
     detail = (
-        f"app {deployed.name!r} at {deployed.url} ({scale}), champion v{health['champion']}; "
+        f"app {deployed.name!r} at {deployed.url} and gRPC {deployed.grpc} ({scale}), "
+        f"champion v{health['champion']}; "
         f"API docs {deployed.url}/docs; {access}"
     )
     return deployed, detail

@@ -26,7 +26,10 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # Deny by default: only the probes and the API's own documentation are open.
-OPEN_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+OPEN_PATHS = frozenset(
+    {"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect", "/openapi.json"}
+    | {"/v2", "/v2/health/live", "/v2/health/ready"}  # the Open Inference Protocol's probes
+)
 REALM = 'Bearer realm="credit-decisions"'
 OPEN_CALLER = Caller("open-paths", frozenset())
 MAX_TRACKED_CALLERS = 10_000
@@ -115,8 +118,9 @@ class Gate:
         # Counts refusals by status (metrics); must never raise.
         self.on_refusal = on_refusal or (lambda status: None)
 
-    def admit(self, scope: Scope) -> Caller:
-        token = bearer_token(scope)
+    def admit(self, token: str | None) -> Caller:
+        """The caller a bearer token names, within its rate limit (else a 401 or 429 Refusal);
+        the REST guard and the gRPC servicer both ask."""
         caller = self.authenticator.authenticate(token)
         if caller is None:
             error = ', error="invalid_token"' if token else ""
@@ -179,11 +183,11 @@ class Guard:
             if is_open:
                 self.gate.admit_open()
             else:
-                caller = self.gate.admit(scope)
+                caller = self.gate.admit(bearer_token(scope))
                 receive = await self.gate.bounded_body(scope, receive)
         except Refusal as refusal:
             self.gate.on_refusal(refusal.status)
-            await _refuse(send, refusal)
+            await _refuse(send, refusal, _route_path(scope).startswith("/v2"))
             return
         if not is_open:
             scope.setdefault("state", {})["caller"] = caller
@@ -208,8 +212,9 @@ def _route_path(scope: Scope) -> str:
     return path[len(root) :] if root and path.startswith(root) else path
 
 
-async def _refuse(send: Send, refusal: Refusal) -> None:
-    body = json.dumps({"detail": refusal.detail}).encode()
+async def _refuse(send: Send, refusal: Refusal, v2: bool) -> None:
+    # The Open Inference Protocol's clients read {"error": ...}; /v1's ErrorBody is {"detail"}.
+    body = json.dumps({"error" if v2 else "detail": refusal.detail}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
     await send({"type": "http.response.start", "status": refusal.status, "headers": headers})

@@ -95,6 +95,13 @@ def effective_config(config: RoutingConfig, challenger_traffic: str | None) -> R
     return config
 
 
+def pinned(config: RoutingConfig, variant: Variant) -> RoutingConfig:
+    """The config that has `variant` answer every request (a version asked for directly, as
+    V2's /versions/{v}/infer does), with no shadow: the caller chose who answers."""
+    weight = 1.0 if variant == CHALLENGER else 0.0
+    return config.model_copy(update={"challenger_weight": weight, "sticky": False, "shadow": False})
+
+
 def sticky_bucket(entity_id: str, salt: str) -> float:
     """A stable point in [0, 1) for an applicant: the same on every replica and every restart."""
     digest = hashlib.blake2b(f"{salt}:{entity_id}".encode(), digest_size=8).digest()

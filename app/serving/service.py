@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from app.config import Settings
+from app.domain import Variant
 from app.predictions.log import PredictionLog
 from app.predictions.schema import schema_for
 from app.serving.auth import Caller
@@ -30,6 +31,7 @@ from app.serving.decide import (
     attribute,
     decide_batch,
     fetch_features,
+    undecided,
 )
 from app.serving.faults import Incidents, fault
 from app.serving.guard import Gate
@@ -39,7 +41,7 @@ from app.serving.keystore import open_idempotency
 from app.serving.metrics import ServingMetrics
 from app.serving.models import ModelSet
 from app.serving.monitorfeed import MonitorFeed
-from app.serving.routing import RoutingConfig, effective_config
+from app.serving.routing import RoutingConfig, effective_config, pinned
 from app.serving.schemas import DecisionRequest, DriftReport, Health
 from app.serving.shadow import ShadowScoring
 from app.serving.upkeep import Upkeep, open_online_reader
@@ -126,8 +128,11 @@ class DecisionService:
         self.prediction_log.close()
 
     # --- the decision itself --------------------------------------------------------------
-    def _decide_now(self, requests: list[DecisionRequest]) -> tuple[Features, Scored]:
-        """Fetch features, route, score and explain; runs on the scoring thread."""
+    def _decide_now(
+        self, requests: list[DecisionRequest], pin: Variant | None = None, atomic: bool = False
+    ) -> tuple[Features, Scored]:
+        """Fetch features, route, score and explain; runs on the scoring thread. `pin`: the
+        variant that answers every request; `atomic`: decide none unless all are known."""
         upkeep = self.upkeep
         models, reader = upkeep.models, upkeep.reader
         if models.champion is None:
@@ -136,7 +141,11 @@ class DecisionService:
             raise StoreUnavailable(upkeep.store_error or "feature store not connected")
         challenger_traffic = models.challenger.traffic if models.challenger else None
         config = effective_config(self.config, challenger_traffic)
+        if pin is not None:
+            config = pinned(config, pin)
         features = fetch_features(reader, requests, self.metrics.feature_latency.observe)
+        if atomic and not all(features.known):
+            return features, undecided(requests, features)
         offers = self.offer_bounds if config.counter_offers else None
         return features, decide_batch(requests, features, models, config, offers)
 
@@ -153,45 +162,49 @@ class DecisionService:
         requests: list[DecisionRequest],
         callers: list[Caller] | None = None,
         claims: list[Claim | None] | None = None,
+        pin: Variant | None = None,
+        atomic: bool = False,
     ) -> list[Outcome]:
         """Decide a batch. `callers[i]` sent request i (named in its records and metrics);
         `claims[i]` is its Idempotency-Key claim, marked decided before anything is logged or
-        answered (a request whose mark fails gets 503 and no decision)."""
-        loop = asyncio.get_running_loop()
-        callers = callers or [NOBODY] * len(requests)
+        answered (a request whose mark fails gets 503 and no decision). `pin` has one
+        variant answer all (a version asked for directly); `atomic` decides nothing unless
+        every applicant is known (a V2 tensor is answered whole or not at all)."""
+        loop, n = asyncio.get_running_loop(), len(requests)
+        callers = callers or [NOBODY] * n
         try:
             if self.config.score_inline:
-                features, scored = self._decide_now(requests)
+                features, scored = self._decide_now(requests, pin, atomic)
             else:
                 features, scored = await loop.run_in_executor(
-                    self._work, self._decide_now, requests
+                    self._work, self._decide_now, requests, pin, atomic
                 )
         except Unavailable as exc:
             if isinstance(exc, StoreFailed):
                 self.upkeep.store_failed(self.settings.redact(str(exc)))
             self.metrics.errors.inc(tags={"error": "unavailable"})
             detail, error_id = self.incidents.report(exc.public, str(exc))
-            return [Outcome(503, detail=detail, error_id=error_id, whole_batch=True)] * len(
-                requests
-            )
+            return [Outcome(503, detail=detail, error_id=error_id, whole_batch=True)] * n
         except Exception as exc:
             self.metrics.errors.inc(tags={"error": type(exc).__name__})
             detail, error_id = fault(log, self.settings, "internal error", exc, "deciding", True)
-            return [Outcome(500, detail=detail, error_id=error_id, whole_batch=True)] * len(
-                requests
-            )
-        claims = claims or [None] * len(requests)
-        attribute(
-            scored, [asker(caller, claim) for caller, claim in zip(callers, claims, strict=True)]
-        )
+            return [Outcome(500, detail=detail, error_id=error_id, whole_batch=True)] * n
+        claims = claims or [None] * n
+        headers = [claim.header if claim is not None else None for claim in claims]
+        attribute(scored, [c.asker(h) for c, h in zip(callers, headers, strict=True)])
         if claims and any(claims):
             await self.keyed.mark_batch(scored, claims)
         self._report_unreadable(scored, requests, features)
-        self._log(scored.records)
+        if scored.records:
+            self._log(scored.records)
         if self.config.drift_monitor and self.settings.monitor_enabled and scored.records:
             self.monitor_feed.offer(scored.records)
         if scored.shadow_rows:
             self.shadow.offer(features, scored)
+        self._count(scored, callers)
+        return scored.outcomes
+
+    def _count(self, scored: Scored, callers: list[Caller]) -> None:
         # One metric update per distinct tag set and batch: each update costs a Ray call.
         counts = Counter(
             (o.response.model.variant, o.response.decision, caller.label)
@@ -204,7 +217,6 @@ class DecisionService:
         unknown = sum(o.status == 404 for o in scored.outcomes)
         if unknown:
             self.metrics.errors.inc(unknown, tags={"error": "unknown_applicant"})
-        return scored.outcomes
 
     def _report_unreadable(
         self, scored: Scored, requests: list[DecisionRequest], features: Features
@@ -223,6 +235,7 @@ class DecisionService:
         request: DecisionRequest,
         idempotency_key: str | None = None,
         caller: Caller = NOBODY,
+        pin: Variant | None = None,
     ) -> Outcome:
         """One application, timed: what POST /v1/decisions answers. With an idempotency key,
         a retry of an answered request gets the first answer back (see idempotency.py); keys
@@ -235,7 +248,10 @@ class DecisionService:
                 return claimed
             claim = claimed
         started = time.perf_counter()
-        outcome = await self.decide_one(request, caller, claim)
+        if pin is None:
+            outcome = await self.decide_one(request, caller, claim)
+        else:  # not batched with requests routed as usual
+            (outcome,) = await self.run([request], [caller], [claim], pin=pin)
         if claim is not None:
             if outcome.status == 200:
                 await self.keyed.finish(claim, outcome.response)
@@ -280,13 +296,3 @@ class DecisionService:
 
     async def drift_report(self) -> DriftReport | Outcome:
         return await drift_report(self.monitor_feed, self.upkeep.executor, self.settings)
-
-
-def asker(caller: Caller, claim: Claim | None) -> dict[str, str | None]:
-    """What a decision's record says of who asked: the caller's id, a JWT's full subject,
-    and the Idempotency-Key it was sent with."""
-    return {
-        "caller": caller.id,
-        "caller_subject": caller.subject,
-        "idempotency_key": claim.header if claim is not None else None,
-    }

@@ -17,6 +17,7 @@ from app.training.source import ServedModel
 from tests.utils import ROOT, isolated_settings
 from tests.utils.api import FixedModels, fit_in_process
 from tests.utils.datasets import validated
+from tests.utils.v2 import rows, same_answer
 
 SPECS = sorted(p.parent.name for p in (ROOT / "datasets").glob("*/dataset.yaml"))
 SAMPLE = 40
@@ -192,3 +193,26 @@ def test_batch_scoring_answers_as_the_api_does(loop):
             value = result[column]
             got = None if pd.isna(value) else value
             assert got == pytest.approx(offer.get(column.removeprefix("counter_offer_")))
+
+
+def test_v2_metadata_and_answers_are_the_datasets_own(loop):
+    """The Open Inference Protocol's inputs are the spec's entity key and request fields, and
+    a tensor of the sample's rows (gmsc's with missing stored values) gets the /v1 answers."""
+    from app.serving.v2 import inputs_of
+
+    dataset = loop.dataset
+    meta = loop.http.get(f"/v2/models/{loop.settings.model_name}").json()
+    expected = [dataset.entity_key, *dataset.request_columns]
+    assert [i["name"] for i in meta["inputs"]] == expected
+    bodies = [decision_body(row, dataset) for row in loop.rows]
+    v1 = [loop.http.post("/v1/decisions", json=b).json() for b in bodies]
+    tensors = []
+    for name, datatype in inputs_of(dataset):
+        values = [b[name] if name == dataset.entity_key else b["application"][name] for b in bodies]
+        tensors.append({"name": name, "datatype": datatype, "shape": [len(bodies)], "data": values})
+    response = loop.http.post(
+        f"/v2/models/{loop.settings.model_name}/infer", json={"inputs": tensors}
+    )
+    assert response.status_code == 200, response.text
+    for answer, row in zip(v1, rows(response.json()), strict=True):
+        same_answer(answer, row)

@@ -34,6 +34,8 @@ def test_the_main_job_runs_the_gmsc_shaped_dataset_end_to_end(tmp_path):
         "jobs.pipeline",
         "--port",
         port,
+        "--grpc-port",
+        str(free_port()),
         "--decisions",
         str(DECISIONS),
         "--rows",

@@ -97,7 +97,9 @@ class KeptServing:
 def keep_serving(port: str, env: dict[str, str], decisions: int) -> KeptServing:
     """The main job, once it serves."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
-    command = ["jobs.pipeline", "--port", port, "--decisions", str(decisions), "--keep-serving"]
+    grpc = str(free_port())
+    command = ["jobs.pipeline", "--port", port, "--grpc-port", grpc, "--decisions", str(decisions)]
+    command.append("--keep-serving")
     process = subprocess.Popen(
         [sys.executable, "-m", *command],
         cwd=ROOT,

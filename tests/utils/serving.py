@@ -64,6 +64,11 @@ def app_config(name: str, settings_overrides: dict, user_config: dict, replicas:
     return app
 
 
+def service_grpc_options() -> dict:
+    """serve_config.yaml's grpc_options."""
+    return dict(yaml.safe_load((ROOT / "serve_config.yaml").read_text())["grpc_options"])
+
+
 class ServedApp:
     """The running app, deployed the way `serve deploy serve_config.yaml` does it."""
 
@@ -90,6 +95,8 @@ class ServedApp:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {token}"
         self.deployed: dict | None = None
+        self.token = token
+        self.grpc: str | None = None  # host:port of the gRPC service, once Serve serves it
 
     def deploy(
         self,

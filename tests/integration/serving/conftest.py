@@ -13,7 +13,13 @@ from app.features.store import materialize
 from app.localservices import start_redis
 from app.training.train import train_and_register
 from tests.utils import free_port
-from tests.utils.serving import APPLICANTS, MONITOR, ServedApp, kill_monitor
+from tests.utils.serving import (
+    APPLICANTS,
+    MONITOR,
+    ServedApp,
+    kill_monitor,
+    service_grpc_options,
+)
 from tests.utils.training import register_copy
 
 
@@ -51,7 +57,10 @@ def served(tmp_path_factory, redis, ray_session):
     assert train_and_register(settings, with_baseline=False).version == "1"
     assert register_copy(settings, "1", "a second version to route to") == "2"
 
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    # gRPC as serve_config.yaml has it (the Open Inference Protocol's service), on a free port.
+    grpc = {**service_grpc_options(), "port": free_port()}
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, grpc_options=grpc)
+    service.grpc = f"127.0.0.1:{grpc['port']}"
     service.deploy()
     yield service
     kill_monitor(settings)

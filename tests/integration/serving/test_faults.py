@@ -200,6 +200,7 @@ def test_redis_outage_answers_503_then_recovers_by_itself(served, redis):
     assert "Traceback" not in response.text
     assert served.get("/readyz").status_code == 503
     assert served.status()["feature_store"] == "unavailable"
+    _v2_unavailable(served)
 
     restart_redis(redis)  # same port, same data (append-only file)
     back = time.monotonic()
@@ -210,6 +211,26 @@ def test_redis_outage_answers_503_then_recovers_by_itself(served, redis):
     elapsed = time.monotonic() - back
     assert elapsed < 10, f"decisions recovered {elapsed:.1f} s after Redis returned"
     assert served.get("/readyz").status_code == 200
+
+
+def _v2_unavailable(served) -> None:
+    """The Open Inference Protocol says the same: 503 over REST, UNAVAILABLE over gRPC."""
+    import tritonclient.grpc as triton_grpc
+    from tritonclient.utils import InferenceServerException
+
+    from tests.utils.v2 import MODEL, infer_body, triton_inputs
+
+    rest = served.post(f"/v2/models/{MODEL}/infer", infer_body([body(0)]))
+    assert rest.status_code == 503 and rest.headers["Retry-After"] == "5", rest.text
+    assert "feature store unavailable" in rest.json()["error"]
+    assert served.get(f"/v2/models/{MODEL}/ready").status_code == 503
+    metadata = {"authorization": f"Bearer {served.token}", "application": served.name}
+    with triton_grpc.InferenceServerClient(served.grpc) as client:
+        with pytest.raises(InferenceServerException) as error:
+            client.infer(MODEL, triton_inputs(triton_grpc, [body(0)]), headers=metadata)
+        assert error.value.status() == "StatusCode.UNAVAILABLE"
+        assert "feature store unavailable" in error.value.message()
+        assert not client.is_model_ready(MODEL, headers=metadata)
 
 
 def _answer(url: str) -> requests.Response | None:
