@@ -24,6 +24,7 @@ from app.data.warehouse import prepare_local_tables, synthetic_source
 from app.errors import SourceError
 from app.localray import sweep_stale_runs
 from app.runtime import init_ray, run_job, setup_logging
+from app.serving.client import send_decisions
 from app.serving.deploy import check_port_free, deploy_service
 
 # The stages' modules (Feast, Ray, scikit-learn: ~5 s to import) load in the stages, so a
@@ -78,32 +79,6 @@ def train_model(settings: Settings) -> str:
         f"{settings.model_name} v{report.version} ({aliases}), test AUC "
         f"{report.metrics['test_auc']:.3f}; MLflow UI: {mlflow_ui(settings)}"
     )
-
-
-def send_decisions(
-    settings: Settings, url: str, count: int, say: Callable[[str], None]
-) -> tuple[str, int]:
-    """A sample of real applications through the HTTP API, as a client would send them."""
-    from app.data.snapshot import load_snapshot
-    from app.features.store import request_row
-    from app.serving.client import bearer_headers, decision_body, send_sample
-
-    dataset = settings.load_dataset()
-    applications = load_snapshot(settings.offline_dir, dataset.spine.name, head=count)
-    bodies = (decision_body(request_row(a, dataset), dataset) for _, a in applications.iterrows())
-    run = send_sample(url, bodies, bearer_headers(settings))
-    if not run.answered:
-        failures = dict(run.failures)
-        raise SourceError(f"the decision service answered none of {run.sent}: {failures}")
-    if (sample := run.first_decline) is not None:
-        say(
-            f"    e.g. {sample[dataset.entity_key]}: decline, "
-            f"PD {sample['probability_of_default']:.2f}"
-            f", model v{sample['model']['version']}, reasons:"
-        )
-        for reason in sample["reasons"]:
-            say(f"      {reason['code']} {reason['description']}")
-    return run.summary(), run.answered
 
 
 def shut_down(
@@ -220,14 +195,9 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages):
 
     def run_deploy() -> str:
         nonlocal deployed
-        deployed, detail = deploy_service(
-            settings,
-            args.serve_config,
-            args.host,
-            (args.port, args.grpc_port),
-            args.ready_timeout,
-            not joined,
-        )
+        ports = (args.port, args.grpc_port)
+        config, timeout = args.serve_config, args.ready_timeout
+        deployed, detail = deploy_service(settings, config, args.host, ports, timeout, not joined)
         return detail
 
     def run_decisions() -> str:
@@ -258,9 +228,7 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages):
     return deployed
 
 
-def where_to_look(
-    settings: Settings, log_path: Path | None, deployed=None, kept: bool = False
-) -> str:
+def where_to_look(settings: Settings, log_path: Path | None, deployed=None) -> str:
     from app.features.repo import repo_dir
     from app.monitoring.report import REPORT_NAME
 
@@ -274,11 +242,9 @@ def where_to_look(
         f"  Feast repo        feast -c {repo_dir(settings)} ui|plan|serve",
         f"  Evidently UI      evidently ui --port 8001 --workspace {workspace}",
     ]
-    if deployed is not None:
-        state = "serving" if kept else "stopped (--keep-serving keeps it)"
-        lines.append(f"  decision API      {deployed.url} (/v1, /v2, /docs), {state}")
-        if deployed.grpc:
-            lines.append(f"  gRPC (V2)         {deployed.grpc} (app/serving/v2proto/*.proto)")
+    if deployed is not None:  # stopped by now, unless it runs on a cluster
+        lines.append(f"  decision API      {deployed.url} (/v1, /v2, /docs)")
+        lines.append(f"  gRPC (V2)         {deployed.grpc} (app/serving/v2proto/*.proto)")
     if log_path is not None:
         lines.append(f"  full log          {log_path}")
     return "\n".join(lines)
@@ -311,7 +277,7 @@ def main() -> int:
             stages.say(f"Ray's and the libraries' output: {log_path}")
         deployed = run_stages(settings, args, stages)
         stages.summary()
-        stages.say(where_to_look(settings, log_path, deployed, args.keep_serving))
+        stages.say(where_to_look(settings, log_path, deployed))
     return 0
 
 

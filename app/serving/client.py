@@ -6,7 +6,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +15,7 @@ import requests
 from app.config import Settings
 from app.dataset import Dataset
 from app.domain import APPROVE, DECLINE
+from app.errors import SourceError
 
 
 def decision_body(row: Mapping[str, Any], dataset: Dataset) -> dict[str, Any]:
@@ -80,3 +81,28 @@ def send_sample(url: str, bodies: Iterable[dict[str, Any]], headers: dict[str, s
             if run.first_decline is None and answer["decision"] == DECLINE:
                 run.first_decline = answer
     return run
+
+
+def send_decisions(
+    settings: Settings, url: str, count: int, say: Callable[[str], None]
+) -> tuple[str, int]:
+    """A sample of real applications through the HTTP API, as a client would send them."""
+    from app.data.snapshot import load_snapshot
+    from app.features.store import request_row
+
+    dataset = settings.load_dataset()
+    applications = load_snapshot(settings.offline_dir, dataset.spine.name, head=count)
+    bodies = (decision_body(request_row(a, dataset), dataset) for _, a in applications.iterrows())
+    run = send_sample(url, bodies, bearer_headers(settings))
+    if not run.answered:
+        failures = dict(run.failures)
+        raise SourceError(f"the decision service answered none of {run.sent}: {failures}")
+    if (sample := run.first_decline) is not None:
+        say(
+            f"    e.g. {sample[dataset.entity_key]}: decline, "
+            f"PD {sample['probability_of_default']:.2f}"
+            f", model v{sample['model']['version']}, reasons:"
+        )
+        for reason in sample["reasons"]:
+            say(f"      {reason['code']} {reason['description']}")
+    return run.summary(), run.answered
