@@ -19,7 +19,7 @@ from app.serving.auth import Caller
 from app.serving.bodies import ApiModels, api_models
 from app.serving.guard import REALM, Guard
 from app.serving.idempotency import KEY_PATTERN
-from app.serving.schemas import BatchError, DriftReport, ErrorBody, Health, Probe
+from app.serving.schemas import KEY_SCHEMA, BatchError, DriftReport, ErrorBody, Health, Probe
 from app.serving.service import DecisionService, Outcome
 from app.serving.v2rest import error as v2_error
 
@@ -136,7 +136,7 @@ def _decide_route(routes: APIRouter, models: ApiModels) -> None:
         response_model=models.DecisionResponse,
         responses=_errors(
             {
-                400: "Malformed Idempotency-Key header.",
+                400: "Malformed Idempotency-Key header, or a body that cannot be decoded.",
                 404: f"Unknown {key}.",
                 409: "A request with this Idempotency-Key is still being answered, or was "
                 "decided and its answer could not be stored (retrying it never decides again).",
@@ -155,6 +155,8 @@ def _decide_route(routes: APIRouter, models: ApiModels) -> None:
             None,
             description="Retries with the same key get the first answer back (same "
             "request_id), never a second decision. 1-128 characters of A-Z a-z 0-9 _ . : -",
+            # Declared, not enforced here: a malformed key gets the documented 400, not a 422.
+            json_schema_extra=KEY_SCHEMA,
         ),
     ):
         service = _service(request)
@@ -174,6 +176,7 @@ def _batch_route(routes: APIRouter, models: ApiModels) -> None:
         response_model=models.BatchResponse,
         responses=_errors(
             {
+                400: "A body that cannot be decoded.",
                 413: "Body larger than api_max_body_bytes, or more requests than "
                 "max_batch_requests.",
                 422: INVALID,
@@ -205,13 +208,17 @@ def _batch_route(routes: APIRouter, models: ApiModels) -> None:
         return {"decisions": decisions, "errors": errors}
 
 
-@router.get("/healthz", response_model=Probe)
+# The open paths share one rate limit (api_open_rate_per_second).
+OPEN_LIMIT = {429: {"model": ErrorBody, "description": "The open paths' rate limit is exceeded."}}
+
+
+@router.get("/healthz", response_model=Probe, responses=OPEN_LIMIT)
 async def healthz() -> Probe:
     """The replica's process answers. Open, so it says nothing else (details: /v1/status)."""
     return Probe(status="ok")
 
 
-@router.get("/readyz", response_model=Probe, responses={503: {"model": Probe}})
+@router.get("/readyz", response_model=Probe, responses={503: {"model": Probe}, **OPEN_LIMIT})
 async def readyz(request: Request):
     """200 when the champion is loaded and the online store answers, else 503. Open, so it
     says nothing else (details: /v1/status); answered from a result at most ~1 s old."""

@@ -45,11 +45,11 @@ from app.config import Settings
 from app.serving.decide import Outcome, Scored
 from app.serving.faults import fault
 from app.serving.keystore import KeyStore, Swap, open_idempotency
-from app.serving.schemas import DecisionRequest, DecisionResponse
+from app.serving.schemas import IDEMPOTENCY_KEY, DecisionRequest, DecisionResponse
 
 log = logging.getLogger(__name__)
 
-KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
+KEY_PATTERN = re.compile(IDEMPOTENCY_KEY)
 PENDING, DECIDED, ANSWERED = "pending", "decided", "answered"
 # The decision path's bounds: one attempt, 1 s on the socket (keystore.py), and no call waits
 # longer than this for a thread and an answer (a hung store costs a request this long, not

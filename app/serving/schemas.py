@@ -11,6 +11,9 @@ from app.domain import Decision, Variant
 
 # An entity id as the request names it: a key, not free text (it reaches logs and the store).
 ENTITY_ID = {"min_length": 1, "max_length": 64, "pattern": r"^[A-Za-z0-9_.:-]+$"}
+# An Idempotency-Key as the API takes it (a malformed one gets 400), and its OpenAPI schema.
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9_.:-]{1,128}$"
+KEY_SCHEMA = {"pattern": IDEMPOTENCY_KEY, "minLength": 1, "maxLength": 128}
 
 
 class Application(BaseModel):

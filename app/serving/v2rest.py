@@ -12,9 +12,17 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from app.serving import v2
+from app.serving.v2bodies import (
+    INFER_BODY,
+    OPEN_LIMIT,
+    InferRequest,
+    InferResponse,
+    ServerMetadata,
+    errors,
+)
 from app.serving.v2tensors import (
     Tensor,
     TensorError,
@@ -25,57 +33,6 @@ from app.serving.v2tensors import (
 )
 
 HEADER_LENGTH = "inference-header-content-length"
-
-
-class InputTensor(BaseModel):
-    name: str = Field(min_length=1)
-    shape: list[int] = Field(description="[N] or [N, 1]: one value per application.")
-    datatype: str = Field(description="BYTES, INT64, FP64, BOOL (see the model's metadata).")
-    parameters: dict[str, Any] | None = None
-    data: list[Any] | None = Field(
-        None, description="Row-major values; absent when sent as binary (binary_data_size)."
-    )
-
-
-class RequestedOutput(BaseModel):
-    name: str
-    parameters: dict[str, Any] | None = None
-
-
-class InferRequest(BaseModel):
-    """V2 inference request: one tensor per input, N rows each (see GET /v2/models/{model})."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str | None = None
-    # Some clients (KServe's) repeat the path's model in the body; it must match the path.
-    model_name: str | None = None
-    model_version: str | None = None
-    parameters: dict[str, Any] | None = Field(
-        None, description="`idempotency_key` (one-row requests; or the Idempotency-Key header)."
-    )
-    inputs: list[InputTensor] = Field(min_length=1)
-    outputs: list[RequestedOutput] | None = None
-
-
-class OutputTensor(BaseModel):
-    name: str
-    shape: list[int]
-    datatype: str
-    parameters: dict[str, Any] | None = None
-    data: list[Any] | None = None
-
-
-class InferResponse(BaseModel):
-    model_name: str
-    model_version: str | None = None
-    id: str | None = None
-    parameters: dict[str, Any] | None = None
-    outputs: list[OutputTensor]
-
-
-class V2Error(BaseModel):
-    error: str
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -156,71 +113,29 @@ def check_outputs(body: InferRequest) -> None:
         )
 
 
-def _inline(schema: dict[str, Any]) -> dict[str, Any]:
-    """A pydantic schema with its $defs inlined (an OpenAPI requestBody cannot carry them)."""
-    defs = schema.pop("$defs", {})
-
-    def walk(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref", "")
-            if ref.startswith("#/$defs/"):
-                return walk(defs[ref.removeprefix("#/$defs/")])
-            return {k: walk(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    return walk(schema)
-
-
-INFER_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/json": {"schema": _inline(InferRequest.model_json_schema())}},
-    }
-}
 router = APIRouter(tags=["Open Inference Protocol (V2)"])
-ERRORS = {
-    400: "A malformed request or tensor (names the input, row and problem).",
-    401: "No bearer token, or one that is unknown, expired or revoked.",
-    403: "The token lacks the scope `decisions` (one row) or `decisions:batch` (N rows).",
-    404: "Unknown model, a version that is not loaded, or an unknown applicant.",
-    409: "A request with this idempotency key is still being answered.",
-    413: "Body larger than api_max_body_bytes, or more rows than max_batch_requests.",
-    422: "An idempotency key first used for a different request.",
-    429: "This caller's rate limit is exceeded; see Retry-After.",
-    500: "A failure on our side; the message names an error id.",
-    503: "Feature store or model unavailable; see Retry-After.",
-}
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    return {s: {"model": V2Error, "description": ERRORS[s]} for s in statuses}
 
 
 def _service(request: Request) -> Any:
     return request.app.state.service
 
 
-class ServerMetadata(BaseModel):
-    name: str
-    version: str
-    extensions: list[str]
-
-
-@router.get("/v2", response_model=ServerMetadata)
+@router.get("/v2", response_model=ServerMetadata, responses=OPEN_LIMIT)
 async def server_metadata() -> dict[str, Any]:
     """The server's name, version and protocol extensions. Open, like the health routes."""
     return v2.SERVER
 
 
-@router.get("/v2/health/live")
+@router.get("/v2/health/live", responses=OPEN_LIMIT)
 async def server_live() -> dict[str, bool]:
     """200 while the replica's process answers. Open."""
     return {"live": True}
 
 
-@router.get("/v2/health/ready", responses={503: {"description": "Not ready; see Retry-After."}})
+@router.get(
+    "/v2/health/ready",
+    responses={503: {"description": "Not ready; see Retry-After."}, **OPEN_LIMIT},
+)
 async def server_ready(request: Request):
     """200 when the champion is loaded and the online store answers (as /readyz). Open."""
     service = _service(request)
@@ -229,8 +144,8 @@ async def server_ready(request: Request):
     return {"ready": True}
 
 
-@router.get("/v2/models/{model}", responses=_errors(401, 404, 429))
-@router.get("/v2/models/{model}/versions/{version}", responses=_errors(401, 404, 429))
+@router.get("/v2/models/{model}", responses=errors(401, 404, 429))
+@router.get("/v2/models/{model}/versions/{version}", responses=errors(401, 404, 429))
 async def model_metadata(request: Request, model: str, version: str | None = None):
     """Inputs (the dataset spec's entity key and request fields) and outputs, one value per
     row; `versions` lists the loaded versions (champion first)."""
@@ -246,8 +161,8 @@ async def model_metadata(request: Request, model: str, version: str | None = Non
     return v2.model_metadata(service.dataset, model, versions)
 
 
-@router.get("/v2/models/{model}/ready", responses=_errors(401, 404, 429, 503))
-@router.get("/v2/models/{model}/versions/{version}/ready", responses=_errors(401, 404, 429, 503))
+@router.get("/v2/models/{model}/ready", responses=errors(401, 404, 429, 503))
+@router.get("/v2/models/{model}/versions/{version}/ready", responses=errors(401, 404, 429, 503))
 async def model_ready(request: Request, model: str, version: str | None = None):
     """200 when the model (or the loaded version) can answer: loaded, online store up."""
     service = _service(request)
@@ -265,7 +180,14 @@ async def model_ready(request: Request, model: str, version: str | None = None):
 
 _INFER = {
     "response_model": InferResponse,
-    "responses": _errors(400, 401, 403, 404, 409, 413, 422, 429, 500, 503),
+    "responses": {
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "Binary outputs "
+            "asked for (binary_data_output): the JSON part, then the raw tensors.",
+        },
+        **errors(400, 401, 403, 404, 409, 413, 422, 429, 500, 503),
+    },
     "openapi_extra": INFER_BODY,
 }
 
