@@ -244,7 +244,8 @@ def where_to_look(settings: Settings, log_path: Path | None, deployed=None) -> s
     ]
     if deployed is not None:  # stopped by now, unless it runs on a cluster
         lines.append(f"  decision API      {deployed.url} (/v1, /v2, /docs)")
-        lines.append(f"  gRPC (V2)         {deployed.grpc} (app/serving/v2proto/*.proto)")
+        if deployed.grpc:
+            lines.append(f"  gRPC (V2)         {deployed.grpc} (app/serving/v2proto/*.proto)")
     if log_path is not None:
         lines.append(f"  full log          {log_path}")
     return "\n".join(lines)

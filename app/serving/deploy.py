@@ -154,7 +154,8 @@ def deploy_service(
     high = autoscaling.get("max_replicas", low)
     scale = f"{low} replica{'s' if high > 1 else ''}" if low == high else f"{low}-{high} replicas"
     detail = (
-        f"app {deployed.name!r} at {deployed.url} and gRPC {deployed.grpc} ({scale}), "
+        f"app {deployed.name!r} at {deployed.url}"
+        f"{f' and gRPC {deployed.grpc}' if deployed.grpc else ''} ({scale}), "
         f"champion v{health['champion']}; "
         f"API docs {deployed.url}/docs; {access}"
     )
