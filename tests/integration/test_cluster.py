@@ -175,6 +175,7 @@ def deploy(loop: Loop) -> None:
     # on separate machines EveryNode (the shipped value) serves on each.
     config["proxy_location"] = "HeadOnly"
     config["http_options"]["port"] = port
+    config["grpc_options"]["port"] = free_port()  # not the shipped 9000: it may be taken
     deployment = config["applications"][0]["deployments"][0]
     deployment["ray_actor_options"]["resources"] = {REPLICA_SLOT: 1}
     deployment["user_config"]["alias_poll_seconds"] = 2

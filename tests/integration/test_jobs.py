@@ -15,6 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+import tritonclient.grpc as triton_grpc
 
 from app.predictions.log import read_prediction_log
 from app.predictions.schema import schema_for
@@ -94,10 +95,9 @@ class KeptServing:
         )
 
 
-def keep_serving(port: str, env: dict[str, str], decisions: int) -> KeptServing:
-    """The main job, once it serves."""
+def keep_serving(port: str, grpc: str, env: dict[str, str], decisions: int) -> KeptServing:
+    """The main job, once it serves (HTTP on `port`, gRPC on `grpc`)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CREDIT_")}
-    grpc = str(free_port())
     command = ["jobs.pipeline", "--port", port, "--grpc-port", grpc, "--decisions", str(decisions)]
     command.append("--keep-serving")
     process = subprocess.Popen(
@@ -130,17 +130,18 @@ def keep_serving(port: str, env: dict[str, str], decisions: int) -> KeptServing:
     return job
 
 
-def ingress(port: str) -> tuple[psutil.Process, set[int], Path]:
-    """The HAProxy serving `port`, every port it listens on (the service's, stats and metrics)
-    and its run dir (its config is <run dir>/<node id>/haproxy.cfg), once one holds them all.
+def ingress(port: str, grpc: str) -> tuple[psutil.Process, set[int], Path]:
+    """The HAProxy serving `port`, every port it listens on (the service's HTTP and gRPC,
+    stats and metrics) and its run dir (its config is <run dir>/<node id>/haproxy.cfg), once
+    one holds them all.
 
     Serve soft-reloads its ingress whenever the replicas change (a new process takes the
     sockets, the old one drains and exits), so one look can catch a process on its way out:
     look again until the newest listener is alive and listens on all three ports."""
-    return wait_for(lambda: _ingress_now(port), f"one HAProxy listening on port {port}", 60)
+    return wait_for(lambda: _ingress_now(port, grpc), f"one HAProxy listening on {port}", 60)
 
 
-def _ingress_now(port: str) -> tuple[psutil.Process, set[int], Path] | None:
+def _ingress_now(port: str, grpc: str) -> tuple[psutil.Process, set[int], Path] | None:
     try:
         # The newest: a process a reload replaced may still hold the socket while it drains.
         haproxy = max(
@@ -158,6 +159,7 @@ def _ingress_now(port: str) -> tuple[psutil.Process, set[int], Path] | None:
         environment = haproxy.environ()
         ports = {
             int(port),
+            int(grpc),
             int(environment["RAY_SERVE_HAPROXY_STATS_PORT"]),
             int(environment["RAY_SERVE_HAPROXY_METRICS_PORT"]),
         }
@@ -177,8 +179,8 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     keeps listening; a third start on a port something else holds names it and stops."""
     # The State API client below and the job's Ray agree on token auth.
     env = {"CREDIT_DATA_DIR": str(tmp_path), "RAY_AUTH_MODE": auth_mode()}
-    port = str(free_port())
-    job = keep_serving(port, env, 120)
+    port, grpc = str(free_port()), str(free_port())
+    job = keep_serving(port, grpc, env, 120)
     try:
         url = f"http://127.0.0.1:{port}/v1/decisions"
         payload = {"applicant_id": "A0000001", "application": application(0)}
@@ -187,12 +189,16 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
         assert oct((tmp_path / "api_token").stat().st_mode & 0o777) == "0o600"
         auth = {"Authorization": f"Bearer {token}"}
         assert requests.post(url, json=payload, headers=auth, timeout=30).status_code == 200
+        # The same app over gRPC (the Open Inference Protocol), with the same key.
+        with triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc}") as client:
+            metadata = {"authorization": f"Bearer {token}"}
+            assert client.get_model_metadata("credit_risk", headers=metadata).name == "credit_risk"
         # The train stage's actors ran (listed dead) and none outlived the stage.
         dashboard = re.search(r"Ray dashboard (http://[\d.:]+)\)", job.stdout).group(1)
         actors = [a for a in ray_list(dashboard, "actors") if a["class_name"] in TRAIN_ACTORS]
         assert {a["class_name"] for a in actors} == TRAIN_ACTORS
         assert [a for a in actors if a["state"] != "DEAD"] == []
-        _, _, run_dir = ingress(port)
+        _, _, run_dir = ingress(port, grpc)
         job.process.send_signal(signal.SIGTERM)
         job.process.wait(timeout=120)
     finally:
@@ -204,7 +210,9 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     assert "19 features for A0000001 from the online store" in first.stdout
     assert "full load of applicant_financials, applicant_profile" in first.stdout
     assert "credit_risk v1 (champion), test AUC" in first.stdout
-    assert f"app 'credit' at http://127.0.0.1:{port} (2 replicas), champion v1" in first.stdout
+    served = f"app 'credit' at http://127.0.0.1:{port} and gRPC 127.0.0.1:{grpc} (2 replicas)"
+    assert f"{served}, champion v1" in first.stdout
+    assert f"gRPC (V2)         127.0.0.1:{grpc}" in first.stdout  # under "Where to look"
     assert "120/120 answered" in first.stdout
     # The decisions reached the live drift monitor and it checked them against training data.
     assert "over 120 decisions vs champion v1's training data" in first.stdout
@@ -229,9 +237,9 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     # from an ingress Serve has soft-reloaded (`haproxy ... -sf <old pid>`, as on every change
     # of replicas), and is killed as a supervisor or the OOM killer would.
     # (Without the drift monitor, checked above: ~10 s less.)
-    job = keep_serving(port, {**env, "CREDIT_MONITOR_ENABLED": "false"}, 20)
+    job = keep_serving(port, grpc, {**env, "CREDIT_MONITOR_ENABLED": "false"}, 20)
     try:
-        haproxy, ports, run_dir = ingress(port)
+        haproxy, ports, run_dir = ingress(port, grpc)
         assert "-sf" in haproxy.cmdline()
         killed = time.monotonic()
         job.kill()
