@@ -117,6 +117,33 @@ def monitor_cpus(options: dict[str, Any], num_cpus: int) -> float | None:
     return 0.0
 
 
+def grpc_options(path: Path) -> dict[str, Any] | None:
+    """The config's grpc_options (the Open Inference Protocol's gRPC service) on a free port,
+    None when it has none."""
+    import yaml
+
+    options = yaml.safe_load(path.read_text()).get("grpc_options") or {}
+    return {**options, "port": free_port()} if options.get("grpc_servicer_functions") else None
+
+
+def driver_spec(
+    workload: Workload, variant: OursVariant, options: dict, cpus: int, grpc: dict | None
+) -> dict[str, Any]:
+    """What ours_driver.py serves, and how: the app, its settings, ports and options."""
+    monitor_dir = workload.work_dir / "monitoring" / variant.name.replace("+", "_")
+    monitor = monitor_cpus(options, cpus) if variant.monitor_on else None
+    return {
+        "import_path": OURS_IMPORT_PATH,
+        "args": app_args(workload, monitor_dir, monitor),
+        "app_name": APP_NAME,
+        "port": free_port(),
+        "grpc_options": grpc,
+        "num_cpus": cpus,
+        "deployment_options": options,
+        "logging_config": None if variant.access_log else {"enable_access_log": False},
+    }
+
+
 def start_ours(
     workload: Workload,
     variant: OursVariant,
@@ -124,25 +151,17 @@ def start_ours(
     cpus: int,
     timeout: float,
     nbthread: int = 1,
+    grpc: dict[str, Any] | None = None,
 ) -> ServiceProcess:
     """Ours under `variant`: a child driver with the variant's environment (Serve's actors
-    inherit it), started, its ingress found, its answers checked."""
-    slug, port = variant.name.replace("+", "_"), free_port()
+    inherit it), started, its ingress found, its answers checked; with `grpc` (grpc_options),
+    its gRPC service too (service.grpc, Serve's gRPC ingress)."""
+    slug = variant.name.replace("+", "_")
     extra, cleanup = ingress_env(workload.settings, variant, nbthread)
     ingress = ingress_of(variant.env | extra)
     options = variant.deployment(base)
-    monitor_dir = workload.work_dir / "monitoring" / slug
-    monitor = monitor_cpus(options, cpus) if variant.monitor_on else None
-    spec = {
-        "import_path": OURS_IMPORT_PATH,
-        "args": app_args(workload, monitor_dir, monitor),
-        "app_name": APP_NAME,
-        "port": port,
-        "num_cpus": cpus,
-        "deployment_options": options,
-        "logging_config": None if variant.access_log else {"enable_access_log": False},
-    }
-    spec_path = workload.work_dir / f"ours_spec_{slug}.json"
+    spec = driver_spec(workload, variant, options, cpus, grpc)
+    spec_path, port = workload.work_dir / f"ours_spec_{slug}.json", spec["port"]
     spec_path.write_text(json.dumps(spec))
     print(f"  {variant.describe(options, extra, ingress)}")
     # The monitor's settings are the defaults: CREDIT_MONITOR_* must not reach build_app.
@@ -157,7 +176,9 @@ def start_ours(
         cwd=workload.work_dir,  # not the project root: its .env must not reach the settings
     )
     service.url, service.counts = f"http://127.0.0.1:{port}{ROUTE}", is_serve_process
-    service.monitor_dir, service.cleanup = monitor_dir, cleanup
+    service.grpc = f"127.0.0.1:{grpc['port']}" if grpc else ""
+    service.monitor_dir = Path(spec["args"]["settings"]["monitor_dir"])
+    service.cleanup = cleanup
     try:
         service.wait_ready(lambda: bool(service.log_lines("SERVE_READY")), timeout)
         find_ingress(service, ingress, port)

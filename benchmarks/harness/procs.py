@@ -49,6 +49,7 @@ class ServiceProcess(ManagedProcess):
     processes count as the service (None: all), and directories to remove once it stopped."""
 
     url: str = ""
+    grpc: str = ""  # host:port of its gRPC service (the Open Inference Protocol's), if any
     counts: Callable[[Proc], bool] | None = None
     monitor_dir: Path | None = None
     cleanup: list[Path] = field(default_factory=list)

@@ -92,7 +92,7 @@ class Workload:
     expected_pd: np.ndarray | None = None  # the booster's own PD of each row
     online: list[dict[str, Any]] = field(default_factory=list)  # Feast's features of each row
     expected: list[dict[str, Any]] = field(default_factory=list)  # CreditModel.score's answers
-    bodies: dict[str, Path] = field(default_factory=dict)  # service -> bodies.jsonl
+    bodies: dict[str, Path] = field(default_factory=dict)  # service -> its bodies' file
 
     @property
     def auth(self) -> dict[str, str]:
@@ -218,11 +218,15 @@ def feast_body(row: dict[str, Any], feature_service: str) -> str:
 
 
 def write_bodies(workload: Workload) -> None:
-    """One bodies.jsonl per service, which wrk's post_bodies.lua rotates over."""
-    service = workload.settings.feature_service_name
+    """One bodies.jsonl per service, which wrk's post_bodies.lua rotates over (ours_v2: ours'
+    V2 REST), and the gRPC messages grpcload rotates over (ours_grpc, mlserver_grpc)."""
+    from benchmarks.harness.openinference import v2_body, write_grpc_messages
+
+    service, dataset = workload.settings.feature_service_name, workload.settings.load_dataset()
     assert workload.features is not None
     bodies = {
         "ours": [json.dumps(ours_body(row)) for row in workload.rows],
+        "ours_v2": [v2_body(row, dataset) for row in workload.rows],
         "mlserver": [mlserver_body(features) for features in workload.features],
         "peer": [peer_body(row) for row in workload.rows],
         "feast": [feast_body(row, service) for row in workload.rows],
@@ -232,6 +236,7 @@ def write_bodies(workload: Workload) -> None:
         path.write_text("".join(line + "\n" for line in lines))
         workload.bodies[name] = path
     workload.bodies["floor"] = workload.bodies["ours"]  # the same API, the same bodies
+    write_grpc_messages(workload, dataset)
 
 
 def check_answer(name: str, answer: dict[str, Any], workload: Workload, i: int) -> None:

@@ -37,7 +37,9 @@ def run_app(spec: dict[str, Any], stop: threading.Event) -> None:
 
     logging_config = spec["logging_config"]
     serve.start(
-        http_options={"host": "127.0.0.1", "port": spec["port"]}, logging_config=logging_config
+        http_options={"host": "127.0.0.1", "port": spec["port"]},
+        grpc_options=spec.get("grpc_options"),  # serve_config.yaml's, on a free port, or none
+        logging_config=logging_config,
     )
     module, _, attribute = spec["import_path"].partition(":")
     app = getattr(importlib.import_module(module), attribute)(spec["args"])

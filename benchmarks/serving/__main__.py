@@ -18,6 +18,7 @@ from benchmarks.harness.machine import MIB, wait_quiet
 from benchmarks.harness.procs import ROOT, ServiceProcess, quiet, work_dir
 from benchmarks.harness.tables import write_json
 from benchmarks.harness.variants import KNOWN, MONITOR_LEVER, SHIPPED, parse_variants
+from benchmarks.serving.transports import EXTRA, NAMES, ours_label, parse_transports
 
 SERVICES = ("ours", "mlserver", "peer", "floor", "feast")
 ONLY = {
@@ -57,6 +58,14 @@ OPTIONS = [
         f"comma-separated Serve levers for ours, + to combine them. Known: {KNOWN}",
     ),
     ("--ours-duration", int, 0, "seconds per wrk run for the ours variants (0: --duration)"),
+    (
+        "--transports",
+        parse_transports,
+        ",".join(EXTRA),
+        "besides ours' /v1 and MLServer's V2 REST: v2 (ours' V2 REST) and grpc (ours' and "
+        "MLServer's gRPC), comma-separated, or none; ours' on the first of --ours-variants",
+    ),
+    ("--grpc-channels", int, 4, "gRPC channels (connections) grpcload spreads its workers over"),
     ("--haproxy-nbthread", int, 1, "RAY_SERVE_HAPROXY_NBTHREAD for the haproxy lever"),
     ("--feast-max-requests", int, 0, "feast serve --max-requests (0: never recycle its worker)"),
     ("--micro-seconds", float, 5.0, "seconds of calls per micro-benchmark figure (0: none)"),
@@ -77,28 +86,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def describe(rows: list[tuple[str, str, str]], micro: bool, folder: Path) -> None:
+def describe(rows: list[tuple[str, str, str]], micro: bool, folder: Path, args: Any) -> None:
     import feast
+    import grpc
     import ray
     import xgboost
 
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout
     names = ", ".join(label for _, _, label in rows) or "none"
+    extra = ", ".join(NAMES[t] for t in args.transports) or "none"
     print(
-        f"services: {names}{' + the in-process micro-benchmark' if micro else ''}; ray "
+        f"services: {names}{' + the in-process micro-benchmark' if micro else ''}; "
+        f"transports beyond ours' /v1 and MLServer's V2 REST: {extra}; ray "
         f"{ray.__version__}, feast {feast.__version__}, xgboost {xgboost.__version__}, "
-        f"{wrk.split(' [')[0].strip()}; work dir {folder}"
+        f"grpcio {grpc.__version__}, {wrk.split(' [')[0].strip()}; work dir {folder}"
     )
 
 
 def starters(workload: Any, args: argparse.Namespace, base: dict[str, Any]) -> dict[str, Callable]:
-    from benchmarks.harness.ours import start_ours
+    from benchmarks.harness.ours import grpc_options, start_ours
     from benchmarks.serving import peers
 
+    def ours(variant: Any) -> ServiceProcess:
+        # Serve's gRPC ingress as serve_config.yaml has it (on a free port), for the first.
+        first = variant == args.ours_variants[0] and "grpc" in args.transports
+        grpc = grpc_options(args.serve_config) if first else None
+        cpus, timeout = args.ours_cpus, args.start_timeout
+        return start_ours(workload, variant, base, cpus, timeout, args.haproxy_nbthread, grpc)
+
     return {
-        "ours": lambda variant: start_ours(
-            workload, variant, base, args.ours_cpus, args.start_timeout, args.haproxy_nbthread
-        ),
+        "ours": ours,
         "mlserver": lambda _: peers.start_mlserver(workload, args),
         "peer": lambda _: peers.start_peer(workload, args),
         "floor": lambda _: peers.start_floor(workload, args, base.get("user_config", {})),
@@ -107,31 +124,53 @@ def starters(workload: Any, args: argparse.Namespace, base: dict[str, Any]) -> d
 
 
 def run_one(
-    service: str, label: str, start: Callable[[], ServiceProcess], workload: Any, args: Any
-) -> Any:
-    """Start, measure and stop one service (its row named `label`)."""
+    service: str,
+    key: str,
+    label: str,
+    start: Callable[[], ServiceProcess],
+    workload: Any,
+    args: Any,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Start one service (its first row named `label`), measure each of its transports (a
+    row each), stop it: (results, failures) by row key."""
     from benchmarks.harness.ours import describe_monitor, monitor_summary
-    from benchmarks.serving.measure import measure
+    from benchmarks.serving.transports import targets
 
     started = time.perf_counter()
     running = start()
     seconds, pid = time.perf_counter() - started, running.process.pid
     print(f"{label}: up at {running.url} in {seconds:.1f} s (pid {pid}), answers checked")
+    results, failures = {}, {}
     try:
-        wait_quiet(args.wait_quiet)
-        duration = (args.ours_duration or args.duration) if service == "ours" else args.duration
-        m = measure(running, workload.bodies[service], args, duration)
-        m.name = label
+        for target in targets(service, key, label, running, workload, args):
+            try:
+                results[target.key] = run_target(service, target, running, args)
+            except Exception as exc:  # a transport that failed does not stop the others
+                failures[target.key] = f"{type(exc).__name__}: {exc}"
+                print(f"{target.label}: FAILED, {failures[target.key]}")
     finally:
         running.stop()
-    if service == "ours":
-        m.monitor = monitor_summary(running)
-        print(f"  {describe_monitor(m.monitor)}")
+    if service == "ours" and key in results:
+        results[key].monitor = monitor_summary(running)
+        print(f"  {describe_monitor(results[key].monitor)}")
+    return results, failures
+
+
+def run_target(service: str, target: Any, running: ServiceProcess, args: Any) -> Any:
+    """One row: its answers checked (the first transport's were, at start), then measured."""
+    from benchmarks.serving.measure import measure
+
+    if target.check is not None:
+        target.check()
+        print(f"{target.label}: at {target.address}, answers checked")
+    wait_quiet(args.wait_quiet)
+    duration = (args.ours_duration or args.duration) if service == "ours" else args.duration
+    m = measure(running, target, args, duration)
     lo, sq = m.load.result, m.sequential.result
     print(
-        f"  load {lo['rps']:,.0f} req/s, p50 {lo['p50_ms']:.2f} ms, p99 {lo['p99_ms']:.2f} ms; "
-        f"sequential p50 {sq['p50_ms']:.2f} ms, p99 {sq['p99_ms']:.2f} ms; errors {m.errors}; "
-        f"RSS {m.rss_peak[0] / MIB:,.0f} MiB"
+        f"  {target.label}: load {lo['rps']:,.0f} req/s, p50 {lo['p50_ms']:.2f} ms, p99 "
+        f"{lo['p99_ms']:.2f} ms; sequential p50 {sq['p50_ms']:.2f} ms, p99 {sq['p99_ms']:.2f} "
+        f"ms; errors {m.errors}; RSS {m.rss_peak[0] / MIB:,.0f} MiB"
     )
     return m
 
@@ -176,7 +215,9 @@ def run_all(args: Any, rows: list, variants: list, folder: Path, failures: dict)
         for key, service, label in rows:
             try:
                 launch = functools.partial(start[service], variant_of.get(key))
-                results[key] = run_one(service, label, launch, workload, args)
+                measured, failed = run_one(service, key, label, launch, workload, args)
+                results |= measured
+                failures |= failed
             except Exception as exc:  # a row that failed does not stop the others
                 failures[key] = f"{type(exc).__name__}: {exc}"
                 print(f"{label}: FAILED, {failures[key]}")
@@ -196,10 +237,10 @@ def main(argv: list[str] | None = None) -> int:
 
     services, started, failures = ONLY[args.only], time.perf_counter(), {}
     variants = args.ours_variants if "ours" in services else []
-    rows = [(v.key, "ours", v.label) for v in variants]
+    rows = [(v.key, "ours", ours_label(v)) for v in variants]
     rows += [(s, s, report.LABELS[s]) for s in services if s != "ours"]
     with work_dir("serving_", args.keep_work_dir, ROOT / "var" / "bench") as folder:
-        describe(rows, args.micro_seconds > 0, folder)
+        describe(rows, args.micro_seconds > 0, folder, args)
         prepare_venvs(services, args)
         results, micro = run_all(args, rows, variants, folder, failures)
     report.print_report(results, failures, variants, args)

@@ -1,11 +1,13 @@
-"""One service under wrk: a load run with many connections, then a sequential one, with the
-service's memory and the machine's CPU metered around each."""
+"""One service's transport under load: wrk posting JSON bodies (REST) or grpcload sending
+gRPC messages, a load run with many connections, then a sequential one, with the service's
+memory and the machine's CPU metered around each."""
 
 from __future__ import annotations
 
 import json
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +18,24 @@ WRK_SCRIPT = ROOT / "benchmarks" / "wrk" / "post_bodies.lua"
 
 
 @dataclass
+class Target:
+    """Where one row's load goes: wrk posting `bodies` (JSON, one a line) to the URL
+    `address`, or for gRPC grpcload sending `bodies` (messages) to host:port `address`."""
+
+    key: str  # the row's key in the results
+    label: str
+    transport: str  # "v1" (ours' own JSON), "v2" (V2 REST), "grpc" or "rest" (a peer's)
+    address: str
+    bodies: Path
+    metadata: dict[str, str] = field(default_factory=dict)  # gRPC metadata
+    method: str = ""  # gRPC method path
+    check: Callable[[], None] | None = None  # its answers checked before it is measured
+
+
+@dataclass
 class WrkRun:
     connections: int
-    result: dict[str, Any]  # post_bodies.lua's WRK_RESULT
+    result: dict[str, Any]  # post_bodies.lua's WRK_RESULT (grpcload gives the same keys)
     output: str
 
     @property
@@ -51,6 +68,24 @@ def run_wrk(
     return WrkRun(connections, json.loads(lines[-1].removeprefix("WRK_RESULT ")), done.stdout)
 
 
+def run_load(target: Target, connections: int, threads: int, seconds: int, args: Any) -> WrkRun:
+    """wrk, or grpcload (connections: its workers, over up to --grpc-channels channels)."""
+    if target.transport != "grpc":
+        return run_wrk(target.address, target.bodies, connections, threads, seconds, args)
+    from benchmarks.harness import grpcload
+
+    result, output = grpcload.run(
+        target.address,
+        target.method,
+        target.bodies,
+        connections,
+        seconds,
+        target.metadata,
+        args.grpc_channels,
+    )
+    return WrkRun(connections, result, output)
+
+
 @dataclass
 class Measured:
     name: str  # the row's label
@@ -62,29 +97,33 @@ class Measured:
     processes: int
     cores: dict[str, dict[str, float]]  # run -> service / wrk / other
     monitor: dict[str, Any] | None = None  # ours: its drift monitor (monitor_summary)
+    transport: str = "v1"
 
     @property
     def errors(self) -> int:
         return self.load.errors + self.sequential.errors
 
 
-def measure(service: ServiceProcess, bodies: Path, args: Any, duration: int) -> Measured:
+def measure(service: ServiceProcess, target: Target, args: Any, duration: int) -> Measured:
     """Warm-up, the load run (--connections), the sequential run (1 connection)."""
     rss_idle = service.rss()
     if args.warmup > 0:
-        run_wrk(service.url, bodies, args.connections, args.threads, args.warmup, args)
+        run_load(target, args.connections, args.threads, args.warmup, args)
     runs, meters = [], []
     for connections, threads in ((args.connections, args.threads), (1, 1)):
         with Meter(service.tree, service.counted) as meter:
-            runs.append(run_wrk(service.url, bodies, connections, threads, duration, args))
+            runs.append(run_load(target, connections, threads, duration, args))
         meters.append(meter)
+    tool = "grpcload" if target.transport == "grpc" else "wrk"
     for run in runs:
         for line in run.output.splitlines():
             if line.startswith("WRK_FIRST_BAD"):
-                print(f"  {service.name}, {run.connections} connection(s): {line}")
-        if args.latency:
+                print(f"  {target.label}, {run.connections} connection(s): {line}")
+        if args.latency and tool == "wrk":
             print(f"  wrk, {run.connections} connection(s):")
             print("\n".join(f"    {line}" for line in run.output.splitlines()))
     peak = (max(m.peak[0] for m in meters), max(m.peak[1] for m in meters))
     cores = {"load": meters[0].cores, "sequential": meters[1].cores}
-    return Measured(service.name, duration, *runs, rss_idle, peak, len(service.tree()), cores)
+    measured = Measured(target.label, duration, *runs, rss_idle, peak, len(service.tree()), cores)
+    measured.transport = target.transport
+    return measured

@@ -91,12 +91,13 @@ def versions(venv: Path, names: tuple[str, ...]) -> str:
 def start_mlserver_on(
     name: str, venv: Path, model: dict[str, Any], env: dict, workload: Workload, args: Any
 ) -> ServiceProcess:
-    """MLServer with its defaults but the ports (loopback) and OMP_NUM_THREADS (XGBoost's
-    threads per prediction; Ray gives our replica 1), serving one model."""
+    """MLServer with its defaults but the ports (loopback; REST at service.url, gRPC at
+    service.grpc) and OMP_NUM_THREADS (XGBoost's threads per prediction; Ray gives our replica
+    1), serving one model."""
     repo = workload.mlserver_repo if name == "mlserver" else workload.work_dir / f"mlserver_{name}"
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     settings = {"host": "127.0.0.1", "http_port": port}
-    settings |= {"grpc_port": free_port(), "metrics_port": free_port()}
+    settings |= {"grpc_port": grpc_port, "metrics_port": free_port()}
     (repo / model["name"]).mkdir(parents=True, exist_ok=True)
     (repo / "settings.json").write_text(json.dumps(settings))
     (repo / model["name"] / "model-settings.json").write_text(json.dumps(model))
@@ -106,7 +107,7 @@ def start_mlserver_on(
     base = f"http://127.0.0.1:{port}/v2/models/{model['name']}"
     binary = ensure_venv(venv, PEER_PINS if name == "peer" else MLSERVER_PINS, name == "peer")
     check = check_peer if name == "peer" else check_mlserver
-    return start_service(
+    service = start_service(
         name,
         [str(binary), "start", str(repo)],
         f"{base}/infer",
@@ -117,6 +118,8 @@ def start_mlserver_on(
         env=env,
         timeout=args.start_timeout,
     )
+    service.grpc = f"127.0.0.1:{grpc_port}"  # the same V2 protocol over gRPC
+    return service
 
 
 def start_mlserver(workload: Workload, args: Any) -> ServiceProcess:

@@ -11,10 +11,12 @@ from benchmarks.harness.ours import describe_monitor
 from benchmarks.harness.tables import markdown_table, ratio, settings_of
 from benchmarks.harness.variants import MONITOR_LEVER, SHIPPED, OursVariant
 from benchmarks.serving.measure import Measured
+from benchmarks.serving.transports import print_transport_ratios, transport_ratios
 
 LABELS = {
     "ours": "ours (Ray Serve)",
-    "mlserver": "MLServer (features in request)",
+    "mlserver": "MLServer V2 REST",  # features in the request, as for its gRPC row
+    "mlserver:grpc": "MLServer gRPC",
     "peer": "MLServer + Feast (seed stack)",
     "floor": "floor (uvicorn + FastAPI)",
     "feast": "feast serve",
@@ -100,7 +102,8 @@ def print_report(results: Results, failures: dict, variants: list[OursVariant], 
         f"\nwrk: {args.connections} connections / {args.threads} threads (load) and 1 connection "
         f"(sequential), {durations} after {args.warmup} s warm-up; {args.bodies:,} request "
         f"bodies rotated, {args.applicants:,} applicants; {os.cpu_count()} CPUs shared by wrk "
-        "and the service\n"
+        "and the service; gRPC rows: grpcload (Python grpc.aio) in wrk's place, the same "
+        f"connections as workers over up to {args.grpc_channels} channels\n"
     )
     print(markdown_table(SERVICE_HEADER.split(","), service_rows(results, failures)))
     if ours and any(p in results for p in PEERS):
@@ -110,6 +113,7 @@ def print_report(results: Results, failures: dict, variants: list[OursVariant], 
         print(markdown_table(RATIO_HEADER.split(","), ratio_rows(results, ours), "ll" + "r" * 7))
     elif not ours:
         print("\n(ours not measured in this run: no ours/MLServer and ours/feast serve ratios)")
+    print_transport_ratios(results, ours)
     if len(ours) > 1:
         print_best(results, ours)
     print_monitor_cost(results, ours, variants)
@@ -119,8 +123,9 @@ def print_report(results: Results, failures: dict, variants: list[OursVariant], 
 def print_footnotes(results: Results, failures: dict, ours: list[OursVariant], args: Any) -> None:
     print(
         "\nreq/s, p50, p99: the load run; seq: one connection, one request at a time; errors: "
-        "responses other than 200 plus socket errors and timeouts over both runs; RSS: peak "
-        "under load, summed over the service's processes"
+        "responses other than 200 (gRPC: other than OK) plus socket errors and timeouts over "
+        "both runs; RSS: peak under load, summed over the service's processes; CPU 'wrk': the "
+        "load generator's (grpcload's for gRPC rows: Python, it costs more per request than wrk)"
     )
     if ours:
         print(f"ours variants (each its own driver and local Ray; base: {args.serve_config}):")
@@ -234,7 +239,8 @@ def details_document(
     described = {v.key: {k: getattr(v, k) for k in levers} for v in variants}
     services = {}
     for key, m in results.items():
-        services[key] = {"label": m.name, "duration_s": m.duration, "load": m.load.result}
+        services[key] = {"label": m.name, "transport": m.transport, "duration_s": m.duration}
+        services[key] |= {"load": m.load.result}
         services[key] |= {"sequential": m.sequential.result, "rss_idle_bytes": m.rss_idle[0]}
         services[key] |= {"rss_peak_bytes": m.rss_peak[0], "rss_peak_tree_bytes": m.rss_peak[1]}
         services[key] |= {
@@ -244,4 +250,5 @@ def details_document(
         }
     settings = {k: v for k, v in settings_of(args).items() if k not in ("ours_variants", "auth")}
     document = {"settings": settings, "ours_variants": described, "cpus": os.cpu_count()}
-    return document | {"services": services, "failures": failures}
+    same_transport = transport_ratios(results, variants)
+    return document | {"services": services, "same_transport": same_transport, "failures": failures}
