@@ -41,6 +41,7 @@ class MonitorFeed:
         self._draw = draw
         self._clock = clock
         self._offered: deque[tuple[float, int]] = deque()
+        self._offered_rows = 0  # the sum of the rows in _offered
         self.monitor = None
         self._rows: list[dict[str, Any]] = []
         self._calls: list[tuple[Any, list[dict[str, Any]]]] = []
@@ -57,14 +58,14 @@ class MonitorFeed:
         limit = self.settings.monitor_max_rows_per_second
         now = self._clock()
         self._offered.append((now, rows))
+        self._offered_rows += rows  # kept as a sum: the window holds a batch per request
         while self._offered and now - self._offered[0][0] > RATE_WINDOW_SECONDS:
-            self._offered.popleft()
+            self._offered_rows -= self._offered.popleft()[1]
         if not limit:
             return 1.0
         # Over a fixed window: a short burst (the main job's sample decisions) goes whole,
         # sustained load above the limit is sampled down to it.
-        offered = sum(n for _, n in self._offered)
-        return min(1.0, limit * RATE_WINDOW_SECONDS / offered)
+        return min(1.0, limit * RATE_WINDOW_SECONDS / self._offered_rows)
 
     def offer(self, rows: list[dict[str, Any]]) -> None:
         """Answered decisions' records, cut to what a drift check reads (who asked stays in
