@@ -98,6 +98,27 @@ def check_model(name: str, served: str) -> None:
         raise ProtocolError(404, f"unknown model {name!r}; this service serves {served!r}")
 
 
+def loaded_versions(service: Any, model: str, version: str | None) -> list[str]:
+    """The versions a metadata or ready request is about: `version` if it is loaded, else the
+    loaded ones (champion first); 404 for another model or a version that is not loaded."""
+    check_model(model, service.settings.model_name)
+    loaded = service.models.versions()
+    if version:
+        pinned_variant(loaded, model, version)
+        return [version]
+    return [v for v in loaded.values() if v]
+
+
+def check_outputs(names: list[str]) -> None:
+    """Before deciding: an unknown output is a bad request, not a decision without an answer."""
+    known = [n for n, _ in OUTPUTS]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise ProtocolError(
+            400, f"unknown output {unknown[0]!r}; the outputs are {', '.join(known)}"
+        )
+
+
 def pinned_variant(versions: dict[str, str | None], name: str, version: str | None) -> Variant:
     """The variant of a loaded `version` (asked for directly), or 404 naming what is loaded."""
     for variant in (CHAMPION, CHALLENGER):

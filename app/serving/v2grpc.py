@@ -141,9 +141,7 @@ class InferenceServicer:
     async def ModelReady(self, request: Any, grpc_context: Any = None) -> pb.ModelReadyResponse:
         try:
             self._admit(grpc_context)
-            v2.check_model(request.name, self.settings.model_name)
-            if request.version:
-                v2.pinned_variant(self.models.versions(), request.name, request.version)
+            v2.loaded_versions(self, request.name, request.version or None)
         except v2.ProtocolError as exc:
             _fail(grpc_context, exc.status, exc.message, exc.headers)
             return pb.ModelReadyResponse()
@@ -154,11 +152,7 @@ class InferenceServicer:
     ) -> pb.ModelMetadataResponse:
         try:
             self._admit(grpc_context)
-            v2.check_model(request.name, self.settings.model_name)
-            loaded = self.models.versions()
-            if request.version:
-                v2.pinned_variant(loaded, request.name, request.version)
-            versions = [request.version] if request.version else [v for v in loaded.values() if v]
+            versions = v2.loaded_versions(self, request.name, request.version or None)
         except v2.ProtocolError as exc:
             _fail(grpc_context, exc.status, exc.message, exc.headers)
             return pb.ModelMetadataResponse()
@@ -171,10 +165,7 @@ class InferenceServicer:
             size, limit = request.ByteSize(), self.gate.max_body
             if size > limit:
                 raise v2.ProtocolError(413, f"message of {size} bytes; the limit is {limit}")
-            names = {n for n, _ in v2.OUTPUTS}
-            unknown = [o.name for o in request.outputs if o.name not in names]
-            if unknown:
-                raise v2.ProtocolError(400, f"unknown output {unknown[0]!r}")
+            v2.check_outputs([o.name for o in request.outputs])
             parameter = request.parameters.get(v2.IDEMPOTENCY_PARAMETER)
             key = v2.chosen_key(
                 metadata_value(grpc_context, "idempotency-key"),

@@ -103,16 +103,6 @@ def respond(body: InferRequest, model: str, answer: v2.Answer) -> Response:
     )
 
 
-def check_outputs(body: InferRequest) -> None:
-    """Before deciding: an unknown output is a bad request, not a decision without an answer."""
-    names = {n for n, _ in v2.OUTPUTS}
-    unknown = [o.name for o in body.outputs or [] if o.name not in names]
-    if unknown:
-        raise v2.ProtocolError(
-            400, f"unknown output {unknown[0]!r}; the outputs are {', '.join(names)}"
-        )
-
-
 router = APIRouter(tags=["Open Inference Protocol (V2)"])
 
 
@@ -151,11 +141,7 @@ async def model_metadata(request: Request, model: str, version: str | None = Non
     row; `versions` lists the loaded versions (champion first)."""
     service = _service(request)
     try:
-        v2.check_model(model, service.settings.model_name)
-        loaded = service.models.versions()
-        if version is not None:
-            v2.pinned_variant(loaded, model, version)
-        versions = [version] if version else [v for v in loaded.values() if v]
+        versions = v2.loaded_versions(service, model, version)
     except v2.ProtocolError as exc:
         return error(exc.status, exc.message)
     return v2.model_metadata(service.dataset, model, versions)
@@ -167,9 +153,7 @@ async def model_ready(request: Request, model: str, version: str | None = None):
     """200 when the model (or the loaded version) can answer: loaded, online store up."""
     service = _service(request)
     try:
-        v2.check_model(model, service.settings.model_name)
-        if version is not None:
-            v2.pinned_variant(service.models.versions(), model, version)
+        v2.loaded_versions(service, model, version)
     except v2.ProtocolError as exc:
         return error(exc.status, exc.message)
     if (await service.readiness()).status != "ok":
@@ -201,7 +185,7 @@ async def model_infer(request: Request, model: str, version: str | None = None):
     parameter) for one row. A tensor is answered whole: if any row fails, none is decided."""
     try:
         body, inputs = parse_infer(await request.body(), request.headers.get(HEADER_LENGTH))
-        check_outputs(body)
+        v2.check_outputs([o.name for o in body.outputs or []])
         for named, path in ((body.model_name, model), (body.model_version, version)):
             if named and path and named != path:
                 raise v2.ProtocolError(400, f"the body names {named!r}, the path {path!r}")
