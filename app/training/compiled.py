@@ -3,9 +3,10 @@
 Everything that is constant for a model version is worked out once at load (category ->
 column index maps, numeric positions, the one-hot -> raw-column membership matrix, the columns
 a reason may cite), so scoring a request is one encode into a preallocated matrix, one
-XGBoost contributions call and a few array operations, with no DataFrame. Serving and the
-batch job score through this; `CreditModel.score` (DataFrame in, for training and evaluation)
-ranks and phrases reasons with the same function (`reasons.explain_rows`).
+TreeSHAP pass (tabled at load, `app.training.treeshap`) and a few array operations, with no
+DataFrame. Serving and the batch job score through this; `CreditModel.score` (DataFrame in,
+for training and evaluation) ranks and phrases reasons with the same function
+(`reasons.explain_rows`) from the same tables.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from app.training.model import CreditModel, sigmoid
 from app.training.preprocess import safe_name
 from app.training.reason_catalog import as_float, catalogue
 from app.training.reasons import citable_columns, explain_rows
+from app.training.treeshap import explainer_for
 
 MAX_REASONS = 4
 
@@ -73,6 +75,11 @@ class CompiledModel:
         booster_names = getattr(model.estimator, "feature_names", None)
         if model.kind == "xgboost" and booster_names and list(booster_names) != self.feature_names:
             raise ValueError("the booster's features are not the encoder's, in its order")
+        self.explainer = (
+            explainer_for(model.estimator, len(self.feature_names))
+            if model.kind == "xgboost"
+            else None
+        )
 
     def encode(self, columns: Mapping[str, Sequence], n: int) -> np.ndarray:
         """The model matrix (float32, `feature_names` order), as `FeatureEncoder` builds it."""
@@ -93,6 +100,8 @@ class CompiledModel:
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """Per encoded feature pushes towards default (margin scale) plus the bias, float64."""
         model = self.model
+        if self.explainer is not None:  # the same TreeSHAP values, ~14x faster for one row
+            return self.explainer.contributions(matrix)
         if model.kind == "xgboost":
             import xgboost as xgb
 

@@ -15,6 +15,7 @@ from app.dataset import SPEC_FILE, Dataset, parse_dataset
 from app.domain import APPROVE, DECLINE, PREDICTION
 from app.training.preprocess import FeatureEncoder
 from app.training.reasons import reason_codes
+from app.training.treeshap import explainer_for
 
 META_FILE = "credit_model.json"
 BOOSTER_FILE = "booster.json"
@@ -91,7 +92,11 @@ class CreditModel:
         """Per-feature pushes towards default (margin scale), plus a `bias` column."""
         names = self.encoder.feature_names
         if self.kind == "xgboost":
-            values = self.estimator.predict(self._dmatrix(raw_df), pred_contribs=True)
+            explainer = explainer_for(self.estimator, len(names))
+            if explainer is not None:  # XGBoost's TreeSHAP values, tabled: as serving computes
+                values = explainer.contributions(self.encoder.transform_array(raw_df))
+            else:
+                values = self.estimator.predict(self._dmatrix(raw_df), pred_contribs=True)
             return pd.DataFrame(values, index=raw_df.index, columns=[*names, "bias"])
         matrix = self.encode(raw_df)
         steps = self.estimator[:-1]
