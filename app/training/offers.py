@@ -15,6 +15,7 @@ import numpy as np
 from app.dataset.expressions import as_floats
 from app.training.compiled import CompiledModel
 from app.training.model import sigmoid
+from app.training.treeshap import CodedShap
 
 # Offered only when this far (log-odds) below the cut-off: the grid scores with XGBoost's plain
 # margin, the decision path sums per-feature contributions, and the two differ by float
@@ -101,6 +102,8 @@ def model_margins(compiled: CompiledModel, matrix: np.ndarray) -> np.ndarray:
     """Log-odds of default for encoded rows, float64: XGBoost's in-place margin (no DMatrix,
     no contributions: a fraction of the decision path's call per row)."""
     model = compiled.model
+    if isinstance(compiled.explainer, CodedShap):  # XGBoost's margins, from the leaf tables
+        return compiled.explainer.margins(matrix)
     if model.kind == "xgboost":
         margin = model.estimator.inplace_predict(
             matrix, predict_type="margin", validate_features=False

@@ -34,7 +34,12 @@ class Reason:
         return f"No information on {self.subject}"
 
     def describe(self, value: object) -> str:
-        return str(self.describe_many(np.array([value], dtype="object"))[0])
+        if self.number is None:
+            return self.texts.get(value, self.missing_text)  # type: ignore[call-overload]
+        number = as_float(value)
+        if number != number or number in (np.inf, -np.inf):
+            return self.missing_text
+        return self.number(number)
 
     def describe_many(self, values: np.ndarray) -> np.ndarray:
         """describe() over an array, formatting each distinct value once (no pandas: the

@@ -144,7 +144,11 @@ def explain_rows(
     the request path (`app.training.compiled`): both rank and phrase reasons identically."""
     # Rounded first so a reported contribution is never 0.0 and float noise cannot reorder
     # reasons.
-    values = citable_values(np.round(aggregated, 6), take, require)
+    rounded = np.round(aggregated, 6)
+    if len(rounded) == 1:  # the request path: plain Python beats a dozen tiny array calls
+        required = require is not None and bool(np.asarray(require, dtype=bool)[0])
+        return [_explain_one(rounded[0].tolist(), required, citable, value_of, take, reasons)]
+    values = citable_values(rounded, take, require)
     # A stable sort of the negated values keeps column order among ties.
     order = np.argsort(-values, axis=1, kind="stable")[:, :take]
     top = np.take_along_axis(values, order, axis=1)
@@ -167,4 +171,37 @@ def explain_rows(
                 }
             )
         out.append(row)
+    return out
+
+
+def _explain_one(
+    values: list[float],
+    required: bool,
+    citable: Sequence[str],
+    value_of: Callable[[str, np.ndarray], Sequence],
+    take: int,
+    reasons: Mapping[str, Reason],
+) -> list[dict]:
+    """`explain_rows` for one row, with the same choices: the positive contributions, largest
+    first, column order among ties; a required row with none cites its least unfavourable
+    column that moved the score at all."""
+    if not take:
+        return []
+    cited = [(-v, j) for j, v in enumerate(values) if v > 0]
+    if not cited and required:
+        moved = [(-v, j) for j, v in enumerate(values) if v == v and v != 0]
+        cited = [min(moved)] if moved else []
+    out = []
+    for negated, j in sorted(cited)[:take]:
+        column = citable[j]
+        reason = reasons[column]
+        value = value_of(column, np.zeros(1, dtype=np.intp))[0]
+        out.append(
+            {
+                "code": reason.code,
+                "feature": column,
+                "description": reason.describe(value),
+                "contribution": -negated,
+            }
+        )
     return out

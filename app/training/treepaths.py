@@ -43,6 +43,7 @@ class PathTables:
         self.node_tree = np.array([n[3] for n in nodes], dtype=np.intp)
         self.node_rank = np.array([n[4] for n in nodes], dtype=np.intp)  # within its tree
         self.leaf_tree = np.array([leaf.tree for leaf in leaves], dtype=np.intp)
+        self.leaf_value = np.array([leaf.value for leaf in leaves])
         count, depth = len(leaves), max((len(leaf.steps) for leaf in leaves), default=0)
         # Padded steps point at an extra always-left column, so they always agree.
         self.step_node = np.full((count, depth), len(nodes), dtype=np.intp)
@@ -60,11 +61,15 @@ class PathTables:
         values = matrix[:, self.feature]
         return (values < self.threshold) | (np.isnan(values) & self.default_left)
 
+    def agree(self, left: np.ndarray) -> np.ndarray:
+        """(rows x leaves x depth): whether each row follows each step of each leaf's path."""
+        left = np.concatenate([left, np.ones((len(left), 1), dtype=bool)], axis=1)
+        return left[:, self.step_node] == self.step_left
+
     def shares(self, left: np.ndarray) -> np.ndarray:
         """(rows x leaves x depth): each leaf's share of each of its path features
         (`slot_feature`), given the rows' split outcomes; zero in padded slots."""
-        left = np.concatenate([left, np.ones((len(left), 1), dtype=bool)], axis=1)
-        agree = left[:, self.step_node] == self.step_left
+        agree = self.agree(left)
         failed = np.bitwise_or.reduce(np.where(agree, 0, self.step_bit), axis=2)
         pattern = self.full & ~failed
         return self.table[self.base + (pattern * self.width)[:, :, None] * self.valid]

@@ -9,7 +9,8 @@ per model (`app.training.treepaths`):
 - `CodedShap`, when no tree has more than 8 splits (depth <= 3, the default): a tree's
   contribution depends only on which way each of its splits goes, an 8-bit code, so each tree
   has a 256-row table. A row costs one comparison per split, one gather per tree and feature,
-  and a sum per feature.
+  and a sum per feature. The same codes give each tree's leaf, so it also answers margins
+  (the counter-offer search scores dozens of candidate terms per decline).
 - `PathShap` otherwise: each leaf's shares per agreement pattern; a row costs one gather per
   leaf and path feature.
 
@@ -73,8 +74,15 @@ class CodedShap:
         self.threshold[place] = tables.threshold
         self.default_left[place] = tables.default_left
         codes = np.arange(1 << CODE_BITS)
-        shares = tables.shares((codes[:, None] >> tables.node_rank[None, :]) & 1 == 1)
-        self._tabulate(tables, shares)
+        left = (codes[:, None] >> tables.node_rank[None, :]) & 1 == 1
+        self._tabulate(tables, tables.shares(left))
+        # The leaf each code reaches in each tree: the tree's output is its value.
+        reached = tables.agree(left).all(axis=2) * tables.leaf_value  # codes x leaves
+        leaf_table = np.zeros((trees, 1 << CODE_BITS))
+        np.add.at(leaf_table.T, (slice(None), tables.leaf_tree), reached)
+        self.leaf_table = leaf_table.ravel()
+        self.tree_base = np.arange(trees) * (1 << CODE_BITS)
+        self.base_margin = 0.0  # set by `_build` from XGBoost's own margins
 
     def _tabulate(self, tables: PathTables, shares: np.ndarray) -> None:
         """Sum each tree's leaves' shares per (code, feature of the tree)."""
@@ -99,21 +107,37 @@ class CodedShap:
         self.entry_tree = pair_tree[order]
         self.entry_offset = pair_tree[order] * (1 << CODE_BITS) * width + rank[order]
         self.width = width
+        self.entry_stride = np.full(len(order), width, dtype=np.intp)  # uint8 codes widen
         features = pair_feature[order]
         self.present, self.starts = np.unique(features, return_index=True)
         self.rows = max(1, CHUNK_ENTRIES // max(1, len(pairs)))
+
+    def codes(self, matrix: np.ndarray) -> np.ndarray:
+        """(rows x trees) uint8: bit j set where a row goes left at the tree's j-th split."""
+        values = matrix[:, self.feature]
+        left = (values < self.threshold) | (np.isnan(values) & self.default_left)
+        packed = np.packbits(left.reshape(len(matrix), -1, CODE_BITS), axis=2, bitorder="little")
+        return packed[:, :, 0]
+
+    def margins(self, matrix: np.ndarray) -> np.ndarray:
+        """Log-odds (float64) per row: the reached leaves' values plus the base margin, what
+        XGBoost's margin prediction gives, without its per-call cost."""
+        matrix = np.asarray(matrix, dtype=np.float32)
+        out = np.empty(len(matrix))
+        rows = max(1, CHUNK_ENTRIES // max(1, len(self.feature)))
+        for start in range(0, len(matrix), rows):
+            codes = self.codes(matrix[start : start + rows])
+            leaves = self.leaf_table.take(codes + self.tree_base)
+            out[start : start + rows] = leaves.sum(axis=1) + self.base_margin
+        return out
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         matrix = np.asarray(matrix, dtype=np.float32)
         out = np.zeros((len(matrix), self.n_features + 1))
         for start in range(0, len(matrix), self.rows):
             chunk = matrix[start : start + self.rows]
-            values = chunk[:, self.feature]
-            left = (values < self.threshold) | (np.isnan(values) & self.default_left)
-            codes = np.packbits(left.reshape(len(chunk), -1, CODE_BITS), axis=2, bitorder="little")[
-                :, :, 0
-            ]
-            index = self.entry_offset + codes[:, self.entry_tree].astype(np.intp) * self.width
+            codes = self.codes(chunk)
+            index = self.entry_offset + codes[:, self.entry_tree] * self.entry_stride
             if len(self.present):
                 out[start : start + len(chunk), self.present] = np.add.reduceat(
                     self.table.take(index), self.starts, axis=1
@@ -149,6 +173,12 @@ def _build(booster: Any, n_features: int) -> Explainer | None:
     explainer = kind(tables, n_features, float(expected[0, -1]))
     if not np.allclose(explainer.contributions(probe), expected, rtol=0, atol=TOLERANCE):
         return None
+    if isinstance(explainer, CodedShap):
+        margin = booster.inplace_predict(probe, predict_type="margin", validate_features=False)
+        base = np.asarray(margin, dtype="float64") - explainer.margins(probe)
+        if np.ptp(base) > TOLERANCE:
+            return None
+        explainer.base_margin = float(np.median(base))
     return explainer
 
 

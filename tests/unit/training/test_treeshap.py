@@ -79,3 +79,12 @@ def test_models_it_cannot_table_keep_xgboosts_path(monkeypatch):
 def test_a_table_that_disagrees_with_xgboost_is_never_used(monkeypatch):
     monkeypatch.setattr(treeshap, "TOLERANCE", -1.0)  # no table can pass the load check
     assert explainer_for(_booster(2, rounds=5), 6) is None
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_margins_equal_xgboosts(depth):
+    booster = _booster(depth)
+    x, _ = _data(rows=500, seed=3)
+    margins = explainer_for(booster, x.shape[1]).margins(x)
+    expected = booster.inplace_predict(x, predict_type="margin").astype("float64")
+    np.testing.assert_allclose(margins, expected, atol=2e-5)
