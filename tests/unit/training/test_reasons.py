@@ -262,3 +262,36 @@ def test_hundred_thousand_rows():
     aggregated = aggregate_contributions(contribs.iloc[[i]], ENCODER).iloc[0]
     assert features(out[i]) == list(aggregated[aggregated > 0].nlargest(4).index)
     print(f"100k rows in {elapsed:.2f}s")
+
+
+def test_one_row_at_a_time_gives_what_the_batch_gives():
+    """The request path explains one row at a time (plain Python); batch scoring explains
+    arrays. Ties, zeros, NaN, required rows with nothing pushing up: the same reasons."""
+    from app.training.reason_catalog import catalogue
+    from app.training.reasons import citable_columns, explain_rows
+
+    encoder = FeatureEncoder.for_dataset(german())
+    citable = citable_columns(encoder)
+    rng = np.random.default_rng(7)
+    values = np.round(rng.normal(size=(300, len(citable))), 1)  # many exact ties
+    values[rng.random(values.shape) < 0.1] = np.nan
+    values[rng.random(values.shape) < 0.1] = 0.0
+    values[:40] = -np.abs(values[:40])  # nothing pushes up
+    require = rng.random(300) < 0.5
+    raw = raw_rows(300)
+
+    def value_of(column, rows):
+        return raw[column].to_numpy(dtype="object")[rows]
+
+    reasons = catalogue(encoder.dataset)
+    batch = explain_rows(values, citable, value_of, 4, reasons, require)
+    for i in range(300):
+        one = explain_rows(
+            values[i : i + 1],
+            citable,
+            lambda column, rows, i=i: value_of(column, rows + i),
+            4,
+            reasons,
+            require[i : i + 1],
+        )
+        assert one == [batch[i]]
