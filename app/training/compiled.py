@@ -83,6 +83,8 @@ class CompiledModel:
 
     def encode(self, columns: Mapping[str, Sequence], n: int) -> np.ndarray:
         """The model matrix (float32, `feature_names` order), as `FeatureEncoder` builds it."""
+        if n == 1:  # the request path: one list, one array, instead of an assignment per column
+            return self._encode_one(columns)
         out = np.zeros((n, len(self.feature_names)), dtype="float32")
         for column, j in self.numeric:
             values = columns[column]
@@ -96,6 +98,17 @@ class CompiledModel:
                 if j is not None:
                     out[i, j] = 1.0
         return out
+
+    def _encode_one(self, columns: Mapping[str, Sequence]) -> np.ndarray:
+        row = [0.0] * len(self.feature_names)
+        for column, j in self.numeric:
+            row[j] = as_float(columns[column][0])
+        for column, positions in self.categories:
+            value = columns[column][0]
+            j = positions.get(value) if isinstance(value, str) else None
+            if j is not None:
+                row[j] = 1.0
+        return np.array([row], dtype="float32")
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
         """Per encoded feature pushes towards default (margin scale) plus the bias, float64."""

@@ -97,3 +97,22 @@ def test_an_empty_result_is_readable(tmp_path):
     spec = scores_spec(german())
     assert count_scores(tmp_path, spec)["rows"] == 0
     assert pq.ParquetDataset(tmp_path).schema.equals(spec.arrow_schema)
+
+
+def test_one_row_encodes_and_scores_as_in_a_batch(compiled, columns, small_model, frame):
+    n = 60
+    head = {c: values[:n] for c, values in columns.items()}
+    batch = compiled.encode(head, n)
+    scores = compiled.score(head, n)
+    for i in range(n):
+        row = {c: columns[c][i : i + 1] for c in compiled.raw_columns}
+        np.testing.assert_array_equal(compiled.encode(row, 1), batch[i : i + 1])
+        one = compiled.score(row, 1)
+        assert one.probability_of_default[0] == scores.probability_of_default[i]
+        assert (one.decisions, one.reasons) == ([scores.decisions[i]], [scores.reasons[i]])
+    # The frame path encodes the same matrix (FeatureEncoder, as training and batch do).
+    clean = frame.head(n)
+    values = {c: clean[c].tolist() for c in compiled.raw_columns}
+    np.testing.assert_array_equal(
+        compiled.encode(values, n), small_model.encoder.transform_array(clean)
+    )
