@@ -35,8 +35,9 @@ OPTIONS = [
 ]
 
 
-def build_model(train_rows: int, rounds: int, seed: int) -> Any:
-    """A booster with the settings' XGBoost parameters and monotone constraints, one thread."""
+def build_model(train_rows: int, rounds: int, seed: int, **overrides: Any) -> Any:
+    """A booster with the settings' XGBoost parameters (`overrides` replacing some) and
+    monotone constraints, one thread."""
     import pandas as pd
     import xgboost as xgb
 
@@ -56,7 +57,7 @@ def build_model(train_rows: int, rounds: int, seed: int) -> Any:
     matrix = encoder.transform_array(frame)
     dtrain = xgb.DMatrix(matrix, label=label, feature_names=encoder.feature_names)
     params = {"objective": "binary:logistic", "tree_method": "hist", "seed": seed, "nthread": 1}
-    params |= settings.xgb_params | {"monotone_constraints": settings.monotone()}
+    params |= settings.xgb_params | {"monotone_constraints": settings.monotone()} | overrides
     booster = xgb.train(params, dtrain, rounds)
     model = CreditModel("xgboost", encoder, booster, settings.threshold())
     model.used_columns = used_columns_of(model)

@@ -25,6 +25,7 @@ SCRIPTS = (
     "serving",
     "soak",
     "counter_offer",
+    "treeshap",
     "scale",
 )
 HEAVY = ("ray", "feast", "mlflow", "evidently", "xgboost")
