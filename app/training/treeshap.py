@@ -108,8 +108,7 @@ class CodedShap:
         order = np.argsort(pair_feature, kind="stable")
         self.entry_tree = pair_tree[order]
         self.entry_offset = pair_tree[order] * (1 << CODE_BITS) * width + rank[order]
-        self.width = width
-        self.entry_stride = width
+        self.entry_stride = width  # table entries per code
         features = pair_feature[order]
         self.present, self.starts = np.unique(features, return_index=True)
         self.rows = max(1, CHUNK_ENTRIES // max(1, len(pairs)))
