@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -22,6 +23,21 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def quiet_port(low: int = 20_000, high: int = 30_000) -> int:
+    """A free port for a listener that starts later (HAProxy's stats and metrics): from a range
+    nothing else hands out. `free_port` gives a kernel ephemeral port (32768-60999), which the
+    many connections Ray opens meanwhile can take; Ray's workers use 10002-19999 and Serve's
+    replicas 30000-31000 (HTTP) and 40000-41000 (gRPC)."""
+    for port in random.sample(range(low, high), 200):
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no free port in {low}-{high - 1} after 200 tries")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

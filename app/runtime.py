@@ -101,7 +101,7 @@ def serve_environment(
     `local`: for a one-node Ray this process starts (shorter draining, see below).
     `run_dir`: where HAProxy's files go (a new temporary directory without one).
     """
-    from app.localservices import free_port
+    from app.localservices import quiet_port
 
     # How often replicas and handles report load to the autoscaler (Serve's default is 10 s;
     # the deprecated autoscaling_config.metrics_interval_s used to set it).
@@ -120,8 +120,9 @@ def serve_environment(
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_HAPROXY_NBTHREAD": str(settings.serve_haproxy_threads),
-        "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
-        "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port()),
+        # Bound seconds later, once Ray is up: from a range no other process is handed.
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(quiet_port()),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(quiet_port()),
         "RAY_SERVE_HAPROXY_CONFIG_FILE_LOC": str(run_dir / "haproxy.cfg"),
         "RAY_SERVE_HAPROXY_SOCKET_PATH": str(run_dir / "admin.sock"),
         "RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH": str(run_dir / "metrics.sock"),

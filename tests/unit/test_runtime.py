@@ -245,3 +245,19 @@ LISTENER = textwrap.dedent(
     time.sleep(600)
     """
 )
+
+
+def test_haproxys_own_ports_come_from_a_range_nothing_else_hands_out(tmp_path):
+    """Stats and metrics are bound seconds after they are picked, once Ray is up: a kernel
+    ephemeral port could be taken by then (seen: 'cannot bind socket' and no ingress)."""
+    import socket
+
+    from app.config import Settings
+    from app.runtime import serve_environment
+
+    env = serve_environment(Settings(data_dir=tmp_path, serve_ingress="haproxy"), run_dir=tmp_path)
+    ports = [int(env[f"RAY_SERVE_HAPROXY_{name}_PORT"]) for name in ("STATS", "METRICS")]
+    assert all(20_000 <= p < 30_000 for p in ports), ports
+    for port in ports:
+        with socket.socket() as s:
+            s.bind(("0.0.0.0", port))  # free on every interface
