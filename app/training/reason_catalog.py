@@ -42,21 +42,16 @@ class Reason:
         return self.number(number)
 
     def describe_many(self, values: np.ndarray) -> np.ndarray:
-        """describe() over an array, formatting each distinct value once (no pandas: the
-        request path calls this for a handful of values per decision)."""
+        """describe() over an array, each distinct number phrased once (no pandas)."""
         if self.number is None:
-            missing = self.missing_text
-            return np.array([self.texts.get(v, missing) for v in values], dtype="object")
+            return np.array([self.describe(v) for v in values], dtype="object")
         out = np.empty(len(values), dtype="object")
         texts: dict[float, str] = {}
         for i, value in enumerate(values):
             number = as_float(value)
-            if number != number or number in (np.inf, -np.inf):
-                out[i] = self.missing_text
-                continue
             text = texts.get(number)
             if text is None:
-                text = texts[number] = self.number(number)
+                text = texts[number] = self.describe(number)
             out[i] = text
         return out
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import sys
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -53,13 +54,10 @@ class PathShap:
         self.rows = max(1, CHUNK_ENTRIES // max(1, tables.step_node.size))
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        matrix = np.asarray(matrix, dtype=np.float32)
-        out = np.empty((len(matrix), self.n_features + 1))
-        for start in range(0, len(matrix), self.rows):
-            chunk = matrix[start : start + self.rows]
-            out[start : start + self.rows, :-1] = self.tables.contributions(chunk, self.n_features)
-        out[:, -1] = self.bias
-        return out
+        return _with_bias(
+            _by_chunks(matrix, self.rows, lambda c: self.tables.contributions(c, self.n_features)),
+            self.bias,
+        )
 
 
 class CodedShap:
@@ -112,6 +110,7 @@ class CodedShap:
         features = pair_feature[order]
         self.present, self.starts = np.unique(features, return_index=True)
         self.rows = max(1, CHUNK_ENTRIES // max(1, len(pairs)))
+        self.margin_rows = max(1, CHUNK_ENTRIES // max(1, len(self.feature)))
 
     def codes(self, matrix: np.ndarray) -> np.ndarray:
         """(rows x trees) intp in 0-255: bit j set where a row goes left at the tree's j-th
@@ -132,28 +131,36 @@ class CodedShap:
     def margins(self, matrix: np.ndarray) -> np.ndarray:
         """Log-odds (float64) per row: the reached leaves' values plus the base margin, what
         XGBoost's margin prediction gives, without its per-call cost."""
-        matrix = np.asarray(matrix, dtype=np.float32)
-        out = np.empty(len(matrix))
-        rows = max(1, CHUNK_ENTRIES // max(1, len(self.feature)))
-        for start in range(0, len(matrix), rows):
-            codes = self.codes(matrix[start : start + rows])
-            leaves = self.leaf_table.take(codes + self.tree_base)
-            out[start : start + rows] = leaves.sum(axis=1) + self.base_margin
-        return out
+        return _by_chunks(matrix, self.margin_rows, self._margins)
 
     def contributions(self, matrix: np.ndarray) -> np.ndarray:
-        matrix = np.asarray(matrix, dtype=np.float32)
-        out = np.zeros((len(matrix), self.n_features + 1))
-        for start in range(0, len(matrix), self.rows):
-            chunk = matrix[start : start + self.rows]
+        return _with_bias(_by_chunks(matrix, self.rows, self._contributions), self.bias)
+
+    def _margins(self, chunk: np.ndarray) -> np.ndarray:
+        leaves = self.leaf_table.take(self.codes(chunk) + self.tree_base)
+        return leaves.sum(axis=1) + self.base_margin
+
+    def _contributions(self, chunk: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(chunk), self.n_features))
+        if len(self.present):
             codes = self.codes(chunk)
             index = self.entry_offset + codes[:, self.entry_tree] * self.entry_stride
-            if len(self.present):
-                out[start : start + len(chunk), self.present] = np.add.reduceat(
-                    self.table.take(index), self.starts, axis=1
-                )
-        out[:, -1] = self.bias
+            out[:, self.present] = np.add.reduceat(self.table.take(index), self.starts, axis=1)
         return out
+
+
+def _by_chunks(
+    matrix: np.ndarray, rows: int, score: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """`score` over float32 row chunks of at most `rows`, so a chunk's arrays stay bounded."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    if len(matrix) <= rows:
+        return score(matrix)
+    return np.concatenate([score(matrix[i : i + rows]) for i in range(0, len(matrix), rows)])
+
+
+def _with_bias(contributions: np.ndarray, bias: float) -> np.ndarray:
+    return np.hstack([contributions, np.full((len(contributions), 1), bias)])
 
 
 def explainer_for(booster: Any, n_features: int) -> Explainer | None:
