@@ -34,7 +34,12 @@ from app.monitoring.retrain import (
     near_the_jobs_api,
     retrain_policy,
 )
-from app.monitoring.schedule import CheckSchedule, Scheduler, check_schedule
+from app.monitoring.schedule import (
+    CheckSchedule,
+    Scheduler,
+    check_schedule,
+    lower_thread_priority,
+)
 from app.monitoring.spool import Spool
 from app.monitoring.store import ResultStore, log_to_mlflow
 from app.monitoring.window import check_window, window_schema
@@ -153,6 +158,7 @@ class DriftMonitor:
         return self.scheduler.due(self.buffer.rows)
 
     def _loop(self) -> None:
+        lower_thread_priority()  # this thread only: receiving rows keeps normal priority
         while not self._stop.wait(self.scheduler.pause):
             if self._metrics and self._latest:
                 self._metrics.keep_fresh(self._latest)

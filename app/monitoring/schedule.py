@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +19,13 @@ TICK_SECONDS = 0.5
 # seconds; its rows stay spooled meanwhile.
 MIN_BACKOFF = 2.0
 MAX_BACKOFF = 60.0
+# The check thread's nice value. A check takes about a core for seconds, and on a small node
+# it competes with the replicas answering requests: at nice 10 the kernel gives a busy replica
+# ~9x the check's share of a contended core, so checks slow down under load instead of
+# decisions. The CPU budget still bounds what checks use on average when the node is idle.
+CHECK_NICENESS = 10
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,3 +89,17 @@ class Scheduler:
     def next_check_in(self) -> float:
         """Seconds the budget still holds the next check back (0 when it does not)."""
         return round(max(0.0, self.not_before - self._clock()), 1)
+
+
+def lower_thread_priority(niceness: int = CHECK_NICENESS) -> bool:
+    """Renice the calling thread only (Linux: a thread id is a PRIO_PROCESS target); threads
+    it starts inherit the value. False where the platform has no per-thread priority."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), niceness))
+    except OSError as exc:  # a sandbox may refuse it; checks still run, at normal priority
+        log.warning("drift checks keep normal priority: %s", exc)
+        return False
+    return True

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
+
 import pandas as pd
 import pytest
 
+from app.monitoring.schedule import CHECK_NICENESS, lower_thread_priority
 from tests.utils.monitoring import monitor, records
 
 
@@ -73,3 +78,20 @@ def test_the_schedule_is_read_from_the_settings(make_settings):
     settings = make_settings(monitor_check_rows=7, monitor_cpu_budget=0.2)
     expected = CheckSchedule(7, settings.monitor_check_seconds, settings.monitor_min_rows, 0.2)
     assert check_schedule(settings) == expected
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_checks_run_at_a_lower_priority_than_the_thread_receiving_rows():
+    seen = {}
+
+    def check_thread():
+        seen["lowered"] = lower_thread_priority()
+        tid = threading.get_native_id()
+        seen["nice"] = os.getpriority(os.PRIO_PROCESS, tid)
+
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    thread = threading.Thread(target=check_thread)
+    thread.start()
+    thread.join()
+    assert seen == {"lowered": True, "nice": max(main, CHECK_NICENESS)}
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main
