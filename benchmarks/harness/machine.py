@@ -58,6 +58,9 @@ class Proc:
     rss: int
     uss: int | None
     cpu: float  # own user + system seconds, not reaped children
+    # Proportional set size: shared pages divided among the processes mapping them, so a
+    # tree's sum is what it occupies (summed RSS counts Ray's libraries once per worker).
+    pss: int | None = None
 
 
 def tree(pid: int) -> list[psutil.Process]:
@@ -70,7 +73,7 @@ def tree(pid: int) -> list[psutil.Process]:
 
 
 def sample(procs: Iterable[psutil.Process], uss: bool = False) -> list[Proc]:
-    """Each live process of `procs` (USS too when asked: it costs a read of its memory map)."""
+    """Each live process of `procs` (USS and PSS too when asked: a read of its memory map)."""
     seen = []
     for proc in procs:
         try:
@@ -83,7 +86,9 @@ def sample(procs: Iterable[psutil.Process], uss: bool = False) -> list[Proc]:
         program = Path(command[0]).name if command else ""
         private = memory.uss if uss else None
         cpu = times.user + times.system
-        seen.append(Proc(proc.pid, key, " ".join(command), program, memory.rss, private, cpu))
+        proportional = memory.pss if uss else None
+        title = " ".join(command)
+        seen.append(Proc(proc.pid, key, title, program, memory.rss, private, cpu, proportional))
     return seen
 
 

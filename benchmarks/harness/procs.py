@@ -65,6 +65,12 @@ class ServiceProcess(ManagedProcess):
         procs = sample(self.tree())
         return sum(p.rss for p in procs if self.counted(p)), sum(p.rss for p in procs)
 
+    def pss(self) -> tuple[int, int]:
+        """(PSS of the processes the service counts, PSS of the whole tree), bytes."""
+        procs = sample(self.tree(), uss=True)
+        counted = sum(p.pss or 0 for p in procs if self.counted(p))
+        return counted, sum(p.pss or 0 for p in procs)
+
     def log_lines(self, prefix: str) -> list[str]:
         """The log's lines that start with `prefix`, without it."""
         text = self.log_tail(10**9) if self.log_path else ""

@@ -98,6 +98,7 @@ class Measured:
     cores: dict[str, dict[str, float]]  # run -> service / wrk / other
     monitor: dict[str, Any] | None = None  # ours: its drift monitor (monitor_summary)
     transport: str = "v1"
+    pss_idle: tuple[int, int] = (0, 0)  # as rss_idle, proportional (machine.Proc.pss)
 
     @property
     def errors(self) -> int:
@@ -106,7 +107,7 @@ class Measured:
 
 def measure(service: ServiceProcess, target: Target, args: Any, duration: int) -> Measured:
     """Warm-up, the load run (--connections), the sequential run (1 connection)."""
-    rss_idle = service.rss()
+    rss_idle, pss_idle = service.rss(), service.pss()
     if args.warmup > 0:
         run_load(target, args.connections, args.threads, args.warmup, args)
     runs, meters = [], []
@@ -125,5 +126,5 @@ def measure(service: ServiceProcess, target: Target, args: Any, duration: int) -
     peak = (max(m.peak[0] for m in meters), max(m.peak[1] for m in meters))
     cores = {"load": meters[0].cores, "sequential": meters[1].cores}
     measured = Measured(target.label, duration, *runs, rss_idle, peak, len(service.tree()), cores)
-    measured.transport = target.transport
+    measured.transport, measured.pss_idle = target.transport, pss_idle
     return measured

@@ -134,9 +134,10 @@ def print_footnotes(results: Results, failures: dict, ours: list[OursVariant], a
     for key, m in results.items():
         lo, mib = m.load.result, (m.rss_idle[0] / MIB, m.rss_peak[0] / MIB, m.rss_peak[1] / MIB)
         tree = f"; whole Ray tree {mib[2]:,.0f} MiB" if key.startswith("ours") else ""
+        pss = f"; PSS idle {m.pss_idle[0] / MIB:,.0f} MiB, whole tree {m.pss_idle[1] / MIB:,.0f}"
         print(
             f"  {m.name}: {m.processes} processes, RSS idle {mib[0]:,.0f} MiB, peak "
-            f"{mib[1]:,.0f} MiB{tree}; load: {lo['requests']:,} requests, mean "
+            f"{mib[1]:,.0f} MiB{tree}{pss}; load: {lo['requests']:,} requests, mean "
             f"{lo['mean_ms']:.2f} ms, max {lo['max_ms']:.1f} ms"
         )
         errors = f"load {m.load.describe_errors()}; sequential {m.sequential.describe_errors()}"
@@ -243,6 +244,7 @@ def details_document(
         services[key] |= {"load": m.load.result}
         services[key] |= {"sequential": m.sequential.result, "rss_idle_bytes": m.rss_idle[0]}
         services[key] |= {"rss_peak_bytes": m.rss_peak[0], "rss_peak_tree_bytes": m.rss_peak[1]}
+        services[key] |= {"pss_idle_bytes": m.pss_idle[0], "pss_idle_tree_bytes": m.pss_idle[1]}
         services[key] |= {
             "processes": m.processes,
             "cpu_cores": m.cores,

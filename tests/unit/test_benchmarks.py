@@ -26,6 +26,7 @@ SCRIPTS = (
     "soak",
     "counter_offer",
     "treeshap",
+    "grpc_floor",
     "scale",
 )
 HEAVY = ("ray", "feast", "mlflow", "evidently", "xgboost")
