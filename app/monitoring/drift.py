@@ -78,6 +78,9 @@ class DriftResult:
     window_start: str | None = None
     window_end: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # PSI of the score and CSI per characteristic on the version's frozen bins, by column
+    # (app.training.stability); empty for a check made before they were computed.
+    stability: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

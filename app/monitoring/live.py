@@ -6,6 +6,7 @@ import contextlib
 import time
 
 from app.config import Settings
+from app.domain import PREDICTION
 from app.waiting import WaitTimeout, poll
 
 
@@ -41,9 +42,11 @@ def check_drift(settings: Settings, answered: int, options: dict, timeout: float
     verdict = "DRIFT" if result["dataset_drift"] else "no drift"
     rate = result["extra"].get("sample_rate", 1.0)
     sampled = f" (a {rate:.0%} sample of those answered)" if rate < 1 else ""
+    score = result.get("stability", {}).get(PREDICTION)
+    psi = f", score PSI {score['psi']:.3f} ({score['band']})" if score else ""
     return (
         f"{verdict} over {result['rows']} decisions{sampled} vs champion "
         f"v{result['model_version']}'s training data (drift share {result['drift_share']:.2f}"
-        f"{', drifted: ' + ', '.join(drifted) if drifted else ''}); report "
+        f"{psi}{', drifted: ' + ', '.join(drifted) if drifted else ''}); report "
         f"{result['extra']['report']}"
     )

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.domain import PREDICTION
 from app.monitoring.drift import DriftResult
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class DriftMetrics:
     triggers: Any
     # Defaulted, so a DriftMetrics built from nine stand-ins (the unit tests) still works.
     workspace_failures: Any = None
+    stability: Any = None
     republished: float = field(default_factory=time.monotonic)
 
     @classmethod
@@ -57,6 +59,12 @@ class DriftMetrics:
                 "credit_drift_workspace_failures_total",
                 "Drift checks not added to the Evidently workspace (the check itself stands).",
             ),
+            stability=Gauge(
+                "credit_stability_index",
+                "Latest PSI of the PD (index=psi) and CSI per characteristic (index=csi) on "
+                "the champion's frozen bins; 0.10 watch, 0.25 act.",
+                tag_keys=("column", "index"),
+            ),
         )
 
     def record(self, result: DriftResult) -> None:
@@ -74,6 +82,9 @@ class DriftMetrics:
             )
         if result.prediction:
             self.pd_score.set(result.prediction.score)
+        for column, figures in result.stability.items() if self.stability else ():
+            index = "psi" if column == PREDICTION else "csi"
+            self.stability.set(figures["psi"], tags={"column": column, "index": index})
 
     def keep_fresh(self, latest: dict[str, Any]) -> None:
         """`publish` the latest result (a stored dict) again if REPUBLISH_SECONDS have passed

@@ -20,6 +20,7 @@ from app.domain import APPROVE, PREDICTION
 from app.fs import atomic_write
 from app.monitoring.outcomes import join_outcomes, prediction_columns
 from app.monitoring.performance import performance_by_period
+from app.monitoring.stability_view import BANDS_NOTE, latest_stability, stability_fields
 
 REPORT_NAME = "report.html"
 # Drift records under monitor_dir: the live monitor's (store.py) and `jobs.monitor drift`'s.
@@ -70,6 +71,7 @@ def read_drift_history(monitor_dir: Path) -> tuple[pd.DataFrame, int]:
                         "dataset_drift": bool(record["dataset_drift"]),
                         "drifted_features": ", ".join(record.get("drifted_features") or []),
                         "model_version": record.get("model_version") or "",
+                        **stability_fields(record),
                     }
                 )
             # A record being written by another version, or cut short, must not stop the page.
@@ -216,7 +218,17 @@ def _drift_section(history: pd.DataFrame, unreadable: int) -> str:
     newest["checked_at"] = newest["checked_at"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
     plural = "s" if len(history) != 1 else ""
     caption = f"<p>{len(history):,} check{plural}; the newest {len(newest)} listed.</p>"
-    return _drift_chart(history) + caption + _table(newest, {"drift_share": 3}) + skipped
+    shown = newest.drop(columns=["stability"], errors="ignore")
+    return _drift_chart(history) + caption + _table(shown, {"drift_share": 3}) + skipped
+
+
+def _stability_section(history: pd.DataFrame) -> str:
+    newest, table = latest_stability(history)
+    if newest is None:
+        return _none("no drift check with stability figures yet")
+    when = f"{newest['checked_at']:%Y-%m-%d %H:%M:%S} UTC"
+    caption = f"<p>Check of {when} ({newest['source']}). {html.escape(BANDS_NOTE)}</p>"
+    return caption + _table(table, {"value": 4})
 
 
 def render_report(
@@ -238,6 +250,7 @@ def render_report(
         ("Score distribution", _score_section(decisions, threshold)),
         ("Approval rate and AUC per period", _period_section(table, baseline or {})),
         ("Drift share over time", _drift_section(history, unreadable)),
+        ("Population and characteristic stability", _stability_section(history)),
     ]
     body = "".join(f"<h2>{title}</h2>{content}" for title, content in sections)
     return (

@@ -17,6 +17,7 @@ from app.monitoring.drift import DriftConfig, DriftResult, compute_drift
 from app.predictions.schema import log_schema
 from app.training.preprocess import FeatureEncoder
 from app.training.reference import Reference
+from app.training.stability import stability
 
 # The share of the replica's traffic a row stands for (MonitorFeed samples under load).
 SAMPLE_RATE = "sample_rate"
@@ -64,4 +65,18 @@ def check_window(
         result.window_end = times.max().isoformat()
     result.extra["check"] = check
     result.extra[SAMPLE_RATE] = window_sample_rate(window)
+    result.stability = window_stability(window, reference)
     return result, snapshot
+
+
+def window_stability(window: pd.DataFrame, reference: Reference) -> dict[str, dict[str, Any]]:
+    """PSI of the PD and CSI of each checked column on the reference's frozen bins, each row
+    weighted by the traffic it stands for."""
+    columns = [PREDICTION, *reference.numeric, *reference.categorical]
+    grids = {c: reference.bins[c] for c in columns if c in reference.bins}
+    if SAMPLE_RATE in window.columns:
+        rates = window[SAMPLE_RATE].astype("float64").fillna(1.0).clip(lower=1e-9)
+        weights = 1.0 / rates.to_numpy()
+    else:
+        weights = None
+    return stability(grids, window, weights)

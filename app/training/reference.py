@@ -7,9 +7,10 @@ any registered version is `version -> run -> artifact`, whatever has been ingest
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -20,9 +21,12 @@ from app.domain import CHAMPION, PREDICTION
 from app.errors import CreditRiskError
 from app.training import registry
 from app.training.preprocess import FeatureEncoder
+from app.training.stability import Bins, frozen_bins
 
 REFERENCE_DIR = "monitoring"
 REFERENCE_FILE = "reference.parquet"
+# The stability grids (score deciles, characteristic bins) frozen from the reference.
+BINS_FILE = "bins.json"
 
 
 class ReferenceError(CreditRiskError):
@@ -36,6 +40,9 @@ class Reference:
     categorical: list[str]
     model_version: str
     run_id: str
+    # Column -> its frozen grid (stability.py): the version's bins.json, or the same bins
+    # worked out from the frame for a version trained before bins were logged.
+    bins: dict[str, Bins] = field(default_factory=dict)
 
 
 def reference_frame(model, frame: pd.DataFrame) -> pd.DataFrame:
@@ -52,6 +59,10 @@ def log_reference(mlflow, model, train: pd.DataFrame, snapshot_id: str, source: 
         path = Path(tmp) / REFERENCE_FILE
         reference.to_parquet(path, index=False)
         mlflow.log_artifact(str(path), REFERENCE_DIR)
+        grids = reference_bins(reference, model.encoder)
+        bins = Path(tmp) / BINS_FILE
+        bins.write_text(json.dumps({c: b.to_dict() for c, b in grids.items()}, indent=1))
+        mlflow.log_artifact(str(bins), REFERENCE_DIR)
     # The dataset's schema as the model's signature states it: numbers as double, which can
     # hold a missing value (MLflow's schema inference warns about integer columns otherwise).
     numbers = reference.select_dtypes("number").columns
@@ -83,8 +94,32 @@ def load_reference(settings: Settings, version: str | None = None) -> Reference:
                 f"({type(exc).__name__})"
             ) from None
         frame = pd.read_parquet(path)
-    numeric, categorical = drift_columns(settings.load_dataset(), frame.columns)
-    return Reference(frame, numeric, categorical, str(version), run_id)
+        bins = _logged_bins(mlflow, run_id, tmp)
+    dataset = settings.load_dataset()
+    numeric, categorical = drift_columns(dataset, frame.columns)
+    if bins is None:
+        bins = reference_bins(frame, FeatureEncoder.for_dataset(dataset))
+    return Reference(frame, numeric, categorical, str(version), run_id, bins)
+
+
+def reference_bins(reference: pd.DataFrame, encoder: FeatureEncoder) -> dict[str, Bins]:
+    """The score's deciles and every model column's bins (drift_exclude is applied when a
+    check reads them, as for drift)."""
+    numeric = [c for c in encoder.numeric if c in reference.columns]
+    categorical = [c for c in encoder.categorical if c in reference.columns]
+    return frozen_bins(reference, PREDICTION, numeric, categorical)
+
+
+def _logged_bins(mlflow, run_id: str, tmp: str) -> dict[str, Bins] | None:
+    """The run's bins.json; None when the run has none (trained before it was logged). An
+    error reaching the store is raised, not read as "none": the caller reports it."""
+    artifacts = mlflow.artifacts.list_artifacts(run_id=run_id, artifact_path=REFERENCE_DIR)
+    if not any(Path(a.path).name == BINS_FILE for a in artifacts):
+        return None
+    path = mlflow.artifacts.download_artifacts(
+        run_id=run_id, artifact_path=f"{REFERENCE_DIR}/{BINS_FILE}", dst_path=tmp
+    )
+    return {c: Bins.from_dict(d) for c, d in json.loads(Path(path).read_text()).items()}
 
 
 def drift_columns(dataset: Dataset, logged: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -9,6 +9,7 @@ import pytest
 
 from app.data.ingest import ingest
 from app.data.warehouse import source_tables, write_local_tables
+from app.domain import PREDICTION
 from app.training import registry
 from app.training.gates import GateFailed
 from app.training.promote import PromotionRefused, promote, rollback
@@ -107,6 +108,22 @@ def test_first_model_is_registered_as_champion_with_its_lineage(base_settings, f
         ("register", None, "1"),
         ("champion", "champion", "1"),
     ]
+
+
+def test_the_version_keeps_stability_bins_frozen_from_its_training_rows(base_settings, first):
+    from app.training.preprocess import FeatureEncoder
+    from app.training.reference import load_reference, reference_bins
+
+    client = registry.client(base_settings)
+    logged = {a.path for a in client.list_artifacts(first.run_id, "monitoring")}
+    assert {"monitoring/reference.parquet", "monitoring/bins.json"} <= logged
+    reference = load_reference(base_settings, first.version)
+    # What was logged is what the training rows give: nothing re-binned at check time.
+    assert reference.bins == reference_bins(reference.frame, FeatureEncoder.for_dataset(german()))
+    score = reference.bins[PREDICTION]
+    assert len(score.expected) == 11 and sum(score.expected) == pytest.approx(1.0, abs=1e-12)
+    assert all(0.08 <= share <= 0.12 for share in score.expected[:-1])  # deciles of 600 PDs
+    assert reference.bins["purpose"].kind == "categorical"
 
 
 def test_registered_model_scores_raw_features_with_reasons(base_settings, first):

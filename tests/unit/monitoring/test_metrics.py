@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.domain import PREDICTION
 from app.monitoring.metrics import REPUBLISH_SECONDS, DriftMetrics
 from tests.utils.monitoring import result
 
@@ -32,3 +33,24 @@ def test_an_unreadable_latest_result_is_not_fatal():
     gauges.republished -= REPUBLISH_SECONDS
     gauges.keep_fresh({"not": "a result"})
     assert gauges.detected.values == []
+
+
+class TaggedGauge(Gauge):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tagged: dict[tuple, float] = {}
+
+    def set(self, value: float, tags: dict | None = None) -> None:
+        self.tagged[tuple(sorted((tags or {}).items()))] = value
+
+
+def test_the_score_psi_and_each_characteristic_csi_are_published_by_column():
+    gauges = metrics()
+    gauges.stability = TaggedGauge()
+    checked = result(False)
+    checked.stability = {PREDICTION: {"psi": 0.02}, "purpose": {"psi": 0.31}}
+    gauges.publish(checked)
+    assert gauges.stability.tagged == {
+        (("column", PREDICTION), ("index", "psi")): 0.02,
+        (("column", "purpose"), ("index", "csi")): 0.31,
+    }

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from app.domain import PREDICTION
 from app.monitoring.labels import load_labels
 from app.monitoring.report import NO_OUTCOMES, write_report
 from app.monitoring.store import MonitorState, ResultStore
@@ -100,6 +101,13 @@ class Snapshot:
             out.write("<html></html>")
 
 
+STABILITY = {
+    PREDICTION: {"psi": 0.04, "band": "stable"},
+    "purpose": {"psi": 0.31, "band": "act"},
+    "credit_amount": {"psi": 0.12, "band": "watch"},
+}
+
+
 def record_checks(settings) -> None:
     store = ResultStore(settings.monitor_dir, keep_reports=5)
     for check, (drift, share, at) in enumerate(
@@ -107,6 +115,8 @@ def record_checks(settings) -> None:
         start=1,
     ):
         payload = result(drift).to_dict() | {"checked_at": at, "drift_share": share}
+        # The second check has the stability figures; the first predates them.
+        payload["stability"] = STABILITY if check == 2 else {}
         store.save(payload | {"extra": {"check": check}}, Snapshot(), MonitorState())
 
 
@@ -126,10 +136,11 @@ def test_the_report_shows_scores_approval_auc_and_drift_that_match_the_inputs(se
         "Score distribution",
         "Approval rate and AUC per period",
         "Drift share over time",
+        "Population and characteristic stability",
     ]
     # Each section has its chart(s) inline: nothing to fetch.
     charts = {name: s["images"] for name, s in page.sections.items()}
-    assert [len(images) for images in charts.values()] == [1, 2, 1]
+    assert [len(images) for images in charts.values()] == [1, 2, 1, 0]
     assert all(src.startswith("data:image/png;base64,") for s in charts.values() for src in s)
     outside_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", path.read_text())
     assert "http" not in outside_images and "<script" not in outside_images
@@ -156,6 +167,18 @@ def test_the_report_shows_scores_approval_auc_and_drift_that_match_the_inputs(se
     assert drift["drift_share"].tolist() == ["0.250", "0.000"]
     assert drift["dataset_drift"].tolist() == ["yes", "no"]
     assert drift["drifted_features"].tolist()[0] == "credit_amount"
+    assert drift["score_psi"].tolist() == ["0.040", "-"]
+    assert drift["largest_csi"].tolist() == ["purpose 0.310", "-"]
+    stability = page.table("Population and characteristic stability")
+    assert stability.values.tolist() == [
+        ["purpose", "CSI", "0.3100", "act"],
+        ["credit_amount", "CSI", "0.1200", "watch"],
+        [PREDICTION, "PSI", "0.0400", "stable"],
+    ]
+    assert (
+        "2026-11-02 12:00:00 UTC"
+        in page.sections["Population and characteristic stability"]["text"]
+    )
     assert not list(settings.monitor_dir.glob(".*.tmp"))  # written atomically
 
 
@@ -168,6 +191,8 @@ def test_without_outcomes_or_drift_checks_the_report_says_so(settings):
     assert page.table("Approval rate and AUC per period")["labelled"].eq("0").all()
     drift = page.sections["Drift share over time"]
     assert "no drift checks recorded yet" in drift["text"] and not drift["images"]
+    stability = page.sections["Population and characteristic stability"]["text"]
+    assert "no drift check with stability figures yet" in stability
 
 
 def test_an_empty_log_still_gives_a_report(settings):

@@ -5,8 +5,15 @@ from __future__ import annotations
 import pandas as pd
 
 from app.domain import PREDICTION
-from app.monitoring.window import SAMPLE_RATE, window_sample_rate, window_schema
+from app.monitoring.window import (
+    SAMPLE_RATE,
+    window_sample_rate,
+    window_schema,
+    window_stability,
+)
 from app.predictions.schema import schema_for
+from app.training.reference import Reference
+from app.training.stability import frozen_bins
 from tests.utils.datasets import german
 
 
@@ -23,3 +30,28 @@ def test_a_window_row_is_time_version_pd_and_features_with_its_rate():
 def test_an_unsampled_or_empty_window_stands_for_itself():
     assert window_sample_rate(pd.DataFrame({SAMPLE_RATE: [None, 1.0]})) == 1.0
     assert window_sample_rate(pd.DataFrame({SAMPLE_RATE: []})) == 1.0
+
+
+def reference_of(frame: pd.DataFrame) -> Reference:
+    bins = frozen_bins(frame, PREDICTION, ["amount"], ["purpose"])
+    return Reference(frame, ["amount"], ["purpose"], "1", "run", bins)
+
+
+def test_a_check_reports_psi_of_the_score_and_csi_per_column_on_the_frozen_bins():
+    frame = pd.DataFrame(
+        {
+            PREDICTION: [0.1, 0.2, 0.3, 0.4] * 25,
+            "amount": [1000, 2000, 3000, 4000] * 25,
+            "purpose": ["car", "tv"] * 50,
+        }
+    )
+    same = window_stability(frame.assign(**{SAMPLE_RATE: 1.0}), reference_of(frame))
+    assert {c: f["psi"] for c, f in same.items()} == {
+        PREDICTION: 0.0,
+        "amount": 0.0,
+        "purpose": 0.0,
+    }
+    # Half the traffic sampled away at rate 0.5 on cars: each kept car stands for two.
+    shifted = frame.assign(**{SAMPLE_RATE: [0.5, 1.0] * 50})
+    found = window_stability(shifted, reference_of(frame))["purpose"]
+    assert found["actual"][:2] == [2 / 3, 1 / 3] and found["band"] == "watch"

@@ -1,0 +1,54 @@
+"""A drift record's stability figures (PSI of the score, CSI per characteristic, on the
+version's frozen bins) as the report's columns and its per-column table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from app.domain import PREDICTION
+from app.training.stability import ACT, WATCH
+
+BANDS_NOTE = (
+    f"PSI of the score and CSI per characteristic on the bins frozen from the champion's "
+    f"training rows: below {WATCH:.2f} stable, {WATCH:.2f}-{ACT:.2f} watch, {ACT:.2f} and "
+    "above act."
+)
+
+
+def stability_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The columns a drift record adds to the history: the score's PSI, the characteristic
+    with the largest CSI, and the figures themselves (for `latest_stability`)."""
+    figures = record.get("stability") or {}
+    score = figures.get(PREDICTION)
+    csi = {c: float(f["psi"]) for c, f in figures.items() if c != PREDICTION}
+    worst = max(csi, key=csi.__getitem__) if csi else None
+    return {
+        "score_psi": float(score["psi"]) if score else math.nan,
+        "largest_csi": f"{worst} {csi[worst]:.3f}" if worst else None,
+        "stability": figures,
+    }
+
+
+def latest_stability(history: pd.DataFrame) -> tuple[pd.Series | None, pd.DataFrame]:
+    """The newest check that has stability figures, and its table: one row per column,
+    largest first."""
+    if "stability" not in history.columns:
+        return None, pd.DataFrame()
+    with_figures = history[history["stability"].map(bool)]
+    if with_figures.empty:
+        return None, pd.DataFrame()
+    newest = with_figures.iloc[-1]
+    rows = [
+        {
+            "column": column,
+            "index": "PSI" if column == PREDICTION else "CSI",
+            "value": float(f["psi"]),
+            "band": f["band"],
+        }
+        for column, f in newest["stability"].items()
+    ]
+    table = pd.DataFrame(rows).sort_values("value", ascending=False, kind="stable")
+    return newest, table.reset_index(drop=True)
