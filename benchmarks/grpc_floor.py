@@ -79,8 +79,8 @@ def response() -> Any:
 
 
 class FixedInfer:
-    """The servicer both servers run: ModelInfer parses nothing and answers the same bytes's
-    message (the request arrives parsed, as gRPC hands it to any servicer)."""
+    """The servicer both servers run: ModelInfer answers one prebuilt message whatever it is
+    asked (gRPC has parsed the request, as for any servicer)."""
 
     def __init__(self) -> None:
         self.answer = response()
@@ -160,13 +160,13 @@ def start(kind: str, args: Any, work: Path) -> ServiceProcess:
 
 
 def measure(kind: str, args: Any, work: Path, messages: Path) -> dict[str, Any]:
+    """One load run against a fresh server of `kind`, after 3 s of warm-up."""
     service = start(kind, args, work)
     try:
-        metadata = {"application": APP_NAME}
-        grpcload.run(service.grpc, METHOD, messages, args.connections, 3, metadata, args.channels)
-        result, _ = grpcload.run(
-            service.grpc, METHOD, messages, args.connections, args.duration, metadata, 4
-        )
+        load = (service.grpc, METHOD, messages, args.connections)
+        options = ({"application": APP_NAME}, args.channels)
+        grpcload.run(*load, 3, *options)
+        result, _ = grpcload.run(*load, args.duration, *options)
         if result["non200"] or result["read_errors"] or result["timeouts"]:
             raise RuntimeError(f"{kind}: failed calls: {result}")
         return result
