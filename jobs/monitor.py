@@ -1,7 +1,8 @@
 """Monitoring over the prediction log, for cron or `ray job submit`.
 
 python -m jobs.monitor drift [--since T] [--until T | --last-hours H] [--fail-on-drift]
-python -m jobs.monitor performance [--labels FILE] [--period D|W|M]   (+ an HTML report)
+python -m jobs.monitor performance [--labels FILE] [--period D|W|M] [--fail-on-miscalibration]
+    (+ an HTML report; with labels, observed against predicted default rates per PD grade)
 python -m jobs.monitor status      (the live drift monitor actor on the cluster)
 """
 
@@ -156,6 +157,7 @@ def run_performance(settings: Settings, args: argparse.Namespace) -> int:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.output, index=False)
         print(f"written to {args.output}")
+    miscalibrated = labelled > 0 and _calibration(settings, joined, args.output)
     report = write_report(
         settings,
         labels,
@@ -165,7 +167,33 @@ def run_performance(settings: Settings, args: argparse.Namespace) -> int:
         table=table,
     )
     print(f"report: {report}")
+    if miscalibrated and args.fail_on_miscalibration:
+        return EXIT_DRIFT
     return 0
+
+
+def _calibration(settings: Settings, joined: pd.DataFrame, output: str | None) -> bool:
+    """Print observed against predicted default rates per PD grade (and write them beside
+    `output`); True when a grade is flagged."""
+    from app.monitoring.calibration import (
+        brier_by_variant,
+        calibration_by_grade,
+        flagged,
+        scale_of,
+    )
+    from app.monitoring.performance import format_table
+
+    confidence = settings.calibration_confidence
+    table = calibration_by_grade(joined, scale_of(settings.calibration_grades), confidence)
+    brier = ", ".join(f"{v} {b:.4f}" for v, b in brier_by_variant(joined).items())
+    print(f"calibration by PD grade ({confidence:.0%} Jeffreys intervals; Brier: {brier}):")
+    print(format_table(table))
+    if output:
+        path = Path(output)
+        table.to_csv(path.with_name(f"{path.stem}_calibration.csv"), index=False)
+    lines = flagged(table)
+    print("\n".join(f"flagged: {line}" for line in lines) or "no grade outside its interval")
+    return bool(lines)
 
 
 def run_status(settings: Settings) -> int:
@@ -207,7 +235,14 @@ def main() -> int:
         "and defaulted, optionally request_id and observed_at (none: no AUC yet)",
     )
     perf.add_argument("--period", default="W", help="pandas period: D, W or M (default W)")
-    perf.add_argument("--output", help="also write the table as CSV here")
+    perf.add_argument(
+        "--output", help="also write the table as CSV here (and the calibration beside it)"
+    )
+    perf.add_argument(
+        "--fail-on-miscalibration",
+        action="store_true",
+        help=f"exit {EXIT_DRIFT} when a PD grade's default rate is outside its interval",
+    )
     sub.add_parser("status", help="the live drift monitor's counters and latest check")
     args = parser.parse_args()
     setup_logging()

@@ -3,9 +3,11 @@ app.config.Settings combines the groups."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 
 class MonitoringSettings(BaseModel):
@@ -63,6 +65,20 @@ class MonitoringSettings(BaseModel):
         "`evidently ui --workspace <dir>`; the newest monitor_keep_reports runs keep their "
         "plots, older ones their figures (default: `<monitor_dir>/workspace`).",
     )
+    calibration_grades: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=lambda: [0.02, 0.05, 0.10, 0.20, 0.30, 0.50],
+        min_length=1,
+        max_length=30,
+        description="Calibration backtesting's master scale: increasing PD cut points, grade i "
+        "holding PDs up to the i-th (JSON).",
+    )
+    calibration_confidence: float = Field(
+        0.95,
+        gt=0.5,
+        lt=1,
+        description="Confidence of the Jeffreys interval a grade's observed default rate gets; "
+        "a grade whose mean predicted PD falls outside it is flagged.",
+    )
     retrain_after_checks: int = Field(
         0,
         ge=0,
@@ -86,3 +102,10 @@ class MonitoringSettings(BaseModel):
         False,
         description="After retraining, promote through the promotion gate (never without it).",
     )
+
+    @field_validator("calibration_grades")
+    @classmethod
+    def _increasing(cls, cuts: list[float]) -> list[float]:
+        if any(b <= a for a, b in itertools.pairwise(cuts)):
+            raise ValueError(f"PD grade cut points must increase: {cuts}")
+        return cuts

@@ -157,6 +157,10 @@ def test_redis_settings_build_feasts_connection_string(tmp_path):
         ("redis_host", "a,b"),
         ("redis_password", "a,b"),
         ("snowflake_port", 0),
+        ("calibration_grades", [0.2, 0.1]),
+        ("calibration_grades", [0.1, 1.5]),
+        ("calibration_grades", []),
+        ("calibration_confidence", 1.0),
     ],
 )
 def test_bad_production_values_are_named(field, value):

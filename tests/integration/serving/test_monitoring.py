@@ -248,6 +248,7 @@ def run_job(settings, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_path):
+    import numpy as np
     import pandas as pd
 
     from app.predictions.log import read_prediction_log
@@ -328,6 +329,19 @@ def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_pa
         (decided["decision"] == "approve").mean(), abs=1e-9
     )
     assert "auc_delta" in rows.columns
+    # Calibration by PD grade over the same labelled decisions, grades on the shipped scale.
+    assert "calibration by PD grade (95% Jeffreys intervals" in perf.stdout
+    grades = pd.read_csv(tmp_path / "performance_calibration.csv")
+    champion_grades = grades[grades["variant"] == "champion"]
+    labelled = latest[latest["variant"] == "champion"]
+    assert champion_grades["outcomes"].sum() == len(labelled)
+    assert champion_grades["defaults"].sum() == labelled["defaulted"].sum()
+    cuts = np.array(served.settings.calibration_grades)
+    grade = np.searchsorted(cuts, labelled["probability_of_default"].to_numpy(), side="left") + 1
+    mean_pd = labelled.groupby(grade)["probability_of_default"].mean()
+    assert champion_grades.set_index("grade")["predicted_pd"].to_dict() == pytest.approx(
+        mean_pd.to_dict(), abs=1e-12
+    )
 
     bad = tmp_path / "bad.csv"
     bad.write_text("applicant_id,defaulted\nS0000001,2\n")
