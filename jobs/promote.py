@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
-from app.config import load_settings
+from app.config import Settings, load_settings
+from app.errors import CreditRiskError
 from app.runtime import run_job, setup_logging
 from app.training import registry
 from app.training.promote import promote, rollback
@@ -16,20 +18,48 @@ def main() -> int:
     action.add_argument("--force", action="store_true", help="promote without comparing")
     action.add_argument("--rollback", action="store_true", help="restore the previous champion")
     action.add_argument("--history", action="store_true", help="print the alias audit history")
+    parser.add_argument(
+        "--at",
+        help="with --history: the history up to this time (ISO 8601, UTC if no zone) and the "
+        "version each alias named then",
+    )
     args = parser.parse_args()
+    if args.at and not args.history:
+        parser.error("--at goes with --history")
     setup_logging()
     settings = load_settings()
     if args.history:
-        events = registry.history(registry.client(settings), settings.model_name)
-        for event in events:
-            print(event.line())
-        if not events:
-            print(f"no history for model {settings.model_name!r}")
-        return 0
+        return show_history(settings, args.at)
     result = rollback(settings) if args.rollback else promote(settings, force=args.force)
     previous = f"v{result.previous_champion}" if result.previous_champion else "none"
     print(f"champion: v{result.champion} (was {previous})")
     return 0
+
+
+def show_history(settings: Settings, at_text: str | None) -> int:
+    """The audit history (up to `at_text`, and who was champion then)."""
+    at = parse_time(at_text) if at_text else None
+    events = registry.history(registry.client(settings), settings.model_name)
+    shown = [e for e in events if at is None or registry.event_time(e) <= at]
+    for event in shown:
+        print(event.line())
+    if not events:
+        print(f"no history for model {settings.model_name!r}")
+    if at is None:
+        return 0
+    named = registry.aliases_at(events, at)
+    print(f"at {at:%Y-%m-%dT%H:%M:%SZ}:" if named else f"at {at:%Y-%m-%dT%H:%M:%SZ}: no alias set")
+    for alias, event in sorted(named.items()):
+        print(f"  {alias}: v{event.version} (since {event.time}, {event.action} by {event.user})")
+    return 0
+
+
+def parse_time(text: str) -> datetime:
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        raise CreditRiskError(f"--at {text!r} is not an ISO 8601 time (2026-12-01T09:30)") from None
+    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
 
 
 if __name__ == "__main__":

@@ -119,3 +119,20 @@ def history(mlflow_client, name: str) -> list[AuditEvent]:
                 f"audit history of {name!r}: entry {key} is unreadable ({type(exc).__name__})"
             ) from None
     return events
+
+
+def event_time(event: AuditEvent) -> datetime:
+    return datetime.fromisoformat(event.time)
+
+
+def aliases_at(events: list[AuditEvent], at: datetime) -> dict[str, AuditEvent]:
+    """Which version each alias named at `at` (timezone-aware), as the event that last moved
+    it then: MLflow keeps aliases' current values only, so they are replayed from the history.
+    An alias removed by then (its event's version None) is left out."""
+    named: dict[str, AuditEvent] = {}
+    for event in events:  # oldest first, as history() returns them
+        if event_time(event) > at:
+            break
+        if event.alias is not None:
+            named[event.alias] = event
+    return {alias: e for alias, e in named.items() if e.version is not None}
