@@ -1,5 +1,7 @@
 """Fairness of PD decisions: approval rates, default rates and AUC per group of each of the
-dataset spec's fairness groupings (e.g. age band), with the four-fifths approval ratio."""
+dataset spec's fairness groupings (e.g. age band), with the adverse impact ratio of approval
+rates against the most favoured group, its significance and the standardised mean difference
+of the PD."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import fisher_exact
 
 from app.dataset.policy import Grouping
 from app.training.metrics import check_threshold, roc_auc, validate
@@ -40,12 +43,16 @@ def _group_labels(groups: pd.Series) -> tuple[np.ndarray, list[str]]:
 def fairness_report(
     y_true: Any, pd_scores: Any, groups: pd.Series, threshold: float
 ) -> pd.DataFrame:
-    """Per-group approval rate, default rate and AUC, with the four-fifths approval ratio.
+    """Per-group approval rate, default rate and AUC, with the adverse impact ratio.
 
     `groups` is aligned with the labels and scores by position, not by index. Columns:
-    group, n, approval_rate, default_rate, auc (NaN for one class or fewer than
-    MIN_GROUP_AUC_N rows), approval_rate_ratio (group approval rate / highest group approval
-    rate; below 0.8 is the usual disparate-impact flag). Empty groups are omitted.
+    group, n, approvals, approval_rate, default_rate, auc (NaN for one class or fewer than
+    MIN_GROUP_AUC_N rows), mean_pd, approval_rate_ratio (the adverse impact ratio: group
+    approval rate / the most favoured group's; below 0.8 is the usual screen), p_value (Fisher's
+    exact test of the group's approvals against the most favoured group's, two-sided: a low
+    ratio on a few applicants is not evidence by itself) and pd_smd (the standardised mean
+    difference of the PD from the most favoured group's, in pooled standard deviations).
+    Empty groups are omitted.
     """
     y, scores = validate(y_true, pd_scores)
     threshold = check_threshold(threshold)
@@ -58,20 +65,48 @@ def fairness_report(
         mask = labels == group
         group_y, group_scores = y[mask], scores[mask]
         n = int(mask.sum())
+        approvals = int(np.sum(group_scores < threshold))
         rows.append(
             {
                 "group": group,
                 "n": n,
-                "approval_rate": float(np.mean(group_scores < threshold)),
+                "approvals": approvals,
+                "approval_rate": approvals / n,
                 "default_rate": float(group_y.mean()),
                 "auc": roc_auc(group_y, group_scores) if n >= MIN_GROUP_AUC_N else math.nan,
+                "mean_pd": float(group_scores.mean()),
+                "_pd_var": float(group_scores.var()),
             }
         )
-    report = pd.DataFrame(rows, columns=["group", "n", "approval_rate", "default_rate", "auc"])
-    best = report["approval_rate"].max()
+    return _against_most_favoured(pd.DataFrame(rows, columns=REPORT_COLUMNS))
+
+
+REPORT_COLUMNS = [
+    "group", "n", "approvals", "approval_rate", "default_rate", "auc", "mean_pd", "_pd_var"
+]  # fmt: skip
+
+
+def _against_most_favoured(report: pd.DataFrame) -> pd.DataFrame:
+    """Each group against the one with the highest approval rate (the first of equals)."""
+    report = report.copy()
+    if report.empty:
+        return report.drop(columns="_pd_var").assign(approval_rate_ratio=[], p_value=[], pd_smd=[])
+    ref = report.loc[report["approval_rate"].idxmax()]
+    best = ref["approval_rate"]
     # If no group has any approvals, the ratio is undefined rather than "perfectly equal".
     report["approval_rate_ratio"] = report["approval_rate"] / best if best > 0 else math.nan
-    return report
+    report["p_value"] = [
+        float(
+            fisher_exact(
+                [[r.approvals, r.n - r.approvals], [ref["approvals"], ref["n"] - ref["approvals"]]]
+            ).pvalue
+        )
+        for r in report.itertuples(index=False)
+    ]
+    pooled = np.sqrt((report["_pd_var"] + ref["_pd_var"]) / 2)
+    difference = report["mean_pd"] - ref["mean_pd"]
+    report["pd_smd"] = np.where(pooled > 0, difference / pooled.where(pooled > 0, 1.0), 0.0)
+    return report.drop(columns="_pd_var")
 
 
 def band_labels(edges: Sequence[float]) -> list[str]:

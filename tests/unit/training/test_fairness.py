@@ -121,3 +121,33 @@ def test_band_labels_from_whole_and_fractional_edges():
     bands = band(pd.Series([0.1, 0.5, 2.0, -1.0]), grouping.edges, grouping.labels)
     assert bands.astype(object).tolist()[:3] == ["low", "high", "high"]
     assert pd.isna(bands.iloc[3])
+
+
+def test_the_adverse_impact_ratio_comes_with_counts_its_significance_and_the_pd_gap():
+    threshold = 0.5
+    # favoured: 80 of 100 approved; far: 40 of 100; few: 3 of 5 (a ratio of 0.75 on 5 people).
+    scores = np.concatenate(
+        [
+            np.r_[np.full(80, 0.2), np.full(20, 0.8)],
+            np.r_[np.full(40, 0.2), np.full(60, 0.8)],
+            np.r_[np.full(3, 0.2), np.full(2, 0.8)],
+        ]
+    )
+    groups = pd.Series(["favoured"] * 100 + ["far"] * 100 + ["few"] * 5)
+    y = np.r_[np.zeros(102), np.ones(103)].astype(int)
+    report = fairness_report(y, scores, groups, threshold).set_index("group")
+    assert report.loc[
+        "favoured", ["approvals", "approval_rate_ratio", "p_value", "pd_smd"]
+    ].tolist() == [
+        80,
+        1.0,
+        1.0,
+        0.0,
+    ]
+    assert report.loc["far", "approval_rate_ratio"] == 0.5 and report.loc["far", "approvals"] == 40
+    assert report.loc["far", "p_value"] < 1e-6  # 40 of 100 against 80 of 100: not chance
+    assert report.loc["few", "approval_rate_ratio"] == pytest.approx(0.75, abs=1e-12)
+    assert report.loc["few", "p_value"] > 0.25  # 3 of 5: not evidence at any usual level
+    # PD gap in pooled standard deviations: means 0.32 and 0.56, variances 0.0576 and 0.0864.
+    pooled = math.sqrt((0.0576 + 0.0864) / 2)
+    assert report.loc["far", "pd_smd"] == pytest.approx((0.56 - 0.32) / pooled, abs=1e-12)
