@@ -157,7 +157,9 @@ def run_performance(settings: Settings, args: argparse.Namespace) -> int:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.output, index=False)
         print(f"written to {args.output}")
-    miscalibrated = labelled > 0 and _calibration(settings, joined, args.output)
+    miscalibrated = _calibration(settings, joined, args.output) if labelled else []
+    if miscalibrated and args.retrain_on_miscalibration:
+        _retrain(settings, "calibration: " + "; ".join(miscalibrated))
     report = write_report(
         settings,
         labels,
@@ -172,9 +174,9 @@ def run_performance(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibration(settings: Settings, joined: pd.DataFrame, output: str | None) -> bool:
+def _calibration(settings: Settings, joined: pd.DataFrame, output: str | None) -> list[str]:
     """Print observed against predicted default rates per PD grade (and write them beside
-    `output`); True when a grade is flagged."""
+    `output`); the flagged grades."""
     from app.monitoring.calibration import (
         brier_by_variant,
         calibration_by_grade,
@@ -193,12 +195,22 @@ def _calibration(settings: Settings, joined: pd.DataFrame, output: str | None) -
         table.to_csv(path.with_name(f"{path.stem}_calibration.csv"), index=False)
     lines = flagged(table)
     print("\n".join(f"flagged: {line}" for line in lines) or "no grade outside its interval")
-    return bool(lines)
+    return lines
 
 
-def run_status(settings: Settings) -> int:
+def _retrain(settings: Settings, reason: str) -> None:
+    """Ask the cluster's drift monitor for retraining: it submits the job, or records the
+    request as suppressed while an earlier retraining job runs (as for drift)."""
     import ray
 
+    monitor = _live_monitor(settings, "to retrain through")
+    event = ray.get(monitor.request_retraining.remote(reason), timeout=60)
+    job = f" (job {event['job']})" if event.get("job") else ""
+    print(f"retraining {event['action']}{job}: {reason}")
+
+
+def _live_monitor(settings: Settings, purpose: str):
+    """The cluster's drift monitor actor (Ray joined first); a clear error when none runs."""
     from app.monitoring.monitor import find_monitor
     from app.runtime import init_ray
 
@@ -207,8 +219,15 @@ def run_status(settings: Settings) -> int:
     if monitor is None:
         raise MonitorInputError(
             f"no drift monitor actor {settings.monitor_actor_name!r} in namespace "
-            f"{settings.monitor_namespace!r}: serving starts it with the first decision"
+            f"{settings.monitor_namespace!r} {purpose}: serving starts it with the first decision"
         )
+    return monitor
+
+
+def run_status(settings: Settings) -> int:
+    import ray
+
+    monitor = _live_monitor(settings, "to ask")
     status, latest = ray.get([monitor.status.remote(), monitor.latest.remote()], timeout=30)
     print(json.dumps({"status": status, "latest": latest}, indent=1, default=str))
     return 0
@@ -242,6 +261,12 @@ def main() -> int:
         "--fail-on-miscalibration",
         action="store_true",
         help=f"exit {EXIT_DRIFT} when a PD grade's default rate is outside its interval",
+    )
+    perf.add_argument(
+        "--retrain-on-miscalibration",
+        action="store_true",
+        help="when a grade is flagged, retrain through the cluster's drift monitor (with "
+        "reason `calibration`; suppressed while an earlier retraining job runs)",
     )
     sub.add_parser("status", help="the live drift monitor's counters and latest check")
     args = parser.parse_args()

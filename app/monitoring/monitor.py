@@ -230,6 +230,16 @@ class DriftMonitor:
             self._metrics.triggers.inc()
         return event
 
+    def request_retraining(self, reason: str) -> dict[str, Any]:
+        """Retraining asked for outside a check (`jobs.monitor performance
+        --retrain-on-miscalibration`): submitted, or suppressed while a job runs."""
+        with self._check_lock:
+            event = self.retrainer.request(reason)
+            if event["action"] == "submitted" and self._metrics:
+                self._metrics.triggers.inc()
+            self.store.save_state(self.state)
+            return event
+
     def _settle_active_job(self) -> str | None:
         return self.retrainer.settle()
 

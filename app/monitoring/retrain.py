@@ -89,6 +89,11 @@ class Retrainer:
             f"v{model_version}; latest drifted: "
             f"{', '.join(result.drifted_features) or 'predicted PD'}"
         )
+        return self.request(reason)
+
+    def request(self, reason: str) -> dict[str, Any]:
+        """Submit retraining for `reason` (a drift run, a miscalibrated grade), unless the job
+        of an earlier trigger still runs: then the event is `suppressed`, as for drift."""
         event: dict[str, Any] = {"at": _now(), "reason": reason}
         status = self.settle()
         if self.state.active_job:

@@ -65,6 +65,9 @@ class ResultStore:
         except Exception:
             return None
 
+    def save_state(self, state: MonitorState) -> None:
+        _write_json(self.root / "state.json", state.__dict__)
+
     def save(self, payload: dict[str, Any], snapshot: Any, state: MonitorState) -> None:
         """The check's report, record, the latest result and the state; `payload` gains the
         report's path (extra.report)."""
@@ -76,7 +79,7 @@ class ResultStore:
         payload["extra"]["report"] = str(report)
         _write_json(self.results / f"{name}.json", payload)
         _write_json(self.root / "latest.json", payload)
-        _write_json(self.root / "state.json", state.__dict__)
+        self.save_state(state)
         # Keep the newest reports only; the JSON records are small and all kept.
         for old in sorted(self.reports.glob("drift-*.html"))[: -self.keep_reports]:
             old.unlink(missing_ok=True)

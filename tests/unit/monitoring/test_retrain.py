@@ -116,3 +116,18 @@ def test_a_failed_submission_is_recorded_and_leaves_no_active_job(tmp_path):
     assert "champion v3" in event["reason"]
     assert state.active_job is None and state.consecutive_drift == 1
     assert json.loads((tmp_path / "t.jsonl").read_text())["action"] == "failed"
+
+
+def test_a_miscalibrated_grade_asks_for_retraining_under_the_same_suppression(settings):
+    m = monitor(settings)
+    reason = "calibration: champion grade 3 (10.0% - 20.0%): under-predicted"
+    first = m.request_retraining(reason)
+    assert (first["action"], first["job"], first["reason"]) == ("submitted", "job-1", reason)
+    # Its job runs: a second request, or drift, is recorded as suppressed, never submitted.
+    assert m.request_retraining(reason)["action"] == "suppressed"
+    m._after_check(result(True), REFERENCE)
+    assert m._after_check(result(True), REFERENCE)["action"] == "suppressed"
+    assert m._jobs.submitted == [reason]
+    # The state survives the actor: a restarted monitor knows the job is running.
+    saved = json.loads((m.root / "state.json").read_text())
+    assert saved["active_job"] == "job-1"
