@@ -157,7 +157,9 @@ def run_performance(settings: Settings, args: argparse.Namespace) -> int:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.output, index=False)
         print(f"written to {args.output}")
-    miscalibrated = _calibration(settings, joined, args.output) if labelled else []
+    calibration, miscalibrated = (
+        _calibration(settings, joined, args.output) if labelled else (None, [])
+    )
     if miscalibrated and args.retrain_on_miscalibration:
         _retrain(settings, "calibration: " + "; ".join(miscalibrated))
     report = write_report(
@@ -167,6 +169,7 @@ def run_performance(settings: Settings, args: argparse.Namespace) -> int:
         baseline=baseline or None,
         decisions=decisions,
         table=table,
+        calibration=calibration,
     )
     print(f"report: {report}")
     if miscalibrated and args.fail_on_miscalibration:
@@ -174,9 +177,11 @@ def run_performance(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _calibration(settings: Settings, joined: pd.DataFrame, output: str | None) -> list[str]:
+def _calibration(
+    settings: Settings, joined: pd.DataFrame, output: str | None
+) -> tuple[pd.DataFrame, list[str]]:
     """Print observed against predicted default rates per PD grade (and write them beside
-    `output`); the flagged grades."""
+    `output`); the table and its flagged grades."""
     from app.monitoring.calibration import (
         brier_by_variant,
         calibration_by_grade,
@@ -195,7 +200,7 @@ def _calibration(settings: Settings, joined: pd.DataFrame, output: str | None) -
         table.to_csv(path.with_name(f"{path.stem}_calibration.csv"), index=False)
     lines = flagged(table)
     print("\n".join(f"flagged: {line}" for line in lines) or "no grade outside its interval")
-    return lines
+    return table, lines
 
 
 def _retrain(settings: Settings, reason: str) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
-from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,8 @@ import pandas as pd
 from app.config import Settings
 from app.domain import APPROVE, PREDICTION
 from app.fs import atomic_write
+from app.monitoring.calibration import calibration_by_grade, scale_of
+from app.monitoring.htmlparts import chart, html_table, note
 from app.monitoring.outcomes import join_outcomes, prediction_columns
 from app.monitoring.performance import performance_by_period
 from app.monitoring.stability_view import BANDS_NOTE, latest_stability, stability_fields
@@ -84,23 +83,6 @@ def read_drift_history(monitor_dir: Path) -> tuple[pd.DataFrame, int]:
 
 
 # --- charts ----------------------------------------------------------------------------------
-def _chart(draw: Callable[[Any], None], alt: str) -> str:
-    """An <img> holding the PNG `draw(axes)` makes; Agg through the object API, so no pyplot
-    state and no process-wide backend switch."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7.5, 3.0), dpi=96, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
-    axes.grid(alpha=0.3)
-    draw(axes)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
-
-
 def _score_chart(decisions: pd.DataFrame, threshold: float) -> str:
     def draw(axes: Any) -> None:
         bins = np.linspace(0.0, 1.0, 41)
@@ -110,7 +92,7 @@ def _score_chart(decisions: pd.DataFrame, threshold: float) -> str:
         axes.set(xlabel="probability of default", ylabel="decisions", xlim=(0, 1))
         axes.legend(fontsize="small")
 
-    return _chart(draw, "histogram of the probability of default by variant")
+    return chart(draw, "histogram of the probability of default by variant")
 
 
 def _period_chart(table: pd.DataFrame, column: str, label: str, reference: float | None) -> str:
@@ -127,7 +109,7 @@ def _period_chart(table: pd.DataFrame, column: str, label: str, reference: float
         axes.set(ylabel=label, ylim=(0, 1.02), xlim=(-0.5, len(periods) - 0.5))
         axes.legend(fontsize="small")
 
-    return _chart(draw, f"{label} per period and variant")
+    return chart(draw, f"{label} per period and variant")
 
 
 def _drift_chart(history: pd.DataFrame) -> str:
@@ -143,47 +125,28 @@ def _drift_chart(history: pd.DataFrame) -> str:
         axes.legend(fontsize="small")
         axes.figure.autofmt_xdate()
 
-    return _chart(draw, "drift share over time; red: dataset drift")
+    return chart(draw, "drift share over time; red: dataset drift")
+
+
+def _calibration_chart(calibration: pd.DataFrame) -> str:
+    def draw(axes: Any) -> None:
+        top = float(max(calibration["interval_high"].max(), calibration["predicted_pd"].max()))
+        axes.plot([0, top], [0, top], color="gray", linestyle="--", label="observed = predicted")
+        for variant, group in calibration.groupby("variant", sort=True):
+            below = group["observed_rate"] - group["interval_low"]
+            above = group["interval_high"] - group["observed_rate"]
+            axes.errorbar(group["predicted_pd"], group["observed_rate"], yerr=[below, above],
+                          fmt="o", capsize=3, label=variant)  # fmt: skip
+        axes.set(xlabel="mean predicted PD of the grade", ylabel="observed default rate")
+        axes.legend(fontsize="small")
+
+    return chart(draw, "observed default rate against predicted PD per grade, with intervals")
 
 
 # --- HTML ------------------------------------------------------------------------------------
-def _cell(value: Any, digits: int = 3) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return "-"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return f"{int(value):,}"
-    if isinstance(value, float | np.floating):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _table(frame: pd.DataFrame, digits: dict[str, int] | None = None) -> str:
-    digits = digits or {}
-    text = [c for c in frame.columns if frame[c].dtype == object]
-
-    def row(values: Iterable[Any], tag: str) -> str:
-        cells = [
-            f"<{tag}{' class=t' if c in text else ''}>{html.escape(v)}</{tag}>"
-            for c, v in zip(frame.columns, values, strict=True)
-        ]
-        return "<tr>" + "".join(cells) + "</tr>"
-
-    body = [
-        row((_cell(v, digits.get(c, 3)) for c, v in zip(frame.columns, r, strict=True)), "td")
-        for r in frame.itertuples(index=False)
-    ]
-    return "<table>" + row(map(str, frame.columns), "th") + "".join(body) + "</table>"
-
-
-def _none(text: str) -> str:
-    return f'<p class="none">{html.escape(text)}</p>'
-
-
 def _score_section(decisions: pd.DataFrame, threshold: float) -> str:
     if decisions.empty:
-        return _none("no decisions logged yet")
+        return note("no decisions logged yet")
     scores = decisions.groupby("variant", sort=True).agg(
         decisions=(PREDICTION, "size"),
         mean_pd=(PREDICTION, "mean"),
@@ -191,44 +154,56 @@ def _score_section(decisions: pd.DataFrame, threshold: float) -> str:
         p90_pd=(PREDICTION, lambda s: s.quantile(0.9)),
         approval_rate=("decision", lambda d: (d == APPROVE).mean()),
     )
-    return _score_chart(decisions, threshold) + _table(scores.reset_index())
+    return _score_chart(decisions, threshold) + html_table(scores.reset_index())
 
 
 def _auc_part(table: pd.DataFrame, baseline: dict[str, float]) -> str:
     if int(table["labelled"].sum()) == 0:
-        return _none(NO_OUTCOMES)
+        return note(NO_OUTCOMES)
     if table["auc"].isna().all():
-        return _none("no period has enough outcomes of both kinds for an AUC yet (see note)")
+        return note("no period has enough outcomes of both kinds for an AUC yet (see note)")
     return _period_chart(table, "auc", "AUC", baseline.get("test_auc"))
 
 
 def _period_section(table: pd.DataFrame | None, baseline: dict[str, float]) -> str:
     if table is None:
-        return _none("no decisions logged yet")
+        return note("no decisions logged yet")
     shown = table.drop(columns=[c for c in table.columns if c.endswith("_delta")])
     charts = _period_chart(table, "approval_rate", "approval rate", None)
-    return charts + _auc_part(table, baseline) + _table(shown, {"auc": 4, "ks": 4})
+    return charts + _auc_part(table, baseline) + html_table(shown, {"auc": 4, "ks": 4})
 
 
 def _drift_section(history: pd.DataFrame, unreadable: int) -> str:
-    skipped = _none(f"{unreadable} unreadable drift record(s) skipped") if unreadable else ""
+    skipped = note(f"{unreadable} unreadable drift record(s) skipped") if unreadable else ""
     if history.empty:
-        return _none("no drift checks recorded yet") + skipped
+        return note("no drift checks recorded yet") + skipped
     newest = history.iloc[::-1].head(MAX_DRIFT_ROWS).copy()
     newest["checked_at"] = newest["checked_at"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
     plural = "s" if len(history) != 1 else ""
     caption = f"<p>{len(history):,} check{plural}; the newest {len(newest)} listed.</p>"
     shown = newest.drop(columns=["stability"], errors="ignore")
-    return _drift_chart(history) + caption + _table(shown, {"drift_share": 3}) + skipped
+    return _drift_chart(history) + caption + html_table(shown, {"drift_share": 3}) + skipped
 
 
 def _stability_section(history: pd.DataFrame) -> str:
     newest, table = latest_stability(history)
     if newest is None:
-        return _none("no drift check with stability figures yet")
+        return note("no drift check with stability figures yet")
     when = f"{newest['checked_at']:%Y-%m-%d %H:%M:%S} UTC"
     caption = f"<p>Check of {when} ({newest['source']}). {html.escape(BANDS_NOTE)}</p>"
-    return caption + _table(table, {"value": 4})
+    return caption + html_table(table, {"value": 4})
+
+
+def _calibration_section(calibration: pd.DataFrame | None, confidence: float) -> str:
+    if calibration is None or calibration.empty:
+        return note(NO_OUTCOMES)
+    caption = (
+        f"<p>Per PD grade: the observed default rate with its {confidence:.0%} Jeffreys "
+        "interval against the grade's mean predicted PD; flag: the predicted PD lies below "
+        "(under) or above (over) the interval.</p>"
+    )
+    digits = {"predicted_pd": 4, "observed_rate": 4, "interval_low": 4, "interval_high": 4}
+    return _calibration_chart(calibration) + caption + html_table(calibration, digits)
 
 
 def render_report(
@@ -239,6 +214,8 @@ def render_report(
     threshold: float,
     baseline: dict[str, float] | None = None,
     unreadable: int = 0,
+    calibration: pd.DataFrame | None = None,
+    confidence: float = 0.95,
 ) -> str:
     """The page: `table` is performance_by_period's output (None when nothing was decided)."""
     labelled = 0 if table is None else int(table["labelled"].sum())
@@ -249,6 +226,7 @@ def render_report(
     sections = [
         ("Score distribution", _score_section(decisions, threshold)),
         ("Approval rate and AUC per period", _period_section(table, baseline or {})),
+        ("Calibration by PD grade", _calibration_section(calibration, confidence)),
         ("Drift share over time", _drift_section(history, unreadable)),
         ("Population and characteristic stability", _stability_section(history)),
     ]
@@ -269,21 +247,26 @@ def write_report(
     decisions: pd.DataFrame | None = None,
     out_path: Path | None = None,
     table: pd.DataFrame | None = None,
+    calibration: pd.DataFrame | None = None,
 ) -> Path:
     """Write the report (default `<monitor_dir>/report.html`, atomically) and return its path.
 
     `labels` are validated outcomes (labels.load_labels); none means no AUC yet. `decisions`
     are answered decisions already read (default: the prediction log's); `baseline` the
     champion's logged test metrics, drawn as the AUC's reference line; `table` their
-    performance_by_period already computed (the join is not done twice).
+    performance_by_period and `calibration` calibration_by_grade, already computed (the join is
+    not done twice).
     """
     if decisions is None:
         decisions = read_decisions(settings)
-    if table is None and not decisions.empty:
+    wanted = calibration is None and labels is not None
+    if (table is None or wanted) and not decisions.empty:
         key = settings.load_dataset().entity_key
-        if labels is None:  # no outcomes yet: every decision joins as unlabelled
-            labels = pd.DataFrame(columns=[key, "defaulted"])
-        table = performance_by_period(join_outcomes(decisions, labels, key), period, baseline)
+        joined = join_outcomes(decisions, _or_none_yet(labels, key), key)
+        table = performance_by_period(joined, period, baseline) if table is None else table
+        if wanted:
+            scale = scale_of(settings.calibration_grades)
+            calibration = calibration_by_grade(joined, scale, settings.calibration_confidence)
     history, unreadable = read_drift_history(settings.monitor_dir)
     page = render_report(
         decisions,
@@ -292,8 +275,15 @@ def write_report(
         threshold=settings.threshold(),
         baseline=baseline,
         unreadable=unreadable,
+        calibration=calibration,
+        confidence=settings.calibration_confidence,
     )
     path = Path(out_path or Path(settings.monitor_dir) / REPORT_NAME)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, page)
     return path
+
+
+def _or_none_yet(labels: pd.DataFrame | None, key: str) -> pd.DataFrame:
+    """No outcomes yet: every decision joins as unlabelled."""
+    return pd.DataFrame(columns=[key, "defaulted"]) if labels is None else labels

@@ -295,12 +295,12 @@ def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_pa
         str(out),
     )
     assert perf.returncode == 0, perf.stdout + perf.stderr
-    # The report beside the table: its path printed; scores, approval, AUC and the drift check
-    # above charted, all inline.
+    # The report beside the table: its path printed; scores, approval, AUC, calibration by
+    # grade and the drift check above charted, all inline.
     report = tmp_path / "monitoring" / "report.html"
     assert f"report: {report}" in perf.stdout
     page = report.read_text()
-    assert page.count("data:image/png;base64,") == 4
+    assert page.count("data:image/png;base64,") == 5
     assert "no outcomes recorded yet" not in page and "no drift checks" not in page
     rows = pd.read_csv(out)
     champion = rows[rows["variant"] == "champion"].iloc[-1]

@@ -135,12 +135,13 @@ def test_the_report_shows_scores_approval_auc_and_drift_that_match_the_inputs(se
     assert list(page.sections) == [
         "Score distribution",
         "Approval rate and AUC per period",
+        "Calibration by PD grade",
         "Drift share over time",
         "Population and characteristic stability",
     ]
     # Each section has its chart(s) inline: nothing to fetch.
     charts = {name: s["images"] for name, s in page.sections.items()}
-    assert [len(images) for images in charts.values()] == [1, 2, 1, 0]
+    assert [len(images) for images in charts.values()] == [1, 2, 1, 1, 0]
     assert all(src.startswith("data:image/png;base64,") for s in charts.values() for src in s)
     outside_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", path.read_text())
     assert "http" not in outside_images and "<script" not in outside_images
@@ -161,6 +162,12 @@ def test_the_report_shows_scores_approval_auc_and_drift_that_match_the_inputs(se
     expected = roc_auc_score(frame["defaulted"], [i / 40 for i in range(40)])
     assert day2["auc"] == f"{expected:.4f}"
     assert by_key.loc[("2026-11-01", "champion"), "auc"] == "-"
+
+    # Day 2's 40 labelled decisions (PD i/40) in the default master scale's grades.
+    grades = page.table("Calibration by PD grade")
+    assert grades["outcomes"].astype(int).sum() == 40
+    assert grades["grade"].tolist() == ["1", "2", "3", "4", "5", "6", "7"]
+    assert set(grades["flag"]) <= {"", "-", "under", "over"}
 
     drift = page.table("Drift share over time")
     assert drift["checked_at"].tolist() == ["2026-11-02 12:00:00 UTC", "2026-11-01 12:00:00 UTC"]
@@ -193,6 +200,7 @@ def test_without_outcomes_or_drift_checks_the_report_says_so(settings):
     assert "no drift checks recorded yet" in drift["text"] and not drift["images"]
     stability = page.sections["Population and characteristic stability"]["text"]
     assert "no drift check with stability figures yet" in stability
+    assert NO_OUTCOMES in page.sections["Calibration by PD grade"]["text"]
 
 
 def test_an_empty_log_still_gives_a_report(settings):
