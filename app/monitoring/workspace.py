@@ -4,7 +4,9 @@ A run is the check's own Evidently snapshot (one ValueDrift per column, with its
 two figures Evidently computes from the per-feature verdicts: the mean of the 0/1 drift flags
 (the check's drift share) and their sum (drifted features). The check itself never runs
 Evidently's DriftedColumnsCount (it would test every column twice), so the flags are the
-cheap, exact way to put the drift share on the project's dashboard over time.
+cheap, exact way to put the drift share on the project's dashboard over time. The check's PSI
+of the PD and its largest CSI (app.training.stability) are added the same way, as the mean of
+a one-row column each.
 
 A full run weighs ~0.4 MB (its plots); the newest `keep_full` runs keep them and older
 runs are rewritten with their figures only (~20 kB), so a busy monitor's history stays small.
@@ -29,6 +31,8 @@ log = logging.getLogger(__name__)
 
 # 1 for each drifted feature, 0 for the others: MeanValue of it is the drift share.
 DRIFT_FLAG = "feature_drifted"
+# One-row columns whose MeanValue is the check's PSI of the PD and its largest CSI.
+SCORE_PSI, LARGEST_CSI = "score_psi", "largest_csi"
 PROJECT_DESCRIPTION = (
     "Live decisions' features and PD against the champion's training data, one run per check "
     "of the drift monitor."
@@ -56,38 +60,58 @@ def _metric(metric: str, legend: str, **labels: str) -> Any:
     return PanelMetric(legend=legend, metric=metric, metric_labels=labels)
 
 
-def add_dashboard(project: Any) -> None:
-    """The project's panels: drift share and count over time, the PD's and each feature's
-    drift score."""
-    from evidently.sdk.panels import counter_panel, line_plot_panel, text_panel
+def dashboard_panels() -> list[Any]:
+    """The project's panels: drift share and count, PSI and CSI, the PD's and each feature's
+    drift score, over time. No counter panels: Evidently 0.7.23's UI shows a counter whose
+    value is 0 as "no value" (its `value ? value : "no value"`), and 0 drifted features is the
+    usual reading."""
+    from evidently.sdk.panels import bar_plot_panel, line_plot_panel, text_panel
 
-    share = _metric("MeanValue", "drift share", column=DRIFT_FLAG)
-    dashboard = project.dashboard
-    dashboard.add_panel(text_panel(title="Drift of live traffic", description=PROJECT_DESCRIPTION))
-    dashboard.add_panel(counter_panel("Share of drifted features (latest)", [share], size="half"))
-    dashboard.add_panel(
-        counter_panel(
-            "Drifted features (latest)",
+    return [
+        text_panel(title="Drift of live traffic", description=PROJECT_DESCRIPTION),
+        line_plot_panel(
+            "Share of drifted features",
+            [_metric("MeanValue", "drift share", column=DRIFT_FLAG)],
+            size="half",
+        ),
+        bar_plot_panel(
+            "Drifted features per check",
             [_metric("SumValue", "drifted features", column=DRIFT_FLAG)],
             size="half",
-        )
-    )
-    dashboard.add_panel(line_plot_panel("Share of drifted features", [share]))
-    dashboard.add_panel(
+        ),
+        line_plot_panel(
+            "Stability: PSI of the PD, largest CSI",
+            [
+                _metric("MeanValue", "PSI of the PD", column=SCORE_PSI),
+                _metric("MeanValue", "largest CSI", column=LARGEST_CSI),
+            ],
+            description="On the bins frozen from the champion's training rows: below 0.10 "
+            "stable, 0.10-0.25 watch, 0.25 and above act.",
+        ),
         line_plot_panel(
             "Drift score of the predicted PD",
             [_metric("ValueDrift", "PD", column=PREDICTION)],
             size="half",
-        )
-    )
-    dashboard.add_panel(
+        ),
         line_plot_panel(
             "Drift score per feature",
             [_metric("ValueDrift", "{{column}}")],
             description="Wasserstein (numbers) or Jensen-Shannon (categories) distance.",
             size="half",
-        )
-    )
+        ),
+    ]
+
+
+def add_dashboard(project: Any, workspace: Any) -> None:
+    """The project's dashboard as `dashboard_panels` has it, replacing an older one (a
+    workspace made by an earlier release keeps its runs and gets the current panels)."""
+    panels = dashboard_panels()
+    current = [p.title for p in workspace.get_dashboard(project.id).panels]
+    if current == [p.title for p in panels]:
+        return
+    project.dashboard.clear_dashboard()
+    for panel in panels:
+        project.dashboard.add_panel(panel)
 
 
 def open_project(directory: Path, name: str) -> tuple[Any, Any]:
@@ -97,10 +121,8 @@ def open_project(directory: Path, name: str) -> tuple[Any, Any]:
 
     workspace = Workspace(str(directory))
     found = workspace.search_project(name)
-    if found:
-        return workspace, found[0]
-    project = workspace.create_project(name, description=PROJECT_DESCRIPTION)
-    add_dashboard(project)
+    project = found[0] if found else workspace.create_project(name, description=PROJECT_DESCRIPTION)
+    add_dashboard(project, workspace)
     return workspace, project
 
 
@@ -132,12 +154,24 @@ def check_run(result: DriftResult, snapshot: Any) -> Any:
     from evidently.core.report import Snapshot
     from evidently.metrics import MeanValue, SumValue
 
+    def run(frame: pd.DataFrame, metrics: list[Any]) -> Any:
+        definition = DataDefinition(numerical_columns=list(frame.columns))
+        data = Dataset.from_pandas(frame, data_definition=definition)
+        return Report(metrics).run(data).to_snapshot_model()
+
     flags = pd.DataFrame({DRIFT_FLAG: [float(f.drifted) for f in result.features]})
-    dataset = Dataset.from_pandas(
-        flags, data_definition=DataDefinition(numerical_columns=[DRIFT_FLAG])
-    )
-    summary = Report([MeanValue(column=DRIFT_FLAG), SumValue(column=DRIFT_FLAG)]).run(dataset)
-    check, figures = snapshot.to_snapshot_model(), summary.to_snapshot_model()
+    figures = run(flags, [MeanValue(column=DRIFT_FLAG), SumValue(column=DRIFT_FLAG)])
+    stability = _stability_row(result)
+    if stability is not None:
+        extra = run(stability, [MeanValue(column=c) for c in stability.columns])
+        figures = figures.copy(
+            update={
+                "metric_results": {**figures.metric_results, **extra.metric_results},
+                "top_level_metrics": [*figures.top_level_metrics, *extra.top_level_metrics],
+                "widgets": [*figures.widgets, *extra.widgets],
+            }
+        )
+    check = snapshot.to_snapshot_model()
     metadata, tags = _labels(result)
     merged = check.copy(
         update={
@@ -151,6 +185,16 @@ def check_run(result: DriftResult, snapshot: Any) -> Any:
         }
     )
     return Snapshot.load_model(merged)
+
+
+def _stability_row(result: DriftResult) -> pd.DataFrame | None:
+    """One row: the check's PSI of the PD and its largest CSI (those it has); None without."""
+    figures = result.stability
+    row = {SCORE_PSI: figures[PREDICTION]["psi"]} if PREDICTION in figures else {}
+    csi = [f["psi"] for column, f in figures.items() if column != PREDICTION]
+    if csi:
+        row[LARGEST_CSI] = max(csi)
+    return pd.DataFrame([row]) if row else None
 
 
 def _without_plots(results: dict[Any, Any]) -> dict[Any, Any]:

@@ -18,9 +18,9 @@ from app.data.synthetic import generate_raw
 from app.data.warehouse import load_raw
 from app.domain import PREDICTION
 from app.localservices import ManagedProcess, free_port
-from app.monitoring.workspace import DRIFT_FLAG
+from app.monitoring.workspace import DRIFT_FLAG, LARGEST_CSI, SCORE_PSI, dashboard_panels
 from app.training.preprocess import FeatureEncoder
-from app.training.reference import Reference
+from app.training.reference import Reference, reference_bins
 from tests.utils.datasets import german
 from tests.utils.monitoring import monitor
 
@@ -59,7 +59,9 @@ def checked(tmp_path_factory):
         data_dir=tmp_path_factory.mktemp("workspace"), monitor_keep_reports=1, _env_file=None
     )
     frame = features(1200, seed=7)
-    reference = Reference(frame, list(ENCODER.numeric), list(ENCODER.categorical), "1", "run")
+    bins = reference_bins(frame, ENCODER)
+    numeric, categorical = list(ENCODER.numeric), list(ENCODER.categorical)
+    reference = Reference(frame, numeric, categorical, "1", "run", bins)
     drift_monitor = monitor(settings, reference_loader=lambda _: reference)
     results = []
     for number, shift in enumerate((None, "larger_loans")):
@@ -85,18 +87,30 @@ def test_every_check_is_a_run_of_the_project_with_its_drift_share(checked):
             (v.metric_value_location.metric.params["type"].rsplit(":", 1)[-1], v)
             for v in run.metric_results.values()
         ]
-        (share,) = [v.value for kind, v in kinds if kind == "MeanValue"]
-        assert share == pytest.approx(check["drift_share"])
+        means = {
+            v.metric_value_location.metric.params["column"]: v.value
+            for kind, v in kinds
+            if kind == "MeanValue"
+        }
+        assert means[DRIFT_FLAG] == pytest.approx(check["drift_share"])
+        # The check's PSI of the PD and its largest CSI, as the dashboard plots them.
+        stability = check["stability"]
+        assert means[SCORE_PSI] == pytest.approx(stability[PREDICTION]["psi"])
+        csi = [f["psi"] for c, f in stability.items() if c != PREDICTION]
+        assert means[LARGEST_CSI] == pytest.approx(max(csi))
         assert run.metadata["dataset_drift"] == str(check["dataset_drift"]).lower()
         assert run.metadata["drifted_features"] == ",".join(check["drifted_features"])
         drift_scores = [v for kind, v in kinds if kind == "ValueDrift"]
         assert len(drift_scores) == len(check["features"]) + 1  # every feature and the PD
     # The older run keeps its figures (what the dashboard plots) but not its plots.
     assert not runs[0].widgets and runs[1].widgets
-    assert {p.title for p in workspace.get_dashboard(project.id).panels} >= {
-        "Share of drifted features",
-        "Drift score per feature",
-    }
+    titles = [p.title for p in workspace.get_dashboard(project.id).panels]
+    assert titles == [p.title for p in dashboard_panels()]
+    assert not [
+        p
+        for p in workspace.get_dashboard(project.id).panels
+        if p.plot_params.get("plot_type") == "counter"
+    ]  # Evidently's counter shows a 0 as "no value"
 
 
 def test_evidently_ui_serves_the_project_and_its_drift_share_over_time(checked, tmp_path):
@@ -123,3 +137,18 @@ def test_evidently_ui_serves_the_project_and_its_drift_share_over_time(checked, 
         assert series[0]["values"] == pytest.approx([r["drift_share"] for r in results])
     finally:
         ui.stop()
+
+
+def test_a_workspace_made_by_an_earlier_release_gets_the_current_dashboard(tmp_path):
+    from evidently.sdk.panels import counter_panel
+    from evidently.ui.workspace import Workspace
+
+    from app.monitoring.workspace import _metric, open_project
+
+    old = Workspace(str(tmp_path)).create_project("credit_risk drift")
+    share = _metric("MeanValue", "drift share", column=DRIFT_FLAG)
+    old.dashboard.add_panel(counter_panel("Share of drifted features (latest)", [share]))
+    workspace, project = open_project(tmp_path, "credit_risk drift")
+    assert project.id == old.id  # the same project, its runs kept
+    titles = [p.title for p in workspace.get_dashboard(project.id).panels]
+    assert titles == [p.title for p in dashboard_panels()]
