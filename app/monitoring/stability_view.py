@@ -18,16 +18,26 @@ BANDS_NOTE = (
 )
 
 
+def headline(figures: dict[str, dict[str, Any]]) -> tuple[float | None, tuple[str, float] | None]:
+    """A check's stability figures in two: the score's PSI, and the characteristic with the
+    largest CSI with its value (None where the check has none)."""
+    score = figures.get(PREDICTION)
+    csi = {c: float(f["psi"]) for c, f in figures.items() if c != PREDICTION}
+    worst = max(csi, key=csi.__getitem__) if csi else None
+    return (
+        float(score["psi"]) if score else None,
+        (worst, csi[worst]) if worst is not None else None,
+    )
+
+
 def stability_fields(record: dict[str, Any]) -> dict[str, Any]:
     """The columns a drift record adds to the history: the score's PSI, the characteristic
     with the largest CSI, and the figures themselves (for `latest_stability`)."""
     figures = record.get("stability") or {}
-    score = figures.get(PREDICTION)
-    csi = {c: float(f["psi"]) for c, f in figures.items() if c != PREDICTION}
-    worst = max(csi, key=csi.__getitem__) if csi else None
+    score, largest = headline(figures)
     return {
-        "score_psi": float(score["psi"]) if score else math.nan,
-        "largest_csi": f"{worst} {csi[worst]:.3f}" if worst else None,
+        "score_psi": math.nan if score is None else score,
+        "largest_csi": None if largest is None else f"{largest[0]} {largest[1]:.3f}",
         "stability": figures,
     }
 

@@ -26,6 +26,7 @@ import pandas as pd
 from app.config import Settings
 from app.domain import PREDICTION
 from app.monitoring.drift import DriftResult
+from app.monitoring.stability_view import headline
 
 log = logging.getLogger(__name__)
 
@@ -160,28 +161,23 @@ def check_run(result: DriftResult, snapshot: Any) -> Any:
         return Report(metrics).run(data).to_snapshot_model()
 
     flags = pd.DataFrame({DRIFT_FLAG: [float(f.drifted) for f in result.features]})
-    figures = run(flags, [MeanValue(column=DRIFT_FLAG), SumValue(column=DRIFT_FLAG)])
+    parts = [run(flags, [MeanValue(column=DRIFT_FLAG), SumValue(column=DRIFT_FLAG)])]
     stability = _stability_row(result)
     if stability is not None:
-        extra = run(stability, [MeanValue(column=c) for c in stability.columns])
-        figures = figures.copy(
-            update={
-                "metric_results": {**figures.metric_results, **extra.metric_results},
-                "top_level_metrics": [*figures.top_level_metrics, *extra.top_level_metrics],
-                "widgets": [*figures.widgets, *extra.widgets],
-            }
-        )
-    check = snapshot.to_snapshot_model()
+        parts.append(run(stability, [MeanValue(column=c) for c in stability.columns]))
+    parts.append(snapshot.to_snapshot_model())  # the check's own, last as before
     metadata, tags = _labels(result)
-    merged = check.copy(
+    merged = parts[-1].copy(
         update={
             "name": f"drift check {metadata['check']}",
             "timestamp": _timestamp(result),
             "metadata": metadata,
             "tags": tags,
-            "metric_results": _without_plots({**figures.metric_results, **check.metric_results}),
-            "top_level_metrics": [*figures.top_level_metrics, *check.top_level_metrics],
-            "widgets": [*figures.widgets, *check.widgets],
+            "metric_results": _without_plots(
+                {k: v for p in parts for k, v in p.metric_results.items()}
+            ),
+            "top_level_metrics": [m for p in parts for m in p.top_level_metrics],
+            "widgets": [w for p in parts for w in p.widgets],
         }
     )
     return Snapshot.load_model(merged)
@@ -189,11 +185,10 @@ def check_run(result: DriftResult, snapshot: Any) -> Any:
 
 def _stability_row(result: DriftResult) -> pd.DataFrame | None:
     """One row: the check's PSI of the PD and its largest CSI (those it has); None without."""
-    figures = result.stability
-    row = {SCORE_PSI: figures[PREDICTION]["psi"]} if PREDICTION in figures else {}
-    csi = [f["psi"] for column, f in figures.items() if column != PREDICTION]
-    if csi:
-        row[LARGEST_CSI] = max(csi)
+    score, largest = headline(result.stability)
+    row = {} if score is None else {SCORE_PSI: score}
+    if largest is not None:
+        row[LARGEST_CSI] = largest[1]
     return pd.DataFrame([row]) if row else None
 
 

@@ -98,13 +98,12 @@ def numeric_bins(column: str, values: pd.Series, quantiles: int = DECILES) -> Bi
     """The reference's `quantiles`-iles as cut points, each one of its values (ties merged: a
     column of few distinct values gets a bin per value), and its share in each."""
     numbers = pd.to_numeric(values, errors="coerce").dropna().to_numpy("float64")
-    cuts = (
-        np.quantile(numbers, np.arange(1, quantiles) / quantiles, method="inverted_cdf")
-        if len(numbers)
-        else []
-    )
-    # The top value as a cut would leave an always-empty last bin.
-    edges = tuple(float(e) for e in np.unique(cuts) if len(numbers) and e < numbers.max())
+    edges: tuple[float, ...] = ()
+    if len(numbers):
+        levels = np.arange(1, quantiles) / quantiles
+        cuts = np.unique(np.quantile(numbers, levels, method="inverted_cdf"))
+        # The top value as a cut would leave an always-empty last bin.
+        edges = tuple(float(e) for e in cuts[cuts < numbers.max()])
     empty = Bins(column, "numeric", edges, (), (0.0,) * (len(edges) + 2))
     return _with_shares(empty, values)
 
