@@ -128,6 +128,9 @@ def test_a_killed_replica_is_replaced_while_requests_flow(served):
             wait_for(lambda: len(traffic.outcomes) >= 40, "traffic to flow")
             victim = before[0]
             os.kill(victim.pid, signal.SIGKILL)
+            # Killed once the process is gone: a request the dying process still accepted after
+            # the signal was sent (seen: 1 ms later) was in flight when it died.
+            wait_for(lambda: _gone(victim.pid), "the killed replica to exit", 10, 0.001)
             killed = time.monotonic()
             killed_at = len(traffic.outcomes)
             # The moment Serve's controller no longer counts the victim as running: from then
@@ -275,3 +278,13 @@ def test_empty_or_unreachable_registry_at_deploy_answers_503_naming_it(served, t
         lambda: requests.get(f"{base}/empty/healthz", timeout=30).status_code == 404,
         "the extra apps to be removed",
     )
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie not yet reaped by its raylet counts as exited)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
