@@ -33,7 +33,7 @@ import pytest
 import requests
 import yaml
 
-from app.localservices import free_port, start_mlflow_server
+from app.localservices import quiet_port, start_mlflow_server
 from app.predictions.log import read_prediction_log
 from app.predictions.schema import schema_for
 from tests.utils import ROOT, wait_for
@@ -170,12 +170,12 @@ def loop(tmp_path_factory, redis_service) -> Iterator[Loop]:
 def deploy(loop: Loop) -> None:
     """`serve deploy` of serve_config.yaml with the replicas spread over the two nodes."""
     config = yaml.safe_load((ROOT / "serve_config.yaml").read_text())
-    port = free_port()
+    port = quiet_port()  # the cluster's processes meanwhile take ephemeral ports
     # The two nodes share one network namespace here, so only the head runs an HTTP proxy;
     # on separate machines EveryNode (the shipped value) serves on each.
     config["proxy_location"] = "HeadOnly"
     config["http_options"]["port"] = port
-    config["grpc_options"]["port"] = free_port()  # not the shipped 9000: it may be taken
+    config["grpc_options"]["port"] = quiet_port()  # not the shipped 9000: it may be taken
     deployment = config["applications"][0]["deployments"][0]
     deployment["ray_actor_options"]["resources"] = {REPLICA_SLOT: 1}
     deployment["user_config"]["alias_poll_seconds"] = 2

@@ -11,7 +11,7 @@ import pytest
 from app.dataset import load_dataset
 from app.predictions.log import read_prediction_log
 from app.predictions.schema import schema_for
-from tests.utils import ROOT, free_port, run_job
+from tests.utils import ROOT, quiet_port, run_job
 from tests.utils.raycluster import auth_mode
 
 pytestmark = pytest.mark.integration
@@ -29,13 +29,15 @@ def test_the_main_job_runs_the_gmsc_shaped_dataset_end_to_end(tmp_path):
         "CREDIT_DATASET": str(GMSC),
         "RAY_AUTH_MODE": auth_mode(),
     }
-    port = str(free_port())
+    # Ports outside the kernel's ephemeral range: the job's own Ray opens many sockets before
+    # it serves, and one of them can take an ephemeral port picked now.
+    port = str(quiet_port())
     done = run_job(
         "jobs.pipeline",
         "--port",
         port,
         "--grpc-port",
-        str(free_port()),
+        str(quiet_port()),
         "--decisions",
         str(DECISIONS),
         "--rows",

@@ -19,7 +19,7 @@ import tritonclient.grpc as triton_grpc
 
 from app.predictions.log import read_prediction_log
 from app.predictions.schema import schema_for
-from tests.utils import ROOT, free_port, run_job, wait_for
+from tests.utils import ROOT, quiet_port, run_job, wait_for
 from tests.utils.datasets import german
 from tests.utils.raycluster import auth_mode, listening, naming, ray_list
 from tests.utils.serving import application
@@ -179,7 +179,7 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     keeps listening; a third start on a port something else holds names it and stops."""
     # The State API client below and the job's Ray agree on token auth.
     env = {"CREDIT_DATA_DIR": str(tmp_path), "RAY_AUTH_MODE": auth_mode()}
-    port, grpc = str(free_port()), str(free_port())
+    port, grpc = str(quiet_port()), str(quiet_port())  # see quiet_port: Ray starts first
     job = keep_serving(port, grpc, env, 120)
     try:
         url = f"http://127.0.0.1:{port}/v1/decisions"

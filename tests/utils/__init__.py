@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from app.localservices import free_port, start_redis
+from app.localservices import free_port, quiet_port, start_redis
 from app.waiting import WaitTimeout, poll
 
 __all__ = [
     "ROOT",
     "free_port",
     "isolated_settings",
+    "quiet_port",
     "run_job",
     "snowflake_overrides",
     "start_redis",

@@ -12,7 +12,7 @@ from app.data.warehouse import source_tables, write_local_tables
 from app.features.store import materialize
 from app.localservices import start_redis
 from app.training.train import train_and_register
-from tests.utils import free_port
+from tests.utils import quiet_port
 from tests.utils.serving import (
     APPLICANTS,
     MONITOR,
@@ -36,7 +36,7 @@ def served(tmp_path_factory, redis, ray_session):
     """2,000 synthetic applicants in a real Redis online store; v1 champion, v2 challenger."""
     from ray import serve
 
-    port = free_port()
+    port = quiet_port()  # Serve binds it later, after Ray has opened many sockets
     service = ServedApp(
         {
             "data_dir": tmp_path_factory.mktemp("serving"),
@@ -58,7 +58,7 @@ def served(tmp_path_factory, redis, ray_session):
     assert register_copy(settings, "1", "a second version to route to") == "2"
 
     # gRPC as serve_config.yaml has it (the Open Inference Protocol's service), on a free port.
-    grpc = {**service_grpc_options(), "port": free_port()}
+    grpc = {**service_grpc_options(), "port": quiet_port()}
     serve.start(http_options={"host": "127.0.0.1", "port": port}, grpc_options=grpc)
     service.grpc = f"127.0.0.1:{grpc['port']}"
     service.deploy()
