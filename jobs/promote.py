@@ -33,6 +33,9 @@ def main() -> int:
     result = rollback(settings) if args.rollback else promote(settings, force=args.force)
     previous = f"v{result.previous_champion}" if result.previous_champion else "none"
     print(f"champion: v{result.champion} (was {previous})")
+    for finding in result.found:
+        # Below the screen but not significant, or a breach forced through: said, not hidden.
+        print(f"  fair-lending screen: {finding.text()}")
     return 0
 
 

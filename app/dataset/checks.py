@@ -215,8 +215,6 @@ def _check_model(dataset: Dataset) -> list[tuple[str, str]]:
             problems.append((f"{where}.edges", f"{grouping.column!r} is not numeric"))
         elif grouping.edges is None and spec.columns[grouping.column].type != "category":
             problems.append((f"{where}.edges", f"numeric {grouping.column!r} needs band edges"))
-    if spec.fairness.gate is not None and spec.fairness.gate not in groupings:
-        problems.append(("fairness.gate", f"{spec.fairness.gate!r} is not a grouping"))
     offers = spec.offers
     for role in ("amount", "term") if offers else ():
         column = getattr(offers, role)

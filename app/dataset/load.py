@@ -80,8 +80,14 @@ def _pydantic(error: dict) -> tuple[str, str]:
     loc = ".".join(str(p) for p in error["loc"] if not str(p).startswith("function-after"))
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        message = "not a known field"
+        message = "not a known field" + RETIRED.get(loc, "")
     return loc, message
+
+
+# Fields earlier specs had, with what replaced them.
+RETIRED = {
+    "fairness.gate": " (every grouping is screened now; one that must not be says `screen: false`)"
+}
 
 
 def _report(where: str, problems: list[tuple[str, str]]) -> str:

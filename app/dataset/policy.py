@@ -25,6 +25,13 @@ class Grouping(Strict):
     labels: list[str] | None = Field(
         None, description="Names of the bands, one per edge (default: from the edges)."
     )
+    screen: bool = Field(
+        True,
+        description="Apply the fair-lending screen (`CREDIT_FAIR_LENDING_SCREEN`) to these "
+        "groups. `false` keeps the grouping reported and monitored but never refuses a model "
+        "on it: for a characteristic the lender may lawfully score, e.g. age in an empirically "
+        "derived system that never scores the elderly down (Reg B, 12 CFR 1002.6(b)(2)).",
+    )
 
     @model_validator(mode="after")
     def _bands(self) -> Grouping:
@@ -36,15 +43,11 @@ class Grouping(Strict):
 
 
 class Fairness(Strict):
-    """Fairness groupings reported at every training run, and the one the promotion gate uses."""
+    """Fairness groupings: reported at every training run and over live windows, and screened
+    (each unless it says `screen: false`) before registration and promotion."""
 
     groupings: dict[Name, Grouping] = Field(
         default_factory=dict, description="Grouping name -> how to group (reported and logged)."
-    )
-    gate: Name | None = Field(
-        None,
-        description="The grouping whose worst approval-rate ratio the gate checks against "
-        "`CREDIT_GATE_MIN_APPROVAL_RATIO` (default: the first grouping).",
     )
 
 

@@ -115,12 +115,23 @@ class TrainingSettings(BaseModel):
     gate_max_brier: float | None = Field(
         None, description="Gate: maximum test Brier score (default: the spec's)."
     )
-    gate_min_approval_ratio: float = Field(
-        0.0,
+    fair_lending_screen: float = Field(
+        0.8,
         ge=0,
         le=1,
-        description="Gate: minimum approval-rate ratio across the groups of the spec's gated "
-        "fairness grouping (0.8 = four-fifths rule; 0 disables).",
+        description="Fair-lending screen: a model is not registered or promoted, and a live "
+        "window raises `CreditFairLendingScreen`, when a group of a screened fairness grouping "
+        "is approved at less than this share of the most favoured group's rate (the adverse "
+        "impact ratio), significantly (`CREDIT_FAIR_LENDING_ALPHA`). 0.8 is the practitioners' "
+        "four-fifths convention, not a legal threshold; 0 turns the screen off.",
+    )
+    fair_lending_alpha: float = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description="Fisher's exact test of a group's approvals against the most favoured "
+        "group's must reach this p-value for a ratio below the screen to count: a small group "
+        "is reported, not over-read.",
     )
     promote_min_auc_gain: float = Field(
         0.005, description="Challenger must beat the champion's test AUC by this to promote."

@@ -14,7 +14,7 @@ import pandas as pd
 from scipy.stats import fisher_exact
 
 from app.dataset.policy import Grouping
-from app.training.metrics import check_threshold, roc_auc, validate
+from app.training.metrics import check_threshold, roc_auc, validate, validate_scores
 
 # Below this many rows a group AUC is mostly noise, so it is reported as NaN rather than logged.
 MIN_GROUP_AUC_N = 10
@@ -41,11 +41,12 @@ def _group_labels(groups: pd.Series) -> tuple[np.ndarray, list[str]]:
 
 
 def fairness_report(
-    y_true: Any, pd_scores: Any, groups: pd.Series, threshold: float
+    y_true: Any | None, pd_scores: Any, groups: pd.Series, threshold: float
 ) -> pd.DataFrame:
     """Per-group approval rate, default rate and AUC, with the adverse impact ratio.
 
-    `groups` is aligned with the labels and scores by position, not by index. Columns:
+    `groups` is aligned with the labels and scores by position, not by index. Without labels
+    (`y_true` None: live decisions, outcomes unknown yet) default_rate and auc are NaN. Columns:
     group, n, approvals, approval_rate, default_rate, auc (NaN for one class or fewer than
     MIN_GROUP_AUC_N rows), mean_pd, approval_rate_ratio (the adverse impact ratio: group
     approval rate / the most favoured group's; below 0.8 is the usual screen), p_value (Fisher's
@@ -54,10 +55,14 @@ def fairness_report(
     difference of the PD from the most favoured group's, in pooled standard deviations).
     Empty groups are omitted.
     """
-    y, scores = validate(y_true, pd_scores)
+    if y_true is None:
+        scores = validate_scores(pd_scores)
+        y = np.full(len(scores), np.nan)
+    else:
+        y, scores = validate(y_true, pd_scores)
     threshold = check_threshold(threshold)
     if len(groups) != len(y):
-        raise ValueError(f"groups has {len(groups)} rows but y_true has {len(y)}")
+        raise ValueError(f"groups has {len(groups)} rows but the scores have {len(y)}")
     labels, order = _group_labels(groups)
 
     rows = []
@@ -73,7 +78,9 @@ def fairness_report(
                 "approvals": approvals,
                 "approval_rate": approvals / n,
                 "default_rate": float(group_y.mean()),
-                "auc": roc_auc(group_y, group_scores) if n >= MIN_GROUP_AUC_N else math.nan,
+                "auc": roc_auc(group_y, group_scores)
+                if n >= MIN_GROUP_AUC_N and y_true is not None
+                else math.nan,
                 "mean_pd": float(group_scores.mean()),
                 "_pd_var": float(group_scores.var()),
             }

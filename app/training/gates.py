@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.config import Settings
+from app.training.fair_lending import Finding, Screen, breaches, checks, describe, screen_of
 from app.training.tracking import RegistryError
 
 
@@ -18,16 +19,14 @@ class GateConfig:
 
     min_auc: float
     max_brier: float
-    # 0 turns the fairness gate off.
-    min_approval_ratio: float
-    # The fairness grouping whose worst approval-rate ratio is gated (the dataset spec's).
-    grouping: str | None = None
+    # The fair-lending screen (fair_lending.py); None or a ratio of 0 turns it off.
+    screen: Screen | None = None
 
 
 def gate_config(settings: Settings) -> GateConfig:
-    """The gates: CREDIT_GATE_* where set, else the dataset spec's model and fairness sections."""
+    """The gates: CREDIT_GATE_* where set, else the dataset spec's model section; the
+    fair-lending screen on the spec's screened groupings."""
     spec = settings.load_dataset().spec
-    groupings = spec.fairness.groupings
     return GateConfig(
         min_auc=spec.model.gate_min_auc if settings.gate_min_auc is None else settings.gate_min_auc,
         max_brier=(
@@ -35,33 +34,34 @@ def gate_config(settings: Settings) -> GateConfig:
             if settings.gate_max_brier is None
             else settings.gate_max_brier
         ),
-        min_approval_ratio=settings.gate_min_approval_ratio,
-        grouping=spec.fairness.gate or next(iter(groupings), None),
+        screen=screen_of(settings),
     )
 
 
-def gates(config: GateConfig, metrics: dict[str, float]) -> dict[str, bool]:
-    """Each gate, named with its bound, -> passed; a metric that is missing fails its gate."""
-    checks = {
+def gates(
+    config: GateConfig, metrics: dict[str, float], found: list[Finding] | None = None
+) -> dict[str, bool]:
+    """Each gate, named with its bound, -> passed; a metric that is missing fails its gate.
+    `found`: the fair-lending findings on the same test split (fair_lending.findings)."""
+    return {
         f"test_auc >= {config.min_auc}": metrics.get("test_auc", 0.0) >= config.min_auc,
         f"test_brier <= {config.max_brier}": metrics.get("test_brier", 1.0) <= config.max_brier,
+        **(checks(config.screen, found or []) if config.screen else {}),
     }
-    if config.min_approval_ratio > 0:
-        # No grouping to gate on fails the gate rather than passing it unchecked.
-        key = f"test_fairness_{config.grouping}_min_approval_ratio"
-        ratio = metrics.get(key, 0.0) if config.grouping else 0.0
-        checks[f"{config.grouping} approval ratio >= {config.min_approval_ratio}"] = (
-            ratio >= config.min_approval_ratio
-        )
-    return checks
 
 
-def gate(config: GateConfig, metrics: dict[str, float], run_id: str) -> dict[str, bool]:
-    """The gates' results when all passed; GateFailed naming the failed ones otherwise."""
-    checks = gates(config, metrics)
-    if not all(checks.values()):
-        failed = ", ".join(k for k, ok in checks.items() if not ok)
+def gate(
+    config: GateConfig, metrics: dict[str, float], run_id: str, found: list[Finding] | None = None
+) -> dict[str, bool]:
+    """The gates' results when all passed; GateFailed naming the failed ones (and each group
+    that breached the fair-lending screen, with its ratio) otherwise."""
+    results = gates(config, metrics, found)
+    if not all(results.values()):
+        failed = ", ".join(k for k, ok in results.items() if not ok)
+        groups = breaches(found or [])
+        named = f": {describe(groups)}" if groups else ""
         raise GateFailed(
-            f"model not registered: gate failed ({failed}); metrics are in MLflow run {run_id}"
+            f"model not registered: gate failed ({failed}){named}; "
+            f"metrics are in MLflow run {run_id}"
         )
-    return checks
+    return results

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+import numpy as np
+import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from app.config import Settings
 from app.domain import CHALLENGER, CHAMPION
-from app.training import registry
+from app.training import fair_lending, registry
 from app.training.dataset import configured_split, load_training_frame
+from app.training.fair_lending import Finding, screen_of
+from app.training.fairness import fairness_summary
 from app.training.pyfunc import load_registered
 
 
@@ -24,22 +29,59 @@ class PromotionResult:
     challenger_auc: float | None
     champion_auc: float | None
     forced: bool
+    # The fair-lending screen's findings on the challenger (breaches only when forced).
+    found: list[Finding] = field(default_factory=list)
 
 
-def _held_out_auc(settings: Settings, versions: list[str]) -> dict[str, float]:
-    """Each version's AUC on today's test split of the current snapshot: the same rows for
+@dataclass
+class HeldOut:
+    """Each version's PD on today's test split of the current snapshot: the same rows for
     all, so the comparison is fair whatever data each model was trained on."""
+
+    test: pd.DataFrame
+    label: str
+    scores: dict[str, np.ndarray]
+    thresholds: dict[str, float]
+    run_ids: dict[str, str]
+
+    def auc(self, version: str) -> float:
+        return float(roc_auc_score(self.test[self.label], self.scores[version]))
+
+
+def held_out(settings: Settings, versions: list[str]) -> HeldOut:
     test = configured_split(load_training_frame(settings), settings).test
     mlflow_client = registry.client(settings)
-    return {
-        v: float(
-            roc_auc_score(
-                test[settings.load_dataset().label],
-                load_registered(mlflow_client, settings.model_name, v)[0].predict_pd(test),
-            )
+    scores, thresholds, run_ids = {}, {}, {}
+    for v in versions:
+        model, _ = load_registered(mlflow_client, settings.model_name, v)
+        scores[v], thresholds[v] = model.predict_pd(test), model.threshold
+        run_ids[v] = mlflow_client.get_model_version(settings.model_name, v).run_id
+    return HeldOut(test, settings.load_dataset().label, scores, thresholds, run_ids)
+
+
+def screen_challenger(settings: Settings, data: HeldOut, version: str) -> list[Finding]:
+    """The fair-lending screen of `version` on the held-out rows at its own cutoff, kept in
+    its run as fair_lending/promotion-<time>.json (with its breach count as a metric)."""
+    screen = screen_of(settings)
+    if not screen.on:
+        return []
+    groupings = settings.load_dataset().spec.fairness.groupings
+    summary = fairness_summary(
+        data.test[data.label], data.scores[version], data.test, data.thresholds[version], groupings
+    )
+    found = fair_lending.findings(summary, screen)
+    mlflow_client = registry.client(settings)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_id = data.run_ids[version]
+    with registry.failures_named(settings.mlflow_tracking_uri, f"logging v{version}'s screen"):
+        mlflow_client.log_dict(
+            run_id,
+            fair_lending.record(screen, summary, found),
+            f"{fair_lending.ARTIFACT_DIR}/promotion-{stamp}.json",
         )
-        for v in versions
-    }
+        breaches = float(len(fair_lending.breaches(found)))
+        mlflow_client.log_metric(run_id, "promotion_fair_lending_breaches", breaches)
+    return found
 
 
 def promote(settings: Settings, force: bool = False) -> PromotionResult:
@@ -51,11 +93,20 @@ def promote(settings: Settings, force: bool = False) -> PromotionResult:
             f"model {name!r} has no challenger to promote: train one with `python -m jobs.train`"
         )
     champion = registry.alias_version(mlflow_client, name, CHAMPION)
+    data = held_out(settings, [challenger] + ([champion] if champion else []))
+    found = screen_challenger(settings, data, challenger)
+    breaches = fair_lending.breaches(found)
+    if breaches and not force:
+        raise PromotionRefused(
+            f"challenger v{challenger} fails the fair-lending screen "
+            f"({settings.fair_lending_screen}): {fair_lending.describe(breaches)}; "
+            "champion unchanged (the tables are in its MLflow run under fair_lending/; "
+            "--force promotes it anyway and the alias history records the breach)"
+        )
     challenger_auc = champion_auc = None
-    if champion is not None and not force:
-        aucs = _held_out_auc(settings, [challenger, champion])
-        challenger_auc, champion_auc = aucs[challenger], aucs[champion]
-        if challenger_auc < champion_auc + settings.promote_min_auc_gain:
+    if champion is not None:
+        challenger_auc, champion_auc = data.auc(challenger), data.auc(champion)
+        if not force and challenger_auc < champion_auc + settings.promote_min_auc_gain:
             raise PromotionRefused(
                 f"challenger v{challenger} (test AUC {challenger_auc:.4f}) does not beat champion "
                 f"v{champion} ({champion_auc:.4f}) by {settings.promote_min_auc_gain}: "
@@ -68,9 +119,11 @@ def promote(settings: Settings, force: bool = False) -> PromotionResult:
         if champion is not None
         else "no champion yet"
     )
+    if breaches:
+        reason += f"; fair-lending screen failed: {fair_lending.describe(breaches)}"
     registry.move_alias(mlflow_client, name, CHAMPION, challenger, "promote", reason)
     registry.clear_alias(mlflow_client, name, CHALLENGER, f"promoted v{challenger}")
-    return PromotionResult(challenger, champion, challenger_auc, champion_auc, force)
+    return PromotionResult(challenger, champion, challenger_auc, champion_auc, force, found)
 
 
 def rollback(settings: Settings) -> PromotionResult:

@@ -14,8 +14,10 @@ from typing import Any
 import pandas as pd
 
 from app.config import PROJECT_ROOT, Settings
+from app.training import fair_lending
 from app.training.dataset import Splits
 from app.training.evaluate import evaluation_bundle
+from app.training.fair_lending import Finding, Screen
 from app.training.model import CreditModel
 
 
@@ -70,10 +72,17 @@ def log_setup(
 
 
 def log_evaluation(
-    prefix: str, model: CreditModel, frame: pd.DataFrame, threshold: float, artifacts: bool
-) -> dict[str, float]:
+    prefix: str,
+    model: CreditModel,
+    frame: pd.DataFrame,
+    threshold: float,
+    artifacts: bool,
+    screen: Screen | None = None,
+) -> tuple[dict[str, float], list[Finding]]:
     """Inside an active run: the model's metrics on `frame` as `<prefix>_<metric>` (undefined
-    ones left out), and with `artifacts` its figures and tables. -> the metrics logged."""
+    ones left out), and with `artifacts` its figures and tables. With a `screen`, the
+    fair-lending screen of its fairness tables too: `fair_lending/<prefix>.json` and the
+    `<prefix>_fair_lending_breaches` count. -> (the metrics logged, the screen's findings)."""
     import mlflow
 
     scores = model.predict_pd(frame)
@@ -83,6 +92,13 @@ def log_evaluation(
     )
     try:
         metrics = {f"{prefix}_{k}": float(v) for k, v in result.metrics.items() if v == v}
+        found: list[Finding] = []
+        if screen is not None and screen.on:
+            summary = {n: result.tables[f"fairness_{n}"] for n in dataset.spec.fairness.groupings}
+            found = fair_lending.findings(summary, screen)
+            metrics[f"{prefix}_fair_lending_breaches"] = float(len(fair_lending.breaches(found)))
+            record = fair_lending.record(screen, summary, found)
+            mlflow.log_dict(record, f"{fair_lending.ARTIFACT_DIR}/{prefix}.json")
         mlflow.log_metrics(metrics)
         if artifacts:
             for file_name, figure in result.figures.items():
@@ -91,7 +107,7 @@ def log_evaluation(
                 mlflow.log_text(table.to_csv(index=False), f"evaluation/{prefix}/{table_name}.csv")
     finally:
         result.close()
-    return metrics
+    return metrics, found
 
 
 def log_model(model: CreditModel, test: pd.DataFrame) -> str:

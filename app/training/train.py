@@ -16,6 +16,7 @@ from app.data.snapshot import current_snapshot, read_manifest
 from app.domain import CHAMPION
 from app.training import registry
 from app.training.dataset import Splits, check_features, configured_split, load_training_frame
+from app.training.fair_lending import Finding
 from app.training.fit import BASELINE_C, FitResult, encoded_dataset, fit_xgboost, xgb_params
 from app.training.gates import GateConfig, gate, gate_config, gates
 from app.training.model import CreditModel, used_columns_of
@@ -67,6 +68,7 @@ class LoggedRun:
     model_uri: str
     metrics: dict[str, float]  # test_* metrics of the model
     baseline_metrics: dict[str, float]
+    found: list[Finding]  # the fair-lending screen's, on the test split
 
 
 def needs_training(settings: Settings) -> str | None:
@@ -172,20 +174,22 @@ def log_run(
             settings, prepared.snapshot_id, splits, fitted.params, fitted.workers, fitted.trials
         )
         mlflow.log_metrics({k: float(v) for k, v in fitted.metrics.items()})
-        metrics = log_evaluation("test", model, splits.test, model.threshold, True)
+        metrics, found = log_evaluation(
+            "test", model, splits.test, model.threshold, True, config.screen
+        )
         log_evaluation("validation", model, splits.validation, model.threshold, False)
         # What drift monitoring compares live traffic with, found later through this run.
         source = current_snapshot(settings.offline_dir).resolve()
         log_reference(mlflow, model, splits.train, prepared.snapshot_id, source)
         baseline_metrics: dict[str, float] = {}
         if fitted.baseline is not None:
-            baseline_metrics = log_evaluation(
+            baseline_metrics, _ = log_evaluation(
                 "baseline_test", fitted.baseline, splits.test, model.threshold, False
             )
         model_uri = log_model(model, splits.test)
-        passed = all(gates(config, metrics).values())
+        passed = all(gates(config, metrics, found).values())
         mlflow.set_tag("gates", "passed" if passed else "failed")
-    return LoggedRun(run.info.run_id, model_uri, metrics, baseline_metrics)
+    return LoggedRun(run.info.run_id, model_uri, metrics, baseline_metrics, found)
 
 
 @contextmanager
@@ -231,7 +235,7 @@ def _train_and_register(
     config = gate_config(settings)
     with _timed(timings, "log"):
         logged = log_run(settings, prepared, fitted, config)
-    checks = gate(config, logged.metrics, logged.run_id)
+    checks = gate(config, logged.metrics, logged.run_id, logged.found)
     version, alias = registry.register(
         settings,
         prepared.mlflow_client,

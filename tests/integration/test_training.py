@@ -1,6 +1,7 @@
 """Training and registry against real Ray Train, real MLflow (SQLite) and the shipped data."""
 
 import json
+import re
 
 import mlflow
 import numpy as np
@@ -101,6 +102,14 @@ def test_first_model_is_registered_as_champion_with_its_lineage(base_settings, f
         "evaluation/test/roc.png",
         "evaluation/test/confusion_matrix.png",
     } <= artifacts
+    # The shipped model's fair-lending figures: every grouping's table, age bands reported
+    # but not screened (Reg B), sex and marital status screened and passed.
+    screened = mlflow.artifacts.load_dict(f"runs:/{first.run_id}/fair_lending/test.json")
+    assert screened["screened"] == ["personal_status_and_sex"] and screened["passed"] is True
+    assert set(screened["groupings"]) == {"age_band", "personal_status_and_sex"}
+    young = screened["groupings"]["age_band"][0]
+    assert young["group"] == "18-25" and young["n"] > 0 and 0 < young["approval_rate_ratio"] < 1
+    assert run.data.metrics["test_fair_lending_breaches"] == 0
     # the artifact location is absolute, under the configured root
     assert run.info.artifact_uri.startswith(base_settings.mlflow_artifact_root.as_uri())
     events = registry.history(client, base_settings.model_name)
@@ -172,6 +181,17 @@ def test_challenger_promotion_refusal_force_and_rollback(base_settings, quick, f
     with pytest.raises(PromotionRefused, match="does not beat champion v1"):
         promote(strict)
     assert registry.alias_version(client, name, "champion") == "1"
+    # Every promotion screens the challenger on today's held-out rows and keeps the tables
+    # in its run. A screen of 1.0 with alpha 0.999 makes any gap a breach: refused, named.
+    severe = base_settings.model_copy(
+        update={"fair_lending_screen": 1.0, "fair_lending_alpha": 0.999}
+    )
+    with pytest.raises(PromotionRefused, match=r"fails the fair-lending screen .*adverse impact"):
+        promote(severe)
+    assert registry.alias_version(client, name, "champion") == "1"
+    run_id = client.get_model_version(name, "2").run_id
+    kept = [a.path for a in client.list_artifacts(run_id, "fair_lending")]
+    assert len([p for p in kept if p.startswith("fair_lending/promotion-")]) == 2, kept
 
     result = promote(base_settings, force=True)
     assert (result.champion, result.previous_champion) == ("2", "1")
@@ -192,20 +212,59 @@ def test_challenger_promotion_refusal_force_and_rollback(base_settings, quick, f
     ]
 
 
-def test_failed_gate_registers_nothing_and_moves_no_alias(base_settings, quick, first):
+def biased_raw_file(settings, path) -> str:
+    """The shipped flat file made biased against women: every woman's application is given a
+    rare job value (a proxy the model reads; it never sees the protected column) and five in
+    six of them default. -> the group's name."""
+    raw = pd.read_csv(settings.raw_data_file())
+    women = raw["personal_status_and_sex"].str.startswith("female")
+    raw.loc[women, "job"] = "unemployed/ unskilled - non-resident"
+    defaults = np.arange(int(women.sum())) % 6 != 0
+    raw.loc[women, "creditability"] = np.where(defaults, "bad", "good")
+    raw.to_csv(path, index=False)
+    return raw.loc[women, "personal_status_and_sex"].iloc[0]
+
+
+def test_a_model_trained_on_data_biased_against_women_is_not_registered(
+    base_settings, quick, first, tmp_path
+):
+    """It fails the fair-lending screen (and here the AUC gate too), naming the group and its
+    ratio: no version, no alias moved, the run and its screen kept in MLflow for review."""
+    from app.config import load_settings
+
     client = registry.client(base_settings)
     name = base_settings.model_name
     before = len(client.search_model_versions(f"name='{name}'"))
     champion = registry.alias_version(client, name, "champion")
-    demanding = quick.model_copy(update={"gate_min_auc": 0.99})
-    with pytest.raises(GateFailed, match=r"gate failed \(test_auc >= 0.99\)"):
-        train_and_register(demanding, with_baseline=False)
+    biased = load_settings(
+        data_dir=tmp_path,
+        raw_data_path=tmp_path / "biased.csv",
+        mlflow_tracking_uri=base_settings.mlflow_tracking_uri,
+        mlflow_artifact_root=base_settings.mlflow_artifact_root,
+        gate_min_auc=0.99,
+        _env_file=None,
+        **QUICK_FIT,
+    )
+    women = biased_raw_file(base_settings, biased.raw_data_path)
+    write_local_tables(source_tables(biased), biased)
+    ingest(biased)
+    with pytest.raises(GateFailed) as failed:
+        train_and_register(biased, with_baseline=False)
+    message = str(failed.value)
+    assert "gate failed (test_auc >= 0.99, personal_status_and_sex adverse impact ratio" in message
+    assert re.search(
+        rf"personal_status_and_sex '{re.escape(women)}' adverse impact ratio 0\.\d\d", message
+    )
     assert len(client.search_model_versions(f"name='{name}'")) == before
     assert registry.alias_version(client, name, "champion") == champion
-    failed = client.search_runs(
+    runs = client.search_runs(
         [registry.experiment_id(base_settings, client)], "tags.gates = 'failed'"
     )
-    assert failed and "test_auc" in failed[0].data.metrics
+    assert runs and runs[0].data.metrics["test_fair_lending_breaches"] >= 1
+    screened = mlflow.artifacts.load_dict(f"runs:/{runs[0].info.run_id}/fair_lending/test.json")
+    assert screened["passed"] is False
+    (breach,) = [f for f in screened["findings"] if f["breach"]]
+    assert breach["group"] == women and breach["ratio"] < 0.8 and breach["p_value"] < 0.05
 
 
 def test_unreachable_mlflow_fails_fast_before_training(base_settings):

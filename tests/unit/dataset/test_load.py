@@ -215,8 +215,9 @@ def test_a_missing_file_or_bad_yaml_is_named(tmp_path):
             "`edges` must increase",
         ),
         (
+            # The single gated grouping became a screen flag per grouping.
             lambda d: d.update(fairness={"groupings": {}, "gate": "age_band"}),
-            "fairness.gate: 'age_band' is not a grouping",
+            "fairness.gate: not a known field (every grouping is screened now",
         ),
         (
             lambda d: d.update(offers={"amount": "amount", "term": "late"}),
