@@ -19,7 +19,9 @@ from typing import Any
 import pandas as pd
 
 from app.config import Settings
+from app.dataset.policy import Grouping
 from app.domain import PREDICTION
+from app.training.fair_lending import Screen, screen_of
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,9 @@ class DriftConfig:
     # rows is far below any threshold, and a check stays under 2 s here at any traffic rate.
     max_rows: int = 20_000
     seed: int = 0
+    # The spec's fairness groupings and the fair-lending screen, for each window's approvals.
+    groupings: dict[str, Grouping] = field(default_factory=dict)
+    screen: Screen | None = None
 
 
 def drift_config(settings: Settings) -> DriftConfig:
@@ -50,6 +55,8 @@ def drift_config(settings: Settings) -> DriftConfig:
         min_drifted_features=settings.monitor_min_drifted_features,
         max_rows=settings.monitor_max_rows,
         seed=settings.seed,
+        groupings=dict(settings.load_dataset().spec.fairness.groupings),
+        screen=screen_of(settings),
     )
 
 
@@ -81,6 +88,9 @@ class DriftResult:
     # PSI of the score and CSI per characteristic on the version's frozen bins, by column
     # (app.training.stability); empty for a check made before they were computed.
     stability: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Approvals per group of each fairness grouping the window can be grouped by, with the
+    # adverse impact ratio and the screen's verdict (app.monitoring.window.window_fairness).
+    fairness: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -31,6 +31,8 @@ class DriftMetrics:
     # Defaulted, so a DriftMetrics built from nine stand-ins (the unit tests) still works.
     workspace_failures: Any = None
     stability: Any = None
+    impact_ratio: Any = None
+    breach: Any = None
     republished: float = field(default_factory=time.monotonic)
 
     @classmethod
@@ -65,6 +67,18 @@ class DriftMetrics:
                 "the champion's frozen bins; 0.10 watch, 0.25 act.",
                 tag_keys=("column", "index"),
             ),
+            impact_ratio=Gauge(
+                "credit_adverse_impact_ratio",
+                "Latest window's approval rate of each group over the most favoured group's, "
+                "per fairness grouping the prediction log can be grouped by.",
+                tag_keys=("grouping", "group", "screened"),
+            ),
+            breach=Gauge(
+                "credit_fair_lending_breach",
+                "1 if the group's ratio is below CREDIT_FAIR_LENDING_SCREEN with Fisher's p "
+                "below CREDIT_FAIR_LENDING_ALPHA in the latest window (screened groupings).",
+                tag_keys=("grouping", "group"),
+            ),
         )
 
     def record(self, result: DriftResult) -> None:
@@ -85,6 +99,20 @@ class DriftMetrics:
         for column, figures in result.stability.items() if self.stability else ():
             index = "psi" if column == PREDICTION else "csi"
             self.stability.set(figures["psi"], tags={"column": column, "index": index})
+        if self.impact_ratio and self.breach:
+            self.publish_fairness(result)
+
+    def publish_fairness(self, result: DriftResult) -> None:
+        for grouping, rows in result.fairness.items():
+            for row in rows:
+                tags = {"grouping": grouping, "group": row["group"]}
+                if row["approval_rate_ratio"] is not None:
+                    screened = "true" if row["screened"] else "false"
+                    self.impact_ratio.set(
+                        row["approval_rate_ratio"], tags={**tags, "screened": screened}
+                    )
+                if row["screened"]:
+                    self.breach.set(float(row["breach"]), tags=tags)
 
     def keep_fresh(self, latest: dict[str, Any]) -> None:
         """`publish` the latest result (a stored dict) again if REPUBLISH_SECONDS have passed

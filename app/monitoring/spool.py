@@ -74,6 +74,10 @@ class Spool:
                 continue
             if SAMPLE_RATE not in table.column_names:  # spooled before rows carried a rate
                 table = table.append_column(SAMPLE_RATE, pa.array([1.0] * table.num_rows))
+            for missing in (f for f in self.schema if f.name not in table.column_names):
+                # A field kept since (the decision): unknown for these rows, not invented.
+                table = table.append_column(missing, pa.nulls(table.num_rows, missing.type))
+            table = table.select(self.schema.names)
             self._batches.append(Batch(path, table.cast(self.schema)))
             self.rows += table.num_rows
             self.recovered += table.num_rows

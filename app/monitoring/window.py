@@ -12,9 +12,12 @@ import pandas as pd
 import pyarrow as pa
 
 from app.dataset import Dataset
-from app.domain import PREDICTION
+from app.domain import APPROVE, PREDICTION
 from app.monitoring.drift import DriftConfig, DriftResult, compute_drift
 from app.predictions.schema import log_schema
+from app.training import fair_lending
+from app.training.fair_lending import Screen
+from app.training.fairness import fairness_report, groups_of
 from app.training.preprocess import FeatureEncoder
 from app.training.reference import Reference
 from app.training.stability import stability
@@ -29,7 +32,7 @@ def window_schema(dataset: Dataset) -> pa.Schema:
     field added to the log later (who asked, their key) never reaches the spool by default."""
     encoder = FeatureEncoder.for_dataset(dataset)
     full = log_schema(encoder)
-    keep = ["request_id", "logged_at", "model_version", PREDICTION]
+    keep = ["request_id", "logged_at", "model_version", PREDICTION, "decision"]
     features = encoder.raw_columns
     return pa.schema(
         [full.field(n) for n in keep + features] + [pa.field(SAMPLE_RATE, pa.float64())]
@@ -66,7 +69,43 @@ def check_window(
     result.extra["check"] = check
     result.extra[SAMPLE_RATE] = window_sample_rate(window)
     result.stability = window_stability(window, reference)
+    result.fairness = window_fairness(window, config)
     return result, snapshot
+
+
+def window_fairness(window: pd.DataFrame, config: DriftConfig) -> dict[str, list[dict[str, Any]]]:
+    """Approvals as answered per group of each fairness grouping whose column the window
+    holds (a protected column the model does not read is not logged, so not here), with the
+    adverse impact ratio, Fisher's p-value and, for screened groupings, whether the group
+    breaches the screen. Rows spooled before decisions were kept are left out."""
+    if "decision" not in window.columns:
+        return {}
+    decided = window[window["decision"].notna()].reset_index(drop=True)
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, grouping in config.groupings.items():
+        if decided.empty or not fair_lending.grouping_present(grouping, list(decided.columns)):
+            continue
+        report = fairness_report(
+            None,
+            decided[PREDICTION].astype("float64").clip(0, 1).fillna(1.0),
+            groups_of(decided, grouping),
+            threshold=0.5,  # unused: the decisions as answered say who was approved
+            approved=decided["decision"].eq(APPROVE).to_numpy(),
+        )
+        out[name] = _group_rows(name, report, config.screen)
+    return out
+
+
+def _group_rows(name: str, report: pd.DataFrame, screen: Screen | None) -> list[dict[str, Any]]:
+    screened = bool(screen and screen.on and name in screen.groupings)
+    found = fair_lending.findings({name: report}, screen) if screened else []
+    breached = {f.group for f in fair_lending.breaches(found)}
+    columns = ["group", "n", "approvals", "approval_rate", "approval_rate_ratio", "p_value"]
+    rows = report[columns].astype(object).where(report[columns].notna(), None)
+    return [
+        {**row, "screened": screened, "breach": row["group"] in breached}
+        for row in rows.to_dict("records")
+    ]
 
 
 def window_stability(window: pd.DataFrame, reference: Reference) -> dict[str, dict[str, Any]]:

@@ -107,3 +107,21 @@ def test_the_prometheus_config_scrapes_ray_metrics_export_port():
     # The cluster variant is documented beside it: Ray's file-based service discovery.
     assert "/tmp/ray/prom_metrics_service_discovery.json" in PROMETHEUS_CONFIG.read_text()
     assert all(e.count("(") == e.count(")") for e in expressions(load_dashboard()))
+
+
+def test_the_alert_rules_are_loaded_and_read_only_metrics_the_code_declares():
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    (path,) = [PROMETHEUS_CONFIG.parent / f for f in config["rule_files"]]
+    rules = [r for g in yaml.safe_load(path.read_text())["groups"] for r in g["rules"]]
+    alerts = {r["alert"]: r for r in rules}
+    # The name the settings table promises for the fair-lending screen on live decisions.
+    screen = alerts["CreditFairLendingScreen"]
+    assert metric_names(screen["expr"]) == {"ray_credit_fair_lending_breach"}
+    assert screen["for"] and screen["labels"]["severity"]
+    declared = set(
+        re.findall(r'"(credit_[a-z_]+)"', (ROOT / "app/monitoring/metrics.py").read_text())
+    )
+    for rule in rules:
+        assert rule["expr"].count("(") == rule["expr"].count(")"), rule["alert"]
+        for name in metric_names(rule["expr"]):
+            assert name.removeprefix("ray_") in declared, f"{rule['alert']}: {name} not declared"

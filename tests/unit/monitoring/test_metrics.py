@@ -54,3 +54,49 @@ def test_the_score_psi_and_each_characteristic_csi_are_published_by_column():
         (("column", PREDICTION), ("index", "psi")): 0.02,
         (("column", "purpose"), ("index", "csi")): 0.31,
     }
+
+
+def test_each_groups_impact_ratio_is_published_and_breaches_only_for_screened_groupings():
+    gauges = metrics()
+    gauges.impact_ratio, gauges.breach = TaggedGauge(), TaggedGauge()
+    checked = result(False)
+    row = {"n": 200, "approvals": 40, "approval_rate": 0.2, "p_value": 1e-9}
+    checked.fairness = {
+        "sex": [
+            {
+                **row,
+                "group": "women",
+                "approval_rate_ratio": 0.25,
+                "screened": True,
+                "breach": True,
+            },
+            {**row, "group": "men", "approval_rate_ratio": 1.0, "screened": True, "breach": False},
+        ],
+        "age_band": [
+            {
+                **row,
+                "group": "18-25",
+                "approval_rate_ratio": 0.2,
+                "screened": False,
+                "breach": False,
+            },
+            # No approvals anywhere: no ratio to publish.
+            {
+                **row,
+                "group": "26+",
+                "approval_rate_ratio": None,
+                "screened": False,
+                "breach": False,
+            },
+        ],
+    }
+    gauges.publish(checked)
+    assert gauges.impact_ratio.tagged == {
+        (("group", "women"), ("grouping", "sex"), ("screened", "true")): 0.25,
+        (("group", "men"), ("grouping", "sex"), ("screened", "true")): 1.0,
+        (("group", "18-25"), ("grouping", "age_band"), ("screened", "false")): 0.2,
+    }
+    assert gauges.breach.tagged == {
+        (("group", "women"), ("grouping", "sex")): 1.0,
+        (("group", "men"), ("grouping", "sex")): 0.0,
+    }

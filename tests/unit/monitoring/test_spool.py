@@ -65,3 +65,21 @@ def test_sampled_rows_stand_for_the_traffic_they_were_kept_from(tmp_path):
     spool.submit([{**r, "sample_rate": 0.5} for r in records(4)])
     spool.submit(records(2))  # no rate: each row stands for itself
     assert spool.represented() == 4 * 2 + 2
+
+
+def test_a_batch_spooled_before_decisions_were_kept_resumes_with_them_unknown(tmp_path):
+    import pyarrow as pa
+
+    from app.monitoring.spool import Spool, _write_batch
+
+    schema = window_schema(german())
+    older = pa.schema([f for f in schema if f.name not in ("decision", "sample_rate")])
+    rows = [{k: r.get(k) for k in older.names} for r in records(4)]
+    folder = tmp_path / "spool"
+    folder.mkdir()
+    _write_batch(folder / "00000000000000000001-old.arrow", pa.Table.from_pylist(rows, older))
+    spool = Spool(folder, schema, max_rows=1_000)
+    assert spool.recover() == 4
+    (batch,) = spool.take()
+    assert batch.table.schema == schema
+    assert batch.table.column("decision").null_count == 4  # not made up

@@ -19,12 +19,13 @@ from tests.utils.datasets import german
 
 def test_a_window_row_is_time_version_pd_and_features_with_its_rate():
     names = window_schema(german()).names
-    assert names[:4] == ["request_id", "logged_at", "model_version", PREDICTION]
+    # The decision as answered: live approval rates per group (fair lending).
+    assert names[:5] == ["request_id", "logged_at", "model_version", PREDICTION, "decision"]
     assert names[-1] == SAMPLE_RATE
-    assert not {"applicant_id", "variant", "shadow", "decision", "reasons"} & set(names)
+    assert not {"applicant_id", "variant", "shadow", "reasons"} & set(names)
     # Who asked stays in the prediction log: never in the monitor's spool on disk.
     assert not {"caller", "caller_subject", "idempotency_key"} & set(names)
-    assert set(names[4:-1]) <= set(schema_for(german()).names)
+    assert set(names[5:-1]) <= set(schema_for(german()).names)
 
 
 def test_an_unsampled_or_empty_window_stands_for_itself():
@@ -55,3 +56,28 @@ def test_a_check_reports_psi_of_the_score_and_csi_per_column_on_the_frozen_bins(
     shifted = frame.assign(**{SAMPLE_RATE: [0.5, 1.0] * 50})
     found = window_stability(shifted, reference_of(frame))["purpose"]
     assert found["actual"][:2] == [2 / 3, 1 / 3] and found["band"] == "watch"
+
+
+def test_a_window_reports_approvals_per_group_and_breaches_only_on_screened_groupings():
+    from app.dataset.policy import Grouping
+    from app.monitoring.drift import DriftConfig
+    from app.monitoring.window import window_fairness
+    from app.training.fair_lending import Screen
+
+    # Over 26s approved 160 of 200, the young 40 of 200 (a ratio of 0.25); one row spooled
+    # before decisions were kept counts nowhere.
+    ages = [30] * 200 + [20] * 200 + [40]
+    decisions = ["approve"] * 160 + ["decline"] * 40 + ["approve"] * 40 + ["decline"] * 160
+    window = pd.DataFrame({PREDICTION: [0.1] * 401, "age": ages, "decision": [*decisions, None]})
+    bands = {"age_band": Grouping(column="age", edges=[18, 26]), "sex": Grouping(column="sex")}
+    screened = DriftConfig(groupings=bands, screen=Screen(0.8, 0.05, ("age_band",)))
+    result = window_fairness(window, screened)
+    assert list(result) == ["age_band"]  # no `sex` column in the window: not reported
+    young, older = result["age_band"]
+    assert (young["group"], young["n"], young["approvals"]) == ("18-25", 200, 40)
+    assert young["approval_rate_ratio"] == 0.25 and young["screened"] and young["breach"]
+    assert older["approval_rate_ratio"] == 1.0 and not older["breach"]
+    # The same window with age unscreened: reported, never a breach.
+    unscreened = DriftConfig(groupings=bands, screen=Screen(0.8, 0.05, ("sex",)))
+    (young, _) = window_fairness(window, unscreened)["age_band"]
+    assert young["approval_rate_ratio"] == 0.25 and not young["screened"] and not young["breach"]
