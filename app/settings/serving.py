@@ -54,17 +54,19 @@ class ServingSettings(BaseModel):
         "(`credit_prediction_log_dropped_total`).",
     )
     prediction_log_retention_days: int = Field(
-        365,
+        761,
         ge=0,
         description="`python -m jobs.retention` (run it daily) deletes prediction-log days "
-        "older than this many days, and records what it removed in `_retention.jsonl`.",
+        "older than this many days, and records what it removed in `_retention.jsonl` "
+        "(default: 25 months, Reg B's record-keeping period, 12 CFR 1002.12(b)).",
     )
     prediction_log_retention_min_days: int = Field(
-        30,
+        761,
         ge=1,
         description="The shortest retention `python -m jobs.retention` accepts: a `--days` "
-        "below it is refused, so a typo cannot delete the decision record (set it to the law's "
-        "minimum, e.g. 760 for Reg B's 25 months).",
+        "below it is refused, so a typo cannot delete a decision record the law still needs "
+        "(default: 25 months, 761 days, Reg B's 12 CFR 1002.12(b); lower it only where no such "
+        "rule applies).",
     )
 
     # --- counter-offers (app/training/offers.py; on/off: user_config `counter_offers`) --------

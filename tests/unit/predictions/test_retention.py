@@ -169,8 +169,10 @@ def test_a_deletion_that_cannot_be_recorded_stops_the_run_saying_so(tmp_path):
 
 
 def test_settings_refuse_a_retention_below_its_floor():
-    with pytest.raises(ValidationError, match=r"prediction_log_retention_min_days \(30\)"):
-        isolated_settings(prediction_log_retention_days=10)
+    # The floor is Reg B's 25 months by default: a year's retention is refused.
+    with pytest.raises(ValidationError, match=r"prediction_log_retention_min_days \(761\)"):
+        isolated_settings(prediction_log_retention_days=365)
+    assert isolated_settings().prediction_log_retention_days == 761
     settings = isolated_settings(
         prediction_log_retention_days=10, prediction_log_retention_min_days=7
     )
@@ -213,7 +215,8 @@ def test_the_retention_job_refuses_a_retention_below_the_floor(tmp_path):
     now = datetime.now(UTC)
     write_log(directory, {10: 1, 0: 1}, now)
     for args, env, said in (
-        (["--days", "5"], {}, "below the retention floor of 30 days"),
+        # The default floor: Reg B's 25 months.
+        (["--days", "700"], {}, "below the retention floor of 761 days"),
         (["--days", "-1"], {}, "--days must be >= 0"),
         ([], {"CREDIT_PREDICTION_LOG_RETENTION_DAYS": "5"}, "invalid settings"),
     ):
