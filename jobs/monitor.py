@@ -182,13 +182,13 @@ def _calibration(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Print observed against predicted default rates per PD grade (and write them beside
     `output`); the table and its flagged grades."""
-    from app.monitoring.calibration import (
+    from app.monitoring.performance import format_table
+    from app.training.calibration import (
         brier_by_variant,
         calibration_by_grade,
         flagged,
         scale_of,
     )
-    from app.monitoring.performance import format_table
 
     confidence = settings.calibration_confidence
     table = calibration_by_grade(joined, scale_of(settings.calibration_grades), confidence)

@@ -68,6 +68,7 @@ def mlflow_ui(settings: Settings) -> str:
 
 def train_model(settings: Settings) -> str:
     """Train and register a model unless the champion was already trained on this snapshot."""
+    from app.training import model_card
     from app.training.train import needs_training, train_and_register
 
     skip = needs_training(settings)
@@ -75,9 +76,10 @@ def train_model(settings: Settings) -> str:
         return skip
     report = train_and_register(settings)
     aliases = ", ".join(report.aliases)
+    card = model_card.write_or_say(settings, str(report.version))
     return (
         f"{settings.model_name} v{report.version} ({aliases}), test AUC "
-        f"{report.metrics['test_auc']:.3f}; MLflow UI: {mlflow_ui(settings)}"
+        f"{report.metrics['test_auc']:.3f}; model card: {card}; MLflow UI: {mlflow_ui(settings)}"
     )
 
 
@@ -231,11 +233,13 @@ def run_stages(settings: Settings, args: argparse.Namespace, stages: Stages):
 def where_to_look(settings: Settings, log_path: Path | None, deployed=None) -> str:
     from app.features.repo import repo_dir
     from app.monitoring.report import REPORT_NAME
+    from app.training.model_card import cards_dir
 
     workspace = settings.monitor_workspace_dir
     lines = [
         "\nWhere to look",
         f"  MLflow UI         {mlflow_ui(settings)}",
+        f"  model cards       {cards_dir(settings)} (python -m jobs.model_card VERSION)",
         f"  prediction log    {settings.prediction_log_dir} (daily: python -m jobs.retention)",
         f"  drift reports     {settings.monitor_dir}",
         f"  report            {settings.monitor_dir / REPORT_NAME}",

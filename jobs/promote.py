@@ -36,6 +36,7 @@ def main() -> int:
     for finding in result.found:
         # Below the screen but not significant, or a breach forced through: said, not hidden.
         print(f"  fair-lending screen: {finding.text()}")
+    print(f"  model card: {result.card}")
     return 0
 
 

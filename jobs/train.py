@@ -31,8 +31,11 @@ def main() -> int:
     )
     if report.baseline_metrics:
         print(f"baseline test AUC {report.baseline_metrics['baseline_test_auc']:.4f}")
+    if "cv_auc_mean" in m:
+        print(f"{int(m['cv_folds'])}-fold CV AUC {m['cv_auc_mean']:.4f} ± {m['cv_auc_std']:.4f}")
     aliases = ", ".join(report.aliases) or "none"
     print(f"registered {report.model_name} v{report.version} (aliases: {aliases})")
+    print(f"model card: {report.card}")
     print("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items()))
     return 0
 

@@ -15,11 +15,11 @@ import pandas as pd
 from app.config import Settings
 from app.domain import APPROVE, PREDICTION
 from app.fs import atomic_write
-from app.monitoring.calibration import calibration_by_grade, scale_of
 from app.monitoring.htmlparts import chart, html_table, note
 from app.monitoring.outcomes import join_outcomes, prediction_columns
 from app.monitoring.performance import performance_by_period
 from app.monitoring.stability_view import BANDS_NOTE, latest_stability, stability_fields
+from app.training.calibration import calibration_by_grade, scale_of
 
 REPORT_NAME = "report.html"
 # Drift records under monitor_dir: the live monitor's (store.py) and `jobs.monitor drift`'s.

@@ -133,6 +133,19 @@ class TrainingSettings(BaseModel):
         "group's must reach this p-value for a ratio below the screen to count: a small group "
         "is reported, not over-read.",
     )
+    cv_folds: int = Field(
+        5,
+        ge=0,
+        description="Folds of the cross-validated AUC reported beside the test AUC (model and "
+        "baseline refitted per fold on the train and validation rows, as one Ray task); 0 "
+        "skips it.",
+    )
+    cv_max_rows: int = Field(
+        200_000,
+        ge=100,
+        description="Cross-validate on a stratified sample of at most this many development "
+        "rows: the folds' cost stays bounded at millions of applications.",
+    )
     promote_min_auc_gain: float = Field(
         0.005, description="Challenger must beat the champion's test AUC by this to promote."
     )
@@ -155,6 +168,13 @@ class TrainingSettings(BaseModel):
         "challenger without a redeploy; a larger one is ignored (and shown on /v1/status). "
         "`shadow` is always honoured.",
     )
+
+    @field_validator("cv_folds")
+    @classmethod
+    def _check_cv_folds(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("cross-validation needs at least 2 folds (0 skips it)")
+        return value
 
     @field_validator("mlflow_tracking_uri")
     @classmethod

@@ -41,12 +41,17 @@ def _group_labels(groups: pd.Series) -> tuple[np.ndarray, list[str]]:
 
 
 def fairness_report(
-    y_true: Any | None, pd_scores: Any, groups: pd.Series, threshold: float
+    y_true: Any | None,
+    pd_scores: Any,
+    groups: pd.Series,
+    threshold: float,
+    approved: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per-group approval rate, default rate and AUC, with the adverse impact ratio.
 
     `groups` is aligned with the labels and scores by position, not by index. Without labels
-    (`y_true` None: live decisions, outcomes unknown yet) default_rate and auc are NaN. Columns:
+    (`y_true` None: live decisions, outcomes unknown yet) default_rate and auc are NaN; live
+    decisions also give `approved` as answered (else: PD below `threshold`). Columns:
     group, n, approvals, approval_rate, default_rate, auc (NaN for one class or fewer than
     MIN_GROUP_AUC_N rows), mean_pd, approval_rate_ratio (the adverse impact ratio: group
     approval rate / the most favoured group's; below 0.8 is the usual screen), p_value (Fisher's
@@ -64,13 +69,14 @@ def fairness_report(
     if len(groups) != len(y):
         raise ValueError(f"groups has {len(groups)} rows but the scores have {len(y)}")
     labels, order = _group_labels(groups)
+    approved = scores < threshold if approved is None else np.asarray(approved, dtype=bool)
 
     rows = []
     for group in order:
         mask = labels == group
         group_y, group_scores = y[mask], scores[mask]
         n = int(mask.sum())
-        approvals = int(np.sum(group_scores < threshold))
+        approvals = int(np.sum(approved[mask]))
         rows.append(
             {
                 "group": group,

@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from app.config import Settings
 from app.domain import CHALLENGER, CHAMPION
-from app.training import fair_lending, registry
+from app.training import fair_lending, model_card, registry
 from app.training.dataset import configured_split, load_training_frame
 from app.training.fair_lending import Finding, screen_of
 from app.training.fairness import fairness_summary
@@ -31,6 +31,7 @@ class PromotionResult:
     forced: bool
     # The fair-lending screen's findings on the challenger (breaches only when forced).
     found: list[Finding] = field(default_factory=list)
+    card: str = ""  # where the new champion's model card is in MLflow, or why it is not
 
 
 @dataclass
@@ -62,9 +63,7 @@ def held_out(settings: Settings, versions: list[str]) -> HeldOut:
 def screen_challenger(settings: Settings, data: HeldOut, version: str) -> list[Finding]:
     """The fair-lending screen of `version` on the held-out rows at its own cutoff, kept in
     its run as fair_lending/promotion-<time>.json (with its breach count as a metric)."""
-    screen = screen_of(settings)
-    if not screen.on:
-        return []
+    screen = screen_of(settings)  # kept even when nothing is screened: the tables are reported
     groupings = settings.load_dataset().spec.fairness.groupings
     summary = fairness_summary(
         data.test[data.label], data.scores[version], data.test, data.thresholds[version], groupings
@@ -123,7 +122,8 @@ def promote(settings: Settings, force: bool = False) -> PromotionResult:
         reason += f"; fair-lending screen failed: {fair_lending.describe(breaches)}"
     registry.move_alias(mlflow_client, name, CHAMPION, challenger, "promote", reason)
     registry.clear_alias(mlflow_client, name, CHALLENGER, f"promoted v{challenger}")
-    return PromotionResult(challenger, champion, challenger_auc, champion_auc, force, found)
+    card = model_card.publish_or_say(settings, challenger)
+    return PromotionResult(challenger, champion, challenger_auc, champion_auc, force, found, card)
 
 
 def rollback(settings: Settings) -> PromotionResult:
@@ -146,7 +146,8 @@ def rollback(settings: Settings) -> PromotionResult:
                 "rollback",
                 f"rolled back v{current}",
             )
-            return PromotionResult(event.previous_version, current, None, None, False)
+            card = model_card.publish_or_say(settings, event.previous_version)
+            return PromotionResult(event.previous_version, current, None, None, False, [], card)
     raise registry.RegistryError(
         f"no earlier champion of {name!r} to roll back to (see `python -m jobs.promote --history`)"
     )

@@ -93,7 +93,7 @@ def log_evaluation(
     try:
         metrics = {f"{prefix}_{k}": float(v) for k, v in result.metrics.items() if v == v}
         found: list[Finding] = []
-        if screen is not None and screen.on:
+        if screen is not None:  # kept even when nothing is screened: the tables are reported
             summary = {n: result.tables[f"fairness_{n}"] for n in dataset.spec.fairness.groupings}
             found = fair_lending.findings(summary, screen)
             metrics[f"{prefix}_fair_lending_breaches"] = float(len(fair_lending.breaches(found)))
@@ -139,3 +139,26 @@ def log_model(model: CreditModel, test: pd.DataFrame) -> str:
             metadata={"warehouse_types": warehouse_types(encoder)},
         )
     return info.model_uri
+
+
+GRADES_TABLE = "evaluation/test/calibration_by_grade.csv"
+GATES_FILE = "gates.json"
+
+
+def log_grades(model: CreditModel, test: pd.DataFrame, cuts: list[float], confidence: float):
+    """Inside an active run: the test split's calibration by PD grade on the master scale
+    (the same table `jobs.monitor performance` makes from live outcomes)."""
+    import mlflow
+
+    from app.domain import PREDICTION
+    from app.training.calibration import calibration_by_grade, scale_of
+
+    joined = pd.DataFrame(
+        {
+            "variant": "test",
+            PREDICTION: model.predict_pd(test),
+            "defaulted": test[model.dataset.label].to_numpy("float64"),
+        }
+    )
+    table = calibration_by_grade(joined, scale_of(cuts), confidence)
+    mlflow.log_text(table.to_csv(index=False), GRADES_TABLE)

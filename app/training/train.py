@@ -8,13 +8,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.config import Settings
 from app.data.snapshot import current_snapshot, read_manifest
 from app.domain import CHAMPION
-from app.training import registry
+from app.training import model_card, registry
+from app.training.crossval import CV_TABLE, CrossValidation, cross_validation
 from app.training.dataset import Splits, check_features, configured_split, load_training_frame
 from app.training.fair_lending import Finding
 from app.training.fit import BASELINE_C, FitResult, encoded_dataset, fit_xgboost, xgb_params
@@ -22,7 +23,7 @@ from app.training.gates import GateConfig, gate, gate_config, gates
 from app.training.model import CreditModel, used_columns_of
 from app.training.preprocess import FeatureEncoder
 from app.training.reference import log_reference
-from app.training.run_log import log_evaluation, log_model, log_setup
+from app.training.run_log import GATES_FILE, log_evaluation, log_grades, log_model, log_setup
 
 
 @dataclass
@@ -36,6 +37,7 @@ class TrainReport:
     gates: dict[str, bool]
     sizes: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
+    card: str = ""  # where the version's model card is in MLflow, or why it is not
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class Fitted:
     params: dict[str, Any]
     workers: int
     trials: int
+    cv: CrossValidation | None = None  # k-fold AUC of both models on the development rows
 
 
 @dataclass(frozen=True)
@@ -186,9 +189,15 @@ def log_run(
             baseline_metrics, _ = log_evaluation(
                 "baseline_test", fitted.baseline, splits.test, model.threshold, False
             )
+        if fitted.cv is not None:
+            metrics |= fitted.cv.metrics()  # reported beside the test AUC
+            mlflow.log_metrics(fitted.cv.metrics())
+            mlflow.log_text(fitted.cv.table().to_csv(index=False), CV_TABLE)
+        log_grades(model, splits.test, settings.calibration_grades, settings.calibration_confidence)
         model_uri = log_model(model, splits.test)
-        passed = all(gates(config, metrics, found).values())
-        mlflow.set_tag("gates", "passed" if passed else "failed")
+        checks = gates(config, metrics, found)
+        mlflow.log_dict(checks, GATES_FILE)  # each gate with its bound, for the model card
+        mlflow.set_tag("gates", "passed" if all(checks.values()) else "failed")
     return LoggedRun(run.info.run_id, model_uri, metrics, baseline_metrics, found)
 
 
@@ -232,6 +241,13 @@ def _train_and_register(
     workers = workers or settings.train_workers
     with _timed(timings, "fit"):
         fitted = fit(settings, prepared, params, workers, trials, with_baseline)
+    if settings.cv_folds:
+        with _timed(timings, "cross-validation"):
+            rounds = int(fitted.metrics["best_iteration"]) + 1
+            baseline = fitted.baseline is not None
+            splits, encoder = prepared.splits, prepared.encoder
+            cv = cross_validation(settings, splits, encoder, fitted.params, rounds, baseline)
+            fitted = replace(fitted, cv=cv)
     config = gate_config(settings)
     with _timed(timings, "log"):
         logged = log_run(settings, prepared, fitted, config)
@@ -255,4 +271,5 @@ def _train_and_register(
         gates=checks,
         sizes=prepared.splits.sizes(),
         seconds=timings,
+        card=model_card.publish_or_say(settings, version),
     )

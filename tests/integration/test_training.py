@@ -16,8 +16,9 @@ from app.training.gates import GateFailed
 from app.training.promote import PromotionRefused, promote, rollback
 from app.training.pyfunc import load_credit_model, model_input
 from app.training.train import train_and_register
-from tests.utils import free_port, wait_for
+from tests.utils import free_port, run_job, wait_for
 from tests.utils.datasets import german
+from tests.utils.fairlending import screened_spec
 from tests.utils.training import QUICK_FIT
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("ray_session")]
@@ -102,14 +103,36 @@ def test_first_model_is_registered_as_champion_with_its_lineage(base_settings, f
         "evaluation/test/roc.png",
         "evaluation/test/confusion_matrix.png",
     } <= artifacts
-    # The shipped model's fair-lending figures: every grouping's table, age bands reported
-    # but not screened (Reg B), sex and marital status screened and passed.
+    # The shipped model's fair-lending figures: every grouping's table, reported; neither
+    # screened in the shipped spec (age under Reg B; a misaligned column).
     screened = mlflow.artifacts.load_dict(f"runs:/{first.run_id}/fair_lending/test.json")
-    assert screened["screened"] == ["personal_status_and_sex"] and screened["passed"] is True
+    assert screened["screened"] == [] and screened["passed"] is True
     assert set(screened["groupings"]) == {"age_band", "personal_status_and_sex"}
     young = screened["groupings"]["age_band"][0]
     assert young["group"] == "18-25" and young["n"] > 0 and 0 < young["approval_rate_ratio"] < 1
     assert run.data.metrics["test_fair_lending_breaches"] == 0
+    # Cross-validated AUC with its spread, the model's and the baseline's, beside the test AUC.
+    cv = run.data.metrics
+    assert cv["cv_folds"] == 5 and 0.6 < cv["cv_auc_mean"] < 0.95 and cv["cv_auc_std"] > 0
+    assert (
+        0.6 < cv["cv_baseline_auc_mean"] < 0.95
+        and first.metrics["cv_auc_mean"] == cv["cv_auc_mean"]
+    )
+    # The model card, logged at registration.
+    assert first.card == f"runs:/{first.run_id}/model_card/card.html"
+    card = mlflow.artifacts.load_dict(f"runs:/{first.run_id}/model_card/card.json")
+    assert (card["version"], card["aliases"], card["gates_tag"]) == ("1", ["champion"], "passed")
+    assert card["data"]["spec_hash"] == german().spec_hash and card["data"]["snapshot_id"]
+    assert card["metrics"]["test"]["auc"] == run.data.metrics["test_auc"]
+    assert card["metrics"]["baseline_test"]["auc"] == run.data.metrics["baseline_test_auc"]
+    assert card["monotone_constraints"] == german().spec.model.monotone
+    assert sum(r["outcomes"] for r in card["calibration_by_grade"]) == 200  # the test split
+    assert set(card["fairness"]["groupings"]) == {"age_band", "personal_status_and_sex"}
+    assert len(card["stability_reference"]["score_cuts"]) == 9  # deciles
+    assert {r["code"] for r in card["reasons"]} >= {"R01", "R02"} and all(card["gates"].values())
+    assert [e["action"] for e in card["alias_history"]] == ["register", "champion"]
+    html = mlflow.artifacts.load_text(f"runs:/{first.run_id}/model_card/card.html")
+    assert "<h2>Fair lending</h2>" in html and "5-fold cross-validated AUC" in html
     # the artifact location is absolute, under the configured root
     assert run.info.artifact_uri.startswith(base_settings.mlflow_artifact_root.as_uri())
     events = registry.history(client, base_settings.model_name)
@@ -170,7 +193,7 @@ def test_monotone_features_stay_monotone_and_column_order_does_not_matter(base_s
     np.testing.assert_array_equal(model.predict_pd(shuffled), model.predict_pd(rows))
 
 
-def test_challenger_promotion_refusal_force_and_rollback(base_settings, quick, first):
+def test_challenger_promotion_refusal_force_and_rollback(base_settings, quick, first, tmp_path):
     # The second fit goes through a small Ray Tune search first.
     second = train_and_register(quick, trials=2, with_baseline=False)
     assert second.version == "2" and second.aliases == ["challenger"]
@@ -184,7 +207,11 @@ def test_challenger_promotion_refusal_force_and_rollback(base_settings, quick, f
     # Every promotion screens the challenger on today's held-out rows and keeps the tables
     # in its run. A screen of 1.0 with alpha 0.999 makes any gap a breach: refused, named.
     severe = base_settings.model_copy(
-        update={"fair_lending_screen": 1.0, "fair_lending_alpha": 0.999}
+        update={
+            "dataset": screened_spec(tmp_path),
+            "fair_lending_screen": 1.0,
+            "fair_lending_alpha": 0.999,
+        }
     )
     with pytest.raises(PromotionRefused, match=r"fails the fair-lending screen .*adverse impact"):
         promote(severe)
@@ -197,6 +224,10 @@ def test_challenger_promotion_refusal_force_and_rollback(base_settings, quick, f
     assert (result.champion, result.previous_champion) == ("2", "1")
     assert registry.alias_version(client, name, "champion") == "2"
     assert registry.alias_version(client, name, "challenger") is None
+
+    # The new champion's card was logged again: its alias history has the promotion.
+    card = mlflow.artifacts.load_dict(f"runs:/{run_id}/model_card/card.json")
+    assert card["aliases"] == ["champion"] and card["alias_history"][-2]["action"] == "promote"
 
     back = rollback(base_settings)
     assert back.champion == "1"
@@ -238,6 +269,7 @@ def test_a_model_trained_on_data_biased_against_women_is_not_registered(
     champion = registry.alias_version(client, name, "champion")
     biased = load_settings(
         data_dir=tmp_path,
+        dataset=screened_spec(tmp_path),
         raw_data_path=tmp_path / "biased.csv",
         mlflow_tracking_uri=base_settings.mlflow_tracking_uri,
         mlflow_artifact_root=base_settings.mlflow_artifact_root,
@@ -325,3 +357,15 @@ def test_a_killed_train_worker_is_replaced_and_training_finishes(quick, tmp_path
     assert victim.actor_id in dead
     # The group was restarted: more workers ran than the fit needs at once.
     assert len(dead) > settings.train_workers
+
+
+def test_the_model_card_job_writes_a_version_and_names_an_unknown_one(
+    base_settings, first, tmp_path
+):
+    env = {"CREDIT_DATA_DIR": str(base_settings.data_dir)}
+    done = run_job("jobs.model_card", "1", "--out", str(tmp_path / "card"), env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert f"{tmp_path / 'card' / 'card.html'}" in done.stdout
+    assert json.loads((tmp_path / "card" / "card.json").read_text())["version"] == "1"
+    unknown = run_job("jobs.model_card", "99", env=env, timeout=300)
+    assert unknown.returncode != 0 and "99" in unknown.stderr and "Traceback" not in unknown.stderr

@@ -8,7 +8,7 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from app.domain import PREDICTION
-from app.monitoring.calibration import (
+from app.training.calibration import (
     OVER,
     UNDER,
     MasterScale,

@@ -12,6 +12,7 @@ from scipy.stats import fisher_exact
 from app.config import load_settings
 from app.training.fair_lending import Screen, breaches, checks, findings, record, screen_of
 from app.training.fairness import fairness_report
+from tests.utils.fairlending import screened_spec
 
 SCREEN = Screen(ratio=0.8, alpha=0.05, groupings=("sex",))
 
@@ -79,6 +80,8 @@ def test_the_record_is_json_with_every_table_and_the_outcome():
     assert kept["findings"][0]["group"] == "women"
 
 
-def test_the_shipped_spec_screens_sex_and_marital_status_not_age(tmp_path):
-    screen = screen_of(load_settings(data_dir=tmp_path, _env_file=None))
-    assert screen == Screen(0.8, 0.05, ("personal_status_and_sex",))
+def test_the_shipped_spec_reports_its_groupings_and_an_aligned_copy_screens_sex(tmp_path):
+    shipped = screen_of(load_settings(data_dir=tmp_path, _env_file=None))
+    assert shipped == Screen(0.8, 0.05, ()) and not shipped.on
+    aligned = load_settings(data_dir=tmp_path, dataset=screened_spec(tmp_path), _env_file=None)
+    assert screen_of(aligned) == Screen(0.8, 0.05, ("personal_status_and_sex",))

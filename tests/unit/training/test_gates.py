@@ -11,6 +11,7 @@ from app.config import load_settings
 from app.training.fair_lending import Finding, Screen
 from app.training.gates import GateConfig, GateFailed, gate, gate_config, gates
 from app.training.registry import RegistryError
+from tests.utils.fairlending import screened_spec
 
 SCREEN = Screen(ratio=0.8, alpha=0.05, groupings=("personal_status_and_sex",))
 BREACH = Finding("personal_status_and_sex", "female", 60, 9, 0.42, 0.001, breach=True)
@@ -18,7 +19,9 @@ SMALL = Finding("personal_status_and_sex", "male : divorced", 12, 4, 0.76, 0.70,
 
 
 def test_gates_name_what_failed(tmp_path):
-    settings = load_settings(data_dir=tmp_path, gate_min_auc=0.8, _env_file=None)
+    settings = load_settings(
+        data_dir=tmp_path, dataset=screened_spec(tmp_path), gate_min_auc=0.8, _env_file=None
+    )
     result = gates(gate_config(settings), {"test_auc": 0.76, "test_brier": 0.17}, [SMALL])
     assert result == {
         "test_auc >= 0.8": False,
@@ -31,6 +34,7 @@ def test_gates_name_what_failed(tmp_path):
 def test_gate_config_reads_the_gate_settings_only(tmp_path):
     settings = load_settings(
         data_dir=tmp_path,
+        dataset=screened_spec(tmp_path),
         gate_min_auc=0.72,
         gate_max_brier=0.2,
         fair_lending_screen=0.0,
@@ -65,6 +69,13 @@ def test_gate_passes_the_checks_through_or_names_the_failures_and_the_run():
 
 def test_gates_default_to_the_dataset_spec(tmp_path):
     # Unset CREDIT_GATE_* take the spec's model section; the screen (0.80 by default) covers
-    # the spec's groupings that do not say `screen: false` (the German age bands do).
+    # the spec's groupings that do not say `screen: false`: the shipped spec's two both do
+    # (age under Reg B; a misaligned column), a lender's aligned copy screens sex.
     config = gate_config(load_settings(data_dir=tmp_path, _env_file=None))
-    assert config == GateConfig(min_auc=0.70, max_brier=0.25, screen=SCREEN)
+    assert config == GateConfig(min_auc=0.70, max_brier=0.25, screen=Screen(0.8, 0.05, ()))
+    assert gates(config, {"test_auc": 0.8, "test_brier": 0.2}, [BREACH]) == {
+        "test_auc >= 0.7": True,
+        "test_brier <= 0.25": True,
+    }
+    screened = load_settings(data_dir=tmp_path, dataset=screened_spec(tmp_path), _env_file=None)
+    assert gate_config(screened).screen == SCREEN
