@@ -266,27 +266,28 @@ def _day(stamp: datetime | None) -> date:
     return (stamp or datetime.now(UTC)).astimezone(UTC).date()
 
 
-def read_log(directory: Path, schema: pa.Schema, columns: Sequence[str] | None = None) -> pa.Table:
+def read_log(
+    directory: Path, schema: pa.Schema, columns: Sequence[str] | None = None, where=None
+) -> pa.Table:
     """The Parquet parts plus the segments not compacted yet, each record once; only
-    `columns` (no partition `date`) when given: a few fields of millions of records."""
+    `columns` (no partition `date`) and only records `where` (an Arrow expression, applied as
+    parts are read) holds for, when given: a few of millions at little memory."""
     import pyarrow.dataset as ds
 
     # Segments first, parts second: a segment compacted in between is then read as its parts.
     tables, superseded = read_segments(directory / JOURNAL_DIR, schema)
+    tables = tables if where is None else [t.filter(where) for t in tables]
     if columns is not None:
         schema = pa.schema([schema.field(c) for c in columns])
         tables = [t.select(list(columns)) for t in tables]
-    parts = [
-        str(p)
-        for p in sorted(directory.glob("date=*/*.parquet"))
-        if p.name not in superseded and not p.name.startswith((".", "_"))
-    ]
+    found = sorted(directory.glob("date=*/*.parquet"))
+    parts = [str(p) for p in found if p.name not in superseded and p.name[0] not in "._"]
     if parts:
         hive = {"format": "parquet", "partitioning": "hive", "partition_base_dir": str(directory)}
         # Inferred from the first part only: an older part would hide columns added since.
         unified = pa.unify_schemas([schema, ds.dataset(parts, **hive).schema])
-        dataset = ds.dataset(parts, schema=unified, **hive)
-        tables.insert(0, dataset.to_table(columns=None if columns is None else list(columns)))
+        kept = None if columns is None else list(columns)
+        tables.insert(0, ds.dataset(parts, schema=unified, **hive).to_table(kept, filter=where))
     if not tables:
         return schema.empty_table()
     if columns is not None:

@@ -286,9 +286,10 @@ def compact_prediction_log(directory: Path, schema: pa.Schema) -> int:
 
 
 def read_prediction_log(
-    directory: Path, schema: pa.Schema, columns: Sequence[str] | None = None
+    directory: Path, schema: pa.Schema, columns: Sequence[str] | None = None, where=None
 ) -> pa.Table:
     """Every logged record: the Parquet parts and journal segments not compacted yet (a live
     or a killed writer's), each record once, typed by `schema` (`schema_for(dataset)`); only
-    `columns` of each, when given."""
-    return read_log(Path(directory), schema, columns)
+    `columns` of each, and only those `where` (a pyarrow.compute expression) holds for, when
+    given."""
+    return read_log(Path(directory), schema, columns, where)

@@ -28,6 +28,13 @@ META_FIELDS: list[pa.Field] = [
     pa.field("idempotency_key", pa.string()),  # the Idempotency-Key sent, if any
     # The dataset spec the deciding model was trained on (its hash: `Dataset.spec_hash`).
     pa.field("spec_hash", pa.string()),
+    # What replay needs besides the model and the features: the PD cut applied, the routing
+    # in force (JSON: challenger_weight, sticky, salt, shadow) and the counter-offer bounds
+    # (JSON, null: no offers made); then the record's digest (app.predictions.record).
+    pa.field("threshold", pa.float64()),
+    pa.field("routing", pa.string()),
+    pa.field("offer_bounds", pa.string()),
+    pa.field("record_digest", pa.string()),
 ]
 
 

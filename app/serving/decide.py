@@ -5,21 +5,21 @@ The DecisionService calls it on its scoring thread; tests call it directly.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from app.dataset import Dataset
 from app.domain import CHALLENGER, CHAMPION, DECLINE, VARIANTS
 from app.features.online import OnlineRows, model_inputs
-from app.predictions.schema import offer_columns
+from app.predictions.record import decision_context, signed
+from app.serving.logrecord import log_record
 from app.serving.models import ModelSet
-from app.serving.routing import RoutingConfig, choose_variant, shadows
+from app.serving.routing import RoutingConfig, choose_variant, routing_record, shadows
 from app.serving.schemas import CounterOffer, DecisionRequest, DecisionResponse
 from app.training.offers import OfferBounds, counter_offers
 from app.training.source import ServedModel
@@ -86,6 +86,7 @@ class Scored:
     # request_id -> who asked (caller, subject, idempotency key), for the log records of both
     # answers.
     askers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    routing: str | None = None  # the routing in force, as the records keep it
 
 
 def fetch_features(
@@ -133,12 +134,14 @@ def decide_batch(
     for i, request in enumerate(requests):
         if features.known[i]:
             routed[choose_variant(request.entity_id, config, has_challenger)].append(i)
+    routing = routing_record(config)
     for variant, rows in routed.items():
         if not rows:
             continue
         served = getattr(models, variant)
         bounds = offers if variant == CHAMPION else None
-        answers = answer(served, variant, features, rows, config.decision_threshold, offers=bounds)
+        threshold = config.decision_threshold
+        answers = answer(served, variant, features, rows, threshold, offers=bounds, routing=routing)
         for i, (response, record) in zip(rows, answers, strict=True):
             outcomes[i] = Outcome(200, response)
             records.append(record)
@@ -149,6 +152,7 @@ def decide_batch(
             for outcome, request, bad in zip(outcomes, requests, unreadable, strict=True)
         ],
         records,
+        routing=routing,
     )
     scored.shadow_rows = [
         i
@@ -189,6 +193,7 @@ def answer(
     request_ids: list[str] | None = None,
     shadow: bool = False,
     offers: OfferBounds | None = None,
+    routing: str | None = None,
 ) -> list[tuple[DecisionResponse, dict[str, Any]]]:
     """One model's answers for `rows` of the batch, with their prediction-log records; with
     `offers`, each decline's counter-offer (one model call for all of them, none for approvals)."""
@@ -198,6 +203,8 @@ def answer(
     offered = offers_for(served, columns, declined, threshold, offers) if offers else {}
     model = {"name": served.name, "version": served.version, "variant": variant}
     logged = served.compiled.raw_columns
+    cut = served.compiled.threshold if threshold is None else threshold
+    made = decision_context(cut, routing, offers)
     out = []
     for k, i in enumerate(rows):
         response = DecisionResponse(
@@ -210,7 +217,8 @@ def answer(
             features_as_of=features.as_of[i],
             counter_offer=offered.get(k),
         )
-        out.append((response, log_record(response, columns, k, logged, served, shadow)))
+        record = log_record(response, columns, k, logged, served, shadow)
+        out.append((response, signed(record | made)))
     return out
 
 
@@ -236,47 +244,15 @@ def offers_for(
     }
 
 
-def log_record(
-    response: DecisionResponse,
-    columns: dict[str, list],
-    k: int,
-    logged: tuple[str, ...],
-    served: ServedModel,
-    shadow: bool,
-) -> dict[str, Any]:
-    """The prediction-log record of one answer: the decision and every model input."""
-    dataset = served.compiled.model.dataset
-    record = {
-        "request_id": response.request_id,
-        "logged_at": datetime.now(UTC),
-        dataset.entity_key: response.entity_id,
-        "variant": response.model.variant,
-        "shadow": shadow,
-        "model_name": served.name,
-        "model_version": served.version,
-        "probability_of_default": response.probability_of_default,
-        "decision": response.decision,
-        "reasons": json.dumps([r.model_dump() for r in response.reasons]),
-        "features_as_of": response.features_as_of,
-        "spec_hash": dataset.spec_hash,
-    }
-    # Every offer column of the model's spec, null when none was made.
-    offer = {} if response.counter_offer is None else response.counter_offer.model_dump()
-    for column in offer_columns(dataset):
-        record[column] = offer.get(column.removeprefix("counter_offer_"))
-    for column in logged:
-        value = columns[column][k]
-        record[column] = None if value is None or value != value else value
-    return record
-
-
 def shadow_records(
     served: ServedModel, features: Features, scored: Scored, threshold: float | None
 ) -> list[dict[str, Any]]:
     """The challenger's answers to champion traffic, as log records (never returned)."""
     rows = scored.shadow_rows
     request_ids = [scored.outcomes[i].response.request_id for i in rows]
-    answers = answer(served, CHALLENGER, features, rows, threshold, request_ids, shadow=True)
+    answers = answer(
+        served, CHALLENGER, features, rows, threshold, request_ids, True, routing=scored.routing
+    )
     return [record for _, record in answers]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections.abc import Callable
 
@@ -128,3 +129,10 @@ def choose_variant(
 def shadows(answering: Variant, config: RoutingConfig, has_challenger: bool) -> bool:
     """Whether the challenger also scores this request, off the response path."""
     return config.shadow and has_challenger and answering == CHAMPION
+
+
+def routing_record(config: RoutingConfig) -> str:
+    """The routing a record keeps: enough to tell again which variant a sticky applicant
+    draws."""
+    kept = config.model_dump(include={"challenger_weight", "sticky", "salt", "shadow"})
+    return json.dumps(kept, sort_keys=True)

@@ -95,10 +95,6 @@ def card(settings: Settings, version: str) -> dict[str, Any]:
     model, _ = load_registered(client, name, version)
     dataset = model.dataset
     metrics, params, tags = run.data.metrics, run.data.params, run.data.tags
-    events = [
-        e.__dict__ for e in registry.history(client, name)
-        if version in (e.version, e.previous_version)
-    ]  # fmt: skip
     screening = texts[f"{fair_lending.ARTIFACT_DIR}/test.json"]
     created = datetime.fromtimestamp(model_version.creation_timestamp / 1000, UTC)
     return {
@@ -134,8 +130,14 @@ def card(settings: Settings, version: str) -> dict[str, Any]:
         ],
         "gates": json.loads(texts[GATES_FILE]) if texts[GATES_FILE] else {},
         "gates_tag": tags.get("gates"),
-        "alias_history": events,
+        "alias_history": alias_history(client, name, version),
     }
+
+
+def alias_history(client, name: str, version: str) -> list[dict[str, Any]]:
+    """The audit events that moved an alias to or from `version`, oldest first."""
+    events = registry.history(client, name)
+    return [e.__dict__ for e in events if version in (e.version, e.previous_version)]
 
 
 def intended_use(dataset, threshold: float) -> str:
