@@ -67,6 +67,8 @@ def answered_decisions(
 
 def run_drift(settings: Settings, args: argparse.Namespace) -> int:
     from app.monitoring.drift import compute_drift, drift_config
+    from app.monitoring.stability_view import append_section, check_section
+    from app.monitoring.window import window_fairness, window_stability
     from app.training.reference import load_reference
 
     until = _time(args.until) if args.until else None
@@ -87,6 +89,8 @@ def run_drift(settings: Settings, args: argparse.Namespace) -> int:
         with_report=True,
     )
     result.model_version = reference.model_version
+    result.stability = window_stability(window, reference)
+    result.fairness = window_fairness(window, drift_config(settings))
     logged = pd.to_datetime(window["logged_at"], utc=True)
     result.window_start, result.window_end = logged.min().isoformat(), logged.max().isoformat()
     out = Path(args.output or settings.monitor_dir / "batch")
@@ -94,6 +98,7 @@ def run_drift(settings: Settings, args: argparse.Namespace) -> int:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     report = out / f"drift-{stamp}.html"
     snapshot.save_html(str(report))
+    append_section(report, check_section(result.to_dict()))
     result.extra["report"] = str(report)
     (out / f"drift-{stamp}.json").write_text(json.dumps(result.to_dict(), indent=1))
 

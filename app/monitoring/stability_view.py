@@ -62,3 +62,39 @@ def latest_stability(history: pd.DataFrame) -> tuple[pd.Series | None, pd.DataFr
     ]
     table = pd.DataFrame(rows).sort_values("value", ascending=False, kind="stable")
     return newest, table.reset_index(drop=True)
+
+
+def check_section(payload: dict[str, Any]) -> str:
+    """What a check's Evidently page lacks, as one HTML block: the PSI of the score and the
+    CSI per characteristic on the frozen bins, and approvals per fairness group with the
+    adverse impact ratio (each only when the check has them)."""
+    from app.monitoring.htmlparts import html_table
+
+    parts = []
+    figures = payload.get("stability") or {}
+    if figures:
+        rows = [
+            {"column": c, "index": "PSI" if c == PREDICTION else "CSI",
+             "value": float(f["psi"]), "band": f["band"]}
+            for c, f in figures.items()
+        ]  # fmt: skip
+        table = pd.DataFrame(rows).sort_values("value", ascending=False, kind="stable")
+        parts.append(f"<h2>Population and characteristic stability</h2><p>{BANDS_NOTE}</p>")
+        parts.append(html_table(table.reset_index(drop=True), {"value": 4}))
+    for grouping, rows in (payload.get("fairness") or {}).items():
+        frame = pd.DataFrame(rows)
+        parts.append(f"<h2>Approvals by {grouping} (adverse impact ratio)</h2>")
+        parts.append(html_table(frame, {"approval_rate": 3, "approval_rate_ratio": 3}))
+    if not parts:
+        return ""
+    style = "font-family:sans-serif;margin:2rem;max-width:70rem"
+    return f'<section style="{style}">{"".join(parts)}</section>'
+
+
+def append_section(path, section: str) -> None:
+    """Put `section` at the end of the page's body (Evidently's own page is left as is)."""
+    if not section:
+        return
+    text = path.read_text()
+    at = text.rfind("</body>")
+    path.write_text(text[:at] + section + text[at:] if at >= 0 else text + section)

@@ -19,6 +19,7 @@ from typing import Any
 from app.config import Settings
 from app.fs import atomic_path, atomic_write
 from app.monitoring.drift import DriftResult
+from app.monitoring.stability_view import append_section, check_section
 from app.training import registry
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class ResultStore:
         report = self.reports / f"{name}.html"
         with atomic_path(report) as tmp:
             snapshot.save_html(str(tmp))
+            append_section(tmp, check_section(payload))
         payload["extra"]["report"] = str(report)
         _write_json(self.results / f"{name}.json", payload)
         _write_json(self.root / "latest.json", payload)

@@ -147,6 +147,19 @@ class FeatureDriftOut(BaseModel):
     drifted: bool
 
 
+class GroupApprovals(BaseModel):
+    group: str
+    n: int
+    approvals: int
+    approval_rate: float
+    approval_rate_ratio: float | None = Field(
+        description="Approval rate over the most favoured group's (null: no approvals at all)."
+    )
+    p_value: float | None = Field(description="Fisher's exact test against that group.")
+    screened: bool
+    breach: bool = Field(description="Below the screen, significantly (screened groupings).")
+
+
 class DriftReport(BaseModel):
     """The drift monitor's latest check (GET /v1/monitoring/drift)."""
 
@@ -164,3 +177,13 @@ class DriftReport(BaseModel):
     window_end: datetime | None
     extra: dict = Field(default_factory=dict, description="Check number, report path, trigger.")
     monitor: dict = Field(default_factory=dict, description="The monitor's counters now.")
+    stability: dict[str, dict] = Field(
+        default_factory=dict,
+        description="Per column: PSI of the PD and CSI of each characteristic on the "
+        "champion's frozen bins, with its band (below 0.10 stable, 0.25 and above act).",
+    )
+    fairness: dict[str, list[GroupApprovals]] = Field(
+        default_factory=dict,
+        description="Per fairness grouping the window can be grouped by: approvals per group "
+        "as answered, the adverse impact ratio and, for screened groupings, the screen's verdict.",
+    )

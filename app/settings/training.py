@@ -137,7 +137,8 @@ class TrainingSettings(BaseModel):
         5,
         ge=0,
         description="Folds of the cross-validated AUC reported beside the test AUC (model and "
-        "baseline refitted per fold on the train and validation rows, as one Ray task); 0 "
+        "baseline refitted per fold on the train and validation rows; above 20,000 rows as "
+        "one Ray task); 0 "
         "skips it.",
     )
     cv_max_rows: int = Field(

@@ -6,7 +6,7 @@ Each fold refits XGBoost with the fitted model's parameters and its chosen numbe
 (no early stopping on the fold's own rows) and the baseline with its C. Cost: `folds` more
 fits on (folds - 1) / folds of at most `max_rows` rows: above that a stratified sample is
 used, since the spread of an AUC over 200,000 rows is already far below what separates two
-models. It runs as one Ray task beside the driver, not in it.
+models. Above LOCAL_ROWS it runs as one Ray task beside the driver, not in it.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from app.training.dataset import Splits
 from app.training.preprocess import FeatureEncoder
 
 CV_TABLE = "evaluation/cross_validation.csv"
+# Development sets up to this size are cross-validated in the calling process.
+LOCAL_ROWS = 20_000
 
 
 @dataclass(frozen=True)
@@ -89,22 +91,12 @@ def cross_validate(
     return CrossValidation(len(frame), xgb_aucs, baseline_aucs)
 
 
-def cross_validate_on_ray(
-    frame: pd.DataFrame,
-    encoder: FeatureEncoder,
-    params: dict[str, Any],
-    rounds: int,
-    folds: int,
-    seed: int,
-    baseline_C: float | None,
-    cpus: float,
-) -> CrossValidation:
-    """cross_validate as one Ray task with `cpus` CPUs (the training workers' size)."""
+def cross_validate_on_ray(cpus: float, *args: Any) -> CrossValidation:
+    """cross_validate(*args) as one Ray task with `cpus` CPUs (the training workers' size)."""
     import ray
 
     task = ray.remote(cross_validate).options(num_cpus=cpus, max_retries=1)
-    ref = task.remote(frame, encoder, params, rounds, folds, seed, baseline_C)
-    return ray.get(ref)
+    return ray.get(task.remote(*args))
 
 
 def cross_validation(
@@ -125,13 +117,10 @@ def cross_validation(
         settings.cv_max_rows,
         settings.seed,
     )
-    return cross_validate_on_ray(
-        development,
-        encoder,
-        params,
-        rounds,
-        settings.cv_folds,
-        settings.seed,
-        BASELINE_C if with_baseline else None,
-        settings.train_cpus_per_worker,
-    )
+    args = (development, encoder, params, rounds, settings.cv_folds, settings.seed)
+    baseline_C = BASELINE_C if with_baseline else None
+    if len(development) <= LOCAL_ROWS:
+        # A few seconds of fitting here, where a Ray task would first spend longer starting
+        # a worker and shipping the rows to it.
+        return cross_validate(*args, baseline_C)
+    return cross_validate_on_ray(settings.train_cpus_per_worker, *args, baseline_C)

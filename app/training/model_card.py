@@ -140,10 +140,15 @@ def alias_history(client, name: str, version: str) -> list[dict[str, Any]]:
     return [e.__dict__ for e in events if version in (e.version, e.previous_version)]
 
 
+def article(noun: str) -> str:
+    return "an" if noun[:1].lower() in "aeiou" else "a"
+
+
 def intended_use(dataset, threshold: float) -> str:
     entity = dataset.spec.entity.name
     return (
-        f"Probability of default of a {entity}'s credit application, from the features of "
+        f"Probability of default of {article(entity)} {entity}'s credit application, from the "
+        "features of "
         f"dataset {dataset.spec.name!r}: declined when PD >= {threshold:.4f}, each decline with "
         "its adverse-action reason codes. Protected attributes are never inputs. Not for "
         "populations unlike the training data (see the stability reference) or for any use "

@@ -369,3 +369,25 @@ def test_the_model_card_job_writes_a_version_and_names_an_unknown_one(
     assert json.loads((tmp_path / "card" / "card.json").read_text())["version"] == "1"
     unknown = run_job("jobs.model_card", "99", env=env, timeout=300)
     assert unknown.returncode != 0 and "99" in unknown.stderr and "Traceback" not in unknown.stderr
+
+
+def test_a_large_development_set_is_cross_validated_in_a_ray_task(base_settings, monkeypatch):
+    """Above LOCAL_ROWS the folds run as one Ray task: the same figures as in the driver."""
+    from app.training import crossval
+    from app.training.dataset import configured_split, load_training_frame
+    from app.training.preprocess import FeatureEncoder
+
+    splits = configured_split(load_training_frame(base_settings), base_settings)
+    encoder = FeatureEncoder.for_dataset(german())
+    params = {"objective": "binary:logistic", "max_depth": 2, "nthread": 1, "seed": 0}
+    args = (base_settings, splits, encoder, params, 10, True)
+    local = crossval.cross_validation(*args)
+    real, seen = crossval.cross_validate_on_ray, []
+
+    def on_ray(*task_args):
+        seen.append(task_args)
+        return real(*task_args)
+
+    monkeypatch.setattr(crossval, "LOCAL_ROWS", 10)
+    monkeypatch.setattr(crossval, "cross_validate_on_ray", on_ray)
+    assert crossval.cross_validation(*args) == local and len(seen) == 1

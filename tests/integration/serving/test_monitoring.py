@@ -159,6 +159,13 @@ def test_drift_is_flagged_reported_and_retrains_once(served, monitored):
     assert first["extra"]["sample_rate"] == 1.0  # every answered row was fed
     assert len(first["features"]) == 21
     assert first["prediction"]["column"] == "probability_of_default"
+    # Approvals per age band as answered, with the adverse impact ratio (age is a model
+    # column, so it is in the window; sex is protected and never logged, so not here).
+    assert set(first["fairness"]) == {"age_band"}
+    bands = {row["group"]: row for row in first["fairness"]["age_band"]}
+    assert sum(row["n"] for row in bands.values()) == WINDOW
+    assert max(row["approval_rate_ratio"] for row in bands.values()) == 1.0
+    assert first["stability"]["probability_of_default"]["band"] == "stable"
 
     send(served, shifted[WINDOW : 2 * WINDOW])
     second = drift_check(served, 2)
@@ -207,7 +214,11 @@ def test_drift_is_flagged_reported_and_retrains_once(served, monitored):
     records = sorted((root / "results").glob("drift-*.json"))
     assert len(records) >= 5 and json.loads(records[1].read_text())["dataset_drift"]
     # Five checks wrote a report each; only the newest monitor_keep_reports (2) are kept.
-    assert len(list((root / "reports").glob("drift-*.html"))) == monitored.monitor_keep_reports
+    kept = sorted((root / "reports").glob("drift-*.html"))
+    assert len(kept) == monitored.monitor_keep_reports
+    # Each check's Evidently page ends with what Evidently lacks: PSI/CSI and approvals.
+    page = kept[-1].read_text()
+    assert "Population and characteristic stability" in page and "Approvals by age_band" in page
     run_id = client.get_model_version(monitored.model_name, "1").run_id
     history = client.get_metric_history(run_id, "drift_share")
     assert len(history) >= 5 and max(m.value for m in history) > 0
@@ -272,7 +283,10 @@ def test_batch_monitor_reports_drift_and_performance_from_the_log(served, tmp_pa
     (record,) = (tmp_path / "monitoring" / "batch").glob("drift-*.json")
     found = json.loads(record.read_text())
     assert found["rows"] == 300 and "purpose" in found["drifted_features"]
-    assert list((tmp_path / "monitoring" / "batch").glob("drift-*.html"))
+    (page,) = (tmp_path / "monitoring" / "batch").glob("drift-*.html")
+    assert "Population and characteristic stability" in page.read_text()
+    assert found["stability"]["probability_of_default"]["band"] in ("stable", "watch", "act")
+    assert {row["group"] for row in found["fairness"]["age_band"]} >= {"26-35", "36-50"}
     empty = run_job(settings, "drift", "--since", "2000-01-01", "--until", "2000-01-02")
     assert empty.returncode == 2 and "no decisions logged" in empty.stderr
     assert "Traceback" not in empty.stderr
