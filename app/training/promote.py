@@ -56,7 +56,8 @@ def held_out(settings: Settings, versions: list[str]) -> HeldOut:
     for v in versions:
         model, _ = load_registered(mlflow_client, settings.model_name, v)
         scores[v], thresholds[v] = model.predict_pd(test), model.threshold
-        run_ids[v] = mlflow_client.get_model_version(settings.model_name, v).run_id
+        with registry.failures_named(settings.mlflow_tracking_uri, f"reading v{v}'s run"):
+            run_ids[v] = mlflow_client.get_model_version(settings.model_name, v).run_id
     return HeldOut(test, settings.load_dataset().label, scores, thresholds, run_ids)
 
 
