@@ -71,7 +71,8 @@ def screen_challenger(settings: Settings, data: HeldOut, version: str) -> list[F
     )
     found = fair_lending.findings(summary, screen)
     mlflow_client = registry.client(settings)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    # To the microsecond: two screenings within one second (a refusal, then --force) both stay.
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     run_id = data.run_ids[version]
     with registry.failures_named(settings.mlflow_tracking_uri, f"logging v{version}'s screen"):
         mlflow_client.log_dict(
