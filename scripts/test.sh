@@ -13,10 +13,27 @@ for arg in "$@"; do
 done
 
 bash scripts/setup.sh
+# The tests that need no Ray or service are independent of each other: they run on every core
+# (pytest-xdist). The integration tests share one Ray and its services, so they run in turn.
+# pytest's exit 5 is "no tests collected": arguments that select tests of one tier only.
+collected=0
+tier() {
+  local code=0
+  .venv/bin/python -m pytest "$@" || code=$?
+  if [ "$code" = 5 ]; then return 0; fi
+  collected=1
+  return "$code"
+}
+nothing_collected() {
+  [ "$collected" = 1 ] || { echo "error: no test matched: ${args[*]}" >&2; exit 5; }
+}
+unit() { tier -m "not integration" -n auto "$@"; }
 if [ "$fast" = 1 ]; then
   .venv/bin/ruff check .
   .venv/bin/ruff format --check .
-  exec .venv/bin/python -m pytest -m "not integration" "${args[@]}"
+  unit "${args[@]}"
+  nothing_collected
+  exit
 fi
 if ! command -v redis-server >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -29,5 +46,7 @@ if ! command -v redis-server >/dev/null; then
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+unit "${args[@]}"
 # The slowest tests in every full run's output: where the suite's time goes.
-exec .venv/bin/python -m pytest --durations=20 "${args[@]}"
+tier -m integration --durations=20 "${args[@]}"
+nothing_collected
