@@ -19,6 +19,7 @@ from app.config import Settings, load_settings
 from app.domain import CHAMPION
 from app.errors import CreditRiskError
 from app.runtime import run_job, setup_logging
+from app.times import parse_utc
 
 EXIT_DRIFT = 3
 
@@ -27,12 +28,8 @@ class MonitorInputError(CreditRiskError):
     """Nothing to monitor in the requested window, or a bad window."""
 
 
-def _time(text: str) -> pd.Timestamp:
-    try:
-        stamp = pd.Timestamp(text)
-    except ValueError:
-        raise MonitorInputError(f"not a date/time: {text!r} (use ISO 8601)") from None
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+def _time(text: str, flag: str) -> pd.Timestamp:
+    return pd.Timestamp(parse_utc(text, flag))
 
 
 def answered_decisions(
@@ -71,8 +68,8 @@ def run_drift(settings: Settings, args: argparse.Namespace) -> int:
     from app.monitoring.window import window_fairness, window_stability
     from app.training.reference import load_reference
 
-    until = _time(args.until) if args.until else None
-    since = _time(args.since) if args.since else None
+    until = _time(args.until, "--until") if args.until else None
+    since = _time(args.since, "--since") if args.since else None
     if args.last_hours is not None:
         until = until or pd.Timestamp(datetime.now(UTC))
         since = until - timedelta(hours=args.last_hours)

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 
 from app.config import Settings, load_settings
-from app.errors import CreditRiskError
 from app.runtime import run_job, setup_logging
+from app.times import parse_utc
 from app.training import registry
 from app.training.promote import promote, rollback
 
@@ -42,7 +41,7 @@ def main() -> int:
 
 def show_history(settings: Settings, at_text: str | None) -> int:
     """The audit history (up to `at_text`, and who was champion then)."""
-    at = parse_time(at_text) if at_text else None
+    at = parse_utc(at_text, "--at") if at_text else None
     events = registry.history(registry.client(settings), settings.model_name)
     shown = [e for e in events if at is None or registry.event_time(e) <= at]
     for event in shown:
@@ -56,14 +55,6 @@ def show_history(settings: Settings, at_text: str | None) -> int:
     for alias, event in sorted(named.items()):
         print(f"  {alias}: v{event.version} (since {event.time}, {event.action} by {event.user})")
     return 0
-
-
-def parse_time(text: str) -> datetime:
-    try:
-        stamp = datetime.fromisoformat(text)
-    except ValueError:
-        raise CreditRiskError(f"--at {text!r} is not an ISO 8601 time (2026-12-01T09:30)") from None
-    return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp
 
 
 if __name__ == "__main__":

@@ -6,11 +6,11 @@ differs. Exit 0: every decision reproduced; 1: one differs (or its record was al
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
 
 from app.config import load_settings
 from app.runtime import run_job, setup_logging
 from app.serving import replay
+from app.times import parse_utc
 
 
 def main() -> int:
@@ -24,13 +24,7 @@ def main() -> int:
         parser.error("give REQUEST_ID(s), or --since DATE [--sample N] for an audit")
     if args.sample < 1:
         parser.error("--sample must be at least 1")
-    since = None
-    if args.since:
-        try:
-            since = datetime.fromisoformat(args.since)
-        except ValueError:
-            parser.error(f"--since {args.since!r} is not an ISO 8601 date or time")
-        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    since = parse_utc(args.since, "--since") if args.since else None
     setup_logging()
     settings = load_settings()
     if since is not None:

@@ -19,6 +19,7 @@ from app.monitoring.htmlparts import chart, html_table, note
 from app.monitoring.outcomes import join_outcomes, prediction_columns
 from app.monitoring.performance import performance_by_period
 from app.monitoring.stability_view import BANDS_NOTE, latest_stability, stability_fields
+from app.times import parse_utc
 from app.training.calibration import calibration_by_grade, scale_of
 
 REPORT_NAME = "report.html"
@@ -49,9 +50,8 @@ def read_decisions(settings: Settings) -> pd.DataFrame:
 
 
 def _utc(text: str) -> pd.Timestamp:
-    stamp = pd.Timestamp(text)
     # Records carry an offset; a naive one (hand-written) is taken as UTC, as the log's times.
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return pd.Timestamp(parse_utc(text, "checked_at"))
 
 
 def read_drift_history(monitor_dir: Path) -> tuple[pd.DataFrame, int]:

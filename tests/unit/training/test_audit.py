@@ -65,7 +65,7 @@ def test_which_version_each_alias_named_at_a_time_is_replayed_from_the_history()
 
 def test_the_promote_job_answers_who_was_champion_at_a_time(sqlite_uri, tmp_path, capsys):
     from app.config import load_settings
-    from jobs.promote import parse_time, show_history
+    from jobs.promote import show_history
 
     settings = load_settings(data_dir=tmp_path, mlflow_tracking_uri=sqlite_uri, _env_file=None)
     events = registry.history(MlflowClient(sqlite_uri, sqlite_uri), NAME)
@@ -76,5 +76,5 @@ def test_the_promote_job_answers_who_was_champion_at_a_time(sqlite_uri, tmp_path
     assert len(shown) == events.index(champion_moved) + 1 + 2  # the events so far, then "at"
     assert show_history(settings, "2000-01-01") == 0
     assert capsys.readouterr().out.splitlines()[-1] == "at 2000-01-01T00:00:00Z: no alias set"
-    with pytest.raises(CreditRiskError, match="not an ISO 8601 time"):
-        parse_time("yesterday")
+    with pytest.raises(CreditRiskError, match="--at 'yesterday' is not an ISO 8601 date or time"):
+        show_history(settings, "yesterday")
