@@ -76,7 +76,7 @@ def train_model(settings: Settings) -> str:
         return skip
     report = train_and_register(settings)
     aliases = ", ".join(report.aliases)
-    card = model_card.write_or_say(settings, str(report.version))
+    card = model_card.write_or_say(settings, str(report.version), report.card_content)
     return (
         f"{settings.model_name} v{report.version} ({aliases}), test AUC "
         f"{report.metrics['test_auc']:.3f}; model card: {card}; MLflow UI: {mlflow_ui(settings)}"

@@ -179,29 +179,31 @@ def write(built: dict[str, Any], out: Path) -> tuple[Path, Path]:
     return json_path, html_path
 
 
-def publish_or_say(settings: Settings, version: str) -> str:
-    """publish; -> where the card is, or why it is not. Called once an alias has moved, so a
-    card that cannot be written is said (the caller prints it), never taken for a failed
-    registration or promotion."""
+def publish_or_say(settings: Settings, version: str) -> tuple[str, dict[str, Any] | None]:
+    """publish; -> where the card is, or why it is not, and the card (None if not built).
+    Called once an alias has moved, so a card that cannot be written is said (the caller
+    prints it), never taken for a failed registration or promotion."""
     try:
         built = publish(settings, version)
     except Exception as exc:  # the alias move stands; the card can be made again later
         return (
             f"model card not logged ({type(exc).__name__}: {exc}); make it with "
             f"`python -m jobs.model_card {version}`"
-        )
-    return f"runs:/{built['run_id']}/{CARD_DIR}/card.html"
+        ), None
+    return f"runs:/{built['run_id']}/{CARD_DIR}/card.html", built
 
 
 def cards_dir(settings: Settings) -> Path:
     return settings.data_dir / "model_cards"
 
 
-def write_or_say(settings: Settings, version: str) -> str:
-    """The card written to <data_dir>/model_cards/v<version>; -> its path, or why not (the
-    main job goes on: the model is registered and the card can be made again)."""
+def write_or_say(settings: Settings, version: str, built: dict[str, Any] | None = None) -> str:
+    """The card (`built`, as just published, or built now) written to
+    <data_dir>/model_cards/v<version>; -> its path, or why not (the main job goes on: the
+    model is registered and the card can be made again)."""
     try:
-        _, html = write(card(settings, version), cards_dir(settings) / f"v{version}")
+        built = built if built is not None else card(settings, version)
+        _, html = write(built, cards_dir(settings) / f"v{version}")
     except Exception as exc:
         return f"not written ({type(exc).__name__}: {exc}; `python -m jobs.model_card {version}`)"
     return str(html)

@@ -124,7 +124,7 @@ def promote(settings: Settings, force: bool = False) -> PromotionResult:
         reason += f"; fair-lending screen failed: {fair_lending.describe(breaches)}"
     registry.move_alias(mlflow_client, name, CHAMPION, challenger, "promote", reason)
     registry.clear_alias(mlflow_client, name, CHALLENGER, f"promoted v{challenger}")
-    card = model_card.publish_or_say(settings, challenger)
+    card, _ = model_card.publish_or_say(settings, challenger)
     return PromotionResult(challenger, champion, challenger_auc, champion_auc, force, found, card)
 
 
@@ -148,7 +148,7 @@ def rollback(settings: Settings) -> PromotionResult:
                 "rollback",
                 f"rolled back v{current}",
             )
-            card = model_card.publish_or_say(settings, event.previous_version)
+            card, _ = model_card.publish_or_say(settings, event.previous_version)
             return PromotionResult(event.previous_version, current, None, None, False, [], card)
     raise registry.RegistryError(
         f"no earlier champion of {name!r} to roll back to (see `python -m jobs.promote --history`)"

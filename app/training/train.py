@@ -38,6 +38,8 @@ class TrainReport:
     sizes: dict[str, int]
     seconds: dict[str, float] = field(default_factory=dict)
     card: str = ""  # where the version's model card is in MLflow, or why it is not
+    # The card as logged (None if it could not be built): the main job writes it out as is.
+    card_content: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -261,6 +263,7 @@ def _train_and_register(
         checks,
         version_tags,
     )
+    card, card_content = model_card.publish_or_say(settings, version)
     return TrainReport(
         run_id=logged.run_id,
         model_name=settings.model_name,
@@ -271,5 +274,6 @@ def _train_and_register(
         gates=checks,
         sizes=prepared.splits.sizes(),
         seconds=timings,
-        card=model_card.publish_or_say(settings, version),
+        card=card,
+        card_content=card_content,
     )
