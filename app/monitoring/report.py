@@ -15,6 +15,7 @@ import pandas as pd
 from app.config import Settings
 from app.domain import APPROVE, PREDICTION
 from app.fs import atomic_write
+from app.monitoring.fairness_view import fairness_fields, fairness_section
 from app.monitoring.htmlparts import chart, html_table, note
 from app.monitoring.outcomes import join_outcomes, prediction_columns
 from app.monitoring.performance import performance_by_period
@@ -71,6 +72,7 @@ def read_drift_history(monitor_dir: Path) -> tuple[pd.DataFrame, int]:
                         "drifted_features": ", ".join(record.get("drifted_features") or []),
                         "model_version": record.get("model_version") or "",
                         **stability_fields(record),
+                        **fairness_fields(record),
                     }
                 )
             # A record being written by another version, or cut short, must not stop the page.
@@ -181,7 +183,7 @@ def _drift_section(history: pd.DataFrame, unreadable: int) -> str:
     newest["checked_at"] = newest["checked_at"].dt.strftime("%Y-%m-%d %H:%M:%S UTC")
     plural = "s" if len(history) != 1 else ""
     caption = f"<p>{len(history):,} check{plural}; the newest {len(newest)} listed.</p>"
-    shown = newest.drop(columns=["stability"], errors="ignore")
+    shown = newest.drop(columns=["stability", "fairness"], errors="ignore")
     return _drift_chart(history) + caption + html_table(shown, {"drift_share": 3}) + skipped
 
 
@@ -229,6 +231,7 @@ def render_report(
         ("Calibration by PD grade", _calibration_section(calibration, confidence)),
         ("Drift share over time", _drift_section(history, unreadable)),
         ("Population and characteristic stability", _stability_section(history)),
+        ("Fair lending: approvals by group", fairness_section(history)),
     ]
     body = "".join(f"<h2>{title}</h2>{content}" for title, content in sections)
     return (

@@ -108,6 +108,17 @@ STABILITY = {
 }
 
 
+# Approvals per age band as the second check answered them: 18-25 breaches the screen.
+FAIRNESS = {
+    "age_band": [
+        {"group": "18-25", "n": 40, "approvals": 12, "approval_rate": 0.3,
+         "approval_rate_ratio": 0.375, "p_value": 0.0001, "screened": True, "breach": True},
+        {"group": "36-50", "n": 50, "approvals": 40, "approval_rate": 0.8,
+         "approval_rate_ratio": 1.0, "p_value": None, "screened": True, "breach": False},
+    ]
+}  # fmt: skip
+
+
 def record_checks(settings) -> None:
     store = ResultStore(settings.monitor_dir, keep_reports=5)
     for check, (drift, share, at) in enumerate(
@@ -117,6 +128,7 @@ def record_checks(settings) -> None:
         payload = result(drift).to_dict() | {"checked_at": at, "drift_share": share}
         # The second check has the stability figures; the first predates them.
         payload["stability"] = STABILITY if check == 2 else {}
+        payload["fairness"] = FAIRNESS if check == 2 else {}
         store.save(payload | {"extra": {"check": check}}, Snapshot(), MonitorState())
 
 
@@ -138,10 +150,11 @@ def test_the_report_shows_scores_approval_auc_and_drift_that_match_the_inputs(se
         "Calibration by PD grade",
         "Drift share over time",
         "Population and characteristic stability",
+        "Fair lending: approvals by group",
     ]
     # Each section has its chart(s) inline: nothing to fetch.
     charts = {name: s["images"] for name, s in page.sections.items()}
-    assert [len(images) for images in charts.values()] == [1, 2, 1, 1, 0]
+    assert [len(images) for images in charts.values()] == [1, 2, 1, 1, 0, 0]
     assert all(src.startswith("data:image/png;base64,") for s in charts.values() for src in s)
     outside_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", path.read_text())
     assert "http" not in outside_images and "<script" not in outside_images
@@ -176,6 +189,8 @@ def test_the_report_shows_scores_approval_auc_and_drift_that_match_the_inputs(se
     assert drift["drifted_features"].tolist()[0] == "credit_amount"
     assert drift["score_psi"].tolist() == ["0.040", "-"]
     assert drift["largest_csi"].tolist() == ["purpose 0.310", "-"]
+    assert drift["lowest_air"].tolist() == ["age_band 18-25 0.38", "-"]
+    assert drift["screen_breaches"].tolist() == ["1", "-"]
     stability = page.table("Population and characteristic stability")
     assert stability.values.tolist() == [
         ["purpose", "CSI", "0.3100", "act"],
@@ -186,6 +201,16 @@ def test_the_report_shows_scores_approval_auc_and_drift_that_match_the_inputs(se
         "2026-11-02 12:00:00 UTC"
         in page.sections["Population and characteristic stability"]["text"]
     )
+    fairness = page.table("Fair lending: approvals by group")
+    assert fairness.columns.tolist()[:6] == [
+        "group", "n", "approvals", "approval_rate", "approval_rate_ratio", "p_value"
+    ]  # fmt: skip
+    assert fairness.values.tolist() == [
+        ["18-25", "40", "12", "0.300", "0.375", "0.0001", "yes", "yes"],
+        ["36-50", "50", "40", "0.800", "1.000", "-", "yes", "no"],
+    ]
+    section = page.sections["Fair lending: approvals by group"]["text"]
+    assert "2026-11-02 12:00:00 UTC" in section and "CREDIT_FAIR_LENDING_SCREEN" in section
     assert not list(settings.monitor_dir.glob(".*.tmp"))  # written atomically
 
 
@@ -200,6 +225,8 @@ def test_without_outcomes_or_drift_checks_the_report_says_so(settings):
     assert "no drift checks recorded yet" in drift["text"] and not drift["images"]
     stability = page.sections["Population and characteristic stability"]["text"]
     assert "no drift check with stability figures yet" in stability
+    fairness = page.sections["Fair lending: approvals by group"]["text"]
+    assert "no drift check with approvals per group yet" in fairness
     assert NO_OUTCOMES in page.sections["Calibration by PD grade"]["text"]
 
 
