@@ -210,6 +210,9 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
     assert "19 features for A0000001 from the online store" in first.stdout
     assert "full load of applicant_financials, applicant_profile" in first.stdout
     assert "credit_risk v1 (champion), test AUC" in first.stdout
+    # The champion's model card, as logged to its run, written out and named.
+    card = tmp_path / "model_cards" / "v1" / "card.html"
+    assert f"model card: {card}" in first.stdout and "<h1" in card.read_text()
     served = f"app 'credit' at http://127.0.0.1:{port} and gRPC 127.0.0.1:{grpc} (2 replicas)"
     assert f"{served}, champion v1" in first.stdout
     assert f"gRPC (V2)         127.0.0.1:{grpc}" in first.stdout  # under "Where to look"
