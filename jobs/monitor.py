@@ -28,10 +28,6 @@ class MonitorInputError(CreditRiskError):
     """Nothing to monitor in the requested window, or a bad window."""
 
 
-def _time(text: str, flag: str) -> pd.Timestamp:
-    return pd.Timestamp(parse_utc(text, flag))
-
-
 def answered_decisions(
     settings: Settings,
     since: pd.Timestamp | None,
@@ -68,8 +64,8 @@ def run_drift(settings: Settings, args: argparse.Namespace) -> int:
     from app.monitoring.window import window_fairness, window_stability
     from app.training.reference import load_reference
 
-    until = _time(args.until, "--until") if args.until else None
-    since = _time(args.since, "--since") if args.since else None
+    until = pd.Timestamp(parse_utc(args.until, "--until")) if args.until else None
+    since = pd.Timestamp(parse_utc(args.since, "--since")) if args.since else None
     if args.last_hours is not None:
         until = until or pd.Timestamp(datetime.now(UTC))
         since = until - timedelta(hours=args.last_hours)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from app.monitoring.htmlparts import html_table, note
+from app.monitoring.htmlparts import html_table, newest_with, note
 
 SCREEN_NOTE = (
     "Approvals per group as answered. The adverse impact ratio (approval_rate_ratio) is a "
@@ -39,18 +39,22 @@ def fairness_fields(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def group_tables(figures: dict[str, list[dict[str, Any]]], heading: str) -> str:
+    """A check's approvals per group, one titled table per grouping (the report's section and
+    each check's Evidently page)."""
+    digits = {"approval_rate": 3, "approval_rate_ratio": 3, "p_value": 4}
+    return "".join(
+        f"<{heading}>Approvals by {html.escape(grouping)} (adverse impact ratio)</{heading}>"
+        + html_table(pd.DataFrame(rows), digits)
+        for grouping, rows in figures.items()
+    )
+
+
 def fairness_section(history: pd.DataFrame) -> str:
     """The newest check's approvals per group, one table per grouping."""
-    if "fairness" not in history.columns:
+    newest = newest_with(history, "fairness")
+    if newest is None:
         return note(NONE_YET)
-    with_figures = history[history["fairness"].map(bool)]
-    if with_figures.empty:
-        return note(NONE_YET)
-    newest = with_figures.iloc[-1]
     when = f"{newest['checked_at']:%Y-%m-%d %H:%M:%S} UTC"
-    parts = [f"<p>Check of {when} ({newest['source']}). {html.escape(SCREEN_NOTE)}</p>"]
-    digits = {"approval_rate": 3, "approval_rate_ratio": 3, "p_value": 4}
-    for grouping, rows in newest["fairness"].items():
-        parts.append(f"<h3>{html.escape(grouping)}</h3>")
-        parts.append(html_table(pd.DataFrame(rows), digits))
-    return "".join(parts)
+    caption = f"<p>Check of {when} ({newest['source']}). {html.escape(SCREEN_NOTE)}</p>"
+    return caption + group_tables(newest["fairness"], "h3")

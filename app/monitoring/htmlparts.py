@@ -1,5 +1,5 @@
 """HTML pieces of the monitoring report: tables, notes and inline PNG charts, with nothing to
-fetch (the page opens offline)."""
+fetch (the page opens offline), and the check a section shows."""
 
 from __future__ import annotations
 
@@ -62,3 +62,11 @@ def html_table(frame: pd.DataFrame, digits: dict[str, int] | None = None) -> str
 
 def note(text: str) -> str:
     return f'<p class="none">{html.escape(text)}</p>'
+
+
+def newest_with(history: pd.DataFrame, column: str) -> pd.Series | None:
+    """The newest check whose `column` (a dict of figures) is not empty; None if none is."""
+    if column not in history.columns:
+        return None
+    with_figures = history[history[column].map(bool)]
+    return None if with_figures.empty else with_figures.iloc[-1]

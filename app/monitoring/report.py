@@ -14,6 +14,7 @@ import pandas as pd
 
 from app.config import Settings
 from app.domain import APPROVE, PREDICTION
+from app.errors import CreditRiskError
 from app.fs import atomic_write
 from app.monitoring.fairness_view import fairness_fields, fairness_section
 from app.monitoring.htmlparts import chart, html_table, note
@@ -50,11 +51,6 @@ def read_decisions(settings: Settings) -> pd.DataFrame:
     return answered(table.to_pandas()).reset_index(drop=True)
 
 
-def _utc(text: str) -> pd.Timestamp:
-    # Records carry an offset; a naive one (hand-written) is taken as UTC, as the log's times.
-    return pd.Timestamp(parse_utc(text, "checked_at"))
-
-
 def read_drift_history(monitor_dir: Path) -> tuple[pd.DataFrame, int]:
     """Every stored drift check in time order, and how many records could not be read."""
     rows, unreadable = [], 0
@@ -64,7 +60,8 @@ def read_drift_history(monitor_dir: Path) -> tuple[pd.DataFrame, int]:
                 record = json.loads(path.read_text())
                 rows.append(
                     {
-                        "checked_at": _utc(record["checked_at"]),
+                        # A naive time (hand-written) is taken as UTC, as the log's times.
+                        "checked_at": pd.Timestamp(parse_utc(record["checked_at"], "checked_at")),
                         "source": source,
                         "rows": int(record["rows"]),
                         "drift_share": float(record["drift_share"]),
@@ -76,7 +73,7 @@ def read_drift_history(monitor_dir: Path) -> tuple[pd.DataFrame, int]:
                     }
                 )
             # A record being written by another version, or cut short, must not stop the page.
-            except (OSError, ValueError, KeyError, TypeError):
+            except (OSError, ValueError, KeyError, TypeError, CreditRiskError):
                 unreadable += 1
     history = pd.DataFrame(rows, columns=["checked_at", "source", "rows", "drift_share"])
     if rows:

@@ -9,6 +9,8 @@ from typing import Any
 import pandas as pd
 
 from app.domain import PREDICTION
+from app.monitoring.fairness_view import group_tables
+from app.monitoring.htmlparts import html_table, newest_with
 from app.training.stability import ACT, WATCH
 
 BANDS_NOTE = (
@@ -45,12 +47,9 @@ def stability_fields(record: dict[str, Any]) -> dict[str, Any]:
 def latest_stability(history: pd.DataFrame) -> tuple[pd.Series | None, pd.DataFrame]:
     """The newest check that has stability figures, and its table: one row per column,
     largest first."""
-    if "stability" not in history.columns:
+    newest = newest_with(history, "stability")
+    if newest is None:
         return None, pd.DataFrame()
-    with_figures = history[history["stability"].map(bool)]
-    if with_figures.empty:
-        return None, pd.DataFrame()
-    newest = with_figures.iloc[-1]
     rows = [
         {
             "column": column,
@@ -68,8 +67,6 @@ def check_section(payload: dict[str, Any]) -> str:
     """What a check's Evidently page lacks, as one HTML block: the PSI of the score and the
     CSI per characteristic on the frozen bins, and approvals per fairness group with the
     adverse impact ratio (each only when the check has them)."""
-    from app.monitoring.htmlparts import html_table
-
     parts = []
     figures = payload.get("stability") or {}
     if figures:
@@ -81,10 +78,9 @@ def check_section(payload: dict[str, Any]) -> str:
         table = pd.DataFrame(rows).sort_values("value", ascending=False, kind="stable")
         parts.append(f"<h2>Population and characteristic stability</h2><p>{BANDS_NOTE}</p>")
         parts.append(html_table(table.reset_index(drop=True), {"value": 4}))
-    for grouping, rows in (payload.get("fairness") or {}).items():
-        frame = pd.DataFrame(rows)
-        parts.append(f"<h2>Approvals by {grouping} (adverse impact ratio)</h2>")
-        parts.append(html_table(frame, {"approval_rate": 3, "approval_rate_ratio": 3}))
+    tables = group_tables(payload.get("fairness") or {}, "h2")
+    if tables:
+        parts.append(tables)
     if not parts:
         return ""
     style = "font-family:sans-serif;margin:2rem;max-width:70rem"
