@@ -31,13 +31,45 @@ def quiet_port(low: int = 20_000, high: int = 30_000) -> int:
     many connections Ray opens meanwhile can take; Ray's workers use 10002-19999 and Serve's
     replicas 30000-31000 (HTTP) and 40000-41000 (gRPC)."""
     for port in random.sample(range(low, high), 200):
-        with socket.socket() as s:
-            try:
-                s.bind(("0.0.0.0", port))
-            except OSError:
-                continue
+        if bindable(port):
             return port
     raise OSError(f"no free port in {low}-{high - 1} after 200 tries")
+
+
+def bindable(port: int) -> bool:
+    """Nothing listens on `port` on any interface."""
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        return True
+
+
+# Serve's replicas (direct ingress) listen on ports handed out from
+# RAY_SERVE_DIRECT_INGRESS_{MIN,MAX}_{HTTP,GRPC}_PORT, 30000-31000 and 40000-41000 by default.
+# A port a stopped replica freed is held back for a while (RAY_SERVE_PORT_QUARANTINE_S), since
+# that Ray's HAProxy may still send requests to it; another Ray on the machine knows nothing of
+# this, binds the port at once, and its replica gets the first service's callers (seen: a
+# test's decision request answered 401 by a main job's replica). A Ray this project starts on
+# a machine takes a block of its own from above the kernel's ephemeral range (Linux:
+# 32768-60999), clear of Serve's defaults and of `quiet_port`'s range.
+REPLICA_PORT_RANGE = range(61_000, 65_400)
+REPLICA_PORT_BLOCK = 200  # the first half for HTTP, the second for gRPC
+
+
+def replica_port_block() -> int:
+    """The first port of a block of REPLICA_PORT_BLOCK ports of which nothing listens on any.
+    Replicas take a block's lowest ports first, so a Ray serving from a block is seen; two Rays
+    starting in the same minute can still draw the same block (1 in 22)."""
+    starts = list(range(REPLICA_PORT_RANGE.start, REPLICA_PORT_RANGE.stop, REPLICA_PORT_BLOCK))
+    for start in random.sample(starts, len(starts)):
+        if all(bindable(port) for port in range(start, start + REPLICA_PORT_BLOCK)):
+            return start
+    raise OSError(
+        f"no block of {REPLICA_PORT_BLOCK} free ports in {REPLICA_PORT_RANGE.start}-"
+        f"{REPLICA_PORT_RANGE.stop - 1} for Serve's replicas: every one is in use"
+    )
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -261,3 +261,45 @@ def test_haproxys_own_ports_come_from_a_range_nothing_else_hands_out(tmp_path):
     for port in ports:
         with socket.socket() as s:
             s.bind(("0.0.0.0", port))  # free on every interface
+
+
+def test_a_local_ray_gives_its_replicas_ports_no_other_ray_here_uses(tmp_path):
+    """Serve's default range is every Ray's: a second Ray on the machine could bind a port the
+    first one's HAProxy still routes to, and answer its callers."""
+    from app.config import Settings
+    from app.runtime import serve_environment
+
+    settings = Settings(data_dir=tmp_path, serve_ingress="haproxy")
+    env = serve_environment(settings, local=True, run_dir=tmp_path)
+    names = [
+        f"RAY_SERVE_DIRECT_INGRESS_{b}_{p}_PORT" for p in ("HTTP", "GRPC") for b in ("MIN", "MAX")
+    ]
+    low_http, high_http, low_grpc, high_grpc = (int(env[name]) for name in names)
+    assert 60_999 < low_http < high_http == low_grpc < high_grpc < 65_536
+    assert high_http - low_http >= 100 and high_grpc - low_grpc >= 100
+    # A Ray on a cluster node (`ray start`, jobs.serve_env) keeps Serve's documented defaults.
+    assert not set(names) & set(serve_environment(settings, run_dir=tmp_path))
+
+
+def test_a_block_where_anything_listens_is_skipped():
+    """Any listener in a block (another Ray's replica) rules the block out; the one block
+    left free is the one handed out."""
+    import socket
+
+    from app.localservices import REPLICA_PORT_BLOCK, REPLICA_PORT_RANGE, replica_port_block
+
+    starts = range(REPLICA_PORT_RANGE.start, REPLICA_PORT_RANGE.stop, REPLICA_PORT_BLOCK)
+    free = starts[len(starts) // 2]
+    held = []
+    try:
+        for start in starts:
+            if start == free:
+                continue
+            s = socket.socket()
+            s.bind(("0.0.0.0", start + REPLICA_PORT_BLOCK - 1))  # the block's last port
+            s.listen()
+            held.append(s)
+        assert {replica_port_block() for _ in range(5)} == {free}
+    finally:
+        for s in held:
+            s.close()
