@@ -28,6 +28,30 @@ nothing_collected() {
   [ "$collected" = 1 ] || { echo "error: no test matched: ${args[*]}" >&2; exit 5; }
 }
 unit() { tier -m "not integration" -n auto "$@"; }
+# The integration tests share one Ray and its services, so they run in turn; the few that start
+# a Ray of their own (own_ray: the two-node loop, the main jobs) wait on their subprocesses
+# most of the time and run in a second pytest beside them, their output shown after.
+# --durations: the slowest tests in every full run's output, where the suite's time goes.
+integration() {
+  local own_log own_pid own=0 shared=0
+  own_log="$(mktemp)"
+  .venv/bin/python -m pytest -m integration --ray-group own --durations=20 "$@" >"$own_log" 2>&1 &
+  own_pid=$!
+  # Background jobs ignore Ctrl-C: stop this one with the script.
+  trap 'kill "$own_pid" 2>/dev/null || true' EXIT
+  .venv/bin/python -m pytest -m integration --ray-group shared --durations=20 "$@" || shared=$?
+  wait "$own_pid" || own=$?
+  trap - EXIT
+  echo "--- the tests that start a Ray of their own, run beside the ones above:"
+  cat "$own_log"
+  rm -f "$own_log"
+  for code in "$shared" "$own"; do
+    if [ "$code" != 5 ]; then collected=1; fi
+  done
+  for code in "$shared" "$own"; do
+    if [ "$code" != 0 ] && [ "$code" != 5 ]; then return "$code"; fi
+  done
+}
 if [ "$fast" = 1 ]; then
   .venv/bin/ruff check .
   .venv/bin/ruff format --check .
@@ -47,6 +71,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 unit "${args[@]}"
-# The slowest tests in every full run's output: where the suite's time goes.
-tier -m integration --durations=20 "${args[@]}"
+integration "${args[@]}"
 nothing_collected

@@ -13,9 +13,26 @@ from app.localservices import ManagedProcess, free_port, start_fakesnow, start_r
 from tests.utils import ROOT
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ray-group",
+        choices=("own", "shared"),
+        help="only the tests that start a Ray of their own (own_ray), or only the others: "
+        "scripts/test.sh runs the two groups in two pytest processes side by side",
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that start a Ray of their own run first, before the session's Ray exists: two
-    Rays on a 2-core machine slow each other down and every test around them."""
+    """`--ray-group` keeps one of the two groups. Run together in one process, the tests that
+    start a Ray of their own come first, before the session's Ray exists, so that a plain
+    `pytest` never has the two Rays at once."""
+    group = config.getoption("--ray-group")
+    if group:
+        own = group == "own"
+        keep = [item for item in items if (item.get_closest_marker("own_ray") is not None) == own]
+        kept = set(keep)
+        config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+        items[:] = keep
     items.sort(key=lambda item: item.get_closest_marker("own_ray") is None)
 
 
