@@ -4,6 +4,7 @@ for tests, benchmarks and trying the Snowflake path without an account, each a M
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
 import shutil
@@ -11,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,17 +61,38 @@ REPLICA_PORT_BLOCK = 200  # the first half for HTTP, the second for gRPC
 
 
 def replica_port_block() -> int:
-    """The first port of a block of REPLICA_PORT_BLOCK ports of which nothing listens on any.
-    Replicas take a block's lowest ports first, so a Ray serving from a block is seen; two Rays
-    starting in the same minute can still draw the same block (1 in 22)."""
+    """The first port of a block of REPLICA_PORT_BLOCK ports that no other process of ours has
+    claimed and nothing listens on. The claim is a lock held until this process (the one that
+    starts the Ray) exits: a Ray whose replicas have not bound their ports yet holds its block
+    too."""
     starts = list(range(REPLICA_PORT_RANGE.start, REPLICA_PORT_RANGE.stop, REPLICA_PORT_BLOCK))
     for start in random.sample(starts, len(starts)):
+        claim = _claim_block(start)
+        if claim is None:
+            continue
         if all(bindable(port) for port in range(start, start + REPLICA_PORT_BLOCK)):
-            return start
+            return start  # the lock's descriptor stays open, and the lock held, on purpose
+        os.close(claim)
     raise OSError(
         f"no block of {REPLICA_PORT_BLOCK} free ports in {REPLICA_PORT_RANGE.start}-"
         f"{REPLICA_PORT_RANGE.stop - 1} for Serve's replicas: every one is in use"
     )
+
+
+def _claim_block(start: int) -> int | None:
+    """An open descriptor holding the block's lock, or None when another process holds it."""
+    folder = Path(tempfile.gettempdir()) / f"credit-replica-ports-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        fd = os.open(folder / f"{start}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

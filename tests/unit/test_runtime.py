@@ -281,13 +281,17 @@ def test_a_local_ray_gives_its_replicas_ports_no_other_ray_here_uses(tmp_path):
     assert not set(names) & set(serve_environment(settings, run_dir=tmp_path))
 
 
-def test_a_block_where_anything_listens_is_skipped():
+def test_a_block_where_anything_listens_is_skipped(tmp_path, monkeypatch):
     """Any listener in a block (another Ray's replica) rules the block out; the one block
-    left free is the one handed out."""
+    left free is the one handed out, and only once: it stays claimed while this process
+    lives, as for a Ray whose replicas have not bound their ports yet."""
     import socket
+    import tempfile
 
     from app.localservices import REPLICA_PORT_BLOCK, REPLICA_PORT_RANGE, replica_port_block
 
+    # The claims' lock files of this test only: not those of any Ray running on the machine.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     starts = range(REPLICA_PORT_RANGE.start, REPLICA_PORT_RANGE.stop, REPLICA_PORT_BLOCK)
     free = starts[len(starts) // 2]
     held = []
@@ -299,7 +303,9 @@ def test_a_block_where_anything_listens_is_skipped():
             s.bind(("0.0.0.0", start + REPLICA_PORT_BLOCK - 1))  # the block's last port
             s.listen()
             held.append(s)
-        assert {replica_port_block() for _ in range(5)} == {free}
+        assert replica_port_block() == free
+        with pytest.raises(OSError, match="every one is in use"):
+            replica_port_block()
     finally:
         for s in held:
             s.close()
