@@ -48,16 +48,18 @@ def bindable(port: int) -> bool:
         return True
 
 
-# Serve's replicas (direct ingress) listen on ports handed out from
-# RAY_SERVE_DIRECT_INGRESS_{MIN,MAX}_{HTTP,GRPC}_PORT, 30000-31000 and 40000-41000 by default.
-# A port a stopped replica freed is held back for a while (RAY_SERVE_PORT_QUARANTINE_S), since
-# that Ray's HAProxy may still send requests to it; another Ray on the machine knows nothing of
-# this, binds the port at once, and its replica gets the first service's callers (seen: a
-# test's decision request answered 401 by a main job's replica). A Ray this project starts on
-# a machine takes a block of its own from above the kernel's ephemeral range (Linux:
-# 32768-60999), clear of Serve's defaults and of `quiet_port`'s range.
+# HAProxy's backends listen on ports every Ray hands out alike. Serve's fallback proxy, the
+# backup HAProxy sends requests to while no replica is up (as around a redeploy), binds
+# RAY_SERVE_FALLBACK_PROXY_{HTTP,GRPC}_PORT, 8500 and 9500, with SO_REUSEPORT: a second Ray on
+# the machine binds them too and the kernel gives it part of the first one's traffic (seen: a
+# test's decisions answered 401 by a main job's app). The replicas (direct ingress) take ports
+# from RAY_SERVE_DIRECT_INGRESS_{MIN,MAX}_{HTTP,GRPC}_PORT, 30000-31000 and 40000-41000; a port
+# a stopped replica freed is held back while HAProxy may still route to it
+# (RAY_SERVE_PORT_QUARANTINE_S), but only from that Ray's replicas. So a Ray this project starts
+# on a machine takes a block of its own for all of them, from above the kernel's ephemeral
+# range (Linux: 32768-60999), clear of Serve's defaults and of `quiet_port`'s range.
 REPLICA_PORT_RANGE = range(61_000, 65_400)
-REPLICA_PORT_BLOCK = 200  # the first half for HTTP, the second for gRPC
+REPLICA_PORT_BLOCK = 200  # HTTP's half, then gRPC's: the fallback proxy's port, the replicas'
 
 
 def replica_port_block() -> int:

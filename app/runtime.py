@@ -98,11 +98,12 @@ def serve_environment(
     stats and metrics ports are made private to this Ray, so two on one machine (a test run
     beside a laptop service) do not collide. HAProxy binds the stats and metrics ports, and
     the replicas their HTTP and gRPC ports, on every interface: firewall them (docs/cluster.md).
-    `local`: for a one-node Ray this process starts: shorter draining (see below), and its
-    replicas' ports from a block no other Ray on the machine uses, instead of Serve's defaults.
+    `local`: for a one-node Ray this process starts: shorter draining (see below), and the
+    ports of HAProxy's backends (the replicas, Serve's fallback proxy) from a block no other
+    Ray on the machine uses, instead of Serve's defaults.
     `run_dir`: where HAProxy's files go (a new temporary directory without one).
     """
-    from app.localservices import REPLICA_PORT_BLOCK, quiet_port, replica_port_block
+    from app.localservices import quiet_port
 
     # How often replicas and handles report load to the autoscaler (Serve's default is 10 s;
     # the deprecated autoscaling_config.metrics_interval_s used to set it).
@@ -116,17 +117,6 @@ def serve_environment(
     from app.localray import RUN_DIR_PREFIX
 
     run_dir = run_dir or Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX))
-    replica_ports = {}
-    if local:
-        # Serve's default range is the same for every Ray: another one on this machine could
-        # take a port this Ray's HAProxy still routes to (app.localservices.REPLICA_PORT_RANGE).
-        start, half = replica_port_block(), REPLICA_PORT_BLOCK // 2
-        replica_ports = {
-            "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(start),
-            "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(start + half),
-            "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(start + half),
-            "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(start + 2 * half),
-        }
     return {
         **autoscaling,
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
@@ -145,7 +135,25 @@ def serve_environment(
         # Serve's 30 s default made every local shutdown and scale-down wait 30 s; on one node
         # 2 s is twenty reloads' worth, and a local run's shutdown waits 2 s instead of 10.
         "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2" if local else "10",
-        **replica_ports,
+        **(local_backend_ports() if local else {}),
+    }
+
+
+def local_backend_ports() -> dict[str, str]:
+    """The ports of HAProxy's backends (Serve's fallback proxy, the replicas) from a block of
+    this machine's that no other Ray uses. Serve's defaults are the same in every Ray: another
+    one here would share the fallback proxy's ports, or take a replica port this Ray's HAProxy
+    still routes to, and answer this service's callers (app.localservices.REPLICA_PORT_RANGE)."""
+    from app.localservices import REPLICA_PORT_BLOCK, replica_port_block
+
+    start, half = replica_port_block(), REPLICA_PORT_BLOCK // 2
+    return {
+        "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(start),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(start + 1),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(start + half),
+        "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT": str(start + half),
+        "RAY_SERVE_DIRECT_INGRESS_MIN_GRPC_PORT": str(start + half + 1),
+        "RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT": str(start + 2 * half),
     }
 
 

@@ -130,31 +130,25 @@ def keep_serving(port: str, grpc: str, env: dict[str, str], decisions: int) -> K
     return job
 
 
-# Serve's own default ranges for the replicas' HTTP and gRPC ports (Ray 2.60).
-SERVE_DEFAULT_HTTP, SERVE_DEFAULT_GRPC = range(30_000, 31_001), range(40_000, 41_001)
+# Serve's own defaults (Ray 2.60): the replicas' HTTP and gRPC ranges, the fallback proxy's.
+SERVE_DEFAULT_PORTS = {*range(30_000, 31_001), *range(40_000, 41_001), 8500, 9500}
 
 
-def replica_listeners(root: int) -> tuple[list[psutil.Process], set[int], range]:
-    """The Serve replicas of the Ray under process `root`, every port they listen on, and the
-    block of ports their Ray's environment gives replicas."""
-    replicas = [
+def serve_listeners(root: int, actor: str) -> tuple[int, set[int], dict[str, str]]:
+    """How many processes of Serve's `actor` (ServeReplica, ProxyActor) run in the Ray under
+    process `root`, every port they listen on, and their environment."""
+    processes = [
         p
         for p in psutil.Process(root).children(recursive=True)
-        if " ".join(p.cmdline()).startswith("ray::ServeReplica")
+        if " ".join(p.cmdline()).startswith(f"ray::{actor}")
     ]
     ports = {
         c.laddr.port
-        for replica in replicas
-        for c in replica.net_connections("tcp")
+        for process in processes
+        for c in process.net_connections("tcp")
         if c.status == psutil.CONN_LISTEN
     }
-    environment = replicas[0].environ() if replicas else {}
-    low = int(environment.get("RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT", 0))
-    return (
-        replicas,
-        ports,
-        range(low, int(environment.get("RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT", 0))),
-    )
+    return len(processes), ports, processes[0].environ() if processes else {}
 
 
 def ingress(port: str, grpc: str) -> tuple[psutil.Process, set[int], Path]:
@@ -220,12 +214,17 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
         with triton_grpc.InferenceServerClient(f"127.0.0.1:{grpc}") as client:
             metadata = {"authorization": f"Bearer {token}"}
             assert client.get_model_metadata("credit_risk", headers=metadata).name == "credit_risk"
-        # Its replicas listen in a block of ports of their own, not in Serve's defaults, which
-        # every Ray on a machine hands out (app.localservices.REPLICA_PORT_RANGE says why).
-        replicas, ports, block = replica_listeners(job.process.pid)
-        assert len(replicas) == 2 and len(ports & set(block)) == 4, (ports, block)
+        # HAProxy's backends (the replicas, the fallback proxy) listen in a block of ports of
+        # their own, not on Serve's defaults, which every Ray on a machine uses alike
+        # (app.localservices.REPLICA_PORT_RANGE says why).
+        replicas, ports, ray_env = serve_listeners(job.process.pid, "ServeReplica")
+        fallback = int(ray_env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"])
+        block = set(range(fallback, int(ray_env["RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"])))
+        assert len(block) == 200 and not block & SERVE_DEFAULT_PORTS, sorted(block)[:3]
         # (A replica, a Ray worker, also listens on ports of its own outside the block.)
-        assert not set(block) & (set(SERVE_DEFAULT_HTTP) | set(SERVE_DEFAULT_GRPC)), block
+        assert replicas == 2 and len(ports & block) == 4, (ports, sorted(block)[:3])
+        _, proxy_ports, _ = serve_listeners(job.process.pid, "ProxyActor")
+        assert {fallback, int(ray_env["RAY_SERVE_FALLBACK_PROXY_GRPC_PORT"])} <= proxy_ports
         # The train stage's actors ran (listed dead) and none outlived the stage.
         dashboard = re.search(r"Ray dashboard (http://[\d.:]+)\)", job.stdout).group(1)
         actors = [a for a in ray_list(dashboard, "actors") if a["class_name"] in TRAIN_ACTORS]

@@ -263,20 +263,27 @@ def test_haproxys_own_ports_come_from_a_range_nothing_else_hands_out(tmp_path):
             s.bind(("0.0.0.0", port))  # free on every interface
 
 
-def test_a_local_ray_gives_its_replicas_ports_no_other_ray_here_uses(tmp_path):
-    """Serve's default range is every Ray's: a second Ray on the machine could bind a port the
-    first one's HAProxy still routes to, and answer its callers."""
+def test_a_local_ray_gives_its_haproxy_backends_ports_no_other_ray_here_uses(tmp_path):
+    """Serve's defaults are every Ray's: a second Ray on the machine would share the fallback
+    proxy's ports (SO_REUSEPORT) or bind a replica port the first one's HAProxy still routes
+    to, and answer its callers."""
     from app.config import Settings
     from app.runtime import serve_environment
 
     settings = Settings(data_dir=tmp_path, serve_ingress="haproxy")
     env = serve_environment(settings, local=True, run_dir=tmp_path)
     names = [
-        f"RAY_SERVE_DIRECT_INGRESS_{b}_{p}_PORT" for p in ("HTTP", "GRPC") for b in ("MIN", "MAX")
+        f"RAY_SERVE_{name}_{protocol}_PORT"
+        for protocol in ("HTTP", "GRPC")
+        for name in ("FALLBACK_PROXY", "DIRECT_INGRESS_MIN", "DIRECT_INGRESS_MAX")
     ]
-    low_http, high_http, low_grpc, high_grpc = (int(env[name]) for name in names)
-    assert 60_999 < low_http < high_http == low_grpc < high_grpc < 65_536
-    assert high_http - low_http >= 100 and high_grpc - low_grpc >= 100
+    fallback_http, low_http, high_http, fallback_grpc, low_grpc, high_grpc = (
+        int(env[name]) for name in names
+    )
+    # One block: each protocol's fallback proxy port, then its replicas' (MAX is exclusive).
+    assert 60_999 < fallback_http < low_http < high_http == fallback_grpc < low_grpc < high_grpc
+    assert high_grpc - fallback_http == 200 and high_grpc < 65_536
+    assert high_http - low_http == high_grpc - low_grpc == 99
     # A Ray on a cluster node (`ray start`, jobs.serve_env) keeps Serve's documented defaults.
     assert not set(names) & set(serve_environment(settings, run_dir=tmp_path))
 
