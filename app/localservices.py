@@ -58,32 +58,32 @@ def bindable(port: int) -> bool:
 # (RAY_SERVE_PORT_QUARANTINE_S), but only from that Ray's replicas. So a Ray this project starts
 # on a machine takes a block of its own for all of them, from above the kernel's ephemeral
 # range (Linux: 32768-60999), clear of Serve's defaults and of `quiet_port`'s range.
-REPLICA_PORT_RANGE = range(61_000, 65_400)
-REPLICA_PORT_BLOCK = 200  # HTTP's half, then gRPC's: the fallback proxy's port, the replicas'
+BACKEND_PORT_RANGE = range(61_000, 65_400)
+BACKEND_PORT_BLOCK = 200  # HTTP's half, then gRPC's: the fallback proxy's port, the replicas'
 
 
-def replica_port_block() -> int:
-    """The first port of a block of REPLICA_PORT_BLOCK ports that no other process of ours has
+def backend_port_block() -> int:
+    """The first port of a block of BACKEND_PORT_BLOCK ports that no other process of ours has
     claimed and nothing listens on. The claim is a lock held until this process (the one that
     starts the Ray) exits: a Ray whose replicas have not bound their ports yet holds its block
     too."""
-    starts = list(range(REPLICA_PORT_RANGE.start, REPLICA_PORT_RANGE.stop, REPLICA_PORT_BLOCK))
+    starts = list(range(BACKEND_PORT_RANGE.start, BACKEND_PORT_RANGE.stop, BACKEND_PORT_BLOCK))
     for start in random.sample(starts, len(starts)):
         claim = _claim_block(start)
         if claim is None:
             continue
-        if all(bindable(port) for port in range(start, start + REPLICA_PORT_BLOCK)):
+        if all(bindable(port) for port in range(start, start + BACKEND_PORT_BLOCK)):
             return start  # the lock's descriptor stays open, and the lock held, on purpose
         os.close(claim)
     raise OSError(
-        f"no block of {REPLICA_PORT_BLOCK} free ports in {REPLICA_PORT_RANGE.start}-"
-        f"{REPLICA_PORT_RANGE.stop - 1} for Serve's replicas: every one is in use"
+        f"no block of {BACKEND_PORT_BLOCK} free ports in {BACKEND_PORT_RANGE.start}-"
+        f"{BACKEND_PORT_RANGE.stop - 1} for Serve's backends: every one is in use"
     )
 
 
 def _claim_block(start: int) -> int | None:
     """An open descriptor holding the block's lock, or None when another process holds it."""
-    folder = Path(tempfile.gettempdir()) / f"credit-replica-ports-{os.getuid()}"
+    folder = Path(tempfile.gettempdir()) / f"credit-backend-ports-{os.getuid()}"
     try:
         folder.mkdir(mode=0o700, exist_ok=True)
         fd = os.open(folder / f"{start}.lock", os.O_RDWR | os.O_CREAT, 0o600)

@@ -143,10 +143,10 @@ def local_backend_ports() -> dict[str, str]:
     """The ports of HAProxy's backends (Serve's fallback proxy, the replicas) from a block of
     this machine's that no other Ray uses. Serve's defaults are the same in every Ray: another
     one here would share the fallback proxy's ports, or take a replica port this Ray's HAProxy
-    still routes to, and answer this service's callers (app.localservices.REPLICA_PORT_RANGE)."""
-    from app.localservices import REPLICA_PORT_BLOCK, replica_port_block
+    still routes to, and answer this service's callers (app.localservices.BACKEND_PORT_RANGE)."""
+    from app.localservices import BACKEND_PORT_BLOCK, backend_port_block
 
-    start, half = replica_port_block(), REPLICA_PORT_BLOCK // 2
+    start, half = backend_port_block(), BACKEND_PORT_BLOCK // 2
     return {
         "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT": str(start),
         "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(start + 1),

@@ -17,12 +17,15 @@ bash scripts/setup.sh
 # (pytest-xdist). The integration tests share one Ray and its services, so they run in turn.
 # pytest's exit 5 is "no tests collected": arguments that select tests of one tier only.
 collected=0
+settle() {
+  if [ "$1" = 5 ]; then return 0; fi
+  collected=1
+  return "$1"
+}
 tier() {
   local code=0
   .venv/bin/python -m pytest "$@" || code=$?
-  if [ "$code" = 5 ]; then return 0; fi
-  collected=1
-  return "$code"
+  settle "$code"
 }
 nothing_collected() {
   [ "$collected" = 1 ] || { echo "error: no test matched: ${args[*]}" >&2; exit 5; }
@@ -45,12 +48,7 @@ integration() {
   echo "--- the tests that start a Ray of their own, run beside the ones above:"
   cat "$own_log"
   rm -f "$own_log"
-  for code in "$shared" "$own"; do
-    if [ "$code" != 5 ]; then collected=1; fi
-  done
-  for code in "$shared" "$own"; do
-    if [ "$code" != 0 ] && [ "$code" != 5 ]; then return "$code"; fi
-  done
+  settle "$own" && settle "$shared"
 }
 if [ "$fast" = 1 ]; then
   .venv/bin/ruff check .

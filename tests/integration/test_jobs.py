@@ -216,7 +216,7 @@ def test_main_pipeline_runs_end_to_end_and_again(tmp_path):
             assert client.get_model_metadata("credit_risk", headers=metadata).name == "credit_risk"
         # HAProxy's backends (the replicas, the fallback proxy) listen in a block of ports of
         # their own, not on Serve's defaults, which every Ray on a machine uses alike
-        # (app.localservices.REPLICA_PORT_RANGE says why).
+        # (app.localservices.BACKEND_PORT_RANGE says why).
         replicas, ports, ray_env = serve_listeners(job.process.pid, "ServeReplica")
         fallback = int(ray_env["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"])
         block = set(range(fallback, int(ray_env["RAY_SERVE_DIRECT_INGRESS_MAX_GRPC_PORT"])))

@@ -295,11 +295,11 @@ def test_a_block_where_anything_listens_is_skipped(tmp_path, monkeypatch):
     import socket
     import tempfile
 
-    from app.localservices import REPLICA_PORT_BLOCK, REPLICA_PORT_RANGE, replica_port_block
+    from app.localservices import BACKEND_PORT_BLOCK, BACKEND_PORT_RANGE, backend_port_block
 
     # The claims' lock files of this test only: not those of any Ray running on the machine.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    starts = range(REPLICA_PORT_RANGE.start, REPLICA_PORT_RANGE.stop, REPLICA_PORT_BLOCK)
+    starts = range(BACKEND_PORT_RANGE.start, BACKEND_PORT_RANGE.stop, BACKEND_PORT_BLOCK)
     free = starts[len(starts) // 2]
     held = []
     try:
@@ -307,12 +307,12 @@ def test_a_block_where_anything_listens_is_skipped(tmp_path, monkeypatch):
             if start == free:
                 continue
             s = socket.socket()
-            s.bind(("0.0.0.0", start + REPLICA_PORT_BLOCK - 1))  # the block's last port
+            s.bind(("0.0.0.0", start + BACKEND_PORT_BLOCK - 1))  # the block's last port
             s.listen()
             held.append(s)
-        assert replica_port_block() == free
+        assert backend_port_block() == free
         with pytest.raises(OSError, match="every one is in use"):
-            replica_port_block()
+            backend_port_block()
     finally:
         for s in held:
             s.close()
